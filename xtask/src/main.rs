@@ -1,0 +1,5 @@
+//! Project automation.
+
+fn main() -> anyhow::Result<()> {
+    anyhow::bail!("xtask: nothing yet")
+}
