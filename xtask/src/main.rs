@@ -1,5 +1,115 @@
-//! Project automation.
+//! Project automation: `cargo xtask <command>` (alias in `.cargo/config.toml`).
+//!
+//! | command      | module          | what                                                        |
+//! |--------------|-----------------|-------------------------------------------------------------|
+//! | `demo`       | [`demo`]        | start php-fpm, send it a few requests, show every record    |
+//! | `test`       | [`test_cmd`]    | start php-fpm, run `cargo test --workspace` against it      |
+//! | `backends`   | [`backends`]    | start the same backends, print their `export`s, wait        |
+//! | `ci`         | [`ci`]          | fmt check, clippy `-D warnings`, then `test`                |
+//! | `bench`      | [`bench`]       | benchmark sections, results in `docs/BENCHMARKS.md`         |
+//! | `fuzz`       | [`fuzz`]        | run a cargo-fuzz target on the stable toolchain             |
+//!
+//! Supporting modules: [`php_fpm`] (find/install, configure, start php-fpm), [`process`] (child
+//! process groups, cleanup on exit and on Ctrl-C/SIGTERM), [`workspace`] (repo root, cargo).
+//!
+//! The tests find the backends through `FCGI_TEST_*` environment variables; the contract is
+//! documented in [`backends`]. Exit codes: the child's (cargo test's) exit code, 1 on an xtask
+//! error, 130 when interrupted (after everything started has been stopped).
 
-fn main() -> anyhow::Result<()> {
-    anyhow::bail!("xtask: nothing yet")
+mod backends;
+mod bench;
+mod ci;
+mod demo;
+mod fuzz;
+mod php_fpm;
+mod process;
+mod test_cmd;
+mod workspace;
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+/// fcgi project automation (run as `cargo xtask <command>`).
+#[derive(Parser)]
+#[command(name = "xtask", bin_name = "cargo xtask", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Start a throw-away php-fpm (installing it if missing and root) and show a few requests
+    /// to it, every record sent and received.
+    Demo,
+    /// Start php-fpm (installing it if missing and root), run `cargo test --workspace` against it,
+    /// stop it, exit with cargo test's exit code.
+    ///
+    /// The backends reach the tests through FCGI_TEST_PHP_FPM_SOCKET, FCGI_TEST_PHP_FPM_TCP,
+    /// FCGI_TEST_DOCROOT, FCGI_TEST_PHP_FPM_PID, FCGI_TEST_PHP_FPM_WORKERS and
+    /// FCGI_TEST_PHP_FPM_LOG.
+    Test {
+        /// Arguments passed on to `cargo test --workspace`, after `--`
+        /// (e.g. `cargo xtask test -- my_filter -- --nocapture`).
+        #[arg(last = true, value_name = "CARGO_TEST_ARGS")]
+        args: Vec<String>,
+    },
+    /// Start the test backends, print `export FCGI_TEST_...` lines, and wait until Ctrl-C
+    /// (for running single tests by hand).
+    #[command(alias = "php-fpm")]
+    Backends,
+    /// What CI runs, minus package installs: `cargo fmt --all --check`,
+    /// `cargo clippy --workspace --all-targets -- -D warnings`, `cargo xtask test`.
+    Ci,
+    /// Run benchmark sections and update docs/BENCHMARKS.md (sections not run keep their text).
+    Bench {
+        /// Sections to run (default: all); see --list.
+        #[arg(value_name = "SECTION")]
+        sections: Vec<String>,
+        /// List the sections and exit.
+        #[arg(long)]
+        list: bool,
+    },
+    /// Run a cargo-fuzz target of crates/fcgi-proto/fuzz on the stable toolchain
+    /// (`--sanitizer none`); exit 1 on a finding. Installs cargo-fuzz if missing.
+    Fuzz {
+        /// Fuzz target (a file stem in crates/fcgi-proto/fuzz/fuzz_targets).
+        #[arg(default_value = "decode")]
+        target: String,
+        /// How long to fuzz, in seconds.
+        #[arg(long, default_value_t = 60, value_name = "SECS")]
+        time: u64,
+        /// Extra libFuzzer arguments, after `--` (e.g. `-- -max_len=70000 -jobs=2`).
+        #[arg(last = true, value_name = "LIBFUZZER_ARGS")]
+        libfuzzer_args: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(code) => code,
+        Err(err) if err.is::<process::Interrupted>() => {
+            eprintln!("xtask: interrupted; everything it started has been stopped");
+            ExitCode::from(130)
+        }
+        Err(err) => {
+            eprintln!("xtask: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Cmd) -> Result<ExitCode> {
+    process::install_interrupt_handler()?;
+    match command {
+        Cmd::Demo => demo::run(),
+        Cmd::Test { args } => test_cmd::run(&args),
+        Cmd::Backends => backends::serve(),
+        Cmd::Ci => ci::run(),
+        Cmd::Bench { sections, list } => bench::run(&sections, list),
+        Cmd::Fuzz { target, time, libfuzzer_args } => fuzz::run(&target, time, &libfuzzer_args),
+    }
 }

@@ -1,0 +1,40 @@
+//! `cargo xtask test`: start the real backends, run `cargo test --workspace` against them, stop
+//! them again, exit with cargo test's exit code.
+//!
+//! Extra arguments (after `--`) go to `cargo test --workspace` verbatim, e.g.
+//! `cargo xtask test -- php_fpm` (a test-name filter) or `cargo xtask test -- -- --nocapture`.
+//! The backends reach the tests through the `FCGI_TEST_*` variables documented in
+//! [`crate::backends`].
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use crate::backends::Backends;
+use crate::process::{self, Group, Signal};
+use crate::workspace;
+
+/// Runs the workspace tests with backends; returns cargo test's exit code.
+pub fn run(extra: &[String]) -> Result<ExitCode> {
+    let backends = Backends::start()?;
+    let mut args = vec!["test".to_owned(), "--workspace".to_owned()];
+    args.extend(extra.iter().cloned());
+    println!("xtask: running {}", workspace::display("cargo", &args));
+    let mut cmd = workspace::cargo();
+    cmd.args(&args).envs(backends.env());
+    let status = Group::spawn("cargo test", &mut cmd, Signal::Int)?.wait()?;
+    if !status.success() {
+        let tail = backends.php_fpm.log_tail(30);
+        if !tail.is_empty() {
+            eprintln!("xtask: last lines of the php-fpm error log:\n{tail}");
+        }
+    }
+    println!("xtask: stopping php-fpm");
+    drop(backends);
+    if status.success() {
+        println!("xtask: tests passed");
+    } else {
+        eprintln!("xtask: cargo test failed ({})", process::describe(status));
+    }
+    Ok(process::exit_code(status))
+}
