@@ -1,3 +1,79 @@
-//! CGI/1.1 environment builder for FastCGI requests.
+//! Derive a correct and safe CGI/1.1 environment (the FastCGI PARAMS) from an HTTP request.
 //!
-//! Skeleton: the builder lands with the fcgi-cgi-env issue.
+//! The environment is what the application sees: php-fpm builds `$_SERVER` from it, and
+//! mistakes here have broken applications and let attackers run code (httpoxy, CVE-2019-11043,
+//! path traversal). This crate does one thing: from an `http` request head, the body length,
+//! connection facts and an application configuration, it produces the ordered name/value pairs
+//! to send. It knows nothing of the FastCGI wire format, of I/O or of async runtimes.
+//!
+//! # Layout
+//!
+//! - [`config`](AppConfig): document root, index, path-info split ([`PathInfo`]), script
+//!   extension allow-list, header policy, server identity, parameter overrides.
+//! - [`connection`](Connection): the request head ([`RequestHead`]) and the connection facts
+//!   ([`Connection`], [`Endpoint`], unix sockets included).
+//! - `path`: percent-decoding exactly once, forbidden bytes, dot-segments, document-root
+//!   containment.
+//! - `path_info`: the SCRIPT_NAME / PATH_INFO split, the index, the extension allow-list.
+//! - `headers`: `HTTP_*` names, hidden headers, httpoxy, name collisions, joined repeats.
+//! - [`params`](CgiParams): the output type, overrides, the one-record size limit
+//!   ([`MAX_PAIR_LEN`]) and redacted printing.
+//! - [`error`](Error): one typed error whose variants name the rule that refused the request.
+//!
+//! Every parameter, its source and how to override it is listed in `docs/CGI-ENV.md`; every
+//! security rule and its test in `docs/SECURITY.md`.
+//!
+//! # Example
+//!
+//! ```
+//! use fcgi_cgi_env::{AppConfig, Connection, derive};
+//!
+//! let request = http::Request::get("/index.php/users/42?page=2")
+//!     .header("Host", "example.com")
+//!     .header("Authorization", "Basic dXNlcjpwYXNz")
+//!     .header("Proxy", "http://evil.example:8080") // httpoxy: never becomes HTTP_PROXY
+//!     .body(())?;
+//! let connection = Connection::new()
+//!     .client("192.0.2.7:51234".parse::<std::net::SocketAddr>()?)
+//!     .server("192.0.2.1:80".parse::<std::net::SocketAddr>()?);
+//! let config = AppConfig::new("/var/www/app");
+//!
+//! let params = derive(&request, None, &connection, &config)?;
+//! assert_eq!(params.get_str("SCRIPT_NAME"), Some("/index.php"));
+//! assert_eq!(params.get_str("PATH_INFO"), Some("/users/42"));
+//! assert_eq!(params.get_str("SCRIPT_FILENAME"), Some("/var/www/app/index.php"));
+//! assert_eq!(params.get_str("QUERY_STRING"), Some("page=2"));
+//! assert_eq!(params.get_str("CONTENT_LENGTH"), Some("0"));
+//! assert!(!params.contains("HTTP_PROXY"));
+//!
+//! // Safe to log: credentials are masked.
+//! let printed = params.redacted().to_string();
+//! assert!(printed.contains("HTTP_AUTHORIZATION=<redacted, 18 bytes>"));
+//! assert!(!printed.contains("dXNlcjpwYXNz"));
+//!
+//! // Send the pairs, in order, as FastCGI PARAMS.
+//! for (name, value) in &params {
+//!     let _ = (name, value);
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![warn(missing_docs)]
+
+mod config;
+mod connection;
+mod derive;
+mod error;
+mod headers;
+mod params;
+mod path;
+mod path_info;
+
+/// The `http` crate this API is built on, re-exported so callers name the same version.
+pub use http;
+
+pub use config::{AppConfig, DEFAULT_SERVER_SOFTWARE, ExtensionCheck, PathInfo, UnusualHeaderNames};
+pub use connection::{Connection, Endpoint, RequestHead};
+pub use derive::derive;
+pub use error::Error;
+pub use headers::{HIDDEN_BY_DEFAULT, HOP_BY_HOP, NEVER_PASSED};
+pub use params::{CgiParams, Iter, MAX_PAIR_LEN, Redacted, SENSITIVE_PARAMS, is_sensitive, pair_len};

@@ -1,0 +1,244 @@
+//! The application configuration: document root, index, path-info split, header policy, server
+//! identity and parameter overrides.
+
+use http::HeaderName;
+use regex::bytes::Regex;
+
+use crate::error::{Error, shorten};
+
+/// How the decoded path is split into SCRIPT_NAME and PATH_INFO.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub enum PathInfo {
+    /// No split: the whole path is the script name and PATH_INFO is not sent.
+    Off,
+    /// Split after the first path segment that ends in one of the allowed script extensions
+    /// (see [`AppConfig::script_extensions`]) and is followed by more path. With the default
+    /// `.php` this is what nginx's `fastcgi_split_path_info ^(.+?\.php)(/.*)$;` does.
+    #[default]
+    Extension,
+    /// A pattern with two capture groups (script name, path info), matched against the decoded,
+    /// normalised path. When it does not match, or the first group did not take part, the whole
+    /// path is the script name (nginx and HAProxy behave the same way).
+    Pattern(Regex),
+}
+
+impl PathInfo {
+    /// Compiles a split pattern, e.g. `^(.+?\.php)(/.*)$`.
+    ///
+    /// The pattern runs on bytes (`regex::bytes`), so `(?-u)` lets `.` match bytes that are not
+    /// UTF-8. It needs at least two capture groups.
+    pub fn pattern(pattern: &str) -> Result<PathInfo, Error> {
+        let re = Regex::new(pattern).map_err(|e| Error::InvalidPathInfoPattern { message: e.to_string() })?;
+        let found = re.captures_len().saturating_sub(1);
+        if found < 2 {
+            return Err(Error::PathInfoPatternCaptures { found });
+        }
+        Ok(PathInfo::Pattern(re))
+    }
+}
+
+/// When the script-extension allow-list applies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ExtensionCheck {
+    /// Only when the path was split into a script name and a path info: this refuses
+    /// `/uploads/x.jpg/y.php` split as script `/uploads/x.jpg`, while `/ping`, `/status` or a
+    /// request for a plain file keep working (php-fpm's `security.limit_extensions` is the
+    /// backstop for those).
+    #[default]
+    WhenSplit,
+    /// For every script name (after the index is appended).
+    Always,
+    /// Never.
+    Never,
+}
+
+/// What happens to header names with bytes other than ASCII letters, digits and `-`
+/// (for example `X_Foo` or `X.Foo`), which could collide with a normal name after `HTTP_*`
+/// normalisation (`X-Foo`, `X_Foo` and `X.Foo` all become `HTTP_X_FOO`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UnusualHeaderNames {
+    /// Drop them (nginx's default `underscores_in_headers off`, `ignore_invalid_headers on`).
+    /// Normalisation is then one-to-one, so no collision can happen.
+    #[default]
+    Drop,
+    /// Keep them; when several names normalise to the same parameter, the one made only of
+    /// letters, digits and `-` wins, else the first in header order; the others are dropped.
+    Keep,
+}
+
+/// Configuration of one FastCGI application.
+///
+/// Built with [`AppConfig::new`] (or `Default`, whose document root is `/var/www/html`) and the
+/// chained setters; every default is listed in `docs/CGI-ENV.md`.
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    pub(crate) document_root: String,
+    pub(crate) index: Option<String>,
+    pub(crate) path_info: PathInfo,
+    pub(crate) script_extensions: Vec<String>,
+    pub(crate) extension_check: ExtensionCheck,
+    pub(crate) unusual_header_names: UnusualHeaderNames,
+    pub(crate) pass_headers: Vec<HeaderName>,
+    pub(crate) hide_headers: Vec<HeaderName>,
+    pub(crate) server_name: Option<String>,
+    pub(crate) server_port: Option<u16>,
+    pub(crate) server_software: String,
+    pub(crate) redirect_status: Option<String>,
+    pub(crate) params: Vec<(String, Vec<u8>)>,
+    pub(crate) unset: Vec<String>,
+}
+
+/// `fcgi/<version of this crate>`.
+pub const DEFAULT_SERVER_SOFTWARE: &str = concat!("fcgi/", env!("CARGO_PKG_VERSION"));
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        AppConfig::new("/var/www/html")
+    }
+}
+
+impl AppConfig {
+    /// A configuration for the application whose files live under `document_root` on the
+    /// application's host. Trailing slashes are removed.
+    pub fn new(document_root: impl Into<String>) -> Self {
+        AppConfig {
+            document_root: trim_root(document_root.into()),
+            index: Some("index.php".to_owned()),
+            path_info: PathInfo::default(),
+            script_extensions: vec![".php".to_owned()],
+            extension_check: ExtensionCheck::default(),
+            unusual_header_names: UnusualHeaderNames::default(),
+            pass_headers: Vec::new(),
+            hide_headers: Vec::new(),
+            server_name: None,
+            server_port: None,
+            server_software: DEFAULT_SERVER_SOFTWARE.to_owned(),
+            redirect_status: Some("200".to_owned()),
+            params: Vec::new(),
+            unset: Vec::new(),
+        }
+    }
+
+    /// The document root (DOCUMENT_ROOT; prefix of SCRIPT_FILENAME and PATH_TRANSLATED).
+    pub fn document_root(mut self, root: impl Into<String>) -> Self {
+        self.document_root = trim_root(root.into());
+        self
+    }
+
+    /// The file appended to a script name ending in `/` (default `index.php`); `None` disables.
+    pub fn index(mut self, index: Option<&str>) -> Self {
+        self.index = index.map(str::to_owned);
+        self
+    }
+
+    /// How the path is split into SCRIPT_NAME and PATH_INFO (default [`PathInfo::Extension`]).
+    pub fn path_info(mut self, path_info: PathInfo) -> Self {
+        self.path_info = path_info;
+        self
+    }
+
+    /// The allowed script extensions, with their dot (default `[".php"]`, case-sensitive).
+    pub fn script_extensions<I, S>(mut self, extensions: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.script_extensions = extensions.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// When the extension allow-list applies (default [`ExtensionCheck::WhenSplit`]).
+    pub fn extension_check(mut self, check: ExtensionCheck) -> Self {
+        self.extension_check = check;
+        self
+    }
+
+    /// The rule for unusual header names (default [`UnusualHeaderNames::Drop`]).
+    pub fn unusual_header_names(mut self, rule: UnusualHeaderNames) -> Self {
+        self.unusual_header_names = rule;
+        self
+    }
+
+    /// Passes a header that is hidden by default (hop-by-hop headers, `Proxy-Authorization`,
+    /// unusual names). `Proxy`, `Content-Length` and `Content-Type` cannot be passed as `HTTP_*`.
+    pub fn pass_header(mut self, name: HeaderName) -> Self {
+        self.pass_headers.push(name);
+        self
+    }
+
+    /// Hides a header that would otherwise be passed as `HTTP_*`.
+    pub fn hide_header(mut self, name: HeaderName) -> Self {
+        self.hide_headers.push(name);
+        self
+    }
+
+    /// A fixed SERVER_NAME (like nginx's `server_name`); by default it comes from the request.
+    pub fn server_name(mut self, name: impl Into<String>) -> Self {
+        self.server_name = Some(name.into());
+        self
+    }
+
+    /// A fixed SERVER_PORT; by default it comes from the connection or the request.
+    pub fn server_port(mut self, port: u16) -> Self {
+        self.server_port = Some(port);
+        self
+    }
+
+    /// SERVER_SOFTWARE (default [`DEFAULT_SERVER_SOFTWARE`]).
+    pub fn server_software(mut self, software: impl Into<String>) -> Self {
+        self.server_software = software.into();
+        self
+    }
+
+    /// REDIRECT_STATUS (default `200`, which php-cgi's `cgi.force_redirect` requires); `None`
+    /// omits it.
+    pub fn redirect_status(mut self, status: Option<&str>) -> Self {
+        self.redirect_status = status.map(str::to_owned);
+        self
+    }
+
+    /// Sets a parameter: it replaces a derived one of the same name in place (including an
+    /// `HTTP_*` one, whose header is then ignored) or is appended. Later calls win.
+    pub fn param(mut self, name: impl Into<String>, value: impl Into<Vec<u8>>) -> Self {
+        let name = name.into();
+        self.unset.retain(|n| *n != name);
+        self.params.retain(|(n, _)| *n != name);
+        self.params.push((name, value.into()));
+        self
+    }
+
+    /// Removes a parameter from the output, derived or configured.
+    pub fn unset(mut self, name: impl Into<String>) -> Self {
+        let name = name.into();
+        self.params.retain(|(n, _)| *n != name);
+        self.unset.push(name);
+        self
+    }
+
+    /// Checks the parts of the configuration that can be wrong on their own.
+    pub fn validate(&self) -> Result<(), Error> {
+        if let Some(index) = &self.index {
+            let bad = index.is_empty()
+                || index == "."
+                || index == ".."
+                || index.bytes().any(|b| b == b'/' || b.is_ascii_control());
+            if bad {
+                return Err(Error::InvalidIndex { index: shorten(index.as_bytes()) });
+            }
+        }
+        for (name, _) in &self.params {
+            crate::params::check_name(name)?;
+        }
+        Ok(())
+    }
+}
+
+fn trim_root(mut root: String) -> String {
+    while root.len() > 1 && root.ends_with('/') {
+        root.pop();
+    }
+    root
+}

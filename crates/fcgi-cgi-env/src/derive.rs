@@ -1,0 +1,175 @@
+//! Putting it together: the derived variables in their documented order, then the headers, then
+//! the configured parameters, then the checks that apply to the final set.
+
+use std::net::IpAddr;
+
+use http::Version;
+
+use crate::config::AppConfig;
+use crate::connection::{Connection, RequestHead};
+use crate::error::{Error, shorten};
+use crate::params::CgiParams;
+use crate::{headers, path, path_info};
+
+/// Derives the CGI/1.1 environment for one request.
+///
+/// `body_len` is the exact number of bytes the caller will send on FastCGI STDIN: `None` (or
+/// `Some(0)`) for a request without a body. A body of unknown length (chunked) must be buffered
+/// by the caller first: CONTENT_LENGTH has to equal the STDIN bytes or php-fpm loses the body
+/// or hangs. A Content-Length header that disagrees with `body_len` is refused.
+///
+/// The output is deterministic for a given input; see `docs/CGI-ENV.md` for every parameter.
+pub fn derive<'a>(
+    request: impl Into<RequestHead<'a>>,
+    body_len: Option<u64>,
+    connection: &Connection,
+    config: &AppConfig,
+) -> Result<CgiParams, Error> {
+    let req = request.into();
+    config.validate()?;
+    let body_len = body_len.unwrap_or(0);
+
+    let uri = req.uri;
+    let raw_path = match uri.path() {
+        "" if uri.scheme().is_some() => "/",
+        p => p,
+    };
+    if !raw_path.starts_with('/') {
+        return Err(Error::UnsupportedRequestTarget { target: shorten(uri.to_string().as_bytes()) });
+    }
+    let query = uri.query();
+    let mut request_uri = raw_path.to_owned();
+    if let Some(q) = query {
+        request_uri.push('?');
+        request_uri.push_str(q);
+    }
+
+    let document_uri = path::normalize(raw_path)?;
+    let split = path_info::split(&document_uri, config)?;
+    let facts = headers::collect(req.headers, config)?;
+
+    if let Some(header) = facts.content_length {
+        if header != body_len {
+            return Err(Error::ContentLengthMismatch { header, body: body_len });
+        }
+    }
+
+    // RFC 9112 §3.2.2: with an absolute-form target (and in HTTP/2's `:authority`) the
+    // authority replaces Host, for SERVER_NAME and for HTTP_HOST alike.
+    let authority = uri.authority().map(|a| {
+        let a = a.as_str();
+        a.rsplit('@').next().unwrap_or(a).to_owned()
+    });
+    let request_host = match (&authority, facts.host.as_deref()) {
+        (Some(a), _) => Some(headers::parse_host(a.as_bytes())?),
+        (None, Some([]) | None) => None,
+        (None, Some(h)) => Some(headers::parse_host(h)?),
+    };
+
+    let tls = connection.tls;
+    let server_name = config
+        .server_name
+        .clone()
+        .or_else(|| request_host.as_ref().map(|(h, _)| h.clone()))
+        .or_else(|| connection.server.as_ref().and_then(|s| s.ip()).map(host_of_ip));
+    let server_port = config
+        .server_port
+        .or_else(|| connection.server.as_ref().and_then(|s| s.port()))
+        .or_else(|| request_host.as_ref().and_then(|(_, p)| *p))
+        .unwrap_or(if tls { 443 } else { 80 });
+
+    let root = config.document_root.as_bytes();
+    // A root of `/` would otherwise give `//script.php`.
+    let prefix: &[u8] = if root == b"/" { b"" } else { root };
+    let joined = |tail: &[u8]| [prefix, tail].concat();
+
+    let mut p = CgiParams::new();
+    p.push_unchecked("GATEWAY_INTERFACE", "CGI/1.1");
+    p.push_unchecked("SERVER_SOFTWARE", config.server_software.as_str());
+    p.push_unchecked("SERVER_PROTOCOL", protocol(req.version));
+    if let Some(name) = server_name {
+        p.push_unchecked("SERVER_NAME", name);
+    }
+    if let Some(server) = &connection.server {
+        p.push_unchecked("SERVER_ADDR", server.addr_value());
+    }
+    p.push_unchecked("SERVER_PORT", server_port.to_string());
+    p.push_unchecked("REQUEST_SCHEME", if tls { "https" } else { "http" });
+    if tls {
+        p.push_unchecked("HTTPS", "on");
+    }
+    if let Some(client) = &connection.client {
+        p.push_unchecked("REMOTE_ADDR", client.addr_value());
+        if let Some(port) = client.port() {
+            p.push_unchecked("REMOTE_PORT", port.to_string());
+        }
+    }
+    p.push_unchecked("REQUEST_METHOD", req.method.as_str());
+    p.push_unchecked("REQUEST_URI", request_uri);
+    p.push_unchecked("DOCUMENT_URI", document_uri);
+    p.push_unchecked("QUERY_STRING", query.unwrap_or(""));
+    p.push_unchecked("DOCUMENT_ROOT", config.document_root.as_str());
+    p.push_unchecked("SCRIPT_NAME", split.script_name.as_slice());
+    p.push_unchecked("SCRIPT_FILENAME", joined(&split.script_name));
+    if !split.path_info.is_empty() {
+        p.push_unchecked("PATH_INFO", split.path_info.as_slice());
+        p.push_unchecked("PATH_TRANSLATED", joined(&split.path_info));
+    }
+    p.push_unchecked("CONTENT_LENGTH", body_len.to_string());
+    if let Some(ct) = facts.content_type {
+        p.push_unchecked("CONTENT_TYPE", ct);
+    }
+    if let Some(status) = &config.redirect_status {
+        p.push_unchecked("REDIRECT_STATUS", status.as_str());
+    }
+    let mut http = facts.http;
+    if let Some(authority) = authority {
+        match http.iter_mut().find(|(n, _)| n == "HTTP_HOST") {
+            Some((_, v)) => *v = authority.into_bytes(),
+            None => http.push(("HTTP_HOST".to_owned(), authority.into_bytes())),
+        }
+    }
+    for (name, value) in http {
+        p.push_unchecked(name, value);
+    }
+
+    for (name, value) in &config.params {
+        p.upsert(name.clone(), value.clone());
+    }
+    for name in &config.unset {
+        p.remove(name);
+    }
+
+    check_content_length(&p, body_len)?;
+    p.check_sizes()?;
+    Ok(p)
+}
+
+/// A configured CONTENT_LENGTH must still equal the body; it may be unset only without a body.
+fn check_content_length(p: &CgiParams, body_len: u64) -> Result<(), Error> {
+    match p.get("CONTENT_LENGTH") {
+        Some(v) if v == body_len.to_string().as_bytes() => Ok(()),
+        None if body_len == 0 => Ok(()),
+        other => Err(Error::ContentLengthOverride {
+            given: other.map_or_else(|| "<unset>".to_owned(), shorten),
+            body: body_len,
+        }),
+    }
+}
+
+fn protocol(version: Version) -> &'static str {
+    match version {
+        Version::HTTP_09 => "HTTP/0.9",
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_2 => "HTTP/2.0",
+        Version::HTTP_3 => "HTTP/3.0",
+        _ => "HTTP/1.1",
+    }
+}
+
+fn host_of_ip(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("[{v6}]"),
+    }
+}
