@@ -1,0 +1,476 @@
+//! The connection driver: the one task that owns the socket.
+//!
+//! It accepts requests from handles, writes their records interleaved one record per request
+//! per round, reads and dispatches records (see `recv`), applies the timers (idle, stall,
+//! drain) and fails everything with a clear error when the connection dies. It is a hand
+//! written `Future` so that it can poll a changing set of request bodies and wake exactly
+//! when the socket, a body, a handle or a timer needs it.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::BytesMut;
+use fcgi_proto::{Decoder, HEADER_LEN, Padding, Record, RecordBody, RequestId, encode_record};
+use tokio::io::AsyncWrite;
+use tokio::sync::mpsc;
+use tokio::time::Sleep;
+
+use crate::address::Transport;
+use crate::config::ConnectionConfig;
+use crate::conn::send::{Next, Outgoing};
+use crate::conn::state::ConnShared;
+use crate::conn::store::{Entry, Phase, Store};
+use crate::error::Error;
+use crate::observer::{Direction, RecordEvent};
+use crate::request::RequestBody;
+
+/// Stop filling the write buffer past this many bytes (one more record may follow).
+const WRITE_BUFFER_TARGET: usize = 64 * 1024;
+/// Socket reads per poll before giving other tasks a turn.
+const READS_PER_POLL: usize = 4;
+
+/// A request handed to the driver.
+pub(crate) struct Start {
+    pub(crate) head: bytes::Bytes,
+    pub(crate) body: RequestBody,
+    pub(crate) shared: Arc<crate::conn::shared::RequestShared>,
+    pub(crate) span: tracing::Span,
+}
+
+pub(crate) struct Driver {
+    pub(super) io: Transport,
+    pub(super) config: ConnectionConfig,
+    pub(super) conn: Arc<ConnShared>,
+    commands: mpsc::UnboundedReceiver<Start>,
+    commands_closed: bool,
+    queue: VecDeque<Start>,
+    pub(super) store: Store,
+    pub(super) read_buf: BytesMut,
+    pub(super) decoder: Decoder,
+    write_buf: BytesMut,
+    pub(super) control: VecDeque<Record>,
+    cursor: u16,
+    pub(super) stray_bytes: usize,
+    paused_since: Option<Instant>,
+    idle_since: Option<Instant>,
+    idle_timeout: Option<Duration>,
+    timer: Pin<Box<Sleep>>,
+    /// Set when the connection must close; the error goes to every request still on it.
+    pub(super) closing: Option<Error>,
+    /// No new request may start; close once the last one ends.
+    pub(super) retiring: bool,
+    read_eof: bool,
+    write_error: Option<io::Error>,
+    pub(super) span: tracing::Span,
+}
+
+impl Driver {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        io: Transport,
+        config: ConnectionConfig,
+        conn: Arc<ConnShared>,
+        commands: mpsc::UnboundedReceiver<Start>,
+        read_buf: BytesMut,
+        decoder: Decoder,
+        idle_timeout: Option<Duration>,
+        span: tracing::Span,
+    ) -> Self {
+        Self {
+            io,
+            config,
+            conn,
+            commands,
+            commands_closed: false,
+            queue: VecDeque::new(),
+            store: Store::default(),
+            read_buf,
+            decoder,
+            write_buf: BytesMut::with_capacity(WRITE_BUFFER_TARGET + 2 * HEADER_LEN),
+            control: VecDeque::new(),
+            cursor: 0,
+            stray_bytes: 0,
+            paused_since: None,
+            idle_since: None,
+            idle_timeout,
+            timer: Box::pin(tokio::time::sleep(Duration::from_secs(3600))),
+            closing: None,
+            retiring: false,
+            read_eof: false,
+            write_error: None,
+            span,
+        }
+    }
+
+    pub(super) fn multiplexed(&self) -> bool {
+        self.conn.limit() > 1
+    }
+
+    fn accept(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut progress = false;
+        while !self.commands_closed {
+            match self.commands.poll_recv(cx) {
+                Poll::Ready(Some(start)) => self.queue.push_back(start),
+                Poll::Ready(None) => self.commands_closed = true,
+                Poll::Pending => break,
+            }
+        }
+        while !self.retiring && self.closing.is_none() && self.store.len() < self.conn.limit() {
+            let Some(start) = self.queue.pop_front() else { break };
+            if start.shared.handle_gone() {
+                self.conn.release_slot();
+                continue;
+            }
+            let entry = Entry {
+                out: Outgoing::new(start.head, start.body),
+                shared: start.shared,
+                phase: Phase::Sending,
+                span: start.span,
+            };
+            let id = self.store.insert(entry);
+            tracing::debug!(parent: &self.span, request_id = id.0, "request started");
+            progress = true;
+        }
+        if self.retiring {
+            self.refuse_queued();
+        }
+        progress
+    }
+
+    /// Fails requests that never started, so that they can be sent elsewhere.
+    fn refuse_queued(&mut self) {
+        while let Some(start) = self.queue.pop_front() {
+            start.shared.return_body(start.body);
+            start.shared.finish(Err(Error::ConnectionClosed { sent_nothing: true }));
+            self.conn.release_slot();
+        }
+    }
+
+    fn reap_cancelled(&mut self) -> bool {
+        let cancelled: Vec<RequestId> = self
+            .store
+            .iter_mut()
+            .filter(|(_, e)| !matches!(e.phase, Phase::Draining { .. }) && e.shared.handle_gone())
+            .map(|(id, _)| id)
+            .collect();
+        for &id in &cancelled {
+            tracing::debug!(parent: &self.span, request_id = id.0, "request cancelled by its caller");
+            self.abort(id, None);
+        }
+        !cancelled.is_empty()
+    }
+
+    /// Ends request `id` early: on a multiplexed connection ABORT_REQUEST and drain its id;
+    /// otherwise close the connection (no measured server stops a script on ABORT_REQUEST,
+    /// and php-fpm closes after it anyway).
+    pub(super) fn abort(&mut self, id: RequestId, error: Option<Error>) {
+        let multiplexed = self.multiplexed();
+        let Some(entry) = self.store.get_mut(id) else { return };
+        if let Some(error) = error {
+            entry.shared.fail(error);
+        }
+        if !multiplexed {
+            self.closing.get_or_insert(Error::Closed);
+            return;
+        }
+        if entry.out.wrote_any {
+            entry.phase = Phase::Draining { deadline: Instant::now() + self.config.abort_drain_timeout };
+            self.control.push_back(Record::new(id, RecordBody::AbortRequest));
+        } else {
+            self.store.remove(id);
+            self.conn.release_slot();
+        }
+    }
+
+    fn fill(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.write_error.is_some() {
+            return false;
+        }
+        let mut wrote = false;
+        while let Some(record) = self.control.pop_front() {
+            let at = self.write_buf.len();
+            if encode_record(&mut self.write_buf, &record, Padding::None).is_ok() {
+                self.observe_sent(at);
+                wrote = true;
+            }
+        }
+        let padding = self.config.padding;
+        while self.write_buf.len() < WRITE_BUFFER_TARGET {
+            let mut sending: Vec<RequestId> =
+                self.store.iter_mut().filter(|(_, e)| e.phase == Phase::Sending).map(|(id, _)| id).collect();
+            if sending.is_empty() {
+                break;
+            }
+            // Round robin: start after the request that wrote last.
+            let start = sending.iter().position(|id| id.0 > self.cursor).unwrap_or(0);
+            sending.rotate_left(start);
+            let mut any = false;
+            for id in sending {
+                let Some(entry) = self.store.get_mut(id) else { continue };
+                let at = self.write_buf.len();
+                match entry.out.next_record(cx, id, &mut self.write_buf, padding) {
+                    Next::Wrote => {
+                        any = true;
+                        self.cursor = id.0;
+                        if entry.out.is_done() {
+                            entry.phase = Phase::Waiting;
+                        }
+                        self.observe_sent(at);
+                    }
+                    Next::Done => entry.phase = Phase::Waiting,
+                    Next::Idle => {}
+                    Next::Failed(error) => {
+                        tracing::debug!(parent: &self.span, request_id = id.0, %error, "request body failed");
+                        self.abort(id, Some(error));
+                    }
+                }
+                if self.write_buf.len() >= WRITE_BUFFER_TARGET {
+                    break;
+                }
+            }
+            if !any {
+                break;
+            }
+            wrote = true;
+        }
+        wrote
+    }
+
+    fn observe_sent(&self, at: usize) {
+        let Some(observer) = &self.config.observer else { return };
+        let mut bytes = BytesMut::from(&self.write_buf[at..]);
+        let mut decoder = Decoder::new();
+        while let Ok(Some(frame)) = decoder.decode_frame(&mut bytes) {
+            observer.notify(&RecordEvent {
+                direction: Direction::Sent,
+                at: SystemTime::now(),
+                header: frame.header,
+                record: &frame.record,
+            });
+        }
+    }
+
+    fn flush(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut progress = false;
+        while !self.write_buf.is_empty() && self.write_error.is_none() {
+            match Pin::new(&mut self.io).poll_write(cx, &self.write_buf) {
+                Poll::Ready(Ok(0)) => self.write_error = Some(io::ErrorKind::WriteZero.into()),
+                Poll::Ready(Ok(n)) => {
+                    let _ = self.write_buf.split_to(n);
+                    progress = true;
+                }
+                Poll::Ready(Err(err)) => self.write_error = Some(err),
+                Poll::Pending => break,
+            }
+        }
+        progress
+    }
+
+    /// True while some request's response buffer is full.
+    fn paused(&self) -> bool {
+        self.store.iter().any(|e| !matches!(e.phase, Phase::Draining { .. }) && !e.shared.has_room())
+    }
+
+    fn read(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.read_eof {
+            return false;
+        }
+        if self.paused() {
+            self.paused_since.get_or_insert_with(Instant::now);
+            return false;
+        }
+        self.paused_since = None;
+        let mut progress = false;
+        for _ in 0..READS_PER_POLL {
+            if self.read_buf.capacity() - self.read_buf.len() < 16 * 1024 {
+                self.read_buf.reserve(64 * 1024);
+            }
+            match tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.read_buf) {
+                Poll::Ready(Ok(0)) => {
+                    self.read_eof = true;
+                    return true;
+                }
+                Poll::Ready(Ok(_)) => {
+                    progress = true;
+                    self.decode_buffered();
+                    if self.closing.is_some() || self.paused() {
+                        break;
+                    }
+                }
+                Poll::Ready(Err(err)) => {
+                    self.closing.get_or_insert(Error::io(err));
+                    return true;
+                }
+                Poll::Pending => break,
+            }
+        }
+        progress
+    }
+
+    fn timers(&mut self, cx: &mut Context<'_>) -> bool {
+        let now = Instant::now();
+        let mut progress = false;
+        let mut next: Option<Instant> = None;
+        let mut consider =
+            |deadline: Instant| next = Some(next.map_or(deadline, |n: Instant| n.min(deadline)));
+
+        if let Some(since) = self.paused_since {
+            if self.multiplexed() && self.store.live() > 1 {
+                let deadline = since + self.config.stall_timeout;
+                if now >= deadline {
+                    self.abort_stalled();
+                    self.paused_since = None;
+                    progress = true;
+                } else {
+                    consider(deadline);
+                }
+            }
+        }
+        let mut expired_drain = false;
+        for entry in self.store.iter() {
+            if let Phase::Draining { deadline } = entry.phase {
+                if now >= deadline {
+                    expired_drain = true;
+                } else {
+                    consider(deadline);
+                }
+            }
+        }
+        if expired_drain && !self.retiring {
+            tracing::debug!(parent: &self.span, "an aborted request was not ended in time; retiring the connection");
+            self.retire();
+            progress = true;
+        }
+        if self.store.is_empty() && self.queue.is_empty() {
+            let since = *self.idle_since.get_or_insert(now);
+            if let Some(idle) = self.idle_timeout {
+                if now >= since + idle {
+                    tracing::debug!(parent: &self.span, "idle timeout");
+                    self.closing.get_or_insert(Error::Closed);
+                    return true;
+                }
+                consider(since + idle);
+            }
+        } else {
+            self.idle_since = None;
+        }
+        if let Some(deadline) = next {
+            if self.timer.deadline() != deadline.into() {
+                self.timer.as_mut().reset(deadline.into());
+            }
+            if self.timer.as_mut().poll(cx).is_ready() {
+                progress = true;
+            }
+        }
+        progress
+    }
+
+    fn abort_stalled(&mut self) {
+        let stalled: Vec<RequestId> = self
+            .store
+            .iter_mut()
+            .filter(|(_, e)| !matches!(e.phase, Phase::Draining { .. }) && !e.shared.has_room())
+            .map(|(id, _)| id)
+            .collect();
+        for id in stalled {
+            tracing::debug!(parent: &self.span, request_id = id.0, "response not read in time; aborting the request");
+            self.abort(id, Some(Error::Stalled { after: self.config.stall_timeout }));
+        }
+    }
+
+    /// No new requests; the connection closes when the last one ends.
+    pub(super) fn retire(&mut self) {
+        self.retiring = true;
+        self.conn.retire();
+    }
+
+    fn finished(&self) -> bool {
+        let nothing_left = self.store.live() == 0 && self.queue.is_empty();
+        nothing_left && (self.retiring || self.commands_closed)
+    }
+
+    /// Fails everything still on the connection and marks it closed.
+    fn shutdown(&mut self, error: Error) {
+        tracing::debug!(parent: &self.span, %error, "connection closing");
+        self.conn.close();
+        self.commands.close();
+        while let Ok(start) = self.commands.try_recv() {
+            self.queue.push_back(start);
+        }
+        self.refuse_queued();
+        for (_, mut entry) in self.store.drain() {
+            if !matches!(entry.phase, Phase::Draining { .. }) {
+                let error = match &error {
+                    Error::ConnectionClosed { .. } | Error::Closed if !entry.out.wrote_any => {
+                        if let Some(body) = entry.out.take_replay() {
+                            entry.shared.return_body(body);
+                        }
+                        Error::ConnectionClosed { sent_nothing: true }
+                    }
+                    Error::Closed => Error::ConnectionClosed { sent_nothing: false },
+                    other => other.clone(),
+                };
+                entry.shared.finish(Err(error));
+            }
+            self.conn.release_slot();
+        }
+    }
+
+    fn on_eof(&mut self) -> Error {
+        if let Err(err) = self.decoder.finish(&self.read_buf) {
+            return Error::Protocol(err.into());
+        }
+        Error::ConnectionClosed { sent_nothing: false }
+    }
+}
+
+impl Future for Driver {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        this.conn.waker.register(cx.waker());
+        loop {
+            let mut progress = this.accept(cx);
+            progress |= this.reap_cancelled();
+            progress |= this.fill(cx);
+            progress |= this.flush(cx);
+            progress |= this.read(cx);
+            if this.read_eof && this.closing.is_none() {
+                let error = this.on_eof();
+                this.closing = Some(error);
+            }
+            if this.closing.is_none() {
+                if let Some(err) = this.write_error.take() {
+                    // Whatever the server sent before the failure has been read and dispatched.
+                    this.closing = Some(Error::io(err));
+                }
+            }
+            if let Some(error) = this.closing.take() {
+                this.shutdown(error);
+                return Poll::Ready(());
+            }
+            progress |= this.timers(cx);
+            if this.closing.is_none() && this.finished() && this.write_buf.is_empty() {
+                this.shutdown(Error::Closed);
+                return Poll::Ready(());
+            }
+            if !progress {
+                return Poll::Pending;
+            }
+        }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        if !self.conn.is_closed() {
+            self.shutdown(Error::Closed);
+        }
+    }
+}

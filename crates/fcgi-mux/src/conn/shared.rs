@@ -1,0 +1,213 @@
+//! State shared between the connection driver and the handles of one request: the response
+//! buffer (bounded), the kept STDERR, the end of the request, and cancellation.
+//!
+//! The driver pushes; the request's handle pops. When the handle frees room or goes away it
+//! wakes the driver through the connection's waker, so the driver never polls for it.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+use bytes::{Bytes, BytesMut};
+use fcgi_proto::ProtocolStatus;
+
+use crate::error::Error;
+use crate::request::RequestBody;
+
+/// How a request ended at the FastCGI level (its END_REQUEST).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct EndStatus {
+    /// The application status (php-fpm always sends 0: it does not pass exit codes).
+    pub app_status: u32,
+    /// The protocol status.
+    pub protocol_status: ProtocolStatus,
+}
+
+/// The application's STDERR for one request, as far as it was kept.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stderr {
+    /// The first bytes, up to the configured limit.
+    pub kept: Bytes,
+    /// Bytes received beyond the limit and dropped.
+    pub dropped: u64,
+}
+
+/// The connection driver's waker, shared by every request on the connection.
+#[derive(Default)]
+pub(crate) struct DriverWaker(Mutex<Option<Waker>>);
+
+impl DriverWaker {
+    pub(crate) fn register(&self, waker: &Waker) {
+        let mut slot = lock(&self.0);
+        if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            *slot = Some(waker.clone());
+        }
+    }
+
+    pub(crate) fn wake(&self) {
+        if let Some(waker) = lock(&self.0).as_ref() {
+            waker.wake_by_ref();
+        }
+    }
+}
+
+/// One request's shared state.
+pub(crate) struct RequestShared {
+    inner: Mutex<Inner>,
+    driver: Arc<DriverWaker>,
+    buffer_limit: usize,
+    stderr_limit: usize,
+}
+
+#[derive(Default)]
+struct Inner {
+    stdout: VecDeque<Bytes>,
+    stdout_len: usize,
+    stderr: BytesMut,
+    stderr_dropped: u64,
+    received_any: bool,
+    end: Option<Result<EndStatus, Error>>,
+    handle_gone: bool,
+    handle_waker: Option<Waker>,
+    returned_body: Option<RequestBody>,
+}
+
+/// What the handle sees when it polls.
+pub(crate) enum Event {
+    Data(Bytes),
+    End(Result<EndStatus, Error>),
+}
+
+impl RequestShared {
+    pub(crate) fn new(driver: Arc<DriverWaker>, buffer_limit: usize, stderr_limit: usize) -> Self {
+        Self { inner: Mutex::default(), driver, buffer_limit, stderr_limit }
+    }
+
+    // ---- driver side ----
+
+    /// Appends response bytes. Returns false when the buffer is now full: the driver must
+    /// stop reading the socket until the handle makes room.
+    pub(crate) fn push_stdout(&self, data: Bytes) -> bool {
+        let mut inner = lock(&self.inner);
+        inner.received_any = true;
+        if inner.handle_gone {
+            return true;
+        }
+        if !data.is_empty() {
+            inner.stdout_len += data.len();
+            inner.stdout.push_back(data);
+        }
+        wake_handle(&mut inner);
+        inner.stdout_len < self.buffer_limit
+    }
+
+    pub(crate) fn push_stderr(&self, data: &[u8]) {
+        let mut inner = lock(&self.inner);
+        inner.received_any = true;
+        let room = self.stderr_limit.saturating_sub(inner.stderr.len());
+        let kept = data.len().min(room);
+        inner.stderr.extend_from_slice(&data[..kept]);
+        inner.stderr_dropped += (data.len() - kept) as u64;
+        wake_handle(&mut inner);
+    }
+
+    /// Records the end of the request, unless it already ended.
+    pub(crate) fn finish(&self, result: Result<EndStatus, Error>) {
+        let mut inner = lock(&self.inner);
+        inner.received_any = true;
+        if inner.end.is_none() {
+            inner.end = Some(result);
+        }
+        wake_handle(&mut inner);
+    }
+
+    /// Fails the request, dropping what is buffered (an aborted request's data is useless).
+    pub(crate) fn fail(&self, error: Error) {
+        let mut inner = lock(&self.inner);
+        inner.stdout.clear();
+        inner.stdout_len = 0;
+        if inner.end.is_none() {
+            inner.end = Some(Err(error));
+        }
+        wake_handle(&mut inner);
+    }
+
+    /// Gives an unsent body back so that the request can be retried elsewhere.
+    pub(crate) fn return_body(&self, body: RequestBody) {
+        lock(&self.inner).returned_body = Some(body);
+    }
+
+    pub(crate) fn has_room(&self) -> bool {
+        let inner = lock(&self.inner);
+        inner.handle_gone || inner.stdout_len < self.buffer_limit
+    }
+
+    pub(crate) fn handle_gone(&self) -> bool {
+        lock(&self.inner).handle_gone
+    }
+
+    // ---- handle side ----
+
+    /// The next response bytes, or the end.
+    pub(crate) fn poll_event(&self, cx: &mut Context<'_>) -> Poll<Event> {
+        let mut inner = lock(&self.inner);
+        if let Some(data) = inner.stdout.pop_front() {
+            let was_full = inner.stdout_len >= self.buffer_limit;
+            inner.stdout_len -= data.len();
+            drop(inner);
+            if was_full {
+                self.driver.wake();
+            }
+            return Poll::Ready(Event::Data(data));
+        }
+        if let Some(end) = &inner.end {
+            return Poll::Ready(Event::End(end.clone()));
+        }
+        inner.handle_waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    /// Ready once any record for the request arrived (for the first-byte timeout).
+    pub(crate) fn poll_first_byte(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut inner = lock(&self.inner);
+        if inner.received_any {
+            return Poll::Ready(());
+        }
+        inner.handle_waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    pub(crate) fn stderr(&self) -> Stderr {
+        let inner = lock(&self.inner);
+        Stderr { kept: Bytes::copy_from_slice(&inner.stderr), dropped: inner.stderr_dropped }
+    }
+
+    pub(crate) fn take_returned_body(&self) -> Option<RequestBody> {
+        lock(&self.inner).returned_body.take()
+    }
+
+    /// The handle is gone: the request is cancelled unless it already ended.
+    pub(crate) fn cancel(&self) {
+        let mut inner = lock(&self.inner);
+        inner.handle_gone = true;
+        inner.stdout.clear();
+        inner.stdout_len = 0;
+        let ended = inner.end.is_some();
+        drop(inner);
+        if !ended {
+            self.driver.wake();
+        }
+    }
+}
+
+fn wake_handle(inner: &mut Inner) {
+    if let Some(waker) = inner.handle_waker.take() {
+        waker.wake();
+    }
+}
+
+/// Locks, ignoring poisoning: the state stays consistent because no code panics while
+/// holding these locks.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}

@@ -1,0 +1,196 @@
+//! The client's error type: what failed, sorted by whose fault it is.
+//!
+//! Errors are `Clone` because one connection failure is reported to every request on it.
+
+use std::fmt;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fcgi_proto::{DecodeError, ProtocolStatus};
+
+use crate::cgi::CgiError;
+
+/// A boxed error from a caller's request body stream.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Everything that can go wrong talking to a FastCGI server.
+#[derive(Clone, Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The host name of a TCP address did not resolve.
+    #[error("cannot resolve {host}: {source}")]
+    Resolve {
+        /// The host name.
+        host: String,
+        /// Why.
+        source: Arc<io::Error>,
+    },
+    /// Connecting failed (refused, no such socket, permission denied...).
+    #[error("cannot connect to {address}: {source}")]
+    Connect {
+        /// The address, as given.
+        address: String,
+        /// Why.
+        source: Arc<io::Error>,
+    },
+    /// A timeout expired.
+    #[error("{kind} timed out after {}", humanize(*.after))]
+    Timeout {
+        /// Which timeout.
+        kind: TimeoutKind,
+        /// Its configured duration.
+        after: Duration,
+    },
+    /// Reading or writing the connection failed.
+    #[error("connection to the FastCGI server failed: {0}")]
+    Io(Arc<io::Error>),
+    /// The server closed the connection before ending the request.
+    #[error("the FastCGI server closed the connection before ending the request{}",
+        if *.sent_nothing { " (nothing of the request had been sent)" } else { "" })]
+    ConnectionClosed {
+        /// True when none of the request's bytes were written: it is safe to retry.
+        sent_nothing: bool,
+    },
+    /// The server broke the FastCGI protocol (malformed records, records it must not send).
+    #[error("FastCGI protocol error from the server: {0}")]
+    Protocol(ProtocolViolation),
+    /// The response's CGI header block was malformed.
+    #[error("malformed CGI response from the application: {0}")]
+    Cgi(#[from] CgiError),
+    /// The server ended the request with a protocol status other than REQUEST_COMPLETE.
+    #[error("the FastCGI server refused the request: {status}{}",
+        if *.status == ProtocolStatus::CANT_MPX_CONN { " (it does not multiplex; the request never ran)" }
+        else if *.status == ProtocolStatus::OVERLOADED { " (it is overloaded)" }
+        else { "" })]
+    Refused {
+        /// The END_REQUEST protocol status.
+        status: ProtocolStatus,
+        /// The application status that came with it.
+        app_status: u32,
+    },
+    /// The request was aborted because its response was not being read (see the crate
+    /// docs on slow readers).
+    #[error("request aborted: its response was not read for {}, holding up the connection", humanize(*.after))]
+    Stalled {
+        /// The stall timeout.
+        after: Duration,
+    },
+    /// The caller's request body stream failed.
+    #[error("request body: {0}")]
+    Body(Arc<BoxError>),
+    /// The request cannot be sent as given (caller misuse).
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// The connection or pool is shut down.
+    #[error("the connection is closed")]
+    Closed,
+}
+
+/// Which timeout expired.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TimeoutKind {
+    /// Establishing the connection.
+    Connect,
+    /// Waiting for the first byte of the response (the server accepted the connection but
+    /// no worker took the request, or the script has not output anything).
+    FirstByte,
+    /// The whole request, response body included.
+    Total,
+    /// Waiting for a free connection in the pool.
+    Queue,
+    /// Waiting for `FCGI_GET_VALUES_RESULT`.
+    GetValues,
+}
+
+impl fmt::Display for TimeoutKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TimeoutKind::Connect => "connecting",
+            TimeoutKind::FirstByte => "waiting for the first byte of the response",
+            TimeoutKind::Total => "the request",
+            TimeoutKind::Queue => "waiting for a free connection in the pool",
+            TimeoutKind::GetValues => "waiting for FCGI_GET_VALUES_RESULT",
+        })
+    }
+}
+
+/// How the server broke the protocol.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProtocolViolation {
+    /// Bytes that are not valid FastCGI records.
+    #[error(transparent)]
+    Malformed(#[from] DecodeError),
+    /// A record type only a client may send (BEGIN_REQUEST, PARAMS, STDIN...).
+    #[error("the server sent {0}, which only a client may send")]
+    ClientRecord(fcgi_proto::RecordType),
+    /// Too many bytes of records for requests that are not in progress.
+    #[error("more than {limit} bytes of records for unknown or finished request ids")]
+    TooManyStrayRecords {
+        /// The configured bound.
+        limit: usize,
+    },
+}
+
+impl Error {
+    /// True for timeouts of any kind.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::Timeout { .. })
+    }
+
+    /// True when the request certainly did not run and may be sent again: nothing of it was
+    /// written, or the server refused it with CANT_MPX_CONN.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::ConnectionClosed { sent_nothing } => *sent_nothing,
+            Error::Refused { status, .. } => *status == ProtocolStatus::CANT_MPX_CONN,
+            _ => false,
+        }
+    }
+
+    pub(crate) fn io(err: io::Error) -> Self {
+        Error::Io(Arc::new(err))
+    }
+
+    pub(crate) fn timeout(kind: TimeoutKind, after: Duration) -> Self {
+        Error::Timeout { kind, after }
+    }
+}
+
+/// `1.5 s`, `250 ms`: durations as people write them.
+fn humanize(duration: Duration) -> String {
+    if duration.as_millis() < 1000 {
+        format!("{} ms", duration.as_millis())
+    } else if duration.subsec_millis() == 0 {
+        format!("{} s", duration.as_secs())
+    } else {
+        format!("{:.1} s", duration.as_secs_f64())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages() {
+        assert_eq!(
+            Error::timeout(TimeoutKind::FirstByte, Duration::from_millis(1500)).to_string(),
+            "waiting for the first byte of the response timed out after 1.5 s"
+        );
+        assert_eq!(
+            Error::timeout(TimeoutKind::Connect, Duration::from_secs(2)).to_string(),
+            "connecting timed out after 2 s"
+        );
+        let refused = Error::Refused { status: ProtocolStatus::CANT_MPX_CONN, app_status: 0 };
+        assert!(refused.is_retryable());
+        assert_eq!(
+            refused.to_string(),
+            "the FastCGI server refused the request: FCGI_CANT_MPX_CONN (it does not multiplex; the request never ran)"
+        );
+        assert!(!Error::ConnectionClosed { sent_nothing: false }.is_retryable());
+        assert!(Error::ConnectionClosed { sent_nothing: true }.is_retryable());
+    }
+}

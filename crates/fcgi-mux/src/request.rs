@@ -1,0 +1,205 @@
+//! Preparing a request for the wire: its body (known length, or buffered to learn it), the
+//! CONTENT_LENGTH parameter, and the encoded head (BEGIN_REQUEST and the PARAMS stream).
+
+use bytes::{Buf, Bytes, BytesMut};
+use fcgi_proto::{ParamsOptions, Record, RequestId, Role, encode_params, encode_record};
+use http_body::Body;
+use http_body_util::BodyExt;
+use http_body_util::combinators::UnsyncBoxBody;
+
+use crate::config::ConnectionConfig;
+use crate::error::{BoxError, Error};
+
+/// A request body ready to send: its exact length is known.
+pub enum RequestBody {
+    /// The whole body in memory (can be sent again if the request must be retried).
+    Full(Bytes),
+    /// A stream that must yield exactly `length` bytes.
+    Stream {
+        /// The stream.
+        body: UnsyncBoxBody<Bytes, BoxError>,
+        /// Its declared length, sent as CONTENT_LENGTH.
+        length: u64,
+    },
+}
+
+impl RequestBody {
+    /// The number of bytes the body will send.
+    pub fn len(&self) -> u64 {
+        match self {
+            RequestBody::Full(bytes) => bytes.len() as u64,
+            RequestBody::Stream { length, .. } => *length,
+        }
+    }
+
+    /// True for an empty body.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl std::fmt::Debug for RequestBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RequestBody::Full(bytes) => write!(f, "RequestBody::Full({} bytes)", bytes.len()),
+            RequestBody::Stream { length, .. } => write!(f, "RequestBody::Stream({length} bytes)"),
+        }
+    }
+}
+
+/// Turns any `http_body::Body` into a body of known length. A body whose length is neither
+/// exact in its size hint nor given by `content_length` is read into memory, up to
+/// `config.max_buffered_body`, to learn it: php-fpm needs CONTENT_LENGTH to be exact.
+pub(crate) async fn prepare_body<B>(
+    body: B,
+    content_length: Option<u64>,
+    config: &ConnectionConfig,
+) -> Result<RequestBody, Error>
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    let exact = body.size_hint().exact();
+    if exact == Some(0) && content_length.unwrap_or(0) == 0 {
+        return Ok(RequestBody::Full(Bytes::new()));
+    }
+    let boxed: UnsyncBoxBody<Bytes, BoxError> = body
+        .map_frame(|frame| frame.map_data(|mut data| data.copy_to_bytes(data.remaining())))
+        .map_err(Into::into)
+        .boxed_unsync();
+    match (exact, content_length) {
+        (Some(a), Some(b)) if a != b => {
+            Err(Error::InvalidRequest(format!("Content-Length says {b} bytes but the body has exactly {a}")))
+        }
+        (Some(length), _) | (None, Some(length)) => Ok(RequestBody::Stream { body: boxed, length }),
+        (None, None) => buffer(boxed, config.max_buffered_body).await.map(RequestBody::Full),
+    }
+}
+
+async fn buffer(mut body: UnsyncBoxBody<Bytes, BoxError>, limit: usize) -> Result<Bytes, Error> {
+    let mut buffered = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|err| Error::Body(std::sync::Arc::new(err)))?;
+        if let Ok(data) = frame.into_data() {
+            if buffered.len() + data.len() > limit {
+                return Err(Error::InvalidRequest(format!(
+                    "the request body has no declared length and is larger than the {limit}-byte buffer \
+                     used to learn it; give its length (Content-Length) or raise the limit"
+                )));
+            }
+            buffered.extend_from_slice(&data);
+        }
+    }
+    Ok(buffered.freeze())
+}
+
+/// Makes CONTENT_LENGTH agree with the body: added when missing (and the body is not empty),
+/// refused when it says something else. An empty value counts as 0 (nginx sends one for GET).
+pub(crate) fn check_content_length(params: &mut Vec<(Bytes, Bytes)>, body_len: u64) -> Result<(), Error> {
+    match params.iter().find(|(name, _)| name.as_ref() == b"CONTENT_LENGTH") {
+        Some((_, value)) => {
+            let declared = if value.is_empty() {
+                Some(0)
+            } else {
+                std::str::from_utf8(value).ok().and_then(|v| v.parse::<u64>().ok())
+            };
+            if declared != Some(body_len) {
+                return Err(Error::InvalidRequest(format!(
+                    "CONTENT_LENGTH is {:?} but the body has {body_len} bytes (php-fpm hangs or resets on a mismatch)",
+                    String::from_utf8_lossy(value)
+                )));
+            }
+        }
+        None if body_len > 0 => {
+            params.push((Bytes::from_static(b"CONTENT_LENGTH"), Bytes::from(body_len.to_string())));
+        }
+        None => {}
+    }
+    Ok(())
+}
+
+/// The request id the head is encoded with; the driver rewrites it to the allocated id.
+pub(crate) const PLACEHOLDER_ID: RequestId = RequestId(1);
+
+/// Encodes BEGIN_REQUEST, the PARAMS records (whole pairs) and the empty PARAMS record.
+pub(crate) fn encode_head(
+    params: &[(Bytes, Bytes)],
+    keep_conn: bool,
+    config: &ConnectionConfig,
+) -> Result<BytesMut, Error> {
+    let mut head =
+        BytesMut::with_capacity(64 + params.iter().map(|(n, v)| n.len() + v.len() + 8).sum::<usize>());
+    let begin = Record::begin_request(PLACEHOLDER_ID, Role::RESPONDER, keep_conn);
+    encode_record(&mut head, &begin, config.padding).map_err(|err| Error::InvalidRequest(err.to_string()))?;
+    let options = ParamsOptions::default().with_padding(config.padding);
+    encode_params(&mut head, PLACEHOLDER_ID, params.iter().map(|(n, v)| (n, v)), options)
+        .map_err(|err| Error::InvalidRequest(err.to_string()))?;
+    Ok(head)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(list: &[(&'static str, &'static str)]) -> Vec<(Bytes, Bytes)> {
+        list.iter()
+            .map(|(n, v)| (Bytes::from_static(n.as_bytes()), Bytes::from_static(v.as_bytes())))
+            .collect()
+    }
+
+    #[test]
+    fn content_length_is_added_checked_or_refused() {
+        let mut p = params(&[("A", "1")]);
+        check_content_length(&mut p, 5).unwrap();
+        assert_eq!(p.last().unwrap(), &(Bytes::from_static(b"CONTENT_LENGTH"), Bytes::from_static(b"5")));
+        let mut p = params(&[("A", "1")]);
+        check_content_length(&mut p, 0).unwrap();
+        assert_eq!(p.len(), 1, "no CONTENT_LENGTH invented for an empty body");
+        check_content_length(&mut params(&[("CONTENT_LENGTH", "")]), 0).unwrap();
+        check_content_length(&mut params(&[("CONTENT_LENGTH", "0")]), 0).unwrap();
+        check_content_length(&mut params(&[("CONTENT_LENGTH", "7")]), 7).unwrap();
+        for (value, len) in [("8", 7), ("", 7), ("x", 0), ("-1", 0)] {
+            let err = check_content_length(&mut params(&[("CONTENT_LENGTH", value)]), len).unwrap_err();
+            assert!(matches!(err, Error::InvalidRequest(_)), "{value} vs {len}");
+        }
+    }
+
+    /// A body of chunks whose size hint is unknown, like a chunked upload.
+    struct Chunks(std::collections::VecDeque<Bytes>);
+
+    impl Body for Chunks {
+        type Data = Bytes;
+        type Error = BoxError;
+
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
+            std::task::Poll::Ready(self.0.pop_front().map(|chunk| Ok(http_body::Frame::data(chunk))))
+        }
+    }
+
+    fn chunks(n: usize) -> Chunks {
+        Chunks((0..n).map(|_| Bytes::from_static(b"abcd")).collect())
+    }
+
+    #[tokio::test]
+    async fn bodies_of_unknown_length_are_buffered_up_to_the_limit() {
+        let config = ConnectionConfig { max_buffered_body: 10, ..ConnectionConfig::default() };
+        match prepare_body(chunks(2), None, &config).await.unwrap() {
+            RequestBody::Full(bytes) => assert_eq!(&bytes[..], b"abcdabcd"),
+            other => panic!("{other:?}"),
+        }
+        let err = prepare_body(chunks(3), None, &config).await.unwrap_err();
+        assert!(err.to_string().contains("10-byte buffer"), "{err}");
+        match prepare_body(chunks(3), Some(12), &config).await.unwrap() {
+            RequestBody::Stream { length, .. } => assert_eq!(length, 12),
+            other => panic!("{other:?}"),
+        }
+        let err = prepare_body(http_body_util::Full::new(Bytes::from_static(b"abc")), Some(4), &config)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("Content-Length says 4"), "{err}");
+    }
+}

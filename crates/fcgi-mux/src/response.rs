@@ -1,0 +1,199 @@
+//! The response side of a request: waiting for the CGI head (first-byte and total
+//! timeouts), then streaming the body as an `http_body::Body`.
+
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use http_body::{Body, Frame, SizeHint};
+use tokio::time::Sleep;
+
+use crate::cgi::{self, HeadParse, HeadScanner};
+use crate::config::ConnectionConfig;
+use crate::conn::shared::{EndStatus, Event, RequestShared, Stderr};
+use crate::error::{Error, TimeoutKind};
+
+/// Cancels the request when dropped before its response ended.
+struct CancelGuard {
+    shared: Arc<RequestShared>,
+    armed: bool,
+}
+
+impl Drop for CancelGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            self.shared.cancel();
+        }
+    }
+}
+
+/// Waits for the response head and returns the response with its streaming body.
+pub(crate) async fn receive(
+    shared: Arc<RequestShared>,
+    config: &ConnectionConfig,
+    head_only: bool,
+    started: Instant,
+    span: tracing::Span,
+) -> Result<http::Response<ResponseBody>, Error> {
+    let mut guard = CancelGuard { shared: shared.clone(), armed: true };
+    let total = config.total_timeout.map(|after| (after, started + after));
+    let first_byte = poll_fn(|cx| shared.poll_first_byte(cx));
+    let first_byte_deadline = match total {
+        Some((_, deadline)) => deadline.min(started + config.first_byte_timeout),
+        None => started + config.first_byte_timeout,
+    };
+    if tokio::time::timeout_at(first_byte_deadline.into(), first_byte).await.is_err() {
+        let (kind, after) = match total {
+            Some((after, deadline)) if deadline <= started + config.first_byte_timeout => {
+                (TimeoutKind::Total, after)
+            }
+            _ => (TimeoutKind::FirstByte, config.first_byte_timeout),
+        };
+        tracing::debug!(parent: &span, ?after, "{kind} timed out");
+        return Err(Error::timeout(kind, after));
+    }
+    let mut buffered = BytesMut::new();
+    let mut scanner = HeadScanner::new(config.max_head_len);
+    let head_wait = async {
+        loop {
+            match poll_fn(|cx| shared.poll_event(cx)).await {
+                Event::Data(data) => {
+                    buffered.extend_from_slice(&data);
+                    if let HeadParse::Complete { head, body_offset } = scanner.parse(&buffered)? {
+                        return Ok(Some((head, body_offset)));
+                    }
+                }
+                Event::End(Ok(_)) => return Err(Error::Cgi(cgi::head_incomplete_at_end(&buffered))),
+                Event::End(Err(error)) => return Err(error),
+            }
+        }
+    };
+    let outcome = match total {
+        Some((after, deadline)) => match tokio::time::timeout_at(deadline.into(), head_wait).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(Error::timeout(TimeoutKind::Total, after)),
+        },
+        None => head_wait.await,
+    };
+    let (head, body_offset) = match outcome {
+        Ok(Some(parsed)) => parsed,
+        Ok(None) => return Err(Error::Closed),
+        Err(error) => {
+            tracing::debug!(parent: &span, %error, "request failed before the response head");
+            return Err(error);
+        }
+    };
+    let leftover = buffered.split_off(body_offset).freeze();
+    guard.armed = false;
+    let body = ResponseBody {
+        guard: CancelGuard { shared, armed: true },
+        leftover: if head_only { Bytes::new() } else { leftover },
+        deadline: total.map(|(after, deadline)| (after, Box::pin(tokio::time::sleep_until(deadline.into())))),
+        end: None,
+        head_only,
+        done: false,
+    };
+    let mut response = http::Response::new(body);
+    *response.status_mut() = head.status;
+    *response.headers_mut() = head.headers;
+    if let Some(reason) = head.reason {
+        response.extensions_mut().insert(ReasonPhrase(reason));
+    }
+    Ok(response)
+}
+
+/// The reason phrase of a `Status:` line (`404 Not Found` → `Not Found`), in the response's
+/// extensions when the application gave one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReasonPhrase(pub String);
+
+/// A streaming response body. Dropping it before the end cancels the request (see the crate
+/// docs on cancellation).
+pub struct ResponseBody {
+    guard: CancelGuard,
+    leftover: Bytes,
+    deadline: Option<(Duration, Pin<Box<Sleep>>)>,
+    end: Option<EndStatus>,
+    head_only: bool,
+    done: bool,
+}
+
+impl ResponseBody {
+    /// END_REQUEST's statuses, once the body has been read to its end.
+    pub fn end_status(&self) -> Option<EndStatus> {
+        self.end
+    }
+
+    /// The application's STDERR received so far (all of it once the body ended), bounded by
+    /// [`ConnectionConfig::stderr_limit`].
+    pub fn stderr(&self) -> Stderr {
+        self.guard.shared.stderr()
+    }
+
+    fn finish(&mut self, result: Result<EndStatus, Error>) -> Option<Result<Frame<Bytes>, Error>> {
+        self.done = true;
+        self.guard.armed = false;
+        self.deadline = None;
+        match result {
+            Ok(status) => {
+                self.end = Some(status);
+                None
+            }
+            Err(error) => Some(Err(error)),
+        }
+    }
+}
+
+impl std::fmt::Debug for ResponseBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseBody").field("done", &self.done).field("end", &self.end).finish()
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        let this = &mut *self;
+        if this.done {
+            return Poll::Ready(None);
+        }
+        if !this.leftover.is_empty() {
+            return Poll::Ready(Some(Ok(Frame::data(std::mem::take(&mut this.leftover)))));
+        }
+        loop {
+            match this.guard.shared.poll_event(cx) {
+                Poll::Ready(Event::Data(_)) if this.head_only => continue,
+                Poll::Ready(Event::Data(data)) => return Poll::Ready(Some(Ok(Frame::data(data)))),
+                Poll::Ready(Event::End(result)) => return Poll::Ready(this.finish(result)),
+                Poll::Pending => break,
+            }
+        }
+        if let Some((after, sleep)) = &mut this.deadline {
+            if sleep.as_mut().poll(cx).is_ready() {
+                let after = *after;
+                this.done = true;
+                this.deadline = None;
+                this.guard.armed = false;
+                this.guard.shared.cancel();
+                return Poll::Ready(Some(Err(Error::timeout(TimeoutKind::Total, after))));
+            }
+        }
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        if self.done || self.head_only { SizeHint::with_exact(0) } else { SizeHint::default() }
+    }
+}

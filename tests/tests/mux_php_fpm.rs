@@ -1,0 +1,216 @@
+//! fcgi-mux against the real php-fpm started by `cargo xtask test`: single connections, the
+//! pool, request and response bodies, errors, cancellation.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use fcgi_mux::{Address, Connection, ConnectionConfig};
+use fcgi_tests::backends::{PhpFpm, php_fpm};
+use http_body_util::{BodyExt, Full};
+
+fn params(fpm: &PhpFpm, script: &str, method: &str, query: &str) -> Vec<(Bytes, Bytes)> {
+    let pairs = [
+        ("GATEWAY_INTERFACE", "CGI/1.1".to_string()),
+        ("REQUEST_METHOD", method.to_string()),
+        ("SCRIPT_NAME", format!("/{script}")),
+        ("SCRIPT_FILENAME", fpm.script_path(script).display().to_string()),
+        ("REQUEST_URI", format!("/{script}?{query}")),
+        ("QUERY_STRING", query.to_string()),
+        ("SERVER_PROTOCOL", "HTTP/1.1".to_string()),
+    ];
+    pairs.into_iter().map(|(n, v)| (Bytes::from_static(n.as_bytes()), Bytes::from(v))).collect()
+}
+
+fn unix(fpm: &PhpFpm) -> Address {
+    Address::Unix(fpm.socket.clone())
+}
+
+fn get(uri: &str) -> http::Request<Full<Bytes>> {
+    http::Request::get(uri).body(Full::new(Bytes::new())).unwrap()
+}
+
+#[tokio::test]
+async fn hello_world_over_one_connection() {
+    let fpm = php_fpm();
+    for address in [unix(&fpm), Address::Tcp { host: "127.0.0.1".into(), port: fpm.tcp.port() }] {
+        let connection = Connection::spawn(&address, ConnectionConfig::default()).await.unwrap();
+        let response =
+            connection.request(get("/hello.php"), params(&fpm, "hello.php", "GET", "")).await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-type"], "text/plain;charset=UTF-8");
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"Hello, world!");
+    }
+}
+
+#[tokio::test]
+async fn keep_conn_reuses_one_connection_for_many_requests() {
+    let fpm = php_fpm();
+    let config = ConnectionConfig::default().keep_conn(true);
+    let connection = Connection::spawn(&unix(&fpm), config).await.unwrap();
+    for i in 0..50 {
+        let query = format!("msg=n{i}");
+        let response =
+            connection.request(get("/stderr.php"), params(&fpm, "stderr.php", "GET", &query)).await.unwrap();
+        let mut body = response.into_body();
+        let mut data = Vec::new();
+        while let Some(frame) = body.frame().await {
+            if let Ok(chunk) = frame.unwrap().into_data() {
+                data.extend_from_slice(&chunk);
+            }
+        }
+        assert_eq!(data, b"body");
+        let stderr = body.stderr();
+        assert!(String::from_utf8_lossy(&stderr.kept).contains(&format!("n{i}")), "request {i}: {stderr:?}");
+        assert_eq!(body.end_status().unwrap().protocol_status, fcgi_proto::ProtocolStatus::REQUEST_COMPLETE);
+    }
+    assert!(!connection.is_closed());
+}
+
+#[tokio::test]
+async fn post_bodies_reach_php_exactly() {
+    let fpm = php_fpm();
+    let connection =
+        Connection::spawn(&unix(&fpm), ConnectionConfig::default().keep_conn(true)).await.unwrap();
+    for size in [0usize, 1, 5000, 200_000] {
+        let body: Vec<u8> = (0..size).map(|i| (i % 253) as u8).collect();
+        let request = http::Request::post("/echo.php").body(Full::new(Bytes::from(body.clone()))).unwrap();
+        let response = connection.request(request, params(&fpm, "echo.php", "POST", "")).await.unwrap();
+        assert_eq!(response.headers()["x-body-length"], size.to_string().as_str());
+        let echoed = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(echoed.len(), size);
+        assert!(echoed[..] == body[..], "body of {size} bytes differs");
+    }
+}
+
+#[tokio::test]
+async fn status_and_404() {
+    let fpm = php_fpm();
+    let connection =
+        Connection::spawn(&unix(&fpm), ConnectionConfig::default().keep_conn(true)).await.unwrap();
+    let response =
+        connection.request(get("/status.php"), params(&fpm, "status.php", "GET", "code=503")).await.unwrap();
+    assert_eq!(response.status(), 503);
+    let mut missing = params(&fpm, "missing.php", "GET", "");
+    missing.retain(|(n, _)| n.as_ref() != b"SCRIPT_FILENAME");
+    missing.push((
+        Bytes::from_static(b"SCRIPT_FILENAME"),
+        Bytes::from(format!("{}/nope.php", fpm.docroot.display())),
+    ));
+    let response = connection.request(get("/missing.php"), missing).await.unwrap();
+    assert_eq!(response.status(), 404);
+}
+
+#[tokio::test]
+async fn first_byte_timeout_on_a_slow_script() {
+    let fpm = php_fpm();
+    let config = ConnectionConfig::default().first_byte_timeout(Duration::from_millis(300));
+    let connection = Connection::spawn(&unix(&fpm), config).await.unwrap();
+    let started = std::time::Instant::now();
+    let err =
+        connection.request(get("/slow.php"), params(&fpm, "slow.php", "GET", "ms=3000")).await.unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_requests_through_a_pool_each_matched_to_its_response() {
+    let fpm = php_fpm();
+    let pool = fcgi_mux::Pool::new(unix(&fpm), fcgi_mux::PoolConfig::default().max_connections(3));
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..1000 {
+        let pool = pool.clone();
+        let params = params(&fpm, "echo.php", "POST", &format!("i={i}"));
+        tasks.spawn(async move {
+            let body = format!("request number {i}");
+            let request =
+                http::Request::post("/echo.php").body(Full::new(Bytes::from(body.clone()))).unwrap();
+            let response = pool.request(request, params).await.unwrap_or_else(|e| panic!("request {i}: {e}"));
+            let echoed = response.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(echoed, body.as_bytes(), "request {i} got another request's response");
+        });
+    }
+    while let Some(result) = tasks.join_next().await {
+        result.unwrap();
+    }
+    let stats = pool.stats();
+    assert!(stats.open <= 3, "{stats:?}");
+    assert_eq!(stats.in_flight, 0, "{stats:?}");
+}
+
+#[tokio::test]
+async fn pool_closes_idle_connections() {
+    let fpm = php_fpm();
+    let config = fcgi_mux::PoolConfig::default().idle_timeout(Duration::from_millis(200));
+    let pool = fcgi_mux::Pool::new(unix(&fpm), config);
+    let response = pool.request(get("/hello.php"), params(&fpm, "hello.php", "GET", "")).await.unwrap();
+    response.into_body().collect().await.unwrap();
+    assert_eq!(pool.stats().open, 1);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(pool.stats().open, 0, "the idle connection was closed");
+    let response = pool.request(get("/hello.php"), params(&fpm, "hello.php", "GET", "")).await.unwrap();
+    assert_eq!(response.status(), 200, "and a new one is opened on demand");
+}
+
+#[tokio::test]
+async fn probe_php_fpm_answers_mpxs_conns_0() {
+    let fpm = php_fpm();
+    let report = fcgi_mux::probe(&unix(&fpm), &fcgi_mux::ProbeConfig::default()).await.unwrap();
+    match report.outcome {
+        fcgi_mux::ProbeOutcome::Answered { pairs, values } => {
+            assert_eq!(pairs.len(), 1);
+            assert_eq!(values.mpxs_conns, Some(false));
+            assert_eq!(values.max_conns, None);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn auto_multiplexing_learns_php_fpm_does_not_multiplex() {
+    let fpm = php_fpm();
+    let config = ConnectionConfig::default().keep_conn(true).multiplexing(fcgi_mux::Multiplexing::Auto);
+    let connection = Connection::spawn(&unix(&fpm), config).await.unwrap();
+    assert_eq!(connection.server_values().and_then(|v| v.mpxs_conns), Some(false));
+    assert_eq!(connection.max_concurrent_requests(), 1);
+    // Concurrent requests on it are sent one after the other, never pipelined.
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..5 {
+        let connection = connection.clone();
+        let params = params(&fpm, "slow.php", "GET", &format!("ms={}", 50 + i));
+        tasks.spawn(async move {
+            let response = connection.request(get("/slow.php"), params).await.unwrap();
+            response.into_body().collect().await.unwrap().to_bytes()
+        });
+    }
+    let mut bodies = Vec::new();
+    while let Some(result) = tasks.join_next().await {
+        bodies.push(String::from_utf8(result.unwrap().to_vec()).unwrap());
+    }
+    bodies.sort();
+    assert_eq!(bodies, vec!["slept 50", "slept 51", "slept 52", "slept 53", "slept 54"]);
+}
+
+#[tokio::test]
+async fn connection_refused_and_missing_socket_are_connect_errors() {
+    let err = Connection::spawn(&Address::Unix("/nonexistent/php.sock".into()), ConnectionConfig::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, fcgi_mux::Error::Connect { .. }), "{err}");
+    assert!(err.to_string().contains("/nonexistent/php.sock"), "{err}");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let err =
+        Connection::spawn(&Address::Tcp { host: "127.0.0.1".into(), port }, ConnectionConfig::default())
+            .await
+            .unwrap_err();
+    assert!(matches!(err, fcgi_mux::Error::Connect { .. }), "{err}");
+    let err = Connection::spawn(
+        &Address::Tcp { host: "no-such-host.invalid".into(), port: 9000 },
+        ConnectionConfig::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, fcgi_mux::Error::Resolve { .. }), "{err}");
+}
