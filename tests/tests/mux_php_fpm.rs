@@ -214,3 +214,124 @@ async fn connection_refused_and_missing_socket_are_connect_errors() {
     .unwrap_err();
     assert!(matches!(err, fcgi_mux::Error::Resolve { .. }), "{err}");
 }
+
+#[tokio::test]
+async fn a_10_mib_body_is_streamed_with_its_declared_length() {
+    use fcgi_tests::bodies::ChunkedBody;
+    let fpm = php_fpm();
+    let connection = Connection::spawn(&unix(&fpm), ConnectionConfig::default()).await.unwrap();
+    // No exact size hint: the Content-Length header gives the length, the body streams.
+    let request = http::Request::post("/echo.php")
+        .header("content-length", (10 * 1024 * 1024).to_string())
+        .body(ChunkedBody::pattern(64 * 1024, 160))
+        .unwrap();
+    let response = connection.request(request, params(&fpm, "echo.php", "POST", "")).await.unwrap();
+    assert_eq!(response.headers()["x-content-length"], "10485760");
+    let echoed = response.into_body().collect().await.unwrap().to_bytes();
+    assert!(echoed[..] == ChunkedBody::expected(64 * 1024, 160)[..], "10 MiB body differs");
+}
+
+#[tokio::test]
+async fn a_body_of_unknown_length_is_buffered_to_learn_it_or_refused() {
+    use fcgi_tests::bodies::ChunkedBody;
+    let fpm = php_fpm();
+    let config = ConnectionConfig::default().keep_conn(true).max_buffered_body(1024 * 1024);
+    let connection = Connection::spawn(&unix(&fpm), config).await.unwrap();
+    let request = http::Request::post("/echo.php").body(ChunkedBody::pattern(1000, 300)).unwrap();
+    let response = connection.request(request, params(&fpm, "echo.php", "POST", "")).await.unwrap();
+    assert_eq!(response.headers()["x-content-length"], "300000", "CONTENT_LENGTH learned by buffering");
+    let echoed = response.into_body().collect().await.unwrap().to_bytes();
+    assert!(echoed[..] == ChunkedBody::expected(1000, 300)[..]);
+
+    let too_big = http::Request::post("/echo.php").body(ChunkedBody::pattern(64 * 1024, 20)).unwrap();
+    let err = connection.request(too_big, params(&fpm, "echo.php", "POST", "")).await.unwrap_err();
+    assert!(matches!(err, fcgi_mux::Error::InvalidRequest(_)), "{err}");
+    assert!(err.to_string().contains("no declared length"), "{err}");
+    // Nothing was sent: the connection is still good.
+    let response = connection.request(get("/hello.php"), params(&fpm, "hello.php", "GET", "")).await.unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn a_body_that_fails_or_lies_about_its_length_fails_the_request_not_php() {
+    use fcgi_tests::bodies::ChunkedBody;
+    let fpm = php_fpm();
+    let connection = Connection::spawn(&unix(&fpm), ConnectionConfig::default()).await.unwrap();
+    let short = http::Request::post("/echo.php")
+        .header("content-length", "5000")
+        .body(ChunkedBody::pattern(1000, 3))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let err = connection.request(short, params(&fpm, "echo.php", "POST", "")).await.unwrap_err();
+    assert!(err.to_string().contains("ended after 3000 of its declared 5000 bytes"), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "php-fpm hangs on a short body: we must not wait for it"
+    );
+
+    let connection = Connection::spawn(&unix(&fpm), ConnectionConfig::default()).await.unwrap();
+    let failing = http::Request::post("/echo.php")
+        .header("content-length", "5000")
+        .body(ChunkedBody::pattern(1000, 5).failing_after(2))
+        .unwrap();
+    let err = connection.request(failing, params(&fpm, "echo.php", "POST", "")).await.unwrap_err();
+    assert!(matches!(err, fcgi_mux::Error::Body(_)), "{err}");
+    assert!(err.to_string().contains("the upload source failed"), "{err}");
+}
+
+#[tokio::test]
+async fn a_script_that_dies_mid_output_keeps_its_partial_body_and_stderr_apart() {
+    let fpm = php_fpm();
+    let connection = Connection::spawn(&unix(&fpm), ConnectionConfig::default()).await.unwrap();
+    let response = connection.request(get("/dies.php"), params(&fpm, "dies.php", "GET", "")).await.unwrap();
+    assert_eq!(response.status(), 200, "headers were flushed before the fatal error");
+    let mut body = response.into_body();
+    let mut data = Vec::new();
+    while let Some(frame) = body.frame().await {
+        if let Ok(chunk) = frame.unwrap().into_data() {
+            data.extend_from_slice(&chunk);
+        }
+    }
+    assert_eq!(data, b"partial output\n");
+    let stderr = String::from_utf8_lossy(&body.stderr().kept).into_owned();
+    assert!(stderr.contains("Call to undefined function"), "stderr: {stderr:?}");
+}
+
+#[tokio::test]
+async fn cancelling_a_slow_request_closes_its_connection_and_the_pool_goes_on() {
+    let fpm = php_fpm();
+    let pool = fcgi_mux::Pool::new(unix(&fpm), fcgi_mux::PoolConfig::default().max_connections(1));
+    let slow = pool.request(get("/slow.php"), params(&fpm, "slow.php", "GET", "ms=3000"));
+    assert!(tokio::time::timeout(Duration::from_millis(200), slow).await.is_err(), "still running");
+    // The request future was dropped: its connection is closed (php-fpm ignores ABORT_REQUEST).
+    let started = std::time::Instant::now();
+    let response = pool.request(get("/hello.php"), params(&fpm, "hello.php", "GET", "")).await.unwrap();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"Hello, world!");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the next request did not wait for the cancelled one"
+    );
+
+    // Dropping a response body half-way does the same.
+    let response =
+        pool.request(get("/big.php"), params(&fpm, "big.php", "GET", "bytes=50000000")).await.unwrap();
+    let mut body = response.into_body();
+    body.frame().await.unwrap().unwrap();
+    drop(body);
+    let response = pool.request(get("/hello.php"), params(&fpm, "hello.php", "GET", "")).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(pool.stats().open, 1);
+}
+
+#[tokio::test]
+async fn head_requests_get_headers_only() {
+    let fpm = php_fpm();
+    let connection = Connection::spawn(&unix(&fpm), ConnectionConfig::default()).await.unwrap();
+    let request = http::Request::head("/hello.php").body(Full::new(Bytes::new())).unwrap();
+    let response = connection.request(request, params(&fpm, "hello.php", "HEAD", "")).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().get("content-length").is_none(), "no invented Content-Length");
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert!(body.is_empty());
+}
