@@ -53,6 +53,13 @@ pub struct ProbeReport {
     pub answer_time: Duration,
 }
 
+impl ProbeReport {
+    /// A report of no answer after `waited` (for callers enforcing their own deadline).
+    pub fn no_answer(waited: Duration) -> Self {
+        Self { outcome: ProbeOutcome::NoAnswer, connect_time: Duration::ZERO, answer_time: waited }
+    }
+}
+
 /// Settings of a probe.
 #[derive(Clone, Debug)]
 #[non_exhaustive]

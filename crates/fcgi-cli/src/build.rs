@@ -1,0 +1,236 @@
+//! Turning command-line flags into an HTTP request and its FastCGI parameters (through
+//! `fcgi-cgi-env`, so the environment is the same one a web server would send).
+
+use std::io::Read;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use fcgi_cgi_env::{AppConfig, Connection as CgiConnection, Endpoint};
+use fcgi_mux::Address;
+use http::{HeaderName, HeaderValue, Method};
+use http_body_util::Full;
+
+use crate::cli::RequestSpec;
+use crate::exit::{Exit, Failure};
+use crate::target::Target;
+
+/// The environment variable naming the default document root.
+pub const DOCROOT_VAR: &str = "FCGI_DOCROOT";
+
+/// A request ready to send.
+pub struct Built {
+    /// The HTTP request (its body in memory).
+    pub request: http::Request<Full<Bytes>>,
+    /// The FastCGI parameters, in order.
+    pub params: fcgi_cgi_env::CgiParams,
+}
+
+impl Built {
+    /// The parameters as the client library takes them.
+    pub fn param_pairs(&self) -> Vec<(Bytes, Bytes)> {
+        self.params
+            .iter()
+            .map(|(n, v)| (Bytes::copy_from_slice(n.as_bytes()), Bytes::copy_from_slice(v)))
+            .collect()
+    }
+}
+
+/// Builds the request for `path` from the flags; `default_method` is the command's (`None`
+/// for `request`, which needs -X).
+pub fn build(
+    path: &str,
+    default_method: Option<Method>,
+    spec: &RequestSpec,
+    target: &Target,
+) -> Result<Built, Failure> {
+    let body = read_body(spec)?;
+    let method = method(spec, default_method, !body.is_empty())?;
+    if !path.starts_with('/') {
+        return Err(usage(format!("the path must start with '/': {path:?}")));
+    }
+    let uri: http::Uri =
+        path.parse().map_err(|err| usage(format!("invalid request path {path:?}: {err}")))?;
+    let mut request = http::Request::builder().method(method).uri(uri);
+    let mut has_host = false;
+    let mut has_content_type = false;
+    for header in &spec.headers {
+        let (name, value) = parse_header(header)?;
+        has_host |= name == http::header::HOST;
+        has_content_type |= name == http::header::CONTENT_TYPE;
+        request = request.header(name, value);
+    }
+    if !has_host {
+        request = request.header(http::header::HOST, "localhost");
+    }
+    if !spec.data.is_empty() && !has_content_type {
+        request = request.header(http::header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    }
+    let body_len = body.len() as u64;
+    let request = request.body(Full::new(body)).map_err(|err| usage(format!("invalid request: {err}")))?;
+    let config = app_config(spec)?;
+    let connection = cgi_connection(&target.address);
+    let params = fcgi_cgi_env::derive(&request, Some(body_len), &connection, &config)
+        .map_err(|err| usage(format!("cannot build the request for {path}: {err}")))?;
+    Ok(Built { request, params })
+}
+
+fn usage(message: String) -> Failure {
+    Failure::new(Exit::Usage, message)
+}
+
+fn method(spec: &RequestSpec, default: Option<Method>, has_body: bool) -> Result<Method, Failure> {
+    if spec.head {
+        if spec.method.is_some() {
+            return Err(usage("-I/--head and -X cannot be used together".into()));
+        }
+        return Ok(Method::HEAD);
+    }
+    let method = match (&spec.method, default) {
+        (Some(text), _) => Method::from_bytes(text.to_ascii_uppercase().as_bytes())
+            .map_err(|_| usage(format!("invalid method {text:?}")))?,
+        (None, Some(method)) => method,
+        (None, None) => return Err(usage("`fcgi request` needs a method: -X METHOD".into())),
+    };
+    if has_body && (method == Method::GET || method == Method::HEAD) && spec.method.is_none() {
+        return Err(usage("`fcgi get` sends no body: use `fcgi post`, or -X METHOD".into()));
+    }
+    Ok(method)
+}
+
+/// Parses `Name: value`.
+pub fn parse_header(text: &str) -> Result<(HeaderName, HeaderValue), Failure> {
+    let (name, value) = text
+        .split_once(':')
+        .ok_or_else(|| usage(format!("header {text:?} is not of the form 'Name: value'")))?;
+    let name = HeaderName::from_bytes(name.trim().as_bytes())
+        .map_err(|_| usage(format!("invalid header name {:?}", name.trim())))?;
+    let value =
+        HeaderValue::from_str(value.trim()).map_err(|_| usage(format!("invalid value for header {name}")))?;
+    Ok((name, value))
+}
+
+fn read_body(spec: &RequestSpec) -> Result<Bytes, Failure> {
+    if spec.data.is_empty() && spec.data_binary.is_empty() {
+        return Ok(Bytes::new());
+    }
+    let mut parts = Vec::new();
+    for data in &spec.data {
+        let mut bytes = read_data(data)?;
+        if data.starts_with('@') {
+            // As curl -d: newlines of files are not sent.
+            bytes.retain(|b| *b != b'\r' && *b != b'\n');
+        }
+        parts.push(bytes);
+    }
+    for data in &spec.data_binary {
+        parts.push(read_data(data)?);
+    }
+    Ok(Bytes::from(parts.join(&b'&')))
+}
+
+fn read_data(data: &str) -> Result<Vec<u8>, Failure> {
+    let Some(source) = data.strip_prefix('@') else {
+        return Ok(data.as_bytes().to_vec());
+    };
+    let mut bytes = Vec::new();
+    let result = if source == "-" {
+        std::io::stdin().lock().read_to_end(&mut bytes).map(|_| ())
+    } else {
+        std::fs::File::open(source).and_then(|mut file| file.read_to_end(&mut bytes)).map(|_| ())
+    };
+    result.map_err(|err| {
+        let what = if source == "-" { "standard input".to_string() } else { format!("data file {source}") };
+        Failure::new(Exit::Read, format!("cannot read {what}: {err}"))
+    })?;
+    Ok(bytes)
+}
+
+fn app_config(spec: &RequestSpec) -> Result<AppConfig, Failure> {
+    let docroot = docroot(spec.docroot.as_deref())?;
+    let mut config = AppConfig::new(docroot.to_string_lossy().into_owned()).index(Some(&spec.index));
+    if let Some(filename) = &spec.script_filename {
+        config = config.param("SCRIPT_FILENAME", filename.as_bytes().to_vec());
+    }
+    for param in &spec.params {
+        let (name, value) = param
+            .split_once('=')
+            .ok_or_else(|| usage(format!("--param {param:?} is not of the form NAME=VALUE")))?;
+        if name.is_empty() {
+            return Err(usage(format!("--param {param:?} has an empty name")));
+        }
+        config = config.param(name, value.as_bytes().to_vec());
+    }
+    config.validate().map_err(|err| usage(format!("invalid configuration: {err}")))?;
+    Ok(config)
+}
+
+/// `--docroot`, else `$FCGI_DOCROOT`, else the current directory; made absolute.
+fn docroot(flag: Option<&Path>) -> Result<PathBuf, Failure> {
+    let chosen = match flag {
+        Some(path) => path.to_path_buf(),
+        None => match std::env::var_os(DOCROOT_VAR) {
+            Some(value) if !value.is_empty() => PathBuf::from(value),
+            _ => PathBuf::from("."),
+        },
+    };
+    if chosen.is_absolute() {
+        return Ok(chosen);
+    }
+    let cwd = std::env::current_dir()
+        .map_err(|err| Failure::new(Exit::Failure, format!("cannot read the current directory: {err}")))?;
+    Ok(std::path::absolute(cwd.join(&chosen)).unwrap_or(cwd.join(chosen)))
+}
+
+/// The connection facts a web server would pass: the client is this machine.
+fn cgi_connection(address: &Address) -> CgiConnection {
+    let server = match address {
+        Address::Unix(path) => Some(Endpoint::Unix(Some(path.clone()))),
+        Address::Tcp { host, port } => {
+            host.parse::<IpAddr>().ok().map(|ip| Endpoint::Inet(SocketAddr::new(ip, *port)))
+        }
+    };
+    let mut connection = CgiConnection::new().client(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0));
+    if let Some(server) = server {
+        connection = connection.server(server);
+    }
+    connection
+}
+
+/// The parameters php-fpm's ping and status pages need: matched on SCRIPT_NAME, and
+/// SCRIPT_FILENAME must be present (any value) or php-fpm answers 404.
+pub fn status_page_params(path: &str, query: &str) -> Vec<(Bytes, Bytes)> {
+    let uri = if query.is_empty() { path.to_string() } else { format!("{path}?{query}") };
+    [
+        ("GATEWAY_INTERFACE", "CGI/1.1".to_string()),
+        ("SERVER_SOFTWARE", fcgi_cgi_env::DEFAULT_SERVER_SOFTWARE.to_string()),
+        ("SERVER_PROTOCOL", "HTTP/1.1".to_string()),
+        ("REQUEST_METHOD", "GET".to_string()),
+        ("SCRIPT_NAME", path.to_string()),
+        ("SCRIPT_FILENAME", path.to_string()),
+        ("REQUEST_URI", uri),
+        ("QUERY_STRING", query.to_string()),
+    ]
+    .into_iter()
+    .map(|(n, v)| (Bytes::from_static(n.as_bytes()), Bytes::from(v)))
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_parse_or_say_why_not() {
+        let (name, value) = parse_header("X-Test:  a b ").unwrap();
+        assert_eq!((name.as_str(), value.to_str().unwrap()), ("x-test", "a b"));
+        for (bad, why) in [
+            ("NoColon", "not of the form"),
+            ("Bad Name: x", "invalid header name"),
+            (": x", "invalid header name"),
+        ] {
+            let err = parse_header(bad).unwrap_err();
+            assert!(err.message.contains(why), "{bad}: {}", err.message);
+        }
+    }
+}

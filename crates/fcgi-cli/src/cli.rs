@@ -1,0 +1,289 @@
+//! The command line, as clap definitions. `docs/CLI.md` is the full manual; `fcgi manpage`
+//! and `fcgi completions SHELL` are generated from these definitions.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::exit::Exit;
+
+/// Default `--max-time` of the request commands (get, post, request, dump).
+pub const REQUEST_MAX_TIME: Duration = Duration::from_secs(30);
+/// Default `--max-time` of the health commands (ping, status, probe).
+pub const CHECK_MAX_TIME: Duration = Duration::from_secs(5);
+
+/// curl for FastCGI: query php-fpm and other FastCGI servers directly.
+#[derive(Debug, Parser)]
+#[command(name = "fcgi", version, about, long_about = None, after_long_help = exit_code_help())]
+pub struct Cli {
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Send a GET request and print the response body
+    Get(RequestCmd),
+    /// Send a POST request (body from -d/--data or --data-binary)
+    Post(RequestCmd),
+    /// Send a request with any method (-X METHOD)
+    Request(RequestCmd),
+    /// Ask the server FCGI_GET_VALUES (max connections, max requests, multiplexing)
+    Probe(ProbeCmd),
+    /// Send a request like `get` and print every record both ways, or decode a capture
+    Dump(DumpCmd),
+    /// Health check on php-fpm's ping page (pm ping.path)
+    Ping(PingCmd),
+    /// Health check on php-fpm's status page (pm.status_path), with thresholds
+    Status(StatusCmd),
+    /// Print shell completions for SHELL
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) on standard output
+    Manpage,
+}
+
+/// Where the FastCGI server is.
+#[derive(Debug, Args, Clone)]
+pub struct TargetArgs {
+    /// Unix socket of the FastCGI server
+    #[arg(long, value_name = "PATH", conflicts_with = "connect")]
+    pub socket: Option<PathBuf>,
+    /// Server address: HOST:PORT, [IPv6]:PORT, tcp://HOST:PORT or unix:/PATH
+    /// [default: $FCGI_ADDRESS]
+    #[arg(long, value_name = "ADDRESS")]
+    pub connect: Option<String>,
+    /// Time allowed to connect (e.g. 2s, 500ms)
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration)]
+    pub connect_timeout: Duration,
+    /// Time allowed for the whole operation [default: 30s for requests, 5s for probe/ping/status]
+    #[arg(short = 'm', long, value_name = "DURATION", value_parser = parse_duration)]
+    pub max_time: Option<Duration>,
+}
+
+/// What request to send.
+#[derive(Debug, Args, Clone)]
+pub struct RequestSpec {
+    /// Method to use (default: GET for `get`, POST for `post`, required for `request`)
+    #[arg(short = 'X', long = "request", value_name = "METHOD")]
+    pub method: Option<String>,
+    /// Send a HEAD request and print the response headers (like curl -I)
+    #[arg(short = 'I', long)]
+    pub head: bool,
+    /// Document root: SCRIPT_FILENAME = DIR + script name [default: $FCGI_DOCROOT, else the
+    /// current directory]
+    #[arg(long, value_name = "DIR")]
+    pub docroot: Option<PathBuf>,
+    /// File appended to a path ending in '/'
+    #[arg(long, value_name = "FILE", default_value = "index.php")]
+    pub index: String,
+    /// Send this SCRIPT_FILENAME instead of the one derived from the document root
+    #[arg(long, value_name = "PATH")]
+    pub script_filename: Option<String>,
+    /// Set (or override) a FastCGI parameter; repeatable
+    #[arg(long = "param", value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
+    /// Add a request header; repeatable
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+    /// Request body, as curl: text, @FILE or @- for standard input (newlines of files are
+    /// removed); repeated values are joined with '&'; sets a form Content-Type
+    #[arg(short = 'd', long = "data", value_name = "DATA")]
+    pub data: Vec<String>,
+    /// Request body sent exactly as given: text, @FILE or @-
+    #[arg(long = "data-binary", value_name = "DATA")]
+    pub data_binary: Vec<String>,
+    /// Where the server is.
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+/// How to show the response.
+#[derive(Debug, Args, Clone)]
+pub struct OutputArgs {
+    /// Print the status line and headers before the body
+    #[arg(short = 'i', long)]
+    pub include: bool,
+    /// Write the body to FILE (atomically for regular files: never a half-written file)
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Print no progress and no diagnostics (errors still go to stderr)
+    #[arg(short = 's', long)]
+    pub silent: bool,
+    /// Show the parameters sent and a summary of every record on stderr
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+    /// Print one JSON document describing the response instead of the body
+    #[arg(long)]
+    pub json: bool,
+    /// Exit 0 even when the HTTP status is 4xx or 5xx
+    #[arg(long)]
+    pub no_fail: bool,
+    /// Show Authorization and Cookie values in -v output instead of masking them
+    #[arg(long)]
+    pub show_secrets: bool,
+}
+
+/// `get`, `post`, `request`.
+#[derive(Debug, Args, Clone)]
+pub struct RequestCmd {
+    /// Request path with an optional query string, e.g. /index.php?page=2
+    #[arg(value_name = "PATH")]
+    pub path: String,
+    /// The request.
+    #[command(flatten)]
+    pub spec: RequestSpec,
+    /// The output.
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// `probe`.
+#[derive(Debug, Args, Clone)]
+pub struct ProbeCmd {
+    /// Where the server is.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Print one JSON document
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `dump`.
+#[derive(Debug, Args, Clone)]
+pub struct DumpCmd {
+    /// Request path, as for `get` (not with --input)
+    #[arg(value_name = "PATH", required_unless_present = "input", conflicts_with = "input")]
+    pub path: Option<String>,
+    /// Decode a captured byte stream of records from FILE (or - for standard input) instead of
+    /// sending a request
+    #[arg(long, value_name = "FILE")]
+    pub input: Option<PathBuf>,
+    /// Print one JSON object per record
+    #[arg(long)]
+    pub json: bool,
+    /// Show Authorization and Cookie values instead of masking them
+    #[arg(long)]
+    pub show_secrets: bool,
+    /// The request.
+    #[command(flatten)]
+    pub spec: RequestSpec,
+}
+
+/// `ping`.
+#[derive(Debug, Args, Clone)]
+pub struct PingCmd {
+    /// php-fpm's ping.path
+    #[arg(long, value_name = "PATH", default_value = "/ping")]
+    pub path: String,
+    /// The answer expected (php-fpm's ping.response)
+    #[arg(long, value_name = "TEXT", default_value = "pong")]
+    pub expect: String,
+    /// Print one JSON document
+    #[arg(long)]
+    pub json: bool,
+    /// Print nothing on success
+    #[arg(short = 's', long)]
+    pub silent: bool,
+    /// Where the server is.
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+/// `status`.
+#[derive(Debug, Args, Clone)]
+pub struct StatusCmd {
+    /// php-fpm's pm.status_path
+    #[arg(long, value_name = "PATH", default_value = "/status")]
+    pub path: String,
+    /// Fail unless FIELD >= N; FIELD is a status key such as "idle processes" or
+    /// idle-processes; repeatable
+    #[arg(long = "min", value_name = "FIELD=N")]
+    pub min: Vec<String>,
+    /// Fail unless FIELD <= N; repeatable
+    #[arg(long = "max", value_name = "FIELD=N")]
+    pub max: Vec<String>,
+    /// Fail when fewer than N processes are idle
+    #[arg(long, value_name = "N")]
+    pub min_idle: Option<u64>,
+    /// Fail when more than N processes are active
+    #[arg(long, value_name = "N")]
+    pub max_active: Option<u64>,
+    /// Fail when more than N connections wait in the listen queue
+    #[arg(long, value_name = "N")]
+    pub max_listen_queue: Option<u64>,
+    /// Fail when "max children reached" is above N
+    #[arg(long, value_name = "N")]
+    pub max_children_reached: Option<u64>,
+    /// Fail when more than N slow requests were counted
+    #[arg(long, value_name = "N")]
+    pub max_slow_requests: Option<u64>,
+    /// Print the status document (and check results) as JSON
+    #[arg(long)]
+    pub json: bool,
+    /// Print nothing on success
+    #[arg(short = 's', long)]
+    pub silent: bool,
+    /// Where the server is.
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+/// Parses `2`, `2s`, `1.5s`, `500ms`, `1m` into a duration.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(at) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let value: f64 =
+        number.trim().parse().map_err(|_| format!("{text:?} is not a duration (e.g. 2s, 500ms)"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        _ => return Err(format!("unknown unit {unit:?} in {text:?} (use ms, s or m)")),
+    };
+    if !seconds.is_finite() || seconds <= 0.0 || seconds > 86_400.0 {
+        return Err(format!("{text:?} is out of range (more than 0, at most a day)"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+fn exit_code_help() -> String {
+    let mut text = String::from("Exit codes:\n");
+    for (exit, meaning) in Exit::TABLE {
+        text.push_str(&format!("  {:>3}  {meaning}\n", exit.code()));
+    }
+    text.push_str("\nEnvironment:\n  FCGI_ADDRESS  default server address (as --connect)\n  FCGI_DOCROOT  default document root\n");
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        for bad in ["", "x", "0", "-1s", "5h", "nan", "inf", "1e9"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! One module per command.
+
+pub mod dump;
+pub mod exchange;
+pub mod health;
+pub mod probe;
+pub mod request;

@@ -1,0 +1,194 @@
+//! `fcgi get`, `fcgi post`, `fcgi request`: one request, the body on stdout (or `-o`), the
+//! exit code from the HTTP status.
+
+use std::io::Write;
+
+use base64::Engine;
+use bytes::BytesMut;
+use fcgi_mux::{Direction, Observer, RecordEvent};
+use http::Method;
+use serde_json::{Value, json};
+
+use crate::build::{self, Built};
+use crate::cli::{REQUEST_MAX_TIME, RequestCmd};
+use crate::commands::exchange::{self, Exchange};
+use crate::exit::{Exit, classify};
+use crate::output::{Progress, Sink};
+use crate::records::{self, Way};
+use crate::target::Target;
+
+/// Version of the `--json` document's layout (`schema` key).
+pub const JSON_SCHEMA: &str = "fcgi.response/1";
+
+/// Runs a request command; `default_method` is `None` for `request` (needs -X).
+pub async fn run(cmd: &RequestCmd, default_method: Option<Method>) -> anyhow::Result<Exit> {
+    let out = &cmd.output;
+    let result = run_inner(cmd, default_method).await;
+    match result {
+        Err(error) if out.json => {
+            let (exit, message) = classify(&error);
+            print_json(&json!({
+                "schema": JSON_SCHEMA,
+                "path": cmd.path,
+                "error": { "kind": exit.kind(), "exit_code": exit.code(), "message": message },
+            }))?;
+            Ok(exit)
+        }
+        other => other,
+    }
+}
+
+async fn run_inner(cmd: &RequestCmd, default_method: Option<Method>) -> anyhow::Result<Exit> {
+    let out = &cmd.output;
+    let target = Target::from_args(&cmd.spec.target, REQUEST_MAX_TIME)?;
+    let built = build::build(&cmd.path, default_method, &cmd.spec, &target)?;
+    let verbose = out.verbose && !out.silent;
+    if verbose {
+        print_params(&target, &built, out.show_secrets);
+    }
+    let observer = verbose.then(|| verbose_observer(out.show_secrets));
+    let head_only = built.request.method() == Method::HEAD;
+    let params = built.param_pairs();
+    let mut exchange = exchange::send(&target, built.request, params, observer).await?;
+    if out.json {
+        return finish_json(cmd, &target, exchange).await;
+    }
+    let status = exchange.response.status();
+    let mut sink = Sink::open(out.output.as_deref())?;
+    if out.include || head_only {
+        sink.write(&head_text(&exchange.response).into_bytes())?;
+    }
+    let length = exchange
+        .response
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse().ok());
+    let progress = Progress::new(!out.silent && !sink.is_terminal(), length);
+    while let Some(chunk) = exchange.next_chunk().await? {
+        sink.write(&chunk)?;
+        progress.advance(chunk.len());
+        if sink.is_closed() {
+            // The reader went away (`| head -1`): nothing more to do, and not an error.
+            break;
+        }
+    }
+    progress.finish();
+    sink.finish()?;
+    let body = exchange.response.body();
+    print_app_stderr(&body.stderr(), out.silent);
+    let exit = if out.no_fail { Exit::Success } else { Exit::for_status(status) };
+    if exit != Exit::Success && !out.silent {
+        eprintln!(
+            "fcgi: HTTP {} from {}{}",
+            status_text(&exchange.response),
+            target.address,
+            busy_note(status)
+        );
+    }
+    Ok(exit)
+}
+
+async fn finish_json(cmd: &RequestCmd, target: &Target, mut exchange: Exchange) -> anyhow::Result<Exit> {
+    let mut body = BytesMut::new();
+    while let Some(chunk) = exchange.next_chunk().await? {
+        body.extend_from_slice(&chunk);
+    }
+    let response = &exchange.response;
+    let status = response.status();
+    let stderr = response.body().stderr();
+    let end = response.body().end_status();
+    let (body_text, encoding) = match std::str::from_utf8(&body) {
+        Ok(text) => (text.to_string(), "utf-8"),
+        Err(_) => (base64::engine::general_purpose::STANDARD.encode(&body), "base64"),
+    };
+    let headers: Vec<Value> = response
+        .headers()
+        .iter()
+        .map(|(name, value)| json!([name.as_str(), String::from_utf8_lossy(value.as_bytes())]))
+        .collect();
+    let exit = if cmd.output.no_fail { Exit::Success } else { Exit::for_status(status) };
+    let document = json!({
+        "schema": JSON_SCHEMA,
+        "address": target.address.to_string(),
+        "path": cmd.path,
+        "status": status.as_u16(),
+        "reason": reason(response),
+        "headers": headers,
+        "body": body_text,
+        "body_encoding": encoding,
+        "body_bytes": body.len(),
+        "stderr": String::from_utf8_lossy(&stderr.kept),
+        "stderr_dropped_bytes": stderr.dropped,
+        "app_status": end.map(|e| e.app_status),
+        "protocol_status": end.map(|e| e.protocol_status.to_string()),
+        "timings": exchange.timings.to_json(),
+        "exit_code": exit.code(),
+    });
+    print_json(&document)?;
+    Ok(exit)
+}
+
+fn print_json(document: &Value) -> anyhow::Result<()> {
+    let mut sink = Sink::open(None)?;
+    sink.write(format!("{document}\n").as_bytes())?;
+    sink.finish()?;
+    Ok(())
+}
+
+/// `HTTP/1.1 200 OK` and the headers, as curl -i shows them.
+fn head_text(response: &http::Response<fcgi_mux::ResponseBody>) -> String {
+    let mut text = format!("HTTP/1.1 {}\r\n", status_text(response));
+    for (name, value) in response.headers() {
+        text.push_str(&format!("{}: {}\r\n", name, String::from_utf8_lossy(value.as_bytes())));
+    }
+    text.push_str("\r\n");
+    text
+}
+
+fn reason(response: &http::Response<fcgi_mux::ResponseBody>) -> String {
+    match response.extensions().get::<fcgi_mux::ReasonPhrase>() {
+        Some(reason) => reason.0.clone(),
+        None => response.status().canonical_reason().unwrap_or("").to_string(),
+    }
+}
+
+fn status_text(response: &http::Response<fcgi_mux::ResponseBody>) -> String {
+    format!("{} {}", response.status().as_u16(), reason(response)).trim_end().to_string()
+}
+
+fn busy_note(status: http::StatusCode) -> &'static str {
+    if status == http::StatusCode::SERVICE_UNAVAILABLE { " (the server is busy or unavailable)" } else { "" }
+}
+
+/// The application's STDERR, each line prefixed and escaped so it is safe in any log.
+pub fn print_app_stderr(stderr: &fcgi_mux::Stderr, silent: bool) {
+    if silent || (stderr.kept.is_empty() && stderr.dropped == 0) {
+        return;
+    }
+    let mut err = std::io::stderr().lock();
+    for line in stderr.kept.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        let _ = writeln!(err, "fcgi: app stderr: {}", records::escape(line));
+    }
+    if stderr.dropped > 0 {
+        let _ = writeln!(err, "fcgi: app stderr: ({} more bytes not kept)", stderr.dropped);
+    }
+}
+
+fn print_params(target: &Target, built: &Built, show_secrets: bool) {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "* server {}", target.address);
+    let _ = writeln!(err, "* {} {}", built.request.method(), built.request.uri());
+    for (name, value) in built.params.iter() {
+        let _ = writeln!(err, "* param {name}={}", records::shown_value(name, value, show_secrets));
+    }
+}
+
+fn verbose_observer(show_secrets: bool) -> Observer {
+    Observer::new(move |event: &RecordEvent<'_>| {
+        let way = match event.direction {
+            Direction::Sent => Way::Sent,
+            Direction::Received => Way::Received,
+        };
+        eprintln!("{}", records::line(way, &event.header, event.record, show_secrets));
+    })
+}

@@ -1,0 +1,159 @@
+//! Where the response body goes: standard output, or a file written atomically, or a device
+//! or FIFO written directly; plus the progress bar.
+//!
+//! A regular file (or a path that does not exist yet) is written to a temporary file in the
+//! same directory and renamed over the destination only when the whole response arrived:
+//! an error never leaves a half-written file. Anything else (`/dev/null`, a FIFO, a
+//! terminal) is opened and written directly: renaming over `/dev/null` as root would replace
+//! the device with a regular file.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::exit::{Exit, Failure};
+
+/// The body's destination.
+pub enum Sink {
+    /// Standard output; `closed` once the reader went away (`fcgi get ... | head -1`).
+    Stdout { closed: bool },
+    /// A device, FIFO or other non-regular file, written in place.
+    Direct { file: File, path: PathBuf },
+    /// A temporary file renamed over `dest` by [`Sink::finish`].
+    Atomic { temp: tempfile::NamedTempFile, dest: PathBuf },
+}
+
+impl Sink {
+    /// Opens the destination: standard output for `None` or `-`.
+    pub fn open(output: Option<&Path>) -> Result<Sink, Failure> {
+        let Some(path) = output.filter(|p| p.as_os_str() != "-") else {
+            return Ok(Sink::Stdout { closed: false });
+        };
+        let write_error =
+            |err: io::Error| Failure::new(Exit::Write, format!("cannot write {}: {err}", path.display()));
+        match std::fs::metadata(path) {
+            Ok(meta) if !meta.is_file() => {
+                if meta.is_dir() {
+                    return Err(Failure::new(
+                        Exit::Write,
+                        format!("cannot write {}: it is a directory", path.display()),
+                    ));
+                }
+                let file = OpenOptions::new().write(true).open(path).map_err(write_error)?;
+                Ok(Sink::Direct { file, path: path.to_path_buf() })
+            }
+            Ok(_) | Err(_) => {
+                let dir = match path.parent() {
+                    Some(parent) if !parent.as_os_str().is_empty() => parent,
+                    _ => Path::new("."),
+                };
+                let temp = tempfile::Builder::new()
+                    .prefix(".fcgi-")
+                    .suffix(".part")
+                    .tempfile_in(dir)
+                    .map_err(write_error)?;
+                Ok(Sink::Atomic { temp, dest: path.to_path_buf() })
+            }
+        }
+    }
+
+    /// True when the body goes to a terminal.
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, Sink::Stdout { .. }) && io::stdout().is_terminal()
+    }
+
+    /// Writes body bytes. A closed standard output is not an error: the rest is dropped.
+    pub fn write(&mut self, data: &[u8]) -> Result<(), Failure> {
+        match self {
+            Sink::Stdout { closed: true } => Ok(()),
+            Sink::Stdout { closed } => match io::stdout().lock().write_all(data) {
+                Err(err) if err.kind() == io::ErrorKind::BrokenPipe => {
+                    *closed = true;
+                    Ok(())
+                }
+                result => result
+                    .map_err(|err| Failure::new(Exit::Write, format!("cannot write standard output: {err}"))),
+            },
+            Sink::Direct { file, path } => file
+                .write_all(data)
+                .map_err(|err| Failure::new(Exit::Write, format!("cannot write {}: {err}", path.display()))),
+            Sink::Atomic { temp, dest } => temp
+                .write_all(data)
+                .map_err(|err| Failure::new(Exit::Write, format!("cannot write {}: {err}", dest.display()))),
+        }
+    }
+
+    /// True once standard output was closed by its reader.
+    pub fn is_closed(&self) -> bool {
+        matches!(self, Sink::Stdout { closed: true })
+    }
+
+    /// Completes the output: flushes, and moves an atomic file into place.
+    pub fn finish(self) -> Result<(), Failure> {
+        match self {
+            Sink::Stdout { closed: true } => Ok(()),
+            Sink::Stdout { closed: false } => match io::stdout().lock().flush() {
+                Err(err) if err.kind() != io::ErrorKind::BrokenPipe => {
+                    Err(Failure::new(Exit::Write, format!("cannot write standard output: {err}")))
+                }
+                _ => Ok(()),
+            },
+            Sink::Direct { mut file, path } => file
+                .flush()
+                .map_err(|err| Failure::new(Exit::Write, format!("cannot write {}: {err}", path.display()))),
+            Sink::Atomic { temp, dest } => {
+                let fail = |err: io::Error| {
+                    Failure::new(Exit::Write, format!("cannot write {}: {err}", dest.display()))
+                };
+                temp.as_file().sync_all().map_err(fail)?;
+                let permissions = match std::fs::metadata(&dest) {
+                    Ok(meta) => meta.permissions(),
+                    Err(_) => std::os::unix::fs::PermissionsExt::from_mode(0o644),
+                };
+                temp.as_file().set_permissions(permissions).map_err(fail)?;
+                temp.persist(&dest).map_err(|err| fail(err.error))?;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A byte counter on stderr, shown only when stderr is a terminal and the body is not
+/// going to that same terminal.
+pub struct Progress(Option<ProgressBar>);
+
+impl Progress {
+    /// A progress bar when it makes sense; `length` from Content-Length when known.
+    pub fn new(enabled: bool, length: Option<u64>) -> Progress {
+        if !enabled || !io::stderr().is_terminal() {
+            return Progress(None);
+        }
+        let bar = match length {
+            Some(len) => ProgressBar::new(len).with_style(
+                ProgressStyle::with_template("{bytes}/{total_bytes} {wide_bar} {bytes_per_sec} {eta}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ),
+            None => ProgressBar::new_spinner().with_style(
+                ProgressStyle::with_template("{spinner} {bytes} {bytes_per_sec} {elapsed}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            ),
+        };
+        Progress(Some(bar))
+    }
+
+    /// Counts `n` more bytes.
+    pub fn advance(&self, n: usize) {
+        if let Some(bar) = &self.0 {
+            bar.inc(n as u64);
+        }
+    }
+
+    /// Removes the bar.
+    pub fn finish(&self) {
+        if let Some(bar) = &self.0 {
+            bar.finish_and_clear();
+        }
+    }
+}
