@@ -1,17 +1,21 @@
 //! Where the real backends started by `cargo xtask test` listen.
 //!
 //! `cargo xtask test` (and `cargo xtask backends`, which prints them as `export` lines for running
-//! single tests by hand) starts php-fpm in a throw-away directory and passes its coordinates to
-//! `cargo test` through these environment variables:
+//! single tests by hand) starts php-fpm, two flup servers and fcgiwrap in a throw-away directory
+//! and passes their coordinates to `cargo test` through these environment variables:
 //!
-//! | variable                    | value                                                      |
-//! |-----------------------------|------------------------------------------------------------|
-//! | `FCGI_TEST_PHP_FPM_SOCKET`  | absolute path of the unix socket of php-fpm's `unix` pool  |
-//! | `FCGI_TEST_PHP_FPM_TCP`     | `127.0.0.1:PORT` of php-fpm's `tcp` pool                   |
-//! | `FCGI_TEST_DOCROOT`         | absolute path of the docroot, a copy of `tests/php/`       |
-//! | `FCGI_TEST_PHP_FPM_PID`     | pid of the php-fpm master                                  |
-//! | `FCGI_TEST_PHP_FPM_WORKERS` | children per pool (`pm = static`)                          |
-//! | `FCGI_TEST_PHP_FPM_LOG`     | path of php-fpm's error log                                |
+//! | variable                     | value                                                         |
+//! |------------------------------|---------------------------------------------------------------|
+//! | `FCGI_TEST_PHP_FPM_SOCKET`   | absolute path of the unix socket of php-fpm's `unix` pool     |
+//! | `FCGI_TEST_PHP_FPM_TCP`      | `127.0.0.1:PORT` of php-fpm's `tcp` pool                      |
+//! | `FCGI_TEST_DOCROOT`          | absolute path of the docroot, a copy of `tests/php/`          |
+//! | `FCGI_TEST_PHP_FPM_PID`      | pid of the php-fpm master                                     |
+//! | `FCGI_TEST_PHP_FPM_WORKERS`  | children per pool (`pm = static`)                             |
+//! | `FCGI_TEST_PHP_FPM_LOG`      | path of php-fpm's error log                                   |
+//! | `FCGI_TEST_FLUP_MPX_SOCKET`  | unix socket of flup 1.0.3 with `multiplexed=True`             |
+//! | `FCGI_TEST_FLUP_SOCKET`      | unix socket of flup 1.0.3 with `multiplexed=False`            |
+//! | `FCGI_TEST_FCGIWRAP_SOCKET`  | unix socket of fcgiwrap (libfcgi, 2 preforked processes)      |
+//! | `FCGI_TEST_CGI_DIR`          | absolute path of the CGI dir, a copy of `tests/backends/cgi/` |
 //!
 //! What the php-fpm instance looks like (configured in `xtask/src/php_fpm.rs`): two pools, one
 //! per address, each with `FCGI_TEST_PHP_FPM_WORKERS` static children; `/ping` answers `pong`
@@ -21,8 +25,20 @@
 //! also copied into the error log through `catch_workers_output`). The scripts in the docroot
 //! are described at the top of each file in `tests/php/`.
 //!
-//! A test that needs a backend calls [`php_fpm()`], which panics when the variables are missing:
-//! such tests fail loudly under a plain `cargo test`, they never skip silently.
+//! Both flup servers (`xtask/src/flup.rs`) serve the WSGI app `tests/backends/flup_app.py`,
+//! routed on `PATH_INFO`, or `SCRIPT_NAME` when that is empty: `/echo` (body
+//! `query=<QUERY_STRING>\n` + the request body), `/sleep?ms=N`, `/big?bytes=N`, `/stderr?msg=M`;
+//! its docstring has the details. The multiplexed one runs each request in its own thread; the
+//! other answers a second BEGIN_REQUEST on a busy connection with END_REQUEST(CANT_MPX_CONN).
+//! Both answer FCGI_GET_VALUES with an empty result (a flup bug, brief §3).
+//!
+//! fcgiwrap (`xtask/src/fcgiwrap.rs`) runs the CGI script named by `SCRIPT_FILENAME`, e.g.
+//! [`Fcgiwrap::script_path`]`("hello.sh")`, which prints `Hello from CGI` and its `QUERY_STRING`;
+//! the script's stderr arrives on the FastCGI STDERR stream (`fcgiwrap -f`).
+//!
+//! A test that needs a backend calls [`php_fpm()`], [`flup()`] or [`fcgiwrap()`], which panic when
+//! the variables are missing: such tests fail loudly under a plain `cargo test`, they never skip
+//! silently.
 
 use std::env;
 use std::net::SocketAddr;
@@ -40,6 +56,14 @@ pub const ENV_PID: &str = "FCGI_TEST_PHP_FPM_PID";
 pub const ENV_WORKERS: &str = "FCGI_TEST_PHP_FPM_WORKERS";
 /// php-fpm's error log.
 pub const ENV_LOG: &str = "FCGI_TEST_PHP_FPM_LOG";
+/// Unix socket of flup with `multiplexed=True`.
+pub const ENV_FLUP_MPX_SOCKET: &str = "FCGI_TEST_FLUP_MPX_SOCKET";
+/// Unix socket of flup with `multiplexed=False`.
+pub const ENV_FLUP_SOCKET: &str = "FCGI_TEST_FLUP_SOCKET";
+/// Unix socket of fcgiwrap.
+pub const ENV_FCGIWRAP_SOCKET: &str = "FCGI_TEST_FCGIWRAP_SOCKET";
+/// Absolute path of the CGI script dir.
+pub const ENV_CGI_DIR: &str = "FCGI_TEST_CGI_DIR";
 
 /// The php-fpm instance started by `cargo xtask test`.
 #[derive(Debug, Clone)]
@@ -83,15 +107,60 @@ pub fn php_fpm() -> PhpFpm {
     }
 }
 
+/// The two flup servers started by `cargo xtask test` (same WSGI app, see the module docs).
+#[derive(Debug, Clone)]
+pub struct Flup {
+    /// Unix socket of `WSGIServer(..., multiplexed=True)`: requests interleave on one connection.
+    pub multiplexed: PathBuf,
+    /// Unix socket of `WSGIServer(..., multiplexed=False)`: a second concurrent request on one
+    /// connection gets END_REQUEST with protocolStatus CANT_MPX_CONN.
+    pub single: PathBuf,
+}
+
+/// Reads the `FCGI_TEST_*` variables describing the flup servers.
+///
+/// # Panics
+///
+/// When a variable is missing, like [`php_fpm()`].
+pub fn flup() -> Flup {
+    Flup { multiplexed: PathBuf::from(var(ENV_FLUP_MPX_SOCKET)), single: PathBuf::from(var(ENV_FLUP_SOCKET)) }
+}
+
+/// The fcgiwrap started by `cargo xtask test`.
+#[derive(Debug, Clone)]
+pub struct Fcgiwrap {
+    /// Its unix socket.
+    pub socket: PathBuf,
+    /// Absolute path of the CGI script dir (holding the executable `hello.sh`).
+    pub cgi_dir: PathBuf,
+}
+
+impl Fcgiwrap {
+    /// Absolute path of CGI script `name` (`"hello.sh"` → `<cgi_dir>/hello.sh`), the value to send
+    /// as `SCRIPT_FILENAME`.
+    pub fn script_path(&self, name: &str) -> PathBuf {
+        self.cgi_dir.join(name.trim_start_matches('/'))
+    }
+}
+
+/// Reads the `FCGI_TEST_*` variables describing fcgiwrap.
+///
+/// # Panics
+///
+/// When a variable is missing, like [`php_fpm()`].
+pub fn fcgiwrap() -> Fcgiwrap {
+    Fcgiwrap { socket: PathBuf::from(var(ENV_FCGIWRAP_SOCKET)), cgi_dir: PathBuf::from(var(ENV_CGI_DIR)) }
+}
+
 fn var(name: &str) -> String {
     match env::var(name) {
         Ok(value) if !value.is_empty() => value,
         Ok(_) | Err(env::VarError::NotPresent) => panic!(
-            "php-fpm backend not configured: run the tests through `cargo xtask test` \
+            "test backend not configured: run the tests through `cargo xtask test` \
              (or export the variables printed by `cargo xtask backends`); {name} is not set"
         ),
         Err(env::VarError::NotUnicode(value)) => {
-            panic!("php-fpm backend misconfigured: {name} is not valid UTF-8: {value:?}")
+            panic!("test backend misconfigured: {name} is not valid UTF-8: {value:?}")
         }
     }
 }
@@ -104,7 +173,7 @@ where
     let value = var(name);
     value.parse().unwrap_or_else(|err| {
         panic!(
-            "php-fpm backend misconfigured: {name}={value:?} is not valid ({err}); \
+            "test backend misconfigured: {name}={value:?} is not valid ({err}); \
              run the tests through `cargo xtask test`"
         )
     })

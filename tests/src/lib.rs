@@ -5,9 +5,12 @@
 //! - `bodies`: request bodies for client tests (chunked, exact or unknown length, failing).
 //! - `client`: a small synchronous FastCGI client on `fcgi-proto`, to reach real backends
 //!   without the async client.
+//! - `responder`: a fault-injecting FastCGI server on tokio, to test the async client against
+//!   peers that misbehave in ways no real backend does.
 //!
 //! Integration tests live in `tests/tests/`, one file per area.
 
 pub mod backends;
 pub mod bodies;
 pub mod client;
+pub mod responder;

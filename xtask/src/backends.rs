@@ -1,27 +1,45 @@
 //! The real backends integration tests talk to, started together in one throw-away directory, and
 //! the environment-variable contract through which test code finds them.
 //!
-//! [`Backends::start`] is shared by `cargo xtask test`, `cargo xtask backends` and later commands
-//! (demo, bench). Everything lives in a fresh temp dir (`$TMPDIR/fcgi-xtask-*`): the php-fpm
-//! config, pid file, error log, unix socket, and the docroot, a copy of `tests/php/`. Dropping
-//! [`Backends`] stops the processes, then removes the directory.
+//! [`Backends::start`] is shared by `cargo xtask test`, `cargo xtask backends`, `demo` and `bench`.
+//! It first makes sure everything is installed (php-fpm and fcgiwrap from Debian packages when
+//! root, flup from PyPI into the venv `target/xtask-venv`, see [`crate::venv`]), then starts, each
+//! waited for until its sockets accept connections:
+//!
+//! | backend  | module              | what it is for                                             |
+//! |----------|---------------------|------------------------------------------------------------|
+//! | php-fpm  | [`crate::php_fpm`]  | the main peer: unix and TCP pools, PHP scripts             |
+//! | flup ×2  | [`crate::flup`]     | a real multiplexing server, and one answering CANT_MPX_CONN |
+//! | fcgiwrap | [`crate::fcgiwrap`] | libfcgi: CGI scripts, one request per connection            |
+//!
+//! Everything lives in a fresh temp dir (`$TMPDIR/fcgi-xtask-*`): config files, logs, unix
+//! sockets, the docroot (a copy of `tests/php/`) and the CGI dir (a copy of
+//! `tests/backends/cgi/`). A backend that fails to start fails the run with its log. Dropping
+//! [`Backends`] stops the processes (on success, failure and Ctrl-C), then removes the directory.
 //!
 //! # Environment contract
 //!
 //! Set for `cargo test` by `cargo xtask test`, printed by `cargo xtask backends`, read by
-//! `tests/src/backends.rs` (`fcgi_tests::backends::php_fpm()`):
+//! `tests/src/backends.rs` (`fcgi_tests::backends::{php_fpm, flup, fcgiwrap}()`):
 //!
-//! | variable                    | value                                                      |
-//! |-----------------------------|------------------------------------------------------------|
-//! | `FCGI_TEST_PHP_FPM_SOCKET`  | absolute path of the unix socket of php-fpm's `unix` pool  |
-//! | `FCGI_TEST_PHP_FPM_TCP`     | `127.0.0.1:PORT` of php-fpm's `tcp` pool                   |
-//! | `FCGI_TEST_DOCROOT`         | absolute path of the docroot (a copy of `tests/php/`)      |
-//! | `FCGI_TEST_PHP_FPM_PID`     | pid of the php-fpm master                                  |
-//! | `FCGI_TEST_PHP_FPM_WORKERS` | children per pool (`pm = static`), currently 8            |
-//! | `FCGI_TEST_PHP_FPM_LOG`     | path of php-fpm's error log                                |
+//! | variable                     | value                                                          |
+//! |------------------------------|----------------------------------------------------------------|
+//! | `FCGI_TEST_PHP_FPM_SOCKET`   | absolute path of the unix socket of php-fpm's `unix` pool      |
+//! | `FCGI_TEST_PHP_FPM_TCP`      | `127.0.0.1:PORT` of php-fpm's `tcp` pool                       |
+//! | `FCGI_TEST_DOCROOT`          | absolute path of the docroot (a copy of `tests/php/`)          |
+//! | `FCGI_TEST_PHP_FPM_PID`      | pid of the php-fpm master                                      |
+//! | `FCGI_TEST_PHP_FPM_WORKERS`  | children per pool (`pm = static`), currently 8                |
+//! | `FCGI_TEST_PHP_FPM_LOG`      | path of php-fpm's error log                                    |
+//! | `FCGI_TEST_FLUP_MPX_SOCKET`  | unix socket of flup with `multiplexed=True`                    |
+//! | `FCGI_TEST_FLUP_SOCKET`      | unix socket of flup with `multiplexed=False` (CANT_MPX_CONN)   |
+//! | `FCGI_TEST_FCGIWRAP_SOCKET`  | unix socket of fcgiwrap (2 preforked processes)                |
+//! | `FCGI_TEST_CGI_DIR`          | absolute path of the CGI dir (`hello.sh`, executable)          |
 //!
-//! Both pools answer `/ping` with `pong` and `/status` (php-fpm needs `SCRIPT_FILENAME` present,
-//! any value, for those). PHP errors and `error_log()` go to the FastCGI STDERR stream.
+//! Both php-fpm pools answer `/ping` with `pong` and `/status` (php-fpm needs `SCRIPT_FILENAME`
+//! present, any value, for those). PHP errors and `error_log()` go to the FastCGI STDERR stream.
+//! Both flup servers serve `tests/backends/flup_app.py` (routes in its docstring: `/echo`,
+//! `/sleep?ms=N`, `/big?bytes=N`, `/stderr`). fcgiwrap runs `SCRIPT_FILENAME`, e.g.
+//! `$FCGI_TEST_CGI_DIR/hello.sh`, with the script's stderr on the FastCGI STDERR stream.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -31,8 +49,10 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use tempfile::TempDir;
 
+use crate::fcgiwrap::{self, Fcgiwrap};
+use crate::flup::Flup;
 use crate::php_fpm::{self, PhpFpm};
-use crate::{process, workspace};
+use crate::{process, venv, workspace};
 
 /// Unix socket path of the php-fpm `unix` pool.
 pub const ENV_SOCKET: &str = "FCGI_TEST_PHP_FPM_SOCKET";
@@ -46,21 +66,40 @@ pub const ENV_PID: &str = "FCGI_TEST_PHP_FPM_PID";
 pub const ENV_WORKERS: &str = "FCGI_TEST_PHP_FPM_WORKERS";
 /// Path of php-fpm's error log.
 pub const ENV_LOG: &str = "FCGI_TEST_PHP_FPM_LOG";
+/// Unix socket of flup with `multiplexed=True`.
+pub const ENV_FLUP_MPX_SOCKET: &str = "FCGI_TEST_FLUP_MPX_SOCKET";
+/// Unix socket of flup with `multiplexed=False`.
+pub const ENV_FLUP_SOCKET: &str = "FCGI_TEST_FLUP_SOCKET";
+/// Unix socket of fcgiwrap.
+pub const ENV_FCGIWRAP_SOCKET: &str = "FCGI_TEST_FCGIWRAP_SOCKET";
+/// Absolute path of the CGI script dir (copy of `tests/backends/cgi/`).
+pub const ENV_CGI_DIR: &str = "FCGI_TEST_CGI_DIR";
+
+/// Lines of each backend log shown when tests fail.
+const LOG_TAIL_LINES: usize = 30;
 
 /// Running backends and their directory. Fields drop in order: processes first, then the dir.
 pub struct Backends {
     /// The php-fpm master with its `unix` and `tcp` pools.
     pub php_fpm: PhpFpm,
+    /// The two flup servers (multiplexed and not).
+    pub flup: Flup,
+    /// fcgiwrap and its CGI dir.
+    pub fcgiwrap: Fcgiwrap,
     /// Absolute path of the docroot copy.
     pub docroot: PathBuf,
     dir: TempDir,
 }
 
 impl Backends {
-    /// Installs php-fpm if needed, prepares the temp dir and docroot, starts php-fpm and waits until
-    /// it accepts connections.
+    /// Installs what is missing (see the module docs), prepares the temp dir, docroot and CGI dir,
+    /// starts every backend and waits until each accepts connections. If one fails, those already
+    /// started are stopped again and the error carries the failed one's log.
     pub fn start() -> Result<Backends> {
-        let binary = php_fpm::find_or_install()?;
+        let php_fpm_binary = php_fpm::find_or_install()?;
+        let fcgiwrap_binary = fcgiwrap::find_or_install()?;
+        let venv = venv::ensure().context("preparing the Python venv for flup")?;
+
         let dir = tempfile::Builder::new()
             .prefix("fcgi-xtask-")
             .tempdir()
@@ -73,15 +112,34 @@ impl Backends {
         copy_dir(&source, &docroot)
             .with_context(|| format!("copying {} to {}", source.display(), docroot.display()))?;
 
-        println!("xtask: starting php-fpm ({}) ...", binary.display());
-        let php_fpm = PhpFpm::start(&binary, &base)?;
+        println!("xtask: starting php-fpm ({}) ...", php_fpm_binary.display());
+        let php_fpm = PhpFpm::start(&php_fpm_binary, &base)?;
         println!(
             "xtask: php-fpm ready (pid {}, unix: {}, tcp: {})",
             php_fpm.pid(),
             php_fpm.socket.display(),
             php_fpm.tcp
         );
-        Ok(Backends { php_fpm, docroot, dir })
+
+        println!("xtask: starting flup ({}) ...", venv.python().display());
+        let flup = Flup::start(&venv.python(), &base)?;
+        println!(
+            "xtask: flup ready (multiplexed: pid {}, {}; single: pid {}, {})",
+            flup.multiplexed.pid(),
+            flup.multiplexed.socket.display(),
+            flup.single.pid(),
+            flup.single.socket.display()
+        );
+
+        println!("xtask: starting fcgiwrap ({}) ...", fcgiwrap_binary.display());
+        let fcgiwrap = Fcgiwrap::start(&fcgiwrap_binary, &base).context("starting fcgiwrap")?;
+        println!(
+            "xtask: fcgiwrap ready (pid {}, {}, scripts in {})",
+            fcgiwrap.service.pid(),
+            fcgiwrap.service.socket.display(),
+            fcgiwrap.cgi_dir.display()
+        );
+        Ok(Backends { php_fpm, flup, fcgiwrap, docroot, dir })
     }
 
     /// The environment contract (see the module docs) as name/value pairs.
@@ -93,7 +151,33 @@ impl Backends {
             (ENV_PID, self.php_fpm.pid().to_string()),
             (ENV_WORKERS, php_fpm::WORKERS.to_string()),
             (ENV_LOG, self.php_fpm.log.display().to_string()),
+            (ENV_FLUP_MPX_SOCKET, self.flup.multiplexed.socket.display().to_string()),
+            (ENV_FLUP_SOCKET, self.flup.single.socket.display().to_string()),
+            (ENV_FCGIWRAP_SOCKET, self.fcgiwrap.service.socket.display().to_string()),
+            (ENV_CGI_DIR, self.fcgiwrap.cgi_dir.display().to_string()),
         ]
+    }
+
+    /// Fails, with the logs of the one that stopped, if any backend has exited.
+    pub fn check_running(&mut self) -> Result<()> {
+        self.php_fpm.check_running()?;
+        self.flup.check_running()?;
+        self.fcgiwrap.service.check_running()
+    }
+
+    /// The last lines of every backend's log (those that wrote anything), for failure reports.
+    pub fn log_tails(&self) -> String {
+        let services = [&self.flup.multiplexed, &self.flup.single, &self.fcgiwrap.service];
+        let mut logs =
+            vec![("php-fpm error log", self.php_fpm.log.clone(), self.php_fpm.log_tail(LOG_TAIL_LINES))];
+        logs.extend(services.iter().map(|s| ("output", s.log.clone(), s.log_tail(LOG_TAIL_LINES))));
+        let mut report = String::new();
+        for (what, path, tail) in logs {
+            if !tail.trim().is_empty() {
+                report.push_str(&format!("--- last lines of {what} {} ---\n{tail}\n", path.display()));
+            }
+        }
+        report
     }
 
     /// The temp dir holding everything.
@@ -111,7 +195,7 @@ pub fn serve() -> Result<ExitCode> {
     }
     println!("\nxtask: press Ctrl-C to stop them");
     loop {
-        backends.php_fpm.check_running()?;
+        backends.check_running()?;
         match process::sleep(Duration::from_millis(200)) {
             Ok(()) => {}
             Err(err) if err.is::<process::Interrupted>() => break,
@@ -129,7 +213,7 @@ fn shell_quote(value: &str) -> String {
 }
 
 /// Copies the directory tree `from` into the new directory `to` (files and subdirectories).
-fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+pub fn copy_dir(from: &Path, to: &Path) -> Result<()> {
     fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
     for entry in fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
         let entry = entry.with_context(|| format!("reading {}", from.display()))?;

@@ -1,5 +1,6 @@
-//! `cargo xtask demo`: the README's first command. Starts a throw-away php-fpm (installing it
-//! when missing and allowed, like `test`) and shows requests to it, record by record.
+//! `cargo xtask demo`: the README's first command. Starts the throw-away test backends
+//! (installing them when missing and allowed, like `test`) and shows requests to php-fpm, record
+//! by record.
 //!
 //! Until the `fcgi` command-line tool lands, the requests are made by
 //! `tests/examples/demo.rs` through the codec and the synchronous test client.

@@ -1,29 +1,37 @@
 //! Project automation: `cargo xtask <command>` (alias in `.cargo/config.toml`).
 //!
-//! | command      | module          | what                                                        |
-//! |--------------|-----------------|-------------------------------------------------------------|
-//! | `demo`       | [`demo`]        | start php-fpm, send it a few requests, show every record    |
-//! | `test`       | [`test_cmd`]    | start php-fpm, run `cargo test --workspace` against it      |
-//! | `backends`   | [`backends`]    | start the same backends, print their `export`s, wait        |
-//! | `ci`         | [`ci`]          | fmt check, clippy `-D warnings`, then `test`                |
-//! | `bench`      | [`bench`]       | benchmark sections, results in `docs/BENCHMARKS.md`         |
-//! | `fuzz`       | [`fuzz`]        | run a cargo-fuzz target on the stable toolchain             |
+//! | command    | module               | what                                                         |
+//! |------------|----------------------|--------------------------------------------------------------|
+//! | `demo`     | [`demo`]             | start the backends, send php-fpm a few requests, show them   |
+//! | `test`     | [`test_cmd`]         | start the backends, run `cargo test --workspace` against them |
+//! | `backends` | [`backends`]         | start the same backends, print their `export`s, wait         |
+//! | `ci`       | [`ci`]               | fmt check, clippy `-D warnings`, then `test`                 |
+//! | `bench`    | [`bench`](mod@bench) | benchmark sections, results in `docs/BENCHMARKS.md`          |
+//! | `fuzz`     | [`fuzz`]             | run a cargo-fuzz target on the stable toolchain              |
 //!
-//! Supporting modules: [`php_fpm`] (find/install, configure, start php-fpm), [`process`] (child
-//! process groups, cleanup on exit and on Ctrl-C/SIGTERM), [`workspace`] (repo root, cargo).
+//! Supporting modules: [`php_fpm`] (find/install, configure, start php-fpm), [`flup`] (two flup
+//! servers, multiplexed and not), [`fcgiwrap`] (find/install, start fcgiwrap with CGI scripts),
+//! [`service`] (a backend on a unix socket: log file, readiness, stop), [`venv`] (the Python venv
+//! with flup), [`apt`] (installing Debian packages as root), [`process`] (child process groups,
+//! cleanup on exit and on Ctrl-C/SIGTERM), [`workspace`] (repo root, cargo).
 //!
 //! The tests find the backends through `FCGI_TEST_*` environment variables; the contract is
 //! documented in [`backends`]. Exit codes: the child's (cargo test's) exit code, 1 on an xtask
 //! error, 130 when interrupted (after everything started has been stopped).
 
+mod apt;
 mod backends;
 mod bench;
 mod ci;
 mod demo;
+mod fcgiwrap;
+mod flup;
 mod fuzz;
 mod php_fpm;
 mod process;
+mod service;
 mod test_cmd;
+mod venv;
 mod workspace;
 
 use std::process::ExitCode;
@@ -41,15 +49,17 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Start a throw-away php-fpm (installing it if missing and root) and show a few requests
-    /// to it, every record sent and received.
+    /// Start the throw-away test backends (installing them if missing, as `test` does) and show
+    /// a few requests to php-fpm, every record sent and received.
     Demo,
-    /// Start php-fpm (installing it if missing and root), run `cargo test --workspace` against it,
-    /// stop it, exit with cargo test's exit code.
+    /// Start php-fpm, flup (multiplexed and not) and fcgiwrap (installing them if missing: apt
+    /// packages when root, flup into target/xtask-venv), run `cargo test --workspace` against
+    /// them, stop them, exit with cargo test's exit code.
     ///
     /// The backends reach the tests through FCGI_TEST_PHP_FPM_SOCKET, FCGI_TEST_PHP_FPM_TCP,
-    /// FCGI_TEST_DOCROOT, FCGI_TEST_PHP_FPM_PID, FCGI_TEST_PHP_FPM_WORKERS and
-    /// FCGI_TEST_PHP_FPM_LOG.
+    /// FCGI_TEST_DOCROOT, FCGI_TEST_PHP_FPM_PID, FCGI_TEST_PHP_FPM_WORKERS,
+    /// FCGI_TEST_PHP_FPM_LOG, FCGI_TEST_FLUP_MPX_SOCKET, FCGI_TEST_FLUP_SOCKET,
+    /// FCGI_TEST_FCGIWRAP_SOCKET and FCGI_TEST_CGI_DIR.
     Test {
         /// Arguments passed on to `cargo test --workspace`, after `--`
         /// (e.g. `cargo xtask test -- my_filter -- --nocapture`).

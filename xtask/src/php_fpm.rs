@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 use crate::process::{self, Group, Signal};
+use crate::{apt, service};
 
 /// Children per pool (`pm = static`).
 pub const WORKERS: usize = 8;
@@ -40,9 +41,6 @@ const READY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Attempts to start php-fpm when the free TCP port we picked was taken in the meantime.
 const START_ATTEMPTS: usize = 3;
-
-/// Longest `sun_path` Linux accepts (108 bytes including the terminating NUL).
-const MAX_UNIX_PATH: usize = 107;
 
 /// Environment variable naming the php-fpm binary to use instead of searching for one.
 pub const BINARY_ENV: &str = "XTASK_PHP_FPM";
@@ -116,14 +114,7 @@ struct Files {
 impl Files {
     fn new(dir: &Path) -> Result<Files> {
         let socket = dir.join("php-fpm.sock");
-        let len = socket.as_os_str().len();
-        if len > MAX_UNIX_PATH {
-            bail!(
-                "unix socket path {} is {len} bytes, longer than the {MAX_UNIX_PATH} Linux allows: \
-                 set TMPDIR to a shorter directory",
-                socket.display()
-            );
-        }
+        service::check_socket_path(&socket)?;
         let files = Files {
             config: dir.join("php-fpm.conf"),
             pid: dir.join("php-fpm.pid"),
@@ -141,7 +132,7 @@ impl Files {
 }
 
 fn start_once(binary: &Path, files: &Files) -> Result<PhpFpm> {
-    let root = is_root();
+    let root = apt::is_root();
     fs::write(&files.config, render_config(files, root))
         .with_context(|| format!("writing php-fpm config {}", files.config.display()))?;
     let output = fs::File::create(&files.output)
@@ -261,38 +252,19 @@ fn render_config(files: &Files, root: bool) -> String {
     conf
 }
 
-/// Whether xtask runs with effective uid 0 (read from `/proc/self/status`).
-pub fn is_root() -> bool {
-    fs::read_to_string("/proc/self/status").is_ok_and(|status| {
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix("Uid:"))
-            .and_then(|ids| ids.split_whitespace().nth(1))
-            .is_some_and(|euid| euid == "0")
-    })
-}
-
 /// Finds php-fpm, installing the Debian package when it is missing and we are root.
 pub fn find_or_install() -> Result<PathBuf> {
     if let Some(binary) = find()? {
         return Ok(binary);
     }
-    if !is_root() {
+    if !apt::can_install() {
         bail!(
             "php-fpm not found (looked for php-fpm8.*, php-fpm in PATH, /usr/sbin, /usr/local/sbin). \
              The tests need a real php-fpm: install it (Debian/Ubuntu: `sudo apt-get install php-fpm`), \
-             or point ${BINARY_ENV} at the binary, or run as root to let xtask install it"
+             or point ${BINARY_ENV} at the binary, or run as root (with apt-get) to let xtask install it"
         );
     }
-    if process::find_program("apt-get").is_none() {
-        bail!("php-fpm not found and apt-get is unavailable: install php-fpm, or set ${BINARY_ENV}");
-    }
-    println!("xtask: php-fpm not found, installing the Debian package php-fpm ...");
-    process::run_ok("apt-get update", Command::new("apt-get").arg("update"))?;
-    process::run_ok(
-        "apt-get install php-fpm",
-        Command::new("apt-get").args(["install", "-y", "php-fpm"]).env("DEBIAN_FRONTEND", "noninteractive"),
-    )?;
+    apt::install(&["php-fpm"], "php-fpm not found")?;
     find()?.context("php-fpm still not found after `apt-get install php-fpm`")
 }
 

@@ -1,5 +1,5 @@
-//! `cargo xtask test`: start the real backends, run `cargo test --workspace` against them, stop
-//! them again, exit with cargo test's exit code.
+//! `cargo xtask test`: start the real backends (php-fpm, flup, fcgiwrap), run
+//! `cargo test --workspace` against them, stop them again, exit with cargo test's exit code.
 //!
 //! Extra arguments (after `--`) go to `cargo test --workspace` verbatim, e.g.
 //! `cargo xtask test -- php_fpm` (a test-name filter) or `cargo xtask test -- -- --nocapture`.
@@ -24,12 +24,12 @@ pub fn run(extra: &[String]) -> Result<ExitCode> {
     cmd.args(&args).envs(backends.env());
     let status = Group::spawn("cargo test", &mut cmd, Signal::Int)?.wait()?;
     if !status.success() {
-        let tail = backends.php_fpm.log_tail(30);
-        if !tail.is_empty() {
-            eprintln!("xtask: last lines of the php-fpm error log:\n{tail}");
+        let tails = backends.log_tails();
+        if !tails.is_empty() {
+            eprintln!("xtask: backend logs:\n{tails}");
         }
     }
-    println!("xtask: stopping php-fpm");
+    println!("xtask: stopping the backends");
     drop(backends);
     if status.success() {
         println!("xtask: tests passed");

@@ -438,9 +438,12 @@ impl Future for Driver {
         loop {
             let mut progress = this.accept(cx);
             progress |= this.reap_cancelled();
+            // Read before writing: a server that closed a kept-alive connection right after
+            // END_REQUEST (php-fpm may) is noticed before a new request is written to it,
+            // so that request fails as "nothing sent" and the pool sends it elsewhere.
+            progress |= this.read(cx);
             progress |= this.fill(cx);
             progress |= this.flush(cx);
-            progress |= this.read(cx);
             if this.read_eof && this.closing.is_none() {
                 let error = this.on_eof();
                 this.closing = Some(error);

@@ -106,8 +106,11 @@ impl Driver {
             }
             other => {
                 if other == ProtocolStatus::OVERLOADED {
-                    self.retiring = true;
-                    self.conn.retire();
+                    // The application never ran the request: it may go to another connection.
+                    self.retire();
+                    if let Some(body) = entry.out.take_replay() {
+                        entry.shared.return_body(body);
+                    }
                 }
                 Err(Error::Refused { status: other, app_status: end.app_status })
             }
@@ -115,16 +118,14 @@ impl Driver {
         if !entry.out.is_done() {
             // The server ended the request before reading all of it: what it makes of the
             // rest of our records is unknown, so this connection takes no more requests.
-            self.retiring = true;
-            self.conn.retire();
+            self.retire();
         }
         tracing::debug!(app_status = end.app_status, protocol_status = %end.protocol_status, "request ended");
         drop(_enter);
         entry.shared.finish(result);
         self.conn.release_slot();
         if !self.config.keep_conn {
-            self.retiring = true;
-            self.conn.retire();
+            self.retire();
         }
     }
 }

@@ -1,9 +1,12 @@
 //! Per-request state on the driver side, keyed by request id, and id allocation.
 //!
-//! An id is taken when the request's first record is written and given back only when its
-//! END_REQUEST has been read (or the connection is gone), so a late record can never be
-//! mistaken for a newer request's.
+//! An id is taken when the request starts on the connection and given back only when its
+//! END_REQUEST has been read (or the connection is gone). Ids are handed out in rotation
+//! rather than lowest-first, so that a record a server sends late for a finished request
+//! (STDOUT after END_REQUEST) finds no request under that id and is dropped, instead of
+//! landing in the next request, as it would if the id were reused at once.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -33,74 +36,78 @@ pub(crate) struct Entry {
 }
 
 /// Requests in progress, by id.
-#[derive(Default)]
 pub(crate) struct Store {
-    /// Index `i` holds request id `i + 1`.
-    slots: Vec<Option<Entry>>,
-    len: usize,
+    entries: BTreeMap<u16, Entry>,
+    /// The id the next allocation tries first.
+    next: u16,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Self { entries: BTreeMap::new(), next: 1 }
+    }
 }
 
 impl Store {
     pub(crate) fn len(&self) -> usize {
-        self.len
+        self.entries.len()
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.len == 0
+        self.entries.is_empty()
     }
 
-    /// Stores `entry` under the lowest free id.
+    /// Stores `entry` under the next free id in rotation. The caller keeps fewer than
+    /// 65535 requests, so a free id always exists.
     pub(crate) fn insert(&mut self, entry: Entry) -> RequestId {
-        let index = match self.slots.iter().position(Option::is_none) {
-            Some(index) => index,
-            None => {
-                self.slots.push(None);
-                self.slots.len() - 1
-            }
-        };
-        self.slots[index] = Some(entry);
-        self.len += 1;
-        id_of(index)
+        let mut id = self.next;
+        while self.entries.contains_key(&id) {
+            id = following(id);
+        }
+        self.next = following(id);
+        self.entries.insert(id, entry);
+        RequestId(id)
     }
 
     pub(crate) fn get_mut(&mut self, id: RequestId) -> Option<&mut Entry> {
-        let index = usize::from(id.0).checked_sub(1)?;
-        self.slots.get_mut(index)?.as_mut()
+        self.entries.get_mut(&id.0)
     }
 
     pub(crate) fn remove(&mut self, id: RequestId) -> Option<Entry> {
-        let index = usize::from(id.0).checked_sub(1)?;
-        let entry = self.slots.get_mut(index)?.take();
-        if entry.is_some() {
-            self.len -= 1;
-            while matches!(self.slots.last(), Some(None)) {
-                self.slots.pop();
-            }
-        }
-        entry
+        self.entries.remove(&id.0)
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Entry> {
-        self.slots.iter().flatten()
+        self.entries.values()
     }
 
+    /// In id order.
     pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (RequestId, &mut Entry)> {
-        self.slots.iter_mut().enumerate().filter_map(|(index, slot)| slot.as_mut().map(|e| (id_of(index), e)))
+        self.entries.iter_mut().map(|(id, entry)| (RequestId(*id), entry))
     }
 
     pub(crate) fn drain(&mut self) -> Vec<(RequestId, Entry)> {
-        let entries =
-            self.slots.drain(..).enumerate().filter_map(|(i, slot)| slot.map(|e| (id_of(i), e))).collect();
-        self.len = 0;
-        entries
+        std::mem::take(&mut self.entries).into_iter().map(|(id, entry)| (RequestId(id), entry)).collect()
     }
 
     /// Number of requests that are not being drained.
     pub(crate) fn live(&self) -> usize {
-        self.slots.iter().flatten().filter(|e| !matches!(e.phase, Phase::Draining { .. })).count()
+        self.entries.values().filter(|e| !matches!(e.phase, Phase::Draining { .. })).count()
     }
 }
 
-fn id_of(index: usize) -> RequestId {
-    RequestId((index + 1) as u16)
+/// The id after `id`, skipping 0 (the management id).
+fn following(id: u16) -> u16 {
+    if id == u16::MAX { 1 } else { id + 1 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::following;
+
+    #[test]
+    fn ids_rotate_and_skip_the_management_id() {
+        assert_eq!(following(1), 2);
+        assert_eq!(following(u16::MAX), 1);
+    }
 }

@@ -1,0 +1,124 @@
+"""A small WSGI application served over FastCGI by flup, for the fcgi integration tests.
+
+Started by `cargo xtask test` (xtask/src/flup.rs) with the venv's python:
+
+    python flup_app.py --socket /path/flup-mpx.sock --multiplexed
+    python flup_app.py --socket /path/flup.sock --single
+
+flup's WSGIServer listens on the unix socket; `--multiplexed` runs each request in its own
+thread (several requests on one connection), `--single` answers a second BEGIN_REQUEST on a busy
+connection with END_REQUEST(CANT_MPX_CONN). SIGTERM/SIGINT stop the server.
+
+Routes (taken from PATH_INFO, or from SCRIPT_NAME when PATH_INFO is empty, so that a request with
+only SCRIPT_NAME=/echo works), all answering `200 OK` with `Content-Type: text/plain`:
+
+    /echo            body: "query=<QUERY_STRING>\n" then the request body, byte for byte
+                     (wsgi.input read fully, CONTENT_LENGTH honoured); headers
+                     X-Query-String and X-Body-Length repeat both, so concurrent
+                     replies can be matched to their requests
+    /sleep?ms=N      sleeps N milliseconds (at most 60000), then answers "slept N\n";
+                     on the multiplexed server other requests proceed meanwhile
+    /big?bytes=N     streams N bytes (at most 1 GiB) of a repeating a..z pattern,
+                     in 64 KiB chunks, flushed one by one (no Content-Length)
+    /stderr?msg=M    writes "M\n" (default "stderr line") to wsgi.errors, answers "body"
+    anything else    404 Not Found, "no such route: <path>\n"
+
+A malformed number answers 400 Bad Request.
+"""
+
+import argparse
+import sys
+import time
+from urllib.parse import parse_qs, unquote
+
+from flup.server.fcgi import WSGIServer
+
+CHUNK = 64 * 1024
+MAX_SLEEP_MS = 60_000
+MAX_BIG_BYTES = 1 << 30
+
+
+def query_int(environ, name, default, limit):
+    """The integer query parameter `name`, or `default`; ValueError if malformed or out of range."""
+    values = parse_qs(environ.get("QUERY_STRING", "")).get(name)
+    if not values:
+        return default
+    number = int(values[0])
+    if not 0 <= number <= limit:
+        raise ValueError(f"{name}={number} is out of range 0..={limit}")
+    return number
+
+
+def read_body(environ):
+    """The whole request body: exactly CONTENT_LENGTH bytes (0 when absent or empty)."""
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    stream = environ["wsgi.input"]
+    chunks, left = [], length
+    while left > 0:
+        chunk = stream.read(min(left, CHUNK))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def text(start_response, status, body, extra=()):
+    """Answers `status` with a text/plain `body` (bytes) and a Content-Length."""
+    headers = [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))]
+    headers.extend(extra)
+    start_response(status, headers)
+    return [body]
+
+
+def stream_big(total):
+    """Yields `total` bytes of a..z in CHUNK-sized pieces (flup flushes each piece)."""
+    pattern = (b"abcdefghijklmnopqrstuvwxyz" * (CHUNK // 26 + 1))[:CHUNK]
+    left = total
+    while left > 0:
+        piece = pattern[: min(left, CHUNK)]
+        left -= len(piece)
+        yield piece
+
+
+def app(environ, start_response):
+    path = environ.get("PATH_INFO") or environ.get("SCRIPT_NAME") or "/"
+    query = environ.get("QUERY_STRING", "")
+    try:
+        if path == "/echo":
+            body = read_body(environ)
+            extra = [("X-Query-String", query), ("X-Body-Length", str(len(body)))]
+            return text(start_response, "200 OK", b"query=" + query.encode("latin-1") + b"\n" + body, extra)
+        if path == "/sleep":
+            ms = query_int(environ, "ms", 0, MAX_SLEEP_MS)
+            time.sleep(ms / 1000)
+            return text(start_response, "200 OK", f"slept {ms}\n".encode())
+        if path == "/big":
+            total = query_int(environ, "bytes", 0, MAX_BIG_BYTES)
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return stream_big(total)
+        if path == "/stderr":
+            values = parse_qs(query).get("msg")
+            message = values[0] if values else "stderr line"
+            environ["wsgi.errors"].write(message + "\n")
+            environ["wsgi.errors"].flush()
+            return text(start_response, "200 OK", b"body")
+    except ValueError as err:
+        return text(start_response, "400 Bad Request", f"bad request: {err}\n".encode())
+    return text(start_response, "404 Not Found", f"no such route: {unquote(path)}\n".encode())
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--socket", required=True, help="unix socket path to listen on")
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--multiplexed", action="store_true", help="several requests per connection")
+    mode.add_argument("--single", action="store_true", help="one request per connection (CANT_MPX_CONN)")
+    args = parser.parse_args()
+    print(f"flup_app: serving on {args.socket} (multiplexed={args.multiplexed})", file=sys.stderr, flush=True)
+    # umask 0o111: the socket is rw for everyone, like php-fpm's listen.mode = 0666.
+    WSGIServer(app, bindAddress=args.socket, multiplexed=args.multiplexed, umask=0o111).run()
+
+
+if __name__ == "__main__":
+    main()
