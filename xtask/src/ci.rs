@@ -1,5 +1,5 @@
 //! `cargo xtask ci`: the checks `.ci/run` performs, minus installing system packages:
-//! `cargo fmt --all --check`, `cargo clippy --workspace --all-targets -- -D warnings`, then
+//! `cargo fmt --all --check`, `cargo clippy --workspace --all-targets [--all-features] -- -D warnings`, then
 //! `cargo xtask test`. Stops at the first failing step.
 
 use std::process::ExitCode;
@@ -10,8 +10,11 @@ use crate::{process, test_cmd, workspace};
 
 /// Runs the CI sequence.
 pub fn run() -> Result<ExitCode> {
-    let steps: [&[&str]; 2] =
-        [&["fmt", "--all", "--check"], &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]];
+    let steps: [&[&str]; 3] = [
+        &["fmt", "--all", "--check"],
+        &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"],
+        &["clippy", "--workspace", "--all-targets", "--all-features", "--", "-D", "warnings"],
+    ];
     for args in steps {
         let line = workspace::display("cargo", args);
         println!("\n=== xtask ci: {line} ===");

@@ -17,7 +17,7 @@ use crate::workspace;
 /// Runs the workspace tests with backends; returns cargo test's exit code.
 pub fn run(extra: &[String]) -> Result<ExitCode> {
     let backends = Backends::start()?;
-    let mut args = vec!["test".to_owned(), "--workspace".to_owned()];
+    let mut args = vec!["test".to_owned(), "--workspace".to_owned(), "--all-features".to_owned()];
     args.extend(extra.iter().cloned());
     println!("xtask: running {}", workspace::display("cargo", &args));
     let mut cmd = workspace::cargo();

@@ -82,6 +82,12 @@ pub enum Error {
     /// The request cannot be sent as given (caller misuse).
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    /// The FastCGI parameters could not be derived from the HTTP request (for example
+    /// `fcgi-cgi-env` refused a path that escapes the document root). Returned by
+    /// `FcgiService` (feature `tower`) when its parameter function fails; the function's
+    /// error is kept, so it can be downcast to the deriving crate's error type.
+    #[error("cannot derive the FastCGI parameters: {0}")]
+    Params(Arc<BoxError>),
     /// The connection or pool is shut down.
     #[error("the connection is closed")]
     Closed,
@@ -150,6 +156,38 @@ impl Error {
         }
     }
 
+    /// The HTTP status a gateway (an HTTP server that forwards requests to FastCGI) should
+    /// answer with when a request fails with this error before its response head:
+    ///
+    /// - `504 Gateway Timeout` for every [`Error::Timeout`] (connect, first byte, total,
+    ///   pool queue);
+    /// - `502 Bad Gateway` when the backend is at fault or unreachable: resolving,
+    ///   connecting, I/O, the connection closing, protocol violations, malformed CGI
+    ///   responses, a refused request, [`Error::Stalled`], [`Error::Closed`];
+    /// - `400 Bad Request` when the HTTP request itself cannot be forwarded:
+    ///   [`Error::InvalidRequest`] (Content-Length disagreeing with the body, a body of
+    ///   unknown length too large to buffer), [`Error::Params`] (the request broke a CGI
+    ///   environment rule) and [`Error::Body`] (the client's request body failed mid-way).
+    ///
+    /// Once the response head has been sent, an error from the body can no longer change
+    /// the status: the gateway can only cut the response short.
+    pub fn gateway_status(&self) -> http::StatusCode {
+        use http::StatusCode;
+        match self {
+            Error::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            Error::Resolve { .. }
+            | Error::Connect { .. }
+            | Error::Io(_)
+            | Error::ConnectionClosed { .. }
+            | Error::Protocol(_)
+            | Error::Cgi(_)
+            | Error::Refused { .. }
+            | Error::Stalled { .. }
+            | Error::Closed => StatusCode::BAD_GATEWAY,
+            Error::InvalidRequest(_) | Error::Params(_) | Error::Body(_) => StatusCode::BAD_REQUEST,
+        }
+    }
+
     pub(crate) fn io(err: io::Error) -> Self {
         Error::Io(Arc::new(err))
     }
@@ -192,5 +230,35 @@ mod tests {
         );
         assert!(!Error::ConnectionClosed { sent_nothing: false }.is_retryable());
         assert!(Error::ConnectionClosed { sent_nothing: true }.is_retryable());
+    }
+
+    #[test]
+    fn gateway_status() {
+        use http::StatusCode;
+        for kind in [TimeoutKind::Connect, TimeoutKind::FirstByte, TimeoutKind::Total, TimeoutKind::Queue] {
+            assert_eq!(
+                Error::timeout(kind, Duration::from_secs(1)).gateway_status(),
+                StatusCode::GATEWAY_TIMEOUT
+            );
+        }
+        let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
+        for backend in [
+            Error::Connect { address: "unix:/nowhere".into(), source: Arc::new(refused) },
+            Error::io(io::Error::from(io::ErrorKind::ConnectionReset)),
+            Error::ConnectionClosed { sent_nothing: false },
+            Error::Refused { status: ProtocolStatus::OVERLOADED, app_status: 0 },
+            Error::Stalled { after: Duration::from_secs(10) },
+            Error::Closed,
+        ] {
+            assert_eq!(backend.gateway_status(), StatusCode::BAD_GATEWAY, "{backend}");
+        }
+        let params = Error::Params(Arc::new("request path escapes the document root".into()));
+        assert_eq!(
+            params.to_string(),
+            "cannot derive the FastCGI parameters: request path escapes the document root"
+        );
+        for caller in [params, Error::InvalidRequest("x".into()), Error::Body(Arc::new("reset".into()))] {
+            assert_eq!(caller.gateway_status(), StatusCode::BAD_REQUEST, "{caller}");
+        }
     }
 }

@@ -41,6 +41,7 @@
 //! | `probe` | [`probe`]: FCGI_GET_VALUES on a connection of its own |
 //! | `observer` | [`Observer`]: every record sent and received, for `fcgi dump` |
 //! | `error` | [`Error`]: connect / resolve / timeout / I/O / protocol / refused / caller misuse |
+//! | `service` | `FcgiService` (feature `tower`): the pool as a `tower::Service<http::Request<B>>` |
 //!
 //! # Rules it follows, and why
 //!
@@ -96,6 +97,8 @@ mod pool;
 mod probe;
 mod request;
 mod response;
+#[cfg(feature = "tower")]
+mod service;
 
 pub use address::{Address, AddressError};
 pub use config::{ConnectionConfig, Multiplexing, PoolConfig};
@@ -107,3 +110,5 @@ pub use pool::{Pool, PoolStats};
 pub use probe::{ProbeConfig, ProbeOutcome, ProbeReport, probe};
 pub use request::RequestBody;
 pub use response::{ReasonPhrase, ResponseBody};
+#[cfg(feature = "tower")]
+pub use service::FcgiService;

@@ -194,6 +194,8 @@ impl Body for ResponseBody {
     }
 
     fn size_hint(&self) -> SizeHint {
-        if self.done || self.head_only { SizeHint::with_exact(0) } else { SizeHint::default() }
+        // Not exact for HEAD: an HTTP server would turn an exact 0 into an invented
+        // `Content-Length: 0` for a resource that has a body.
+        if self.done { SizeHint::with_exact(0) } else { SizeHint::default() }
     }
 }
