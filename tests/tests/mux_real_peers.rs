@@ -97,7 +97,6 @@ impl http_body::Body for LateBody {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flup_not_multiplexed_answers_cant_mpx_conn_and_the_client_falls_back() {
-    use std::future::Future as _;
     let flup = flup();
     let connection = Connection::spawn(&Address::Unix(flup.single.clone()), multiplexed(8)).await.unwrap();
     // Request 1's body arrives late, so flup is still reading request 1 when request 2's
