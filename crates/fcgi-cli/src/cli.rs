@@ -15,7 +15,7 @@ pub const CHECK_MAX_TIME: Duration = Duration::from_secs(5);
 
 /// curl for FastCGI: query php-fpm and other FastCGI servers directly.
 #[derive(Debug, Parser)]
-#[command(name = "fcgi", version, about, long_about = None, after_long_help = exit_code_help())]
+#[command(name = "fcgi", version, long_about = None, after_long_help = exit_code_help())]
 pub struct Cli {
     /// The command.
     #[command(subcommand)]
@@ -119,8 +119,9 @@ pub struct OutputArgs {
     /// Show the parameters sent and a summary of every record on stderr
     #[arg(short = 'v', long)]
     pub verbose: bool,
-    /// Print one JSON document describing the response instead of the body
-    #[arg(long)]
+    /// Print one JSON document describing the response instead of the body (on standard
+    /// output: not with -o)
+    #[arg(long, conflicts_with = "output")]
     pub json: bool,
     /// Exit 0 even when the HTTP status is 4xx or 5xx
     #[arg(long)]

@@ -154,13 +154,30 @@ pub fn classify(error: &anyhow::Error) -> (Exit, String) {
         return (failure.exit, failure.message.clone());
     }
     if let Some(mux) = error.downcast_ref::<MuxError>() {
-        return (Exit::for_mux_error(mux), one_line(&format!("{error:#}")));
+        return (Exit::for_mux_error(mux), one_line(&chain_text(error)));
     }
-    if let Some(env) = error.downcast_ref::<fcgi_cgi_env::Error>() {
-        let _ = env;
-        return (Exit::Usage, one_line(&format!("{error:#}")));
+    if error.downcast_ref::<fcgi_cgi_env::Error>().is_some() {
+        return (Exit::Usage, one_line(&chain_text(error)));
     }
-    (Exit::Failure, one_line(&format!("{error:#}")))
+    (Exit::Failure, one_line(&chain_text(error)))
+}
+
+/// The error and its causes joined with `": "`, skipping a cause whose text the message
+/// already ends with: library errors often print their source *and* return it from
+/// `source()`, which `{:#}` would show twice ("refused: refused").
+fn chain_text(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let part = cause.to_string();
+        if part.is_empty() || text.ends_with(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
 }
 
 /// Joins lines and escapes control characters, so that an error is always one line.
@@ -193,6 +210,19 @@ mod tests {
         assert_eq!(Exit::for_status(http::StatusCode::FOUND), Exit::Success);
         assert_eq!(Exit::for_status(http::StatusCode::NOT_FOUND), Exit::Http4xx);
         assert_eq!(Exit::for_status(http::StatusCode::SERVICE_UNAVAILABLE), Exit::Http5xx);
+    }
+
+    #[test]
+    fn causes_already_in_the_message_are_not_repeated() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let error = anyhow::Error::new(MuxError::Connect {
+            address: "unix:/nowhere".into(),
+            source: std::sync::Arc::new(io),
+        })
+        .context("request");
+        let (exit, message) = classify(&error);
+        assert_eq!(exit, Exit::Connect);
+        assert_eq!(message, "request: cannot connect to unix:/nowhere: refused");
     }
 
     #[test]

@@ -32,7 +32,10 @@ use crate::cli::{Cli, Command};
 use crate::exit::{Exit, classify};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return usage_error(&error),
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -48,7 +51,47 @@ fn main() -> ExitCode {
             exit
         }
     };
+    // Dropping a runtime waits for its blocking threads: a DNS lookup that outlived
+    // --max-time (getaddrinfo cannot be cancelled) would keep `fcgi` alive past its limit.
+    runtime.shutdown_background();
     ExitCode::from(exit.code())
+}
+
+/// `--help` and `--version` print as clap does; a command-line error becomes one line
+/// (`fcgi: unexpected argument '--bogus' found (see 'fcgi get --help')`) with exit code 2,
+/// like every other error.
+fn usage_error(error: &clap::Error) -> ExitCode {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if !error.use_stderr() || error.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        // Help, version, or `fcgi` alone (clap prints the help and exits 2).
+        error.exit();
+    }
+    // The first paragraph is the error ("the following required arguments were not
+    // provided:" continues on the next lines); tips and usage follow after a blank line.
+    let text = error.to_string();
+    let first: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .skip_while(|line| line.is_empty())
+        .take_while(|line| !line.is_empty())
+        .collect();
+    let first = first.join(" ");
+    let first = first.strip_prefix("error: ").unwrap_or(&first);
+    let usage = match error.get(ContextKind::Usage) {
+        Some(ContextValue::StyledStr(usage)) => usage.to_string(),
+        _ => String::new(),
+    };
+    // "Usage: fcgi get [OPTIONS] <PATH>" -> "fcgi get".
+    let command: Vec<&str> = usage
+        .trim()
+        .trim_start_matches("Usage:")
+        .split_whitespace()
+        .take_while(|word| !word.starts_with(['[', '<', '-']))
+        .collect();
+    let hint =
+        if command.is_empty() { String::new() } else { format!(" (see '{} --help')", command.join(" ")) };
+    eprintln!("fcgi: {}{hint}", exit::one_line(first));
+    ExitCode::from(Exit::Usage.code())
 }
 
 async fn run(command: Command) -> anyhow::Result<Exit> {

@@ -45,15 +45,29 @@ impl Sink {
                 Ok(Sink::Direct { file, path: path.to_path_buf() })
             }
             Ok(_) | Err(_) => {
+                // A symbolic link to a regular file: replace the file it points to, not the
+                // link (as `curl -o` and `>` do).
+                let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+                let resolved = if is_link { std::fs::canonicalize(path).ok() } else { None };
+                let path = resolved.as_deref().unwrap_or(path);
                 let dir = match path.parent() {
                     Some(parent) if !parent.as_os_str().is_empty() => parent,
                     _ => Path::new("."),
                 };
-                let temp = tempfile::Builder::new()
-                    .prefix(".fcgi-")
-                    .suffix(".part")
-                    .tempfile_in(dir)
-                    .map_err(write_error)?;
+                let temp =
+                    tempfile::Builder::new().prefix(".fcgi-").suffix(".part").tempfile_in(dir).map_err(
+                        |err| {
+                            // tempfile's message names the temporary file, which never existed.
+                            let why = match err.kind() {
+                                io::ErrorKind::NotFound => format!("no such directory {}", dir.display()),
+                                io::ErrorKind::PermissionDenied => {
+                                    format!("cannot create a file in {}: permission denied", dir.display())
+                                }
+                                _ => err.to_string(),
+                            };
+                            Failure::new(Exit::Write, format!("cannot write {}: {why}", path.display()))
+                        },
+                    )?;
                 Ok(Sink::Atomic { temp, dest: path.to_path_buf() })
             }
         }

@@ -26,7 +26,7 @@ pub async fn ping(cmd: &PingCmd) -> anyhow::Result<Exit> {
         Ok((status, body, elapsed)) => {
             let text = String::from_utf8_lossy(&body).trim().to_string();
             if !status.is_success() {
-                (Exit::for_status(status), status_problem("ping", &cmd.path, status), text, Some(elapsed))
+                (page_exit(status), status_problem("ping", &cmd.path, status), text, Some(elapsed))
             } else if text != cmd.expect {
                 let message = format!(
                     "ping: {} answered {:?} on {}, expected {:?}",
@@ -85,7 +85,7 @@ pub async fn status(cmd: &StatusCmd) -> anyhow::Result<Exit> {
         }
         Ok((status, body, _)) if !status.is_success() => {
             let _ = body;
-            (Value::Null, Vec::new(), Exit::for_status(status), status_problem("status", &cmd.path, status))
+            (Value::Null, Vec::new(), page_exit(status), status_problem("status", &cmd.path, status))
         }
         Ok((_, body, _)) => match serde_json::from_slice::<Value>(&body) {
             Err(err) => (
@@ -209,6 +209,15 @@ fn summary(doc: &Value) -> String {
         get("listen queue"),
         get("accepted conn")
     )
+}
+
+/// The exit code for a health page that did not answer 2xx: 4 or 5 like `get`, and a failed
+/// check (12) for anything else (a redirect, a 1xx), which `get` would count as success.
+fn page_exit(status: http::StatusCode) -> Exit {
+    match Exit::for_status(status) {
+        Exit::Success => Exit::CheckFailed,
+        exit => exit,
+    }
 }
 
 fn status_problem(command: &str, path: &str, status: http::StatusCode) -> String {

@@ -27,6 +27,14 @@ pub async fn run(cmd: &ProbeCmd) -> anyhow::Result<Exit> {
     };
     let report = match probed {
         Ok(report) => report,
+        // The server closed the connection before the query was even written (EPIPE,
+        // ECONNRESET): the same outcome as closing it just after, which the read sees as
+        // end of file. Which of the two happens is only a matter of timing.
+        Err(fcgi_mux::Error::Io(_)) => {
+            let mut report = ProbeReport::no_answer(started.elapsed());
+            report.outcome = ProbeOutcome::Closed;
+            report
+        }
         Err(error) if cmd.json => {
             let exit = Exit::for_mux_error(&error);
             print(&json!({
