@@ -10,6 +10,7 @@
 //! Sections not run this time keep their previous text in the file; see [`report`] for the format.
 
 mod codec;
+mod mux;
 mod report;
 
 use std::process::ExitCode;
@@ -32,19 +33,23 @@ pub struct Section {
 }
 
 /// All sections, in the order they appear in docs/BENCHMARKS.md.
-pub const SECTIONS: &[Section] =
-    &[Section { name: "codec", about: "fcgi-proto encode/decode throughput", run: codec::run }];
+pub const SECTIONS: &[Section] = &[
+    Section { name: "codec", about: "fcgi-proto encode/decode throughput", run: codec::run },
+    Section {
+        name: "mux",
+        about: "fcgi-mux vs fastcgi-client on php-fpm, multiplexing, 1 GiB stream RSS",
+        run: mux::run,
+    },
+];
 
 /// Shared state for sections: backends are started on first use and stopped after the run.
 #[derive(Default)]
 pub struct Ctx {
-    #[allow(dead_code, reason = "for sections measuring against php-fpm; none is written yet")]
     backends: Option<Backends>,
 }
 
 impl Ctx {
     /// The test backends (php-fpm ...), started on first call.
-    #[allow(dead_code, reason = "for sections measuring against php-fpm; none is written yet")]
     pub fn backends(&mut self) -> Result<&mut Backends> {
         if self.backends.is_none() {
             self.backends = Some(Backends::start()?);
