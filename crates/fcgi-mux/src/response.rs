@@ -30,6 +30,38 @@ impl Drop for CancelGuard {
     }
 }
 
+/// One timer per request, moved from the first-byte deadline to the total deadline without
+/// re-registering it: a timer that fires before its current deadline is re-armed then, which
+/// is rare (responses usually arrive long before any deadline).
+struct Deadline {
+    sleep: Pin<Box<Sleep>>,
+    at: Instant,
+}
+
+impl Deadline {
+    fn new(at: Instant) -> Self {
+        Self { sleep: Box::pin(tokio::time::sleep_until(at.into())), at }
+    }
+
+    /// Moves the deadline; the timer is touched only when the new one is earlier.
+    fn set(&mut self, at: Instant) {
+        if at < self.sleep.deadline().into_std() {
+            self.sleep.as_mut().reset(at.into());
+        }
+        self.at = at;
+    }
+
+    fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        while self.sleep.as_mut().poll(cx).is_ready() {
+            if Instant::now() >= self.at {
+                return Poll::Ready(());
+            }
+            self.sleep.as_mut().reset(self.at.into());
+        }
+        Poll::Pending
+    }
+}
+
 /// Waits for the response head and returns the response with its streaming body.
 pub(crate) async fn receive(
     shared: Arc<RequestShared>,
@@ -40,47 +72,52 @@ pub(crate) async fn receive(
 ) -> Result<http::Response<ResponseBody>, Error> {
     let mut guard = CancelGuard { shared: shared.clone(), armed: true };
     let total = config.total_timeout.map(|after| (after, started + after));
-    let first_byte = poll_fn(|cx| shared.poll_first_byte(cx));
-    let first_byte_deadline = match total {
-        Some((_, deadline)) => deadline.min(started + config.first_byte_timeout),
-        None => started + config.first_byte_timeout,
+    let first_byte_at = started + config.first_byte_timeout;
+    let (first_kind, first_after, first_deadline) = match total {
+        Some((after, deadline)) if deadline <= first_byte_at => (TimeoutKind::Total, after, deadline),
+        _ => (TimeoutKind::FirstByte, config.first_byte_timeout, first_byte_at),
     };
-    if tokio::time::timeout_at(first_byte_deadline.into(), first_byte).await.is_err() {
-        let (kind, after) = match total {
-            Some((after, deadline)) if deadline <= started + config.first_byte_timeout => {
-                (TimeoutKind::Total, after)
-            }
-            _ => (TimeoutKind::FirstByte, config.first_byte_timeout),
-        };
-        tracing::debug!(parent: &span, ?after, "{kind} timed out");
-        return Err(Error::timeout(kind, after));
+    let mut deadline = Deadline::new(first_deadline);
+    let arrived = poll_fn(|cx| {
+        if shared.poll_first_byte(cx).is_ready() {
+            return Poll::Ready(true);
+        }
+        deadline.poll_expired(cx).map(|()| false)
+    })
+    .await;
+    if !arrived {
+        tracing::debug!(parent: &span, after = ?first_after, "{first_kind} timed out");
+        return Err(Error::timeout(first_kind, first_after));
     }
+    // The head may take until the total deadline.
+    let far_future = started + Duration::from_secs(86_400 * 365);
+    deadline.set(total.map_or(far_future, |(_, at)| at));
     let mut buffered = BytesMut::new();
     let mut scanner = HeadScanner::new(config.max_head_len);
-    let head_wait = async {
-        loop {
-            match poll_fn(|cx| shared.poll_event(cx)).await {
-                Event::Data(data) => {
-                    buffered.extend_from_slice(&data);
-                    if let HeadParse::Complete { head, body_offset } = scanner.parse(&buffered)? {
-                        return Ok(Some((head, body_offset)));
-                    }
-                }
-                Event::End(Ok(_)) => return Err(Error::Cgi(cgi::head_incomplete_at_end(&buffered))),
-                Event::End(Err(error)) => return Err(error),
+    let outcome = loop {
+        let event = poll_fn(|cx| {
+            if let Poll::Ready(event) = shared.poll_event(cx) {
+                return Poll::Ready(Some(event));
             }
+            deadline.poll_expired(cx).map(|()| None)
+        })
+        .await;
+        match event {
+            None => break Err(Error::timeout(TimeoutKind::Total, total.map_or(Duration::ZERO, |(after, _)| after))),
+            Some(Event::Data(data)) => {
+                buffered.extend_from_slice(&data);
+                match scanner.parse(&buffered) {
+                    Ok(HeadParse::Complete { head, body_offset }) => break Ok((head, body_offset)),
+                    Ok(HeadParse::Incomplete) => {}
+                    Err(error) => break Err(Error::Cgi(error)),
+                }
+            }
+            Some(Event::End(Ok(_))) => break Err(Error::Cgi(cgi::head_incomplete_at_end(&buffered))),
+            Some(Event::End(Err(error))) => break Err(error),
         }
     };
-    let outcome = match total {
-        Some((after, deadline)) => match tokio::time::timeout_at(deadline.into(), head_wait).await {
-            Ok(outcome) => outcome,
-            Err(_) => Err(Error::timeout(TimeoutKind::Total, after)),
-        },
-        None => head_wait.await,
-    };
     let (head, body_offset) = match outcome {
-        Ok(Some(parsed)) => parsed,
-        Ok(None) => return Err(Error::Closed),
+        Ok(parsed) => parsed,
         Err(error) => {
             tracing::debug!(parent: &span, %error, "request failed before the response head");
             return Err(error);
@@ -91,7 +128,7 @@ pub(crate) async fn receive(
     let body = ResponseBody {
         guard: CancelGuard { shared, armed: true },
         leftover: if head_only { Bytes::new() } else { leftover },
-        deadline: total.map(|(after, deadline)| (after, Box::pin(tokio::time::sleep_until(deadline.into())))),
+        deadline: total.map(|(after, _)| (after, deadline)),
         end: None,
         head_only,
         done: false,
@@ -115,7 +152,7 @@ pub struct ReasonPhrase(pub String);
 pub struct ResponseBody {
     guard: CancelGuard,
     leftover: Bytes,
-    deadline: Option<(Duration, Pin<Box<Sleep>>)>,
+    deadline: Option<(Duration, Deadline)>,
     end: Option<EndStatus>,
     head_only: bool,
     done: bool,
@@ -176,8 +213,8 @@ impl Body for ResponseBody {
                 Poll::Pending => break,
             }
         }
-        if let Some((after, sleep)) = &mut this.deadline {
-            if sleep.as_mut().poll(cx).is_ready() {
+        if let Some((after, deadline)) = &mut this.deadline {
+            if deadline.poll_expired(cx).is_ready() {
                 let after = *after;
                 this.done = true;
                 this.deadline = None;

@@ -152,6 +152,9 @@ impl Driver {
     }
 
     fn reap_cancelled(&mut self) -> bool {
+        if !self.store.iter().any(|e| e.shared.handle_gone()) {
+            return false;
+        }
         let cancelled: Vec<RequestId> = self
             .store
             .iter_mut()
@@ -200,43 +203,31 @@ impl Driver {
             }
         }
         let padding = self.config.padding;
-        while self.write_buf.len() < WRITE_BUFFER_TARGET {
-            let mut sending: Vec<RequestId> =
-                self.store.iter_mut().filter(|(_, e)| e.phase == Phase::Sending).map(|(id, _)| id).collect();
-            if sending.is_empty() {
-                break;
-            }
-            // Round robin: start after the request that wrote last.
-            let start = sending.iter().position(|id| id.0 > self.cursor).unwrap_or(0);
-            sending.rotate_left(start);
-            let mut any = false;
-            for id in sending {
-                let Some(entry) = self.store.get_mut(id) else { continue };
-                let at = self.write_buf.len();
-                match entry.out.next_record(cx, id, &mut self.write_buf, padding) {
-                    Next::Wrote => {
-                        any = true;
-                        self.cursor = id.0;
-                        if entry.out.is_done() {
-                            entry.phase = Phase::Waiting;
-                        }
-                        self.observe_sent(at);
+        // Round robin, one record per request per turn, starting after the request that
+        // wrote last, until the buffer is full or no request has anything to send.
+        let mut idle_turns = 0;
+        while self.write_buf.len() < WRITE_BUFFER_TARGET && idle_turns < self.store.len() && self.closing.is_none() {
+            let Some(id) = self.store.next_sending(self.cursor) else { break };
+            self.cursor = id.0;
+            let Some(entry) = self.store.get_mut(id) else { break };
+            let at = self.write_buf.len();
+            match entry.out.next_record(cx, id, &mut self.write_buf, padding) {
+                Next::Wrote => {
+                    idle_turns = 0;
+                    wrote = true;
+                    if entry.out.is_done() {
+                        entry.phase = Phase::Waiting;
                     }
-                    Next::Done => entry.phase = Phase::Waiting,
-                    Next::Idle => {}
-                    Next::Failed(error) => {
-                        tracing::debug!(parent: &self.span, request_id = id.0, %error, "request body failed");
-                        self.abort(id, Some(error));
-                    }
+                    self.observe_sent(at);
                 }
-                if self.write_buf.len() >= WRITE_BUFFER_TARGET {
-                    break;
+                Next::Done => entry.phase = Phase::Waiting,
+                Next::Idle => idle_turns += 1,
+                Next::Failed(error) => {
+                    idle_turns += 1;
+                    tracing::debug!(parent: &self.span, request_id = id.0, %error, "request body failed");
+                    self.abort(id, Some(error));
                 }
             }
-            if !any {
-                break;
-            }
-            wrote = true;
         }
         wrote
     }
@@ -360,7 +351,11 @@ impl Driver {
             self.idle_since = None;
         }
         if let Some(deadline) = next {
-            if self.timer.deadline() != deadline.into() {
+            // Re-arm only when the timer would fire too late or already fired: a timer that
+            // fires early just makes this run again. The idle deadline moves later after every
+            // request, and resetting a tokio timer costs more than an early wake-up.
+            let armed = self.timer.deadline().into_std();
+            if armed > deadline || armed <= now {
                 self.timer.as_mut().reset(deadline.into());
             }
             if self.timer.as_mut().poll(cx).is_ready() {

@@ -5,6 +5,7 @@
 //! wakes the driver through the connection's waker, so the driver never polls for it.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
@@ -54,6 +55,9 @@ impl DriverWaker {
 /// One request's shared state.
 pub(crate) struct RequestShared {
     inner: Mutex<Inner>,
+    /// Mirrors of two fields of `inner`, read by the driver on every poll without locking.
+    full: AtomicBool,
+    gone: AtomicBool,
     driver: Arc<DriverWaker>,
     buffer_limit: usize,
     stderr_limit: usize,
@@ -80,7 +84,14 @@ pub(crate) enum Event {
 
 impl RequestShared {
     pub(crate) fn new(driver: Arc<DriverWaker>, buffer_limit: usize, stderr_limit: usize) -> Self {
-        Self { inner: Mutex::default(), driver, buffer_limit, stderr_limit }
+        Self {
+            inner: Mutex::default(),
+            full: AtomicBool::new(false),
+            gone: AtomicBool::new(false),
+            driver,
+            buffer_limit,
+            stderr_limit,
+        }
     }
 
     // ---- driver side ----
@@ -98,7 +109,9 @@ impl RequestShared {
             inner.stdout.push_back(data);
         }
         wake_handle(&mut inner);
-        inner.stdout_len < self.buffer_limit
+        let room = inner.stdout_len < self.buffer_limit;
+        self.full.store(!room, Ordering::Release);
+        room
     }
 
     pub(crate) fn push_stderr(&self, data: &[u8]) {
@@ -126,6 +139,7 @@ impl RequestShared {
         let mut inner = lock(&self.inner);
         inner.stdout.clear();
         inner.stdout_len = 0;
+        self.full.store(false, Ordering::Release);
         if inner.end.is_none() {
             inner.end = Some(Err(error));
         }
@@ -138,12 +152,11 @@ impl RequestShared {
     }
 
     pub(crate) fn has_room(&self) -> bool {
-        let inner = lock(&self.inner);
-        inner.handle_gone || inner.stdout_len < self.buffer_limit
+        !self.full.load(Ordering::Acquire) || self.handle_gone()
     }
 
     pub(crate) fn handle_gone(&self) -> bool {
-        lock(&self.inner).handle_gone
+        self.gone.load(Ordering::Acquire)
     }
 
     // ---- handle side ----
@@ -154,6 +167,9 @@ impl RequestShared {
         if let Some(data) = inner.stdout.pop_front() {
             let was_full = inner.stdout_len >= self.buffer_limit;
             inner.stdout_len -= data.len();
+            if was_full && inner.stdout_len < self.buffer_limit {
+                self.full.store(false, Ordering::Release);
+            }
             drop(inner);
             if was_full {
                 self.driver.wake();
@@ -190,8 +206,10 @@ impl RequestShared {
     pub(crate) fn cancel(&self) {
         let mut inner = lock(&self.inner);
         inner.handle_gone = true;
+        self.gone.store(true, Ordering::Release);
         inner.stdout.clear();
         inner.stdout_len = 0;
+        self.full.store(false, Ordering::Release);
         let ended = inner.end.is_some();
         drop(inner);
         if !ended {

@@ -90,6 +90,14 @@ impl Store {
         std::mem::take(&mut self.entries).into_iter().map(|(id, entry)| (RequestId(id), entry)).collect()
     }
 
+    /// The first request still sending whose id comes after `after`, wrapping around: the
+    /// next turn in the round-robin of writers.
+    pub(crate) fn next_sending(&self, after: u16) -> Option<RequestId> {
+        let sending = |(id, entry): (&u16, &Entry)| (entry.phase == Phase::Sending).then_some(RequestId(*id));
+        let later = self.entries.range(after.saturating_add(1)..).find_map(sending);
+        later.or_else(|| self.entries.range(..=after).find_map(sending))
+    }
+
     /// Number of requests that are not being drained.
     pub(crate) fn live(&self) -> usize {
         self.entries.values().filter(|e| !matches!(e.phase, Phase::Draining { .. })).count()
