@@ -51,3 +51,15 @@ impl fmt::Debug for Observer {
         f.write_str("Observer")
     }
 }
+
+/// Tells `observer`, if there is one, about a record.
+pub(crate) fn observe(
+    observer: Option<&Observer>,
+    direction: Direction,
+    header: RecordHeader,
+    record: &Record,
+) {
+    if let Some(observer) = observer {
+        observer.notify(&RecordEvent { direction, at: SystemTime::now(), header, record });
+    }
+}

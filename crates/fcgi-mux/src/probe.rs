@@ -5,7 +5,7 @@
 //! query gets no answer in time; a server that is not FastCGI answers with bytes that are not
 //! records. The outcome keeps these apart.
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use fcgi_proto::{
@@ -16,7 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::address::Address;
 use crate::error::Error;
-use crate::observer::{Direction, Observer, RecordEvent};
+use crate::observer::{Direction, Observer, observe};
 
 /// What the server did with the query.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -111,10 +111,7 @@ pub async fn probe(address: &Address, config: &ProbeConfig) -> Result<ProbeRepor
     let started = Instant::now();
     let mut io = address.connect(config.connect_timeout).await?;
     let connect_time = started.elapsed();
-    let query = Record::new(RequestId::MANAGEMENT, RecordBody::GetValues(fcgi_proto::standard_query()));
-    let mut wire = BytesMut::new();
-    encode_record(&mut wire, &query, Padding::None).map_err(|err| Error::InvalidRequest(err.to_string()))?;
-    notify_sent(config.observer.as_ref(), &query, wire.len());
+    let wire = get_values_query(config.observer.as_ref())?;
     let sent = Instant::now();
     io.write_all(&wire).await.map_err(Error::io)?;
     let wait = async {
@@ -127,14 +124,7 @@ pub async fn probe(address: &Address, config: &ProbeConfig) -> Result<ProbeRepor
                     Ok(None) => break,
                     Err(error) => return ProbeOutcome::NotFastCgi(error),
                 };
-                if let Some(observer) = &config.observer {
-                    observer.notify(&RecordEvent {
-                        direction: Direction::Received,
-                        at: SystemTime::now(),
-                        header: frame.header,
-                        record: &frame.record,
-                    });
-                }
+                observe(config.observer.as_ref(), Direction::Received, frame.header, &frame.record);
                 match frame.record.body {
                     RecordBody::GetValuesResult(pairs) if pairs.is_empty() => {
                         return ProbeOutcome::AnsweredEmpty;
@@ -164,14 +154,13 @@ pub async fn probe(address: &Address, config: &ProbeConfig) -> Result<ProbeRepor
     Ok(ProbeReport { outcome, connect_time, answer_time: sent.elapsed() })
 }
 
-fn notify_sent(observer: Option<&Observer>, record: &Record, len: usize) {
-    if let Some(observer) = observer {
-        let header = fcgi_proto::RecordHeader::new(
-            record.record_type(),
-            record.request_id,
-            (len - fcgi_proto::HEADER_LEN) as u16,
-            0,
-        );
-        observer.notify(&RecordEvent { direction: Direction::Sent, at: SystemTime::now(), header, record });
-    }
+/// The FCGI_GET_VALUES query for the three standard names, encoded and shown to `observer`.
+pub(crate) fn get_values_query(observer: Option<&Observer>) -> Result<BytesMut, Error> {
+    let query = Record::new(RequestId::MANAGEMENT, RecordBody::GetValues(fcgi_proto::standard_query()));
+    let mut wire = BytesMut::new();
+    encode_record(&mut wire, &query, Padding::None).map_err(|err| Error::InvalidRequest(err.to_string()))?;
+    let content_length = (wire.len() - fcgi_proto::HEADER_LEN) as u16;
+    let header = fcgi_proto::RecordHeader::new(query.record_type(), RequestId::MANAGEMENT, content_length, 0);
+    observe(observer, Direction::Sent, header, &query);
+    Ok(wire)
 }

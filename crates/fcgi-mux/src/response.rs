@@ -103,11 +103,28 @@ pub(crate) async fn receive(
         })
         .await;
         match event {
-            None => break Err(Error::timeout(TimeoutKind::Total, total.map_or(Duration::ZERO, |(after, _)| after))),
+            None => {
+                break Err(Error::timeout(
+                    TimeoutKind::Total,
+                    total.map_or(Duration::ZERO, |(after, _)| after),
+                ));
+            }
+            Some(Event::Data(data)) if buffered.is_empty() => {
+                // Usually the whole head is in the first record: parse it in place, no copy.
+                match scanner.parse(&data) {
+                    Ok(HeadParse::Complete { head, body_offset }) => {
+                        break Ok((head, data.slice(body_offset..)));
+                    }
+                    Ok(HeadParse::Incomplete) => buffered.extend_from_slice(&data),
+                    Err(error) => break Err(Error::Cgi(error)),
+                }
+            }
             Some(Event::Data(data)) => {
                 buffered.extend_from_slice(&data);
                 match scanner.parse(&buffered) {
-                    Ok(HeadParse::Complete { head, body_offset }) => break Ok((head, body_offset)),
+                    Ok(HeadParse::Complete { head, body_offset }) => {
+                        break Ok((head, buffered.split_off(body_offset).freeze()));
+                    }
                     Ok(HeadParse::Incomplete) => {}
                     Err(error) => break Err(Error::Cgi(error)),
                 }
@@ -116,14 +133,13 @@ pub(crate) async fn receive(
             Some(Event::End(Err(error))) => break Err(error),
         }
     };
-    let (head, body_offset) = match outcome {
+    let (head, leftover) = match outcome {
         Ok(parsed) => parsed,
         Err(error) => {
             tracing::debug!(parent: &span, %error, "request failed before the response head");
             return Err(error);
         }
     };
-    let leftover = buffered.split_off(body_offset).freeze();
     guard.armed = false;
     let body = ResponseBody {
         guard: CancelGuard { shared, armed: true },

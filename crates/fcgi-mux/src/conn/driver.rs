@@ -12,7 +12,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use fcgi_proto::{Decoder, HEADER_LEN, Padding, Record, RecordBody, RequestId, encode_record};
@@ -26,7 +26,7 @@ use crate::conn::send::{Next, Outgoing};
 use crate::conn::state::ConnShared;
 use crate::conn::store::{Entry, Phase, Store};
 use crate::error::Error;
-use crate::observer::{Direction, RecordEvent};
+use crate::observer::{Direction, observe};
 use crate::request::RequestBody;
 
 /// Stop filling the write buffer past this many bytes (one more record may follow).
@@ -206,7 +206,10 @@ impl Driver {
         // Round robin, one record per request per turn, starting after the request that
         // wrote last, until the buffer is full or no request has anything to send.
         let mut idle_turns = 0;
-        while self.write_buf.len() < WRITE_BUFFER_TARGET && idle_turns < self.store.len() && self.closing.is_none() {
+        while self.write_buf.len() < WRITE_BUFFER_TARGET
+            && idle_turns < self.store.len()
+            && self.closing.is_none()
+        {
             let Some(id) = self.store.next_sending(self.cursor) else { break };
             self.cursor = id.0;
             let Some(entry) = self.store.get_mut(id) else { break };
@@ -237,12 +240,7 @@ impl Driver {
         let mut bytes = BytesMut::from(&self.write_buf[at..]);
         let mut decoder = Decoder::new();
         while let Ok(Some(frame)) = decoder.decode_frame(&mut bytes) {
-            observer.notify(&RecordEvent {
-                direction: Direction::Sent,
-                at: SystemTime::now(),
-                header: frame.header,
-                record: &frame.record,
-            });
+            observe(Some(observer), Direction::Sent, frame.header, &frame.record);
         }
     }
 
@@ -304,6 +302,12 @@ impl Driver {
     }
 
     fn timers(&mut self, cx: &mut Context<'_>) -> bool {
+        let draining = self.store.iter().any(|e| matches!(e.phase, Phase::Draining { .. }));
+        if self.paused_since.is_none() && !draining && !self.store.is_empty() {
+            // Requests in flight, none stalled or draining: no deadline to watch (the common case).
+            self.idle_since = None;
+            return false;
+        }
         let now = Instant::now();
         let mut progress = false;
         let mut next: Option<Instant> = None;

@@ -23,10 +23,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use fcgi_proto::{Decoder, Padding, Record, RecordBody, RequestId, ServerValues, encode_record};
+use fcgi_proto::{Decoder, RecordBody, ServerValues};
 use http_body::Body;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -34,7 +34,7 @@ use tokio::sync::mpsc;
 use crate::address::{Address, Transport};
 use crate::config::{ConnectionConfig, Multiplexing};
 use crate::error::{BoxError, Error, ProtocolViolation, TimeoutKind};
-use crate::observer::{Direction, RecordEvent};
+use crate::observer::{Direction, observe};
 use crate::request::{RequestBody, check_content_length, encode_head, prepare_body};
 use crate::response::{self, ResponseBody};
 use driver::{Driver, Start};
@@ -273,24 +273,7 @@ async fn exchange_values(
     decoder: &mut Decoder,
     config: &ConnectionConfig,
 ) -> Result<Option<ServerValues>, Error> {
-    let mut query = BytesMut::new();
-    let record = Record::new(RequestId::MANAGEMENT, RecordBody::GetValues(fcgi_proto::standard_query()));
-    encode_record(&mut query, &record, Padding::None)
-        .map_err(|err| Error::InvalidRequest(err.to_string()))?;
-    if let Some(observer) = &config.observer {
-        let header = fcgi_proto::RecordHeader::new(
-            record.record_type(),
-            RequestId::MANAGEMENT,
-            (query.len() - fcgi_proto::HEADER_LEN) as u16,
-            0,
-        );
-        observer.notify(&RecordEvent {
-            direction: Direction::Sent,
-            at: SystemTime::now(),
-            header,
-            record: &record,
-        });
-    }
+    let query = crate::probe::get_values_query(config.observer.as_ref())?;
     io.write_all(&query).await.map_err(Error::io)?;
     let wait = async {
         loop {
@@ -298,14 +281,7 @@ async fn exchange_values(
                 .decode_frame(read_buf)
                 .map_err(|e| Error::Protocol(ProtocolViolation::Malformed(e)))?
             {
-                if let Some(observer) = &config.observer {
-                    observer.notify(&RecordEvent {
-                        direction: Direction::Received,
-                        at: SystemTime::now(),
-                        header: frame.header,
-                        record: &frame.record,
-                    });
-                }
+                observe(config.observer.as_ref(), Direction::Received, frame.header, &frame.record);
                 if let RecordBody::GetValuesResult(pairs) = frame.record.body {
                     let values = ServerValues::from_pairs(&pairs);
                     return Ok((!values.is_empty()).then_some(values));

@@ -5,15 +5,13 @@
 //! are dropped, within a bound; records only a client may send, or malformed bytes, break the
 //! connection.
 
-use std::time::SystemTime;
-
 use fcgi_proto::{EndRequest, Frame, ProtocolStatus, RecordBody, RequestId};
 
 use crate::conn::driver::Driver;
 use crate::conn::shared::EndStatus;
 use crate::conn::store::Phase;
 use crate::error::{Error, ProtocolViolation};
-use crate::observer::{Direction, RecordEvent};
+use crate::observer::{Direction, observe};
 
 impl Driver {
     /// Decodes and dispatches every whole record in the read buffer.
@@ -32,14 +30,7 @@ impl Driver {
     }
 
     fn dispatch(&mut self, frame: Frame) -> Result<(), ProtocolViolation> {
-        if let Some(observer) = &self.config.observer {
-            observer.notify(&RecordEvent {
-                direction: Direction::Received,
-                at: SystemTime::now(),
-                header: frame.header,
-                record: &frame.record,
-            });
-        }
+        observe(self.config.observer.as_ref(), Direction::Received, frame.header, &frame.record);
         let id = frame.record.request_id;
         let record_len = frame.header.record_len();
         match frame.record.body {
