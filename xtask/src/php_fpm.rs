@@ -270,11 +270,7 @@ pub fn find_or_install() -> Result<PathBuf> {
 
 /// Finds the php-fpm binary (see the module docs for the search order).
 pub fn find() -> Result<Option<PathBuf>> {
-    if let Some(path) = std::env::var_os(BINARY_ENV) {
-        let path = PathBuf::from(path);
-        if !process::is_executable(&path) {
-            bail!("${BINARY_ENV} is {} which is not an executable file", path.display());
-        }
+    if let Some(path) = process::program_from_env(BINARY_ENV)? {
         return Ok(Some(path));
     }
     let mut dirs: Vec<PathBuf> =

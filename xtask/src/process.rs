@@ -272,6 +272,17 @@ pub fn exit_code(status: ExitStatus) -> ExitCode {
     }
 }
 
+/// The program named by environment variable `var`, if set; an error when it is set to
+/// something that is not an executable file.
+pub fn program_from_env(var: &str) -> Result<Option<std::path::PathBuf>> {
+    let Some(path) = std::env::var_os(var) else { return Ok(None) };
+    let path = std::path::PathBuf::from(path);
+    if !is_executable(&path) {
+        anyhow::bail!("${var} is {} which is not an executable file", path.display());
+    }
+    Ok(Some(path))
+}
+
 /// Finds `program` in `PATH` (like `command -v`), returning its path if it is an executable file.
 pub fn find_program(program: &str) -> Option<std::path::PathBuf> {
     let path = std::env::var_os("PATH")?;

@@ -45,8 +45,8 @@ pub async fn ping(cmd: &PingCmd) -> anyhow::Result<Exit> {
             (exit, format!("ping: {message}"), String::new(), None)
         }
     };
-    if cmd.json {
-        print(&json!({
+    let document = cmd.json.then(|| {
+        json!({
             "schema": "fcgi.ping/1",
             "address": target.address.to_string(),
             "ok": exit == Exit::Success,
@@ -54,13 +54,22 @@ pub async fn ping(cmd: &PingCmd) -> anyhow::Result<Exit> {
             "body": body,
             "time_ms": elapsed.map(|d| (d.as_secs_f64() * 1e6).round() / 1e3),
             "message": message,
-        }))?;
-    } else if exit == Exit::Success {
-        if !cmd.silent {
-            print_line(&message)?;
+        })
+    });
+    report(document, cmd.silent, exit, &message)
+}
+
+/// Prints the outcome of a check: the JSON document when asked for, else the message on
+/// stdout for a success (unless silent) or as an error line on stderr.
+fn report(document: Option<Value>, silent: bool, exit: Exit, message: &str) -> anyhow::Result<Exit> {
+    match document {
+        Some(document) => print(&document)?,
+        None if exit == Exit::Success => {
+            if !silent {
+                print_line(message)?;
+            }
         }
-    } else {
-        eprintln!("fcgi: {message}");
+        None => eprintln!("fcgi: {message}"),
     }
     Ok(exit)
 }
@@ -108,7 +117,7 @@ pub async fn status(cmd: &StatusCmd) -> anyhow::Result<Exit> {
             }
         },
     };
-    if cmd.json {
+    let document = cmd.json.then(|| {
         let checks: Vec<Value> = results
             .iter()
             .map(|(check, value)| {
@@ -121,7 +130,7 @@ pub async fn status(cmd: &StatusCmd) -> anyhow::Result<Exit> {
                 })
             })
             .collect();
-        print(&json!({
+        json!({
             "schema": "fcgi.status/1",
             "address": target.address.to_string(),
             "ok": exit == Exit::Success,
@@ -129,15 +138,9 @@ pub async fn status(cmd: &StatusCmd) -> anyhow::Result<Exit> {
             "message": message,
             "status": status_doc,
             "checks": checks,
-        }))?;
-    } else if exit == Exit::Success {
-        if !cmd.silent {
-            print_line(&message)?;
-        }
-    } else {
-        eprintln!("fcgi: {message}");
-    }
-    Ok(exit)
+        })
+    });
+    report(document, cmd.silent, exit, &message)
 }
 
 fn checks(cmd: &StatusCmd) -> Result<Vec<Check>, Failure> {
