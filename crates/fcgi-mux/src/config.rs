@@ -46,7 +46,11 @@ pub struct ConnectionConfig {
     /// lowers it). Default 100.
     pub max_concurrent_requests: usize,
     /// Ask the server to keep the connection open after each request (FCGI_KEEP_CONN).
-    /// Default false for a lone connection; a pool sets it.
+    /// Default false for a lone connection, which then serves one request (the server closes
+    /// it after END_REQUEST; later requests fail with [`Error::ConnectionClosed`] and nothing
+    /// sent); a pool always sets it.
+    ///
+    /// [`Error::ConnectionClosed`]: crate::Error::ConnectionClosed
     pub keep_conn: bool,
     /// Bytes of response body buffered per request before the connection stops reading.
     /// Default 256 KiB.
