@@ -1,12 +1,15 @@
 //! Memory stays bounded while fcgi-mux streams a 100 MiB response from php-fpm.
 //!
 //! In its own test binary so that no other test allocates in the same process while the
-//! resident set size is watched.
+//! resident set size is watched, and the tests here take turns for the same reason.
 
 use bytes::Bytes;
 use fcgi_mux::{Address, Connection, ConnectionConfig};
 use fcgi_tests::backends::php_fpm;
 use http_body_util::{BodyExt, Empty};
+
+/// Held by each test for its whole run: the tests of this file never overlap.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn resident_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
@@ -16,6 +19,7 @@ fn resident_kib() -> u64 {
 
 #[tokio::test]
 async fn a_100_mib_response_streams_in_bounded_memory() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let fpm = php_fpm();
     let script = fpm.script_path("big.php").display().to_string();
     let params: Vec<(Bytes, Bytes)> = [
@@ -49,4 +53,26 @@ async fn a_100_mib_response_streams_in_bounded_memory() {
     assert_eq!(total, 100 * 1024 * 1024);
     let growth_mib = (peak.saturating_sub(before)) / 1024;
     assert!(growth_mib < 16, "resident memory grew by {growth_mib} MiB while streaming 100 MiB");
+}
+
+#[tokio::test]
+async fn sixty_four_mib_of_stderr_keeps_memory_bounded() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    use fcgi_tests::responder::{Behaviour, Responder};
+    let server = Responder::start(Behaviour::huge_stderr(64 * 1024 * 1024)).await;
+    let address: Address = server.address_string().parse().unwrap();
+    let connection = Connection::spawn(&address, ConnectionConfig::default()).await.unwrap();
+    let before = resident_kib();
+    let request = http::Request::get("/").body(Empty::<Bytes>::new()).unwrap();
+    let params = vec![(Bytes::from_static(b"SCRIPT_NAME"), Bytes::from_static(b"/noisy"))];
+    let response = connection.request(request, params).await.unwrap();
+    let mut body = response.into_body();
+    while let Some(frame) = body.frame().await {
+        frame.unwrap();
+    }
+    let stderr = body.stderr();
+    assert_eq!(stderr.kept.len(), 64 * 1024);
+    assert_eq!(stderr.dropped, 64 * 1024 * 1024 - 64 * 1024);
+    let growth_mib = resident_kib().saturating_sub(before) / 1024;
+    assert!(growth_mib < 16, "resident memory grew by {growth_mib} MiB for 64 MiB of STDERR");
 }
