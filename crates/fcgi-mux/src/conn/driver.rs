@@ -17,11 +17,11 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use fcgi_proto::{Decoder, HEADER_LEN, Padding, Record, RecordBody, RequestId, encode_record};
 use tokio::io::AsyncWrite;
-use tokio::sync::mpsc;
 use tokio::time::Sleep;
 
 use crate::address::Transport;
 use crate::config::ConnectionConfig;
+use crate::conn::commands::Receiver;
 use crate::conn::send::{Next, Outgoing};
 use crate::conn::state::ConnShared;
 use crate::conn::store::{Entry, Phase, Store};
@@ -46,7 +46,7 @@ pub(crate) struct Driver {
     pub(super) io: Transport,
     pub(super) config: ConnectionConfig,
     pub(super) conn: Arc<ConnShared>,
-    commands: mpsc::UnboundedReceiver<Start>,
+    commands: Receiver,
     commands_closed: bool,
     queue: VecDeque<Start>,
     pub(super) store: Store,
@@ -75,7 +75,7 @@ impl Driver {
         io: Transport,
         config: ConnectionConfig,
         conn: Arc<ConnShared>,
-        commands: mpsc::UnboundedReceiver<Start>,
+        commands: Receiver,
         read_buf: BytesMut,
         decoder: Decoder,
         idle_timeout: Option<Duration>,
@@ -111,15 +111,9 @@ impl Driver {
         self.conn.limit() > 1
     }
 
-    fn accept(&mut self, cx: &mut Context<'_>) -> bool {
+    fn accept(&mut self) -> bool {
         let mut progress = false;
-        while !self.commands_closed {
-            match self.commands.poll_recv(cx) {
-                Poll::Ready(Some(start)) => self.queue.push_back(start),
-                Poll::Ready(None) => self.commands_closed = true,
-                Poll::Pending => break,
-            }
-        }
+        self.commands_closed = self.commands.take(&mut self.queue);
         while !self.retiring && self.closing.is_none() && self.store.len() < self.conn.limit() {
             let Some(start) = self.queue.pop_front() else { break };
             if start.shared.handle_gone() {
@@ -397,10 +391,8 @@ impl Driver {
     fn shutdown(&mut self, error: Error) {
         tracing::debug!(parent: &self.span, %error, "connection closing");
         self.conn.close();
-        self.commands.close();
-        while let Ok(start) = self.commands.try_recv() {
-            self.queue.push_back(start);
-        }
+        let mut queued = self.commands.close();
+        self.queue.append(&mut queued);
         self.refuse_queued();
         for (_, mut entry) in self.store.drain() {
             if !matches!(entry.phase, Phase::Draining { .. }) {
@@ -435,7 +427,7 @@ impl Future for Driver {
         let this = &mut *self;
         this.conn.waker.register(cx.waker());
         loop {
-            let mut progress = this.accept(cx);
+            let mut progress = this.accept();
             progress |= this.reap_cancelled();
             // Read before writing: a server that closed a kept-alive connection right after
             // END_REQUEST (php-fpm may) is noticed before a new request is written to it,

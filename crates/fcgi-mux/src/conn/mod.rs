@@ -4,6 +4,7 @@
 //! | file | concern |
 //! |---|---|
 //! | `mod.rs` | connecting, the optional GET_VALUES exchange, the handle |
+//! | `commands.rs` | the queue of requests from the handles to the driver |
 //! | `state.rs` | connection-wide counters and open/retiring/closed state |
 //! | `shared.rs` | per-request state shared by the driver and the request's handles |
 //! | `store.rs` | per-request driver state keyed by request id, id allocation |
@@ -11,6 +12,7 @@
 //! | `recv.rs` | dispatching received records |
 //! | `driver.rs` | the driver future: scheduling, timers, shutdown |
 
+mod commands;
 mod driver;
 mod recv;
 mod send;
@@ -29,7 +31,6 @@ use bytes::{Bytes, BytesMut};
 use fcgi_proto::{Decoder, RecordBody, ServerValues};
 use http_body::Body;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::mpsc;
 
 use crate::address::{Address, Transport};
 use crate::config::{ConnectionConfig, Multiplexing};
@@ -60,7 +61,7 @@ pub struct Connection {
 }
 
 struct Handle {
-    commands: mpsc::UnboundedSender<Start>,
+    commands: commands::Sender,
     shared: Arc<ConnShared>,
     config: ConnectionConfig,
     server_values: Option<ServerValues>,
@@ -136,7 +137,7 @@ impl Connection {
             }
         };
         let shared = Arc::new(ConnShared::new(limit, listener));
-        let (commands, receiver) = mpsc::unbounded_channel();
+        let (commands, receiver) = commands::queue(shared.waker.clone());
         let driver =
             Driver::new(io, config.clone(), shared.clone(), receiver, read_buf, decoder, idle_timeout, span);
         let handle = Handle { commands, shared, config, server_values, id };
@@ -191,11 +192,10 @@ impl Connection {
         let Prepared { head, body, head_only, span } = prepared;
         let rest = PreparedRest { head: head.clone(), head_only, span: span.clone() };
         let start = Start { head, body, shared: shared.clone(), span: span.clone() };
-        if let Err(mpsc::error::SendError(start)) = self.inner.commands.send(start) {
+        if let Err(start) = self.inner.commands.send(start) {
             self.inner.shared.unreserve();
             return Err((Error::ConnectionClosed { sent_nothing: true }, Some(start.body), rest));
         }
-        self.inner.shared.waker.wake();
         response::receive(shared.clone(), config, head_only, Instant::now(), span)
             .await
             .map_err(|error| (error, shared.take_returned_body(), rest))

@@ -93,6 +93,11 @@ impl Store {
     /// The first request still sending whose id comes after `after`, wrapping around: the
     /// next turn in the round-robin of writers.
     pub(crate) fn next_sending(&self, after: u16) -> Option<RequestId> {
+        if self.entries.len() == 1 {
+            // One request at a time (every connection that does not multiplex).
+            let (id, entry) = self.entries.iter().next()?;
+            return (entry.phase == Phase::Sending).then_some(RequestId(*id));
+        }
         let sending = |(id, entry): (&u16, &Entry)| (entry.phase == Phase::Sending).then_some(RequestId(*id));
         let later = self.entries.range(after.saturating_add(1)..).find_map(sending);
         later.or_else(|| self.entries.range(..=after).find_map(sending))
