@@ -83,24 +83,18 @@ pub fn check_pair_lengths(name_len: usize, value_len: usize) -> Result<(), PairL
 /// Appends one encoded pair to `dst`.
 pub fn write_pair(dst: &mut impl BufMut, name: &[u8], value: &[u8]) -> Result<(), PairLengthOverflow> {
     check_pair_lengths(name.len(), value.len())?;
-    // Both length prefixes in one write: this runs for every parameter of every request.
-    let mut prefix = [0u8; 8];
-    let at = put_length(&mut prefix, 0, name.len());
-    let end = put_length(&mut prefix, at, value.len());
-    dst.put_slice(&prefix[..end]);
+    write_length(dst, name.len());
+    write_length(dst, value.len());
     dst.put_slice(name);
     dst.put_slice(value);
     Ok(())
 }
 
-/// Writes the length prefix of `len` at `buf[at..]`; returns the offset after it.
-fn put_length(buf: &mut [u8; 8], at: usize, len: usize) -> usize {
+fn write_length(dst: &mut impl BufMut, len: usize) {
     if len < SHORT_LENGTH_LIMIT {
-        buf[at] = len as u8;
-        at + 1
+        dst.put_u8(len as u8);
     } else {
-        buf[at..at + 4].copy_from_slice(&(len as u32 | LONG_LENGTH_FLAG).to_be_bytes());
-        at + 4
+        dst.put_u32(len as u32 | LONG_LENGTH_FLAG);
     }
 }
 
