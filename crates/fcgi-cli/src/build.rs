@@ -22,6 +22,8 @@ pub const DOCROOT_VAR: &str = "FCGI_DOCROOT";
 pub struct Built {
     /// The HTTP request (its body in memory).
     pub request: http::Request<Full<Bytes>>,
+    /// The request body (the same bytes as the request's), for senders that repeat it.
+    pub body: Bytes,
     /// The FastCGI parameters, in order.
     pub params: fcgi_cgi_env::CgiParams,
 }
@@ -67,12 +69,13 @@ pub fn build(
         request = request.header(http::header::CONTENT_TYPE, "application/x-www-form-urlencoded");
     }
     let body_len = body.len() as u64;
-    let request = request.body(Full::new(body)).map_err(|err| usage(format!("invalid request: {err}")))?;
+    let request =
+        request.body(Full::new(body.clone())).map_err(|err| usage(format!("invalid request: {err}")))?;
     let config = app_config(spec)?;
     let connection = cgi_connection(&target.address);
     let params = fcgi_cgi_env::derive(&request, Some(body_len), &connection, &config)
         .map_err(|err| usage(format!("cannot build the request for {path}: {err}")))?;
-    Ok(Built { request, params })
+    Ok(Built { request, body, params })
 }
 
 fn usage(message: String) -> Failure {

@@ -39,6 +39,8 @@ pub enum Command {
     Ping(PingCmd),
     /// Health check on php-fpm's status page (pm.status_path), with thresholds
     Status(StatusCmd),
+    /// Load test: keep -c requests in flight for -D or -n, report requests/s and latency
+    Bench(BenchCmd),
     /// Print shell completions for SHELL
     Completions {
         /// The shell.
@@ -62,7 +64,8 @@ pub struct TargetArgs {
     /// Time allowed to connect (e.g. 2s, 500ms)
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration)]
     pub connect_timeout: Duration,
-    /// Time allowed for the whole operation [default: 30s for requests, 5s for probe/ping/status]
+    /// Time allowed for the whole operation (for bench: for each request) [default: 30s for
+    /// requests and bench, 5s for probe/ping/status]
     #[arg(short = 'm', long, value_name = "DURATION", value_parser = parse_duration)]
     pub max_time: Option<Duration>,
 }
@@ -234,6 +237,51 @@ pub struct StatusCmd {
     /// Where the server is.
     #[command(flatten)]
     pub target: TargetArgs,
+}
+
+/// Default `-c` of `bench`: below the 5 children of a stock php-fpm pool (`pm.max_children`),
+/// which pins one worker to every open connection.
+pub const BENCH_CONCURRENCY: u32 = 4;
+/// Default length of a `bench` run given neither `-n` nor `-D`.
+pub const BENCH_DURATION: Duration = Duration::from_secs(10);
+
+/// `bench`.
+#[derive(Debug, Args, Clone)]
+pub struct BenchCmd {
+    /// Request path with an optional query string, e.g. /index.php?page=2
+    #[arg(value_name = "PATH")]
+    pub path: String,
+    /// Measure N requests (the run ends after them, or at -D if that comes first)
+    #[arg(short = 'n', long = "requests", value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub requests: Option<u64>,
+    /// Length of the measured run, a hard stop: requests still in flight then are cancelled
+    /// [default: 10s without -n]
+    #[arg(short = 'D', long, value_name = "DURATION", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Requests in flight at once. Without --multiplex each needs its own connection: keep it
+    /// below php-fpm's pm.max_children
+    #[arg(short = 'c', long, value_name = "N", default_value_t = BENCH_CONCURRENCY,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub concurrency: u32,
+    /// Most connections to open [default: -c; 1 with --multiplex]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub connections: Option<u32>,
+    /// Send several requests at once on each connection (FastCGI multiplexing, whatever the
+    /// server announces); php-fpm does not support it
+    #[arg(long)]
+    pub multiplex: bool,
+    /// Send requests for this long before measuring (not counted)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub warmup: Option<Duration>,
+    /// No progress bar and no notes (errors are still printed)
+    #[arg(short = 's', long)]
+    pub silent: bool,
+    /// Print one JSON document (schema fcgi.bench/1) instead of the report
+    #[arg(long)]
+    pub json: bool,
+    /// The request (sent again and again; -m/--max-time applies to each).
+    #[command(flatten)]
+    pub spec: RequestSpec,
 }
 
 /// Parses `2`, `2s`, `1.5s`, `500ms`, `1m` into a duration.

@@ -11,6 +11,7 @@
 //! | `output` | stdout / atomic file / device output, progress bar |
 //! | `records` | how records are shown by `dump` and `-v` (secrets masked) |
 //! | `commands::*` | one module per command; `exchange` sends one request under `--max-time` |
+//! | `commands::bench` | `fcgi bench`: a load through an `fcgi_mux::Pool` (`load`), its counters (`stats`), the report (`report`), the progress bar (`progress`) |
 //!
 //! The CLI holds no protocol logic: requests go through `fcgi-mux`, parameters come from
 //! `fcgi-cgi-env`, records are decoded by `fcgi-proto`.
@@ -103,6 +104,7 @@ async fn run(command: Command) -> anyhow::Result<Exit> {
         Command::Dump(cmd) => commands::dump::run(&cmd).await,
         Command::Ping(cmd) => commands::health::ping(&cmd).await,
         Command::Status(cmd) => commands::health::status(&cmd).await,
+        Command::Bench(cmd) => commands::bench::run(&cmd).await,
         Command::Completions { shell } => {
             let mut command = Cli::command();
             let mut out = Vec::new();

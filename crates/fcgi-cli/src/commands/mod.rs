@@ -1,5 +1,6 @@
 //! One module per command.
 
+pub mod bench;
 pub mod dump;
 pub mod exchange;
 pub mod health;

@@ -1,0 +1,392 @@
+//! The load driver: `concurrency` worker tasks, each sending one request after the other, so
+//! exactly that many requests are in flight; a controller that runs the warm-up, measures the
+//! steady state and stops the run on time.
+//!
+//! Everything runs on the CLI's current-thread runtime, in a `LocalSet`: the counters are
+//! plain cells shared by the tasks (no atomics, no locks), which is also the cheapest way to
+//! drive a load from one core.
+//!
+//! The measured period starts when the warm-up ends: from then on every request that
+//! *finishes* is counted (the requests in flight at that moment included). It ends
+//!
+//! - with `-n N`, when N requests have finished;
+//! - with `-D`, at the deadline, a hard stop: the requests still in flight are cancelled
+//!   (dropped: fcgi-mux closes their connections) and counted as `cancelled`, not as errors;
+//! - on Ctrl-C, the same way;
+//! - at once when the first `concurrency` attempts all failed to connect and no response was
+//!   ever received: the server is not there, there is nothing to measure.
+//!
+//! A request that fails to connect is counted, then its worker pauses briefly before the next
+//! attempt, so a server that goes away mid-run does not turn the run into a busy loop.
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use http::StatusCode;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use super::stats::{self, CpuTime, Stats};
+use crate::exit::Exit;
+
+/// How long a worker waits after a connection failure before its next request.
+const CONNECT_RETRY_PAUSE: Duration = Duration::from_millis(20);
+/// How often the progress view is refreshed.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
+/// What to run.
+#[derive(Copy, Clone, Debug)]
+pub struct Plan {
+    /// Requests in flight (worker tasks).
+    pub concurrency: usize,
+    /// Requests to measure, if bounded by count.
+    pub requests: Option<u64>,
+    /// Length of the measured period, if bounded by time.
+    pub duration: Option<Duration>,
+    /// Load before the measured period.
+    pub warmup: Duration,
+}
+
+/// Why the run ended.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// `-n` requests finished.
+    Requests,
+    /// `-D` elapsed.
+    Duration,
+    /// Ctrl-C.
+    Interrupted,
+    /// Nothing could connect.
+    NoConnection,
+}
+
+impl Stop {
+    /// The name used in the JSON document.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stop::Requests => "requests",
+            Stop::Duration => "duration",
+            Stop::Interrupted => "interrupted",
+            Stop::NoConnection => "no_connection",
+        }
+    }
+}
+
+/// One request's result: its status and body size, or why it failed.
+pub type Answer = Result<(StatusCode, u64), fcgi_mux::Error>;
+
+/// What the run measured.
+pub struct Outcome {
+    /// The counters of the measured period.
+    pub stats: Stats,
+    /// Length of the measured period.
+    pub wall: Duration,
+    /// CPU time of the process during the measured period.
+    pub cpu: CpuTime,
+    /// Requests in flight when the run stopped (cancelled, not counted).
+    pub cancelled: u64,
+    /// How long each cancelled request had been waiting.
+    pub cancelled_ages: Vec<Duration>,
+    /// Why the run ended.
+    pub stop: Stop,
+    /// The first failure of the whole run (warm-up included), with its kind.
+    pub first_error: Option<(Exit, String)>,
+}
+
+/// A live view of the run, for the progress bar.
+#[derive(Copy, Clone, Debug)]
+pub struct View {
+    /// False during the warm-up.
+    pub measuring: bool,
+    /// Time since the phase (warm-up or measured period) started.
+    pub elapsed: Duration,
+    /// Requests finished in the measured period.
+    pub finished: u64,
+    /// Of which failed.
+    pub failed: u64,
+}
+
+/// State shared by the workers and the controller.
+struct Shared {
+    plan: Plan,
+    stats: RefCell<Stats>,
+    measuring: Cell<bool>,
+    phase_start: Cell<Instant>,
+    /// Measured requests that may still be started (`u64::MAX` without `-n`).
+    tickets: Cell<u64>,
+    in_flight: Cell<u64>,
+    /// When each worker's current request started.
+    started: Vec<Cell<Option<Instant>>>,
+    stop: Cell<Option<Stop>>,
+    workers_left: Cell<usize>,
+    /// Signalled when the run should end (stop set, or every worker done).
+    done: Notify,
+    answered: Cell<bool>,
+    connect_failures: Cell<u64>,
+    first_error: RefCell<Option<(Exit, String)>>,
+}
+
+impl Shared {
+    fn end(&self, stop: Stop) {
+        if self.stop.get().is_none() {
+            self.stop.set(Some(stop));
+        }
+        self.done.notify_one();
+    }
+
+    fn view(&self) -> View {
+        let stats = self.stats.borrow();
+        View {
+            measuring: self.measuring.get(),
+            elapsed: self.phase_start.get().elapsed(),
+            finished: stats.finished(),
+            failed: stats.failed,
+        }
+    }
+}
+
+/// Runs `plan`, calling `request` for every request, and `progress` a few times per second
+/// with a view of the run. Must run inside a `LocalSet`.
+pub async fn drive<F, Fut>(
+    plan: Plan,
+    request: F,
+    mut progress: impl FnMut(View) + 'static,
+) -> anyhow::Result<Outcome>
+where
+    F: Fn() -> Fut + 'static,
+    Fut: Future<Output = Answer> + 'static,
+{
+    let shared = Rc::new(Shared {
+        plan,
+        stats: RefCell::new(Stats::new()),
+        measuring: Cell::new(false),
+        phase_start: Cell::new(Instant::now()),
+        tickets: Cell::new(u64::MAX),
+        in_flight: Cell::new(0),
+        started: (0..plan.concurrency).map(|_| Cell::new(None)).collect(),
+        stop: Cell::new(None),
+        workers_left: Cell::new(plan.concurrency),
+        done: Notify::new(),
+        answered: Cell::new(false),
+        connect_failures: Cell::new(0),
+        first_error: RefCell::new(None),
+    });
+    let request = Rc::new(request);
+    let mut tasks: Vec<JoinHandle<()>> = (0..plan.concurrency)
+        .map(|index| tokio::task::spawn_local(worker(index, shared.clone(), request.clone())))
+        .collect();
+    let ticker = shared.clone();
+    tasks.push(tokio::task::spawn_local(async move {
+        let mut interval = tokio::time::interval(PROGRESS_EVERY);
+        loop {
+            interval.tick().await;
+            progress(ticker.view());
+        }
+    }));
+    let interrupt = shared.clone();
+    tasks.push(tokio::task::spawn_local(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            interrupt.end(Stop::Interrupted);
+        }
+    }));
+
+    if !plan.warmup.is_zero() {
+        let _ = tokio::time::timeout(plan.warmup, shared.done.notified()).await;
+    }
+    let cpu_start = CpuTime::now()?;
+    let start = Instant::now();
+    shared.phase_start.set(start);
+    shared.measuring.set(true);
+    if let Some(n) = plan.requests {
+        // The requests in flight now finish inside the measured period: they are its first.
+        shared.tickets.set(n.saturating_sub(shared.in_flight.get()));
+    }
+    if shared.stop.get().is_none() {
+        match plan.duration {
+            Some(duration) => {
+                if tokio::time::timeout_at((start + duration).into(), shared.done.notified()).await.is_err() {
+                    shared.end(Stop::Duration);
+                }
+            }
+            None => shared.done.notified().await,
+        }
+    }
+    let wall = start.elapsed();
+    let cpu = CpuTime::now()?.since(cpu_start);
+    let now = Instant::now();
+    let cancelled_ages: Vec<Duration> =
+        shared.started.iter().filter_map(Cell::get).map(|at| now.saturating_duration_since(at)).collect();
+    for task in &tasks {
+        task.abort();
+    }
+    // Let the aborted tasks drop their requests (closing connections) before reporting.
+    for task in tasks {
+        let _ = task.await;
+    }
+    let stats = std::mem::replace(&mut *shared.stats.borrow_mut(), Stats::new());
+    Ok(Outcome {
+        stats,
+        wall,
+        cpu,
+        cancelled: cancelled_ages.len() as u64,
+        cancelled_ages,
+        stop: shared.stop.get().unwrap_or(Stop::Requests),
+        first_error: shared.first_error.borrow_mut().take(),
+    })
+}
+
+/// One worker: one request after the other until the run ends.
+async fn worker<F, Fut>(index: usize, shared: Rc<Shared>, request: Rc<F>)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Answer>,
+{
+    let slot = &shared.started[index];
+    while shared.stop.get().is_none() {
+        if shared.measuring.get() {
+            match shared.tickets.get() {
+                0 => break,
+                u64::MAX => {}
+                n => shared.tickets.set(n - 1),
+            }
+        }
+        let start = Instant::now();
+        slot.set(Some(start));
+        shared.in_flight.set(shared.in_flight.get() + 1);
+        let answer = request().await;
+        shared.in_flight.set(shared.in_flight.get() - 1);
+        slot.set(None);
+        if record(&shared, answer, start) {
+            tokio::time::sleep(CONNECT_RETRY_PAUSE).await;
+        }
+    }
+    shared.workers_left.set(shared.workers_left.get() - 1);
+    if shared.workers_left.get() == 0 {
+        shared.end(Stop::Requests);
+    }
+}
+
+/// Counts one answer; true when it was a connection failure (the worker then pauses).
+fn record(shared: &Shared, answer: Answer, start: Instant) -> bool {
+    let measuring = shared.measuring.get();
+    let mut connect_failed = false;
+    match answer {
+        Ok((status, body_bytes)) => {
+            shared.answered.set(true);
+            if measuring {
+                shared.stats.borrow_mut().record_response(status, body_bytes, start.elapsed());
+            }
+        }
+        Err(error) => {
+            let exit = Exit::for_mux_error(&error);
+            let mut first = shared.first_error.borrow_mut();
+            if first.is_none() {
+                *first = Some((exit, stats::error_message(&error)));
+            }
+            if measuring {
+                shared.stats.borrow_mut().record_error(exit, || stats::error_message(&error));
+            }
+            if matches!(exit, Exit::Connect | Exit::Resolve) {
+                connect_failed = true;
+                shared.connect_failures.set(shared.connect_failures.get() + 1);
+                if !shared.answered.get() && shared.connect_failures.get() >= shared.plan.concurrency as u64 {
+                    shared.end(Stop::NoConnection);
+                }
+            }
+        }
+    }
+    if measuring && shared.plan.requests.is_some_and(|n| shared.stats.borrow().finished() >= n) {
+        shared.end(Stop::Requests);
+    }
+    connect_failed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run<F, Fut>(plan: Plan, request: F) -> Outcome
+    where
+        F: Fn() -> Fut + 'static,
+        Fut: Future<Output = Answer> + 'static,
+    {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let local = tokio::task::LocalSet::new();
+        runtime.block_on(local.run_until(drive(plan, request, |_| {}))).unwrap()
+    }
+
+    fn plan(concurrency: usize, requests: Option<u64>, duration: Option<Duration>) -> Plan {
+        Plan { concurrency, requests, duration, warmup: Duration::ZERO }
+    }
+
+    #[test]
+    fn n_requests_are_exactly_n() {
+        let outcome = run(plan(8, Some(1000), None), || async {
+            tokio::task::yield_now().await;
+            Ok((StatusCode::OK, 5))
+        });
+        assert_eq!(outcome.stop, Stop::Requests);
+        assert_eq!(outcome.stats.completed, 1000);
+        assert_eq!(outcome.stats.body_bytes, 5000);
+        assert_eq!(outcome.cancelled, 0);
+    }
+
+    #[test]
+    fn the_duration_is_a_hard_stop() {
+        let started = Instant::now();
+        let outcome = run(plan(4, None, Some(Duration::from_millis(300))), || async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            Ok((StatusCode::OK, 0))
+        });
+        assert!(started.elapsed() < Duration::from_millis(600), "{:?}", started.elapsed());
+        assert_eq!(outcome.stop, Stop::Duration);
+        assert!(outcome.stats.completed >= 4 && outcome.stats.completed <= 12, "{}", outcome.stats.completed);
+        assert_eq!(outcome.cancelled, 4, "every worker had a request in flight");
+        assert!(outcome.wall >= Duration::from_millis(300));
+    }
+
+    #[test]
+    fn warmup_requests_are_not_counted() {
+        let plan = Plan { warmup: Duration::from_millis(200), ..plan(2, Some(10), None) };
+        let outcome = run(plan, || async {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            Ok((StatusCode::OK, 1))
+        });
+        assert_eq!(outcome.stats.completed, 10);
+    }
+
+    #[test]
+    fn nothing_connecting_stops_the_run_at_once() {
+        let started = Instant::now();
+        let outcome = run(plan(4, None, Some(Duration::from_secs(30))), || async {
+            Err(fcgi_mux::Error::Connect {
+                address: "unix:/nowhere".into(),
+                source: std::sync::Arc::new(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)),
+            })
+        });
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert_eq!(outcome.stop, Stop::NoConnection);
+        assert_eq!(outcome.first_error.unwrap().0, Exit::Connect);
+    }
+
+    #[test]
+    fn errors_are_counted_not_fatal() {
+        let count = Rc::new(Cell::new(0u32));
+        let outcome = run(plan(2, Some(100), None), move || {
+            let n = count.get();
+            count.set(n + 1);
+            async move {
+                if n % 2 == 0 {
+                    Ok((StatusCode::OK, 0))
+                } else {
+                    Err(fcgi_mux::Error::ConnectionClosed { sent_nothing: false })
+                }
+            }
+        });
+        assert_eq!(outcome.stats.finished(), 100);
+        assert_eq!(outcome.stats.completed, 50);
+        assert_eq!(outcome.stats.errors()[0].exit, Exit::ConnectionLost);
+    }
+}
