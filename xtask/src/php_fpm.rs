@@ -61,9 +61,15 @@ pub struct PhpFpm {
 impl PhpFpm {
     /// Starts php-fpm with its files in `dir` and waits until both pools accept connections.
     pub fn start(binary: &Path, dir: &Path) -> Result<PhpFpm> {
+        PhpFpm::start_with(binary, dir, WORKERS)
+    }
+
+    /// [`PhpFpm::start`] with `workers` children per pool instead of [`WORKERS`] (the benchmarks
+    /// need more than all their clients' connections together).
+    pub fn start_with(binary: &Path, dir: &Path, workers: usize) -> Result<PhpFpm> {
         let mut attempt = 1;
         loop {
-            let files = Files::new(dir)?;
+            let files = Files::new(dir, workers)?;
             match start_once(binary, &files) {
                 Ok(php_fpm) => return Ok(php_fpm),
                 Err(err) if attempt < START_ATTEMPTS && port_was_taken(&files) => {
@@ -109,10 +115,11 @@ struct Files {
     output: PathBuf,
     socket: PathBuf,
     tcp: SocketAddr,
+    workers: usize,
 }
 
 impl Files {
-    fn new(dir: &Path) -> Result<Files> {
+    fn new(dir: &Path, workers: usize) -> Result<Files> {
         let socket = dir.join("php-fpm.sock");
         service::check_socket_path(&socket)?;
         let files = Files {
@@ -122,6 +129,7 @@ impl Files {
             output: dir.join("php-fpm.out"),
             socket,
             tcp: free_tcp_port()?,
+            workers,
         };
         // Leftovers of a failed attempt would confuse the readiness check and the log reader.
         for stale in [&files.socket, &files.log, &files.output, &files.pid] {
@@ -237,7 +245,7 @@ fn render_config(files: &Files, root: bool) -> String {
         }
         conf.push_str(&format!(
             "pm = static\n\
-             pm.max_children = {WORKERS}\n\
+             pm.max_children = {}\n\
              ping.path = /ping\n\
              ping.response = pong\n\
              pm.status_path = /status\n\
@@ -246,7 +254,8 @@ fn render_config(files: &Files, root: bool) -> String {
              php_admin_value[memory_limit] = 256M\n\
              php_admin_flag[log_errors] = on\n\
              php_admin_flag[display_errors] = off\n\
-             php_admin_flag[html_errors] = off\n"
+             php_admin_flag[html_errors] = off\n",
+            files.workers
         ));
     }
     conf
@@ -324,6 +333,7 @@ mod tests {
             output: "/t/php-fpm.out".into(),
             socket: "/t/php-fpm.sock".into(),
             tcp: "127.0.0.1:9123".parse().unwrap(),
+            workers: WORKERS,
         };
         let conf = render_config(&files, true);
         assert!(conf.contains("[unix]\nlisten = \"/t/php-fpm.sock\"\n"));

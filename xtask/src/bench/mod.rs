@@ -5,17 +5,35 @@
 //! and list it in [`SECTIONS`]. A section measures our code *and* its peer side by side in the same
 //! run (brief, section 7), and returns a title, the exact command reproducing it, and a markdown
 //! table. Sections needing php-fpm call [`Ctx::backends`], which starts the shared test backends
-//! once (see [`crate::backends`]).
+//! once (see [`crate::backends`]); those measuring against HTTP gateways call [`Ctx::gateways`]
+//! (php-fpm with a large pool behind HAProxy and nginx, see [`gateways`]); [`Ctx::fcgi`] builds the
+//! release CLI once. Outside programs (wrk, hyperfine, curl, ...) come from [`tools`], installed
+//! when missing; shared measuring helpers (running a program with a time limit, GNU time, CPU
+//! from `/proc`, medians, JSON) live in [`measure`].
+//!
+//! | section   | module      | what                                                                |
+//! |-----------|-------------|---------------------------------------------------------------------|
+//! | `codec`   | [`codec`]   | fcgi-proto encode/decode throughput                                 |
+//! | `mux`     | [`mux`]     | fcgi-mux vs fastcgi-client on php-fpm, multiplexing, streaming RSS  |
+//! | `gateway` | [`gateway`] | `fcgi bench` vs wrk through HAProxy and nginx; flup multiplexed     |
+//! | `oneshot` | [`oneshot`] | `fcgi get` vs `cgi-fcgi`, one process per request                   |
+//! | `stream`  | [`stream`]  | 1 GiB: `fcgi get` vs curl through HAProxy vs raw records            |
 //!
 //! Sections not run this time keep their previous text in the file; see [`report`] for the format.
 
 mod codec;
+mod gateway;
+mod gateways;
+mod measure;
 mod mux;
+mod oneshot;
 mod report;
+mod stream;
+mod tools;
 
 use std::process::ExitCode;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
 use crate::backends::Backends;
 use crate::process::{self, Interrupted};
@@ -40,12 +58,30 @@ pub const SECTIONS: &[Section] = &[
         about: "fcgi-mux vs fastcgi-client on php-fpm, multiplexing, 1 GiB stream RSS",
         run: mux::run,
     },
+    Section {
+        name: "gateway",
+        about: "`fcgi bench` vs wrk through HAProxy and nginx on one php-fpm pool; flup multiplexed",
+        run: gateway::run,
+    },
+    Section {
+        name: "oneshot",
+        about: "`fcgi get` one-shot vs `cgi-fcgi` (hyperfine), peak RSS",
+        run: oneshot::run,
+    },
+    Section {
+        name: "stream",
+        about: "1 GiB response: `fcgi get -o /dev/null` vs curl through HAProxy vs raw records",
+        run: stream::run,
+    },
 ];
 
-/// Shared state for sections: backends are started on first use and stopped after the run.
+/// Shared state for sections: backends, gateways and the release CLI are started or built on
+/// first use and stopped after the run.
 #[derive(Default)]
 pub struct Ctx {
     backends: Option<Backends>,
+    gateways: Option<gateways::Stack>,
+    fcgi: Option<std::path::PathBuf>,
 }
 
 impl Ctx {
@@ -59,7 +95,35 @@ impl Ctx {
             None => bail!("backends vanished after starting"),
         }
     }
+
+    /// php-fpm with HAProxy and nginx in front (see [`gateways`]), started on first call.
+    pub fn gateways(&mut self) -> Result<&mut gateways::Stack> {
+        if self.gateways.is_none() {
+            self.gateways = Some(gateways::Stack::start()?);
+        }
+        match self.gateways.as_mut() {
+            Some(stack) => {
+                stack.check_running()?;
+                Ok(stack)
+            }
+            None => bail!("gateways vanished after starting"),
+        }
+    }
+
+    /// The `fcgi` executable, built in release on first call (`cargo build --release -p fcgi-cli`).
+    pub fn fcgi(&mut self) -> Result<std::path::PathBuf> {
+        if let Some(path) = &self.fcgi {
+            return Ok(path.clone());
+        }
+        let mut built = measure::build_bins("fcgi-cli", FCGI_BUILD_ARGS, &["fcgi"])?;
+        let path = built.remove("fcgi").context("build_bins returned no fcgi")?;
+        self.fcgi = Some(path.clone());
+        Ok(path)
+    }
 }
+
+/// How [`Ctx::fcgi`] builds the CLI.
+pub const FCGI_BUILD_ARGS: &[&str] = &["build", "--release", "-p", "fcgi-cli", "--bin", "fcgi"];
 
 /// Runs the `selected` sections (all if empty), updates docs/BENCHMARKS.md with those that
 /// succeeded, and fails if any section failed.

@@ -27,11 +27,12 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+use super::measure::{self, clock_ticks, cpu_ticks, json, load_average, median, thousands, verdict};
 use super::{Ctx, Report};
 use crate::process::{self, Group, Signal};
 use crate::workspace;
@@ -71,8 +72,7 @@ const TARGET_THROUGHPUT_RATIO: f64 = 1.4;
 const TARGET_MPX_RATIO: f64 = 0.9;
 const TARGET_RSS_MIB: f64 = 32.0;
 
-const BUILD_ARGS: &[&str] =
-    &["build", "--release", "-p", "fcgi-bench", "--bins", "--message-format=json-render-diagnostics"];
+const BUILD_ARGS: &[&str] = &["build", "--release", "-p", "fcgi-bench", "--bins"];
 
 /// Measures; returns the report.
 pub fn run(ctx: &mut Ctx) -> Result<Report> {
@@ -165,15 +165,7 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
     ));
     Ok(Report {
         title: "fcgi-mux: client CPU, throughput, multiplexing and memory (vs fastcgi-client)".into(),
-        command: format!(
-            "cargo xtask bench mux   # builds with: cargo {}",
-            BUILD_ARGS
-                .iter()
-                .filter(|a| !a.starts_with("--message-format"))
-                .copied()
-                .collect::<Vec<_>>()
-                .join(" ")
-        ),
+        command: format!("cargo xtask bench mux   # builds with: cargo {}", BUILD_ARGS.join(" ")),
         table: table.text,
         notes,
     })
@@ -188,36 +180,11 @@ struct Bins {
 }
 
 impl Bins {
-    /// `cargo build --release -p fcgi-bench`, finding the executables in cargo's JSON messages
-    /// (so any target dir works: the default, `CARGO_TARGET_DIR`, a config's `build.target-dir`).
+    /// `cargo build --release -p fcgi-bench --bins` (see [`measure::build_bins`]).
     fn build() -> Result<Bins> {
-        println!("xtask: bench mux: cargo {}", BUILD_ARGS.join(" "));
-        let output = workspace::cargo()
-            .args(BUILD_ARGS)
-            .stderr(Stdio::inherit())
-            .output()
-            .context("running cargo build for fcgi-bench")?;
-        process::bail_if_interrupted()?;
-        if !output.status.success() {
-            bail!("building fcgi-bench failed ({})", process::describe(output.status));
-        }
-        let stdout = String::from_utf8(output.stdout).context("cargo printed non-UTF-8 JSON")?;
-        let mut found = BTreeMap::new();
-        for line in stdout.lines().filter(|l| l.starts_with('{')) {
-            let message = json::parse(line).with_context(|| format!("cargo printed bad JSON: {line}"))?;
-            if message.get("reason").and_then(json::Value::as_str) != Some("compiler-artifact") {
-                continue;
-            }
-            if let Some(path) = message.get("executable").and_then(json::Value::as_str) {
-                let path = PathBuf::from(path);
-                if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
-                    found.insert(name.to_owned(), path);
-                }
-            }
-        }
-        let mut take = |name: &str| {
-            found.remove(name).with_context(|| format!("cargo built no `{name}` executable for fcgi-bench"))
-        };
+        let names = ["mux_load", "fastcgi_client_load", "mpx_responder", "stream_1g"];
+        let mut found = measure::build_bins("fcgi-bench", BUILD_ARGS, &names)?;
+        let mut take = |name: &str| found.remove(name).context("build_bins returned too few programs");
         Ok(Bins {
             mux_load: take("mux_load")?,
             fastcgi_client_load: take("fastcgi_client_load")?,
@@ -459,39 +426,9 @@ impl Runner<'_> {
         })
     }
 
-    /// Runs a program in a process group of its own, its stdout in a file, with a time limit;
-    /// returns the JSON object of its one line of output.
+    /// Runs a program (see [`measure::run_json`]); returns the JSON object it printed.
     fn run_json(&self, name: &str, bin: &Path, args: &[String]) -> Result<json::Value> {
-        let stdout_path = self.dir.join(format!("{name}.out"));
-        let stderr_path = self.dir.join(format!("{name}.err"));
-        let stdout =
-            fs::File::create(&stdout_path).with_context(|| format!("creating {}", stdout_path.display()))?;
-        let stderr =
-            fs::File::create(&stderr_path).with_context(|| format!("creating {}", stderr_path.display()))?;
-        let mut cmd = Command::new(bin);
-        cmd.args(args).stdout(stdout).stderr(stderr);
-        let mut group = Group::spawn(name, &mut cmd, Signal::Int)?;
-        let started = Instant::now();
-        let status = loop {
-            if let Some(status) = group.try_wait()? {
-                break status;
-            }
-            if started.elapsed() > RUN_TIMEOUT {
-                group.stop();
-                bail!("{name} {} did not finish within {RUN_TIMEOUT:?}", args.join(" "));
-            }
-            process::sleep(Duration::from_millis(20))?;
-        };
-        let errors = fs::read_to_string(&stderr_path).unwrap_or_default();
-        if !status.success() {
-            bail!("{name} {} failed ({}): {}", args.join(" "), process::describe(status), errors.trim());
-        }
-        let text =
-            fs::read_to_string(&stdout_path).with_context(|| format!("reading {}", stdout_path.display()))?;
-        let line = text.lines().rev().find(|l| l.trim_start().starts_with('{')).with_context(|| {
-            format!("{name} printed no JSON line; stdout: {text:?}, stderr: {:?}", errors.trim())
-        })?;
-        json::parse(line).with_context(|| format!("{name} printed bad JSON: {line}"))
+        measure::run_json(self.dir, name, bin, args, RUN_TIMEOUT)
     }
 }
 
@@ -705,101 +642,6 @@ fn runner_log(php: &[&PhpPair], mpx: &MpxFigures, stream: &StreamFigures) -> Str
     lines.join("\n")
 }
 
-fn verdict(met: bool) -> &'static str {
-    if met { "yes" } else { "**no**" }
-}
-
-/// `61234.5` → `61,235`.
-fn thousands(value: f64) -> String {
-    let digits = format!("{:.0}", value.max(0.0));
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-fn median(values: impl Iterator<Item = f64>) -> f64 {
-    let mut values: Vec<f64> = values.collect();
-    values.sort_by(f64::total_cmp);
-    match values.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => values[n / 2],
-        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
-    }
-}
-
-/// utime + stime (clock ticks) of process `pid`, plus those of its direct children if
-/// `with_children` (php-fpm's workers; children that exited are not counted, and php-fpm's
-/// static workers do not exit).
-fn cpu_ticks(pid: u32, with_children: bool) -> Result<u64> {
-    let mut total = 0;
-    let mut found = false;
-    for entry in fs::read_dir("/proc").context("reading /proc")? {
-        let Ok(entry) = entry else { continue };
-        let Some(entry_pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
-            continue;
-        };
-        if entry_pid != pid && !with_children {
-            continue;
-        }
-        // Processes come and go while we look: a vanished one is skipped.
-        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else { continue };
-        let Some(stat) = ProcStat::parse(&stat) else { continue };
-        if entry_pid == pid {
-            found = true;
-            total += stat.ticks;
-        } else if stat.ppid == pid {
-            total += stat.ticks;
-        }
-    }
-    if !found {
-        bail!("process {pid} is gone (its /proc/{pid}/stat is missing)");
-    }
-    Ok(total)
-}
-
-/// The fields of `/proc/<pid>/stat` we use.
-struct ProcStat {
-    ppid: u32,
-    ticks: u64,
-}
-
-impl ProcStat {
-    /// Parses `pid (comm) state ppid ... utime stime ...` (fields 4, 14, 15; `comm` may hold
-    /// spaces and parentheses, so fields are counted after its last `)`).
-    fn parse(text: &str) -> Option<ProcStat> {
-        let rest = &text[text.rfind(')')? + 1..];
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        // fields[0] is field 3 (state).
-        let ppid = fields.get(1)?.parse().ok()?;
-        let utime: u64 = fields.get(11)?.parse().ok()?;
-        let stime: u64 = fields.get(12)?.parse().ok()?;
-        Some(ProcStat { ppid, ticks: utime + stime })
-    }
-}
-
-/// Clock ticks per second of `/proc/<pid>/stat` (USER_HZ), from `getconf CLK_TCK`.
-fn clock_ticks() -> Result<f64> {
-    let output = Command::new("getconf").arg("CLK_TCK").output().context("running `getconf CLK_TCK`")?;
-    let text = String::from_utf8_lossy(&output.stdout);
-    match text.trim().parse::<f64>() {
-        Ok(ticks) if output.status.success() && ticks > 0.0 => Ok(ticks),
-        _ => bail!("`getconf CLK_TCK` printed {:?}", text.trim()),
-    }
-}
-
-/// The 1-minute load average, or "?".
-fn load_average() -> String {
-    fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|text| text.split_whitespace().next().map(str::to_owned))
-        .unwrap_or_else(|| "?".into())
-}
-
 /// Versions of [`PEER_CRATES`] resolved in Cargo.lock.
 fn peer_versions() -> BTreeMap<String, String> {
     let lock = fs::read_to_string(workspace::root().join("Cargo.lock")).unwrap_or_default();
@@ -817,254 +659,4 @@ fn peer_versions() -> BTreeMap<String, String> {
         }
     }
     versions
-}
-
-/// Just enough JSON for cargo's messages and the benchmark programs' output lines.
-mod json {
-    use anyhow::{Context, Result, bail};
-
-    /// A parsed JSON value.
-    #[derive(Clone, Debug, PartialEq)]
-    pub enum Value {
-        Null,
-        Bool(bool),
-        Number(f64),
-        String(String),
-        Array(Vec<Value>),
-        Object(Vec<(String, Value)>),
-    }
-
-    impl Value {
-        /// The member `key` of an object.
-        pub fn get(&self, key: &str) -> Option<&Value> {
-            match self {
-                Value::Object(members) => members.iter().find(|(k, _)| k == key).map(|(_, v)| v),
-                _ => None,
-            }
-        }
-
-        pub fn as_str(&self) -> Option<&str> {
-            match self {
-                Value::String(s) => Some(s),
-                _ => None,
-            }
-        }
-
-        /// The number `key` of an object, or an error naming it.
-        pub fn number(&self, key: &str) -> Result<f64> {
-            match self.get(key) {
-                Some(Value::Number(n)) => Ok(*n),
-                Some(other) => bail!("`{key}` is {other:?}, not a number"),
-                None => bail!("no `{key}` in the program's output"),
-            }
-        }
-    }
-
-    /// Parses one JSON document.
-    pub fn parse(text: &str) -> Result<Value> {
-        let mut parser = Parser { bytes: text.as_bytes(), at: 0 };
-        let value = parser.value(0)?;
-        parser.skip_space();
-        if parser.at != parser.bytes.len() {
-            bail!("trailing characters at byte {}", parser.at);
-        }
-        Ok(value)
-    }
-
-    struct Parser<'a> {
-        bytes: &'a [u8],
-        at: usize,
-    }
-
-    impl Parser<'_> {
-        fn skip_space(&mut self) {
-            while self.bytes.get(self.at).is_some_and(|b| b.is_ascii_whitespace()) {
-                self.at += 1;
-            }
-        }
-
-        fn expect(&mut self, literal: &str) -> Result<()> {
-            if self.bytes[self.at..].starts_with(literal.as_bytes()) {
-                self.at += literal.len();
-                Ok(())
-            } else {
-                bail!("expected `{literal}` at byte {}", self.at)
-            }
-        }
-
-        fn value(&mut self, depth: usize) -> Result<Value> {
-            if depth > 64 {
-                bail!("nested too deeply");
-            }
-            self.skip_space();
-            match self.bytes.get(self.at) {
-                Some(b'n') => self.expect("null").map(|()| Value::Null),
-                Some(b't') => self.expect("true").map(|()| Value::Bool(true)),
-                Some(b'f') => self.expect("false").map(|()| Value::Bool(false)),
-                Some(b'"') => self.string().map(Value::String),
-                Some(b'[') => {
-                    self.at += 1;
-                    let mut items = Vec::new();
-                    self.skip_space();
-                    if self.bytes.get(self.at) == Some(&b']') {
-                        self.at += 1;
-                        return Ok(Value::Array(items));
-                    }
-                    loop {
-                        items.push(self.value(depth + 1)?);
-                        self.skip_space();
-                        match self.bytes.get(self.at) {
-                            Some(b',') => self.at += 1,
-                            Some(b']') => {
-                                self.at += 1;
-                                return Ok(Value::Array(items));
-                            }
-                            _ => bail!("expected `,` or `]` at byte {}", self.at),
-                        }
-                    }
-                }
-                Some(b'{') => {
-                    self.at += 1;
-                    let mut members = Vec::new();
-                    self.skip_space();
-                    if self.bytes.get(self.at) == Some(&b'}') {
-                        self.at += 1;
-                        return Ok(Value::Object(members));
-                    }
-                    loop {
-                        self.skip_space();
-                        let key = self.string()?;
-                        self.skip_space();
-                        self.expect(":")?;
-                        members.push((key, self.value(depth + 1)?));
-                        self.skip_space();
-                        match self.bytes.get(self.at) {
-                            Some(b',') => self.at += 1,
-                            Some(b'}') => {
-                                self.at += 1;
-                                return Ok(Value::Object(members));
-                            }
-                            _ => bail!("expected `,` or `}}` at byte {}", self.at),
-                        }
-                    }
-                }
-                Some(b'-' | b'0'..=b'9') => {
-                    let start = self.at;
-                    while self
-                        .bytes
-                        .get(self.at)
-                        .is_some_and(|b| matches!(b, b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'))
-                    {
-                        self.at += 1;
-                    }
-                    let text = std::str::from_utf8(&self.bytes[start..self.at])?;
-                    text.parse().map(Value::Number).with_context(|| format!("bad number {text:?}"))
-                }
-                _ => bail!("unexpected character at byte {}", self.at),
-            }
-        }
-
-        fn string(&mut self) -> Result<String> {
-            self.expect("\"")?;
-            let mut out = Vec::new();
-            loop {
-                let Some(&byte) = self.bytes.get(self.at) else { bail!("unterminated string") };
-                self.at += 1;
-                match byte {
-                    b'"' => return String::from_utf8(out).context("string is not UTF-8"),
-                    b'\\' => {
-                        let Some(&escape) = self.bytes.get(self.at) else { bail!("unterminated escape") };
-                        self.at += 1;
-                        let simple = match escape {
-                            b'"' => Some('"'),
-                            b'\\' => Some('\\'),
-                            b'/' => Some('/'),
-                            b'b' => Some('\u{8}'),
-                            b'f' => Some('\u{c}'),
-                            b'n' => Some('\n'),
-                            b'r' => Some('\r'),
-                            b't' => Some('\t'),
-                            b'u' => None,
-                            other => bail!("bad escape \\{}", other as char),
-                        };
-                        let c = match simple {
-                            Some(c) => c,
-                            None => {
-                                let unit = self.hex4()?;
-                                if (0xD800..0xDC00).contains(&unit) {
-                                    self.expect("\\u")?;
-                                    let low = self.hex4()?;
-                                    if !(0xDC00..0xE000).contains(&low) {
-                                        bail!("unpaired surrogate");
-                                    }
-                                    let code = 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00);
-                                    char::from_u32(code).context("bad surrogate pair")?
-                                } else {
-                                    char::from_u32(unit).context("unpaired surrogate")?
-                                }
-                            }
-                        };
-                        let mut buf = [0; 4];
-                        out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-                    }
-                    other => out.push(other),
-                }
-            }
-        }
-
-        fn hex4(&mut self) -> Result<u32> {
-            let digits = self.bytes.get(self.at..self.at + 4).context("short \\u escape")?;
-            self.at += 4;
-            u32::from_str_radix(std::str::from_utf8(digits)?, 16).context("bad \\u escape")
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn json_parses_program_output_and_cargo_messages() {
-        let value = json::parse(
-            r#"{"requests":122549,"errors":0,"first_error":null,"wall_s":2.0e0,"x":[true,false,{}],
-                "s":"a\"b\\c\u00e9\ud83d\ude00","neg":-1.5}"#,
-        )
-        .unwrap();
-        assert_eq!(value.number("requests").unwrap(), 122549.0);
-        assert_eq!(value.number("wall_s").unwrap(), 2.0);
-        assert_eq!(value.number("neg").unwrap(), -1.5);
-        assert_eq!(value.get("first_error"), Some(&json::Value::Null));
-        assert_eq!(value.get("s").and_then(json::Value::as_str), Some("a\"b\\cé😀"));
-        assert!(value.number("first_error").is_err());
-        assert!(value.number("missing").is_err());
-        for bad in ["", "{", r#"{"a":}"#, r#"{"a":1} x"#, r#""\x""#, "[1,]"] {
-            assert!(json::parse(bad).is_err(), "{bad}");
-        }
-        let cargo = r#"{"reason":"compiler-artifact","executable":"/t/release/mux_load","fresh":true}"#;
-        assert_eq!(
-            json::parse(cargo).unwrap().get("executable").and_then(json::Value::as_str),
-            Some("/t/release/mux_load")
-        );
-    }
-
-    #[test]
-    fn proc_stat_fields() {
-        let stat = "1234 (php-fpm: pool (x) y) S 77 1234 1234 0 -1 4194560 100 0 0 0 250 31 0 0 20 0 1 0";
-        let parsed = ProcStat::parse(stat).unwrap();
-        assert_eq!(parsed.ppid, 77);
-        assert_eq!(parsed.ticks, 281);
-        assert!(ProcStat::parse("garbage").is_none());
-        assert!(cpu_ticks(std::process::id(), false).is_ok());
-    }
-
-    #[test]
-    fn formatting_and_medians() {
-        assert_eq!(thousands(61234.6), "61,235");
-        assert_eq!(thousands(999.0), "999");
-        assert_eq!(thousands(1_000_000.0), "1,000,000");
-        assert_eq!(median([3.0, 1.0, 2.0].into_iter()), 2.0);
-        assert_eq!(median([4.0, 1.0, 2.0, 3.0].into_iter()), 2.5);
-        assert!(median(std::iter::empty()).is_nan());
-    }
 }

@@ -1,0 +1,725 @@
+//! Bench section `gateway`: `fcgi bench` straight to php-fpm beside wrk through HAProxy and
+//! through nginx, on one php-fpm pool, in the same run; and `fcgi bench --multiplex` on flup.
+//!
+//! 1. **hello.php, [`CONCURRENCY`] in flight**: `fcgi bench /hello.php -c 8 --connections 8`
+//!    on php-fpm's unix socket, and `wrk -t1 -c8 --latency` on `http://127.0.0.1:PORT/hello.php`
+//!    of each gateway of [`super::gateways`] (both in front of the same pool). One warm-up run of
+//!    each, then [`REPEATS`] runs of [`DURATION_S`] s each, rotating which goes first;
+//!    figures are medians.
+//!    - **client CPU per request**: for `fcgi bench`, its own `getrusage` user + system over the
+//!      measured run (`cpu_us_per_req` of its JSON); for wrk, GNU time's user + system of the
+//!      whole wrk process plus the gateway's utime + stime from `/proc/<pid>/stat` (HAProxy's
+//!      process, nginx's master and workers) before and after the run, ÷ wrk's requests.
+//!    - **php-fpm CPU per request**: utime + stime of the master and its children over the run ÷
+//!      the run's requests.
+//!    - **ceiling** = cores ÷ (php-fpm + client CPU per request): the rate if every core of the
+//!      machine were busy with nothing else; each throughput is shown as a fraction of its own.
+//! 2. **flup `multiplexed=True`**: `fcgi bench /echo --multiplex --connections 1 -c 32 -n 2000`,
+//!    all 2,000 must succeed.
+//!
+//! Meanwhile a thread counts the connections php-fpm holds (see [`ConnectionWatch`]), to show
+//! that the pool had a worker for every one of them.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+
+use super::gateways::{self, Gateway, Stack};
+use super::measure::{
+    self, UnderTime, clock_ticks, cpu_ticks, json, load_average, median, run_to_end, thousands, verdict,
+};
+use super::tools::{self, WRK};
+use super::{Ctx, FCGI_BUILD_ARGS, Report};
+use crate::process;
+
+/// Runs of each client; figures are medians.
+const REPEATS: usize = 3;
+
+/// Seconds of each measured run, and of the warm-up run before them.
+const DURATION_S: u32 = 5;
+const WARMUP_S: u32 = 1;
+
+/// Requests in flight (wrk's connections; `fcgi bench -c` and `--connections`).
+const CONCURRENCY: usize = 8;
+
+/// The flup check (from the issue).
+const FLUP_REQUESTS: u64 = 2000;
+const FLUP_CONCURRENCY: usize = 32;
+
+/// Longest any one program may run.
+const RUN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The targets (from the issue).
+const TARGET_CLIENT_CPU_US: f64 = 8.0;
+const TARGET_VS_HAPROXY: f64 = 1.25;
+const TARGET_OF_CEILING: f64 = 0.8;
+
+/// hello.php's body.
+const HELLO: &str = "Hello, world!";
+
+/// Measures; returns the report.
+pub fn run(ctx: &mut Ctx) -> Result<Report> {
+    let load_before = load_average();
+    let wrk = WRK.require()?;
+    let time = tools::GNU_TIME.require()?;
+    let fcgi = ctx.fcgi()?;
+    check_bench_command(&fcgi)?;
+    let flup_socket = ctx.backends()?.flup.multiplexed.socket.clone();
+    let stack = ctx.gateways()?;
+    let work = tempfile::Builder::new().prefix("fcgi-bench-gw-").tempdir().context("creating a temp dir")?;
+    let runner = Runner {
+        dir: work.path(),
+        fcgi: &fcgi,
+        wrk: &wrk,
+        time: &time,
+        clock_ticks: clock_ticks()?,
+        php_pid: stack.php.pid(),
+        php_socket: stack.php.socket.clone(),
+        docroot: stack.docroot.clone(),
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+
+    let watch = ConnectionWatch::start(&runner.php_socket);
+    println!("xtask: bench gateway: warm-up ({WARMUP_S} s each) ...");
+    runner.fcgi_bench(WARMUP_S)?;
+    for gateway in [&stack.haproxy, &stack.nginx] {
+        runner.wrk(gateway, WARMUP_S)?;
+    }
+    let (mut ours, mut haproxy, mut nginx) = (Vec::new(), Vec::new(), Vec::new());
+    for repeat in 0..REPEATS {
+        println!("xtask: bench gateway: round {} of {REPEATS} ({DURATION_S} s per client) ...", repeat + 1);
+        for turn in 0..3 {
+            match (turn + repeat) % 3 {
+                0 => ours.push(runner.fcgi_bench(DURATION_S)?),
+                1 => haproxy.push(runner.wrk(&stack.haproxy, DURATION_S)?),
+                _ => nginx.push(runner.wrk(&stack.nginx, DURATION_S)?),
+            }
+        }
+        stack.check_running()?;
+    }
+    let most_connections = watch.finish();
+    println!(
+        "xtask: bench gateway: flup, {FLUP_REQUESTS} requests, {FLUP_CONCURRENCY} in flight on 1 connection ..."
+    );
+    let flup = runner.flup(&flup_socket)?;
+    let load_after = load_average();
+
+    let columns = [Figures::new(&ours), Figures::new(&haproxy), Figures::new(&nginx)];
+    let table = table(&columns, &flup, cores);
+    let versions = [
+        stack.versions.clone(),
+        vec![WRK.version(&wrk), tools::GNU_TIME.version(&time), measure::version_line(&fcgi, &["--version"])],
+    ]
+    .concat();
+    let notes = notes(
+        stack,
+        &versions,
+        most_connections,
+        cores,
+        runner.clock_ticks,
+        (&load_before, &load_after),
+        &[("fcgi bench", &ours), ("wrk → HAProxy", &haproxy), ("wrk → nginx", &nginx)],
+    );
+    Ok(Report {
+        title: "Gateways: `fcgi bench` vs wrk through HAProxy and nginx, same php-fpm pool".into(),
+        command: format!("cargo xtask bench gateway   # builds with: cargo {}", FCGI_BUILD_ARGS.join(" ")),
+        table,
+        notes,
+    })
+}
+
+/// Fails with a clear message when the CLI has no `bench` command.
+fn check_bench_command(fcgi: &Path) -> Result<()> {
+    let output = Command::new(fcgi)
+        .args(["bench", "--help"])
+        .output()
+        .with_context(|| format!("running {}", fcgi.display()))?;
+    if !output.status.success() {
+        bail!(
+            "`{} bench --help` failed ({}): this build of the CLI has no `bench` command",
+            fcgi.display(),
+            process::describe(output.status)
+        );
+    }
+    Ok(())
+}
+
+/// One measured run of one client.
+#[derive(Clone, Debug, Default)]
+struct Run {
+    req_per_s: f64,
+    /// Load generator CPU per request, µs.
+    client_us: f64,
+    /// Gateway CPU per request, µs (0 for `fcgi bench`).
+    gateway_us: f64,
+    php_us: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+impl Run {
+    fn total_client_us(&self) -> f64 {
+        self.client_us + self.gateway_us
+    }
+}
+
+/// Medians of a client's runs.
+struct Figures {
+    req_per_s: f64,
+    client_us: f64,
+    load_us: f64,
+    gateway_us: f64,
+    php_us: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+impl Figures {
+    fn new(runs: &[Run]) -> Figures {
+        let m = |f: fn(&Run) -> f64| median(runs.iter().map(f));
+        Figures {
+            req_per_s: m(|r| r.req_per_s),
+            client_us: m(Run::total_client_us),
+            load_us: m(|r| r.client_us),
+            gateway_us: m(|r| r.gateway_us),
+            php_us: m(|r| r.php_us),
+            p50_ms: m(|r| r.p50_ms),
+            p99_ms: m(|r| r.p99_ms),
+        }
+    }
+
+    fn ceiling(&self, cores: usize) -> f64 {
+        cores as f64 / ((self.php_us + self.client_us) * 1e-6)
+    }
+}
+
+/// The flup check's outcome.
+struct Flup {
+    completed: f64,
+    errors: f64,
+    req_per_s: f64,
+    status_200: f64,
+}
+
+struct Runner<'a> {
+    dir: &'a Path,
+    fcgi: &'a Path,
+    wrk: &'a Path,
+    time: &'a Path,
+    clock_ticks: f64,
+    php_pid: u32,
+    php_socket: PathBuf,
+    docroot: PathBuf,
+}
+
+impl Runner<'_> {
+    fn ticks_to_us(&self, ticks: u64, requests: f64) -> f64 {
+        ticks as f64 / self.clock_ticks * 1e6 / requests
+    }
+
+    /// `fcgi bench /hello.php` on php-fpm for `seconds`.
+    fn fcgi_bench(&self, seconds: u32) -> Result<Run> {
+        let args: Vec<String> = [
+            "bench",
+            "/hello.php",
+            "--socket",
+            &self.php_socket.display().to_string(),
+            "--docroot",
+            &self.docroot.display().to_string(),
+            "-c",
+            &CONCURRENCY.to_string(),
+            "--connections",
+            &CONCURRENCY.to_string(),
+            "--duration",
+            &format!("{seconds}s"),
+            "--json",
+            "--silent",
+        ]
+        .map(String::from)
+        .to_vec();
+        let php_before = cpu_ticks(self.php_pid, true)?;
+        let result = measure::run_json(self.dir, "fcgi-bench", self.fcgi, &args, RUN_TIMEOUT)?;
+        let php_after = cpu_ticks(self.php_pid, true)?;
+        let bench = BenchJson::read(&result)?;
+        if bench.errors > 0.0 || bench.completed <= 0.0 {
+            bail!(
+                "fcgi {}: {} errors, {} completed: {result:?}",
+                args.join(" "),
+                bench.errors,
+                bench.completed
+            );
+        }
+        if bench.status_200 != bench.completed || bench.body_bytes != bench.completed * HELLO.len() as f64 {
+            bail!(
+                "fcgi {}: {} of {} responses had status 200, {} body bytes (expected {} each)",
+                args.join(" "),
+                bench.status_200,
+                bench.completed,
+                bench.body_bytes,
+                HELLO.len()
+            );
+        }
+        Ok(Run {
+            req_per_s: bench.req_per_s,
+            client_us: bench.cpu_us_per_req,
+            gateway_us: 0.0,
+            php_us: self.ticks_to_us(php_after.saturating_sub(php_before), bench.completed),
+            p50_ms: bench.p50_ms,
+            p99_ms: bench.p99_ms,
+        })
+    }
+
+    /// `wrk -t1 -c8 --latency` through `gateway` for `seconds`, under GNU time.
+    fn wrk(&self, gateway: &Gateway, seconds: u32) -> Result<Run> {
+        let args: Vec<String> = [
+            "-t1",
+            &format!("-c{CONCURRENCY}"),
+            &format!("-d{seconds}s"),
+            "--latency",
+            &gateway.url("/hello.php"),
+        ]
+        .map(String::from)
+        .to_vec();
+        let name = format!("wrk-{}", gateway.name);
+        let command = UnderTime::new(self.time, self.dir, &name, self.wrk, &args);
+        let (php_before, gw_before) = (cpu_ticks(self.php_pid, true)?, cpu_ticks(gateway.pid(), true)?);
+        let (finished, usage) = command.run(self.dir, &name, RUN_TIMEOUT, Duration::from_millis(20))?;
+        let (php_after, gw_after) = (cpu_ticks(self.php_pid, true)?, cpu_ticks(gateway.pid(), true)?);
+        let out = WrkOutput::parse(&finished.stdout).with_context(|| {
+            format!("reading wrk's output through {}: {:?}", gateway.name, finished.stdout)
+        })?;
+        if out.errors > 0.0 {
+            bail!(
+                "wrk through {}: {} errors or non-2xx responses\n{}",
+                gateway.name,
+                out.errors,
+                finished.stdout
+            );
+        }
+        if out.requests <= 0.0 {
+            bail!("wrk through {} completed no request\n{}", gateway.name, finished.stdout);
+        }
+        Ok(Run {
+            req_per_s: out.req_per_s,
+            client_us: usage.cpu_s() * 1e6 / out.requests,
+            gateway_us: self.ticks_to_us(gw_after.saturating_sub(gw_before), out.requests),
+            php_us: self.ticks_to_us(php_after.saturating_sub(php_before), out.requests),
+            p50_ms: out.p50_ms,
+            p99_ms: out.p99_ms,
+        })
+    }
+
+    /// `fcgi bench /echo --multiplex --connections 1` on flup.
+    fn flup(&self, socket: &Path) -> Result<Flup> {
+        let args: Vec<String> = [
+            "bench",
+            "/echo",
+            "--socket",
+            &socket.display().to_string(),
+            "--multiplex",
+            "--connections",
+            "1",
+            "-c",
+            &FLUP_CONCURRENCY.to_string(),
+            "-n",
+            &FLUP_REQUESTS.to_string(),
+            "--json",
+            "--silent",
+        ]
+        .map(String::from)
+        .to_vec();
+        // Not run_json: a run with failed requests may exit non-zero and still print its JSON,
+        // which is what the table should show.
+        let mut cmd = Command::new(self.fcgi);
+        cmd.args(&args);
+        let finished =
+            run_to_end(self.dir, "fcgi-bench-flup", &mut cmd, RUN_TIMEOUT, Duration::from_millis(20))?;
+        let line =
+            finished.stdout.lines().rev().find(|l| l.trim_start().starts_with('{')).with_context(|| {
+                format!(
+                    "fcgi {} ({}) printed no JSON: {}",
+                    args.join(" "),
+                    process::describe(finished.status),
+                    finished.stderr.trim()
+                )
+            })?;
+        let bench = BenchJson::read(
+            &json::parse(line).with_context(|| format!("fcgi bench printed bad JSON: {line}"))?,
+        )?;
+        Ok(Flup {
+            completed: bench.completed,
+            errors: bench.errors,
+            req_per_s: bench.req_per_s,
+            status_200: bench.status_200,
+        })
+    }
+}
+
+/// The fields of `fcgi bench --json` (schema `fcgi.bench/1`) used here.
+struct BenchJson {
+    completed: f64,
+    errors: f64,
+    req_per_s: f64,
+    cpu_us_per_req: f64,
+    body_bytes: f64,
+    status_200: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+impl BenchJson {
+    fn read(value: &json::Value) -> Result<BenchJson> {
+        let schema = value.get("schema").and_then(json::Value::as_str);
+        if schema != Some("fcgi.bench/1") {
+            bail!("fcgi bench printed schema {schema:?}, expected \"fcgi.bench/1\"");
+        }
+        let latency = value.get("latency_ms").context("no `latency_ms` in fcgi bench's JSON")?;
+        let status_200 = match value.get("status").and_then(|s| s.get("200")) {
+            Some(json::Value::Number(n)) => *n,
+            _ => 0.0,
+        };
+        Ok(BenchJson {
+            completed: value.number("completed")?,
+            errors: value.number("errors")?,
+            req_per_s: value.number("req_per_s")?,
+            cpu_us_per_req: value.number("cpu_us_per_req")?,
+            body_bytes: value.number("body_bytes")?,
+            status_200,
+            p50_ms: latency.number("p50")?,
+            p99_ms: latency.number("p99")?,
+        })
+    }
+}
+
+/// What wrk printed.
+#[derive(Debug, PartialEq)]
+struct WrkOutput {
+    requests: f64,
+    req_per_s: f64,
+    /// Socket errors plus non-2xx/3xx responses.
+    errors: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+impl WrkOutput {
+    fn parse(text: &str) -> Result<WrkOutput> {
+        let mut out =
+            WrkOutput { requests: -1.0, req_per_s: -1.0, errors: 0.0, p50_ms: f64::NAN, p99_ms: f64::NAN };
+        for line in text.lines().map(str::trim) {
+            if let Some((count, _)) = line.split_once(" requests in ") {
+                out.requests =
+                    count.trim().parse().with_context(|| format!("bad request count in {line:?}"))?;
+            } else if let Some(rate) = line.strip_prefix("Requests/sec:") {
+                out.req_per_s = rate.trim().parse().with_context(|| format!("bad rate in {line:?}"))?;
+            } else if let Some(count) = line.strip_prefix("Non-2xx or 3xx responses:") {
+                out.errors +=
+                    count.trim().parse::<f64>().with_context(|| format!("bad count in {line:?}"))?;
+            } else if let Some(errors) = line.strip_prefix("Socket errors:") {
+                // "connect 0, read 0, write 0, timeout 0"
+                for part in errors.split(',') {
+                    let count = part.split_whitespace().nth(1).context("bad socket errors line")?;
+                    out.errors += count.parse::<f64>().with_context(|| format!("bad count in {line:?}"))?;
+                }
+            } else if let Some(value) = line.strip_prefix("50%") {
+                out.p50_ms = wrk_duration_ms(value.trim())?;
+            } else if let Some(value) = line.strip_prefix("99%") {
+                out.p99_ms = wrk_duration_ms(value.trim())?;
+            }
+        }
+        if out.requests < 0.0 || out.req_per_s < 0.0 {
+            bail!("no request count or Requests/sec line");
+        }
+        Ok(out)
+    }
+}
+
+/// `245.00us`, `1.20ms`, `2.00s`, `1.00m` → milliseconds.
+fn wrk_duration_ms(text: &str) -> Result<f64> {
+    let split =
+        text.find(|c: char| c.is_ascii_alphabetic()).with_context(|| format!("no unit in {text:?}"))?;
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().with_context(|| format!("bad number in {text:?}"))?;
+    let factor = match unit {
+        "us" => 1e-3,
+        "ms" => 1.0,
+        "s" => 1e3,
+        "m" => 60e3,
+        "h" => 3600e3,
+        _ => bail!("unknown unit in {text:?}"),
+    };
+    Ok(number * factor)
+}
+
+/// Counts, in a background thread, the connections php-fpm has accepted on its unix socket
+/// and still holds (`/proc/net/unix`: connected sockets bound to the socket's path), every
+/// [`WATCH_EVERY`], and keeps the largest count: whether the pool had a worker for every
+/// connection the clients and gateways kept open. (php-fpm's own status page cannot tell: its
+/// `active processes` counter drifts upwards without bound on keep-alive connections, and its
+/// listen queue figures are not reported for unix sockets.)
+struct ConnectionWatch {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<usize>>,
+}
+
+/// How often [`ConnectionWatch`] looks.
+const WATCH_EVERY: Duration = Duration::from_millis(100);
+
+impl ConnectionWatch {
+    fn start(socket: &Path) -> ConnectionWatch {
+        let stop = Arc::new(AtomicBool::new(false));
+        let path = socket.display().to_string();
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let mut most = 0;
+            while !flag.load(Ordering::Relaxed) {
+                if let Ok(table) = fs::read_to_string("/proc/net/unix") {
+                    most = most.max(accepted_connections(&table, &path));
+                }
+                std::thread::sleep(WATCH_EVERY);
+            }
+            most
+        });
+        ConnectionWatch { stop, thread: Some(thread) }
+    }
+
+    /// Stops watching; returns the largest count seen.
+    fn finish(mut self) -> usize {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.take().map_or(0, |t| t.join().unwrap_or(0))
+    }
+}
+
+impl Drop for ConnectionWatch {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Connected (`St` 03) sockets bound to `path` in the text of `/proc/net/unix`: the server
+/// side of each accepted connection (the listening socket is `St` 01; clients' ends have no path).
+fn accepted_connections(table: &str, path: &str) -> usize {
+    table
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            fields.len() >= 8 && fields[5] == "03" && fields[7] == path
+        })
+        .count()
+}
+
+fn table(columns: &[Figures; 3], flup: &Flup, cores: usize) -> String {
+    let [ours, haproxy, nginx] = columns;
+    let mut text = String::from(
+        "| measurement | `fcgi bench` → php-fpm | wrk → HAProxy → php-fpm | wrk → nginx → php-fpm | target | met |\n\
+         |---|---:|---:|---:|---|:-:|\n",
+    );
+    let mut row = |cells: [&str; 6]| text.push_str(&format!("| {} |\n", cells.join(" | ")));
+    let vs_haproxy = ours.req_per_s / haproxy.req_per_s;
+    row([
+        &format!("requests/s, hello.php, {CONCURRENCY} in flight"),
+        &thousands(ours.req_per_s),
+        &thousands(haproxy.req_per_s),
+        &thousands(nginx.req_per_s),
+        &format!(
+            "≥ {TARGET_VS_HAPROXY}× wrk → HAProxy: {vs_haproxy:.2}× ({:.2}× wrk → nginx)",
+            ours.req_per_s / nginx.req_per_s
+        ),
+        verdict(vs_haproxy >= TARGET_VS_HAPROXY),
+    ]);
+    let split =
+        |f: &Figures| format!("{:.2} µs ({:.2} wrk + {:.2} gateway)", f.client_us, f.load_us, f.gateway_us);
+    row([
+        "client CPU per request (fcgi bench; wrk + gateway)",
+        &format!("{:.2} µs", ours.client_us),
+        &split(haproxy),
+        &split(nginx),
+        &format!(
+            "≤ {TARGET_CLIENT_CPU_US} µs ({:.2}× less than wrk + HAProxy)",
+            haproxy.client_us / ours.client_us
+        ),
+        verdict(ours.client_us <= TARGET_CLIENT_CPU_US),
+    ]);
+    row([
+        "php-fpm CPU per request",
+        &format!("{:.2} µs", ours.php_us),
+        &format!("{:.2} µs", haproxy.php_us),
+        &format!("{:.2} µs", nginx.php_us),
+        "—",
+        "",
+    ]);
+    row([
+        &format!("ceiling: {cores} cores ÷ (php-fpm + client CPU per request)"),
+        &format!("{}/s", thousands(ours.ceiling(cores))),
+        &format!("{}/s", thousands(haproxy.ceiling(cores))),
+        &format!("{}/s", thousands(nginx.ceiling(cores))),
+        "—",
+        "",
+    ]);
+    let of_ceiling = |f: &Figures| f.req_per_s / f.ceiling(cores);
+    row([
+        "requests/s ÷ ceiling",
+        &format!("{:.0} %", 100.0 * of_ceiling(ours)),
+        &format!("{:.0} %", 100.0 * of_ceiling(haproxy)),
+        &format!("{:.0} %", 100.0 * of_ceiling(nginx)),
+        &format!("≥ {:.0} % (fcgi bench)", 100.0 * TARGET_OF_CEILING),
+        verdict(of_ceiling(ours) >= TARGET_OF_CEILING),
+    ]);
+    let latency = |f: &Figures| format!("{:.3} / {:.3} ms", f.p50_ms, f.p99_ms);
+    row(["latency p50 / p99", &latency(ours), &latency(haproxy), &latency(nginx), "—", ""]);
+    let all_ok =
+        flup.completed == FLUP_REQUESTS as f64 && flup.errors == 0.0 && flup.status_200 == flup.completed;
+    row([
+        &format!(
+            "flup `multiplexed=True`: {} × `/echo`, {FLUP_CONCURRENCY} in flight on 1 connection (`--multiplex`)",
+            thousands(FLUP_REQUESTS as f64)
+        ),
+        &format!(
+            "{} ok, {} errors ({}/s)",
+            thousands(flup.status_200),
+            thousands(flup.errors),
+            thousands(flup.req_per_s)
+        ),
+        "",
+        "",
+        "all succeed",
+        verdict(all_ok),
+    ]);
+    text
+}
+
+fn notes(
+    stack: &Stack,
+    versions: &[String],
+    most_connections: usize,
+    cores: usize,
+    clock_ticks: f64,
+    load: (&str, &str),
+    runs: &[(&str, &Vec<Run>)],
+) -> String {
+    let mut notes = format!(
+        "Setup: one php-fpm master, `pm = static` with {} children, serves every client on its unix \
+         socket; HAProxy and nginx run in front of it all the time (their configs below), `fcgi bench` \
+         talks to it directly. php-fpm keeps a worker for each open connection and both gateways keep \
+         idle server connections, so the pool is larger than all clients' connections together: \
+         at most {most_connections} connections to php-fpm were open at once during the runs (counted \
+         in `/proc/net/unix` every {} ms), for {} workers.\n\n\
+         Clients: `fcgi bench /hello.php -c {CONCURRENCY} --connections {CONCURRENCY} --duration {DURATION_S}s \
+         --json` (the request `fcgi get` sends; it checks status 200 and counts body bytes: \
+         {} per response) and `wrk -t1 -c{CONCURRENCY} -d{DURATION_S}s --latency \
+         http://127.0.0.1:PORT/hello.php`. One {WARMUP_S} s warm-up run of each, then {REPEATS} rounds, \
+         the order rotating; each figure is the median of its {REPEATS} runs. \
+         **Client CPU**: `fcgi bench`'s own `getrusage` (user + system) over its run ÷ requests \
+         (`cpu_us_per_req`); wrk's user + system from GNU time (whole process, 10 ms resolution) plus \
+         the gateway's utime + stime from `/proc/<pid>/stat` (HAProxy's one process with its threads; \
+         nginx's master and workers) ÷ wrk's requests. **php-fpm CPU**: utime + stime of the master \
+         and its children before and after each run ÷ the run's requests (clock tick {clock_ticks} Hz). \
+         The **ceiling** is {cores} cores ÷ (php-fpm + client CPU per request). The flup row runs \
+         `fcgi bench /echo --multiplex --connections 1 -c {FLUP_CONCURRENCY} -n {FLUP_REQUESTS} --json` \
+         against flup's `WSGIServer(multiplexed=True)` (the test backend of `cargo xtask test`).\n\n",
+        gateways::PHP_WORKERS,
+        WATCH_EVERY.as_millis(),
+        gateways::PHP_WORKERS,
+        HELLO.len(),
+    );
+    notes.push_str("Versions: ");
+    notes.push_str(&versions.join("; "));
+    notes.push_str(".\n\n");
+    for gateway in [&stack.haproxy, &stack.nginx] {
+        let config = std::fs::read_to_string(&gateway.config).unwrap_or_default();
+        let config = config.replace(&stack.dir().display().to_string(), "$DIR");
+        notes.push_str(&format!(
+            "{} configuration (`$DIR` is the run's temp dir):\n\n```\n{}\n```\n\n",
+            gateway.name,
+            config.trim_end()
+        ));
+    }
+    notes.push_str(&format!(
+        "Load average (1 min) before/after the section: {} / {} (the runs themselves keep both \
+         cores busy, which alone lifts the figure after to 2 or more). The machine is shared: other \
+         work lowers requests/s and raises CPU per request for every client; compare the columns of \
+         one run.\n\nRuns (requests/s | client µs/request | php-fpm µs/request):\n\n",
+        load.0, load.1
+    ));
+    for (name, runs) in runs {
+        let text: Vec<String> = runs
+            .iter()
+            .map(|r| format!("{:.0} | {:.2} | {:.2}", r.req_per_s, r.total_client_us(), r.php_us))
+            .collect();
+        notes.push_str(&format!("- {name}: {}\n", text.join("; ")));
+    }
+    notes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WRK: &str = "Running 5s test @ http://127.0.0.1:8080/hello.php
+  1 threads and 8 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency   262.47us  101.35us   4.06ms   90.93%
+    Req/Sec    30.55k     1.21k   32.58k    74.00%
+  Latency Distribution
+     50%  245.00us
+     75%  283.00us
+     90%  334.00us
+     99%    1.18ms
+  152000 requests in 5.00s, 27.26MB read
+  Socket errors: connect 0, read 1, write 0, timeout 2
+Requests/sec:  30398.93
+Transfer/sec:      5.45MB
+";
+
+    #[test]
+    fn wrk_output() {
+        let out = WrkOutput::parse(WRK).unwrap();
+        assert_eq!(out.requests, 152000.0);
+        assert_eq!(out.req_per_s, 30398.93);
+        assert_eq!(out.errors, 3.0);
+        assert!((out.p50_ms - 0.245).abs() < 1e-9);
+        assert!((out.p99_ms - 1.18).abs() < 1e-9);
+        let non2xx = WRK.replace(
+            "  Socket errors: connect 0, read 1, write 0, timeout 2\n",
+            "  Non-2xx or 3xx responses: 7\n",
+        );
+        assert_eq!(WrkOutput::parse(&non2xx).unwrap().errors, 7.0);
+        assert!(WrkOutput::parse("garbage").is_err());
+        assert_eq!(wrk_duration_ms("2.00s").unwrap(), 2000.0);
+        assert!(wrk_duration_ms("12").is_err());
+    }
+
+    #[test]
+    fn proc_net_unix() {
+        let table = "Num       RefCount Protocol Flags    Type St Inode Path
+0000000049f1f77f: 00000003 00000000 00000000 0001 03 199403
+0000000076fceb78: 00000002 00000000 00010000 0001 01 152493 /t/php-fpm.sock
+0000000076fceb79: 00000003 00000000 00000000 0001 03 152494 /t/php-fpm.sock
+0000000076fceb7a: 00000003 00000000 00000000 0001 03 152495 /t/php-fpm.sock
+0000000076fceb7b: 00000003 00000000 00000000 0001 03 152496 /t/other.sock
+";
+        assert_eq!(accepted_connections(table, "/t/php-fpm.sock"), 2);
+        assert_eq!(accepted_connections("", "/t/php-fpm.sock"), 0);
+    }
+
+    #[test]
+    fn bench_json() {
+        let value = json::parse(
+            r#"{"schema":"fcgi.bench/1","requests":10,"completed":10,"errors":0,"duration_s":1.0,
+                "req_per_s":10.0,"latency_ms":{"min":0.1,"mean":0.2,"p50":0.2,"p90":0.3,"p99":0.4,"max":0.5},
+                "status":{"200":10},"errors_by_kind":{},"body_bytes":130,"cpu_user_s":0.001,
+                "cpu_sys_s":0.001,"cpu_us_per_req":200.0}"#,
+        )
+        .unwrap();
+        let bench = BenchJson::read(&value).unwrap();
+        assert_eq!((bench.completed, bench.status_200, bench.body_bytes), (10.0, 10.0, 130.0));
+        assert_eq!((bench.p50_ms, bench.p99_ms), (0.2, 0.4));
+        assert!(BenchJson::read(&json::parse(r#"{"schema":"other"}"#).unwrap()).is_err());
+    }
+}

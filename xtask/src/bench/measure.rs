@@ -1,0 +1,584 @@
+//! Helpers shared by the bench sections: building the benchmark programs, running a program
+//! with a time limit and reading its JSON line or its GNU `time` figures, CPU time of other
+//! processes from `/proc`, medians and number formatting, and a minimal JSON parser (xtask
+//! keeps its dependencies few).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use crate::process::{self, Group, Signal};
+use crate::workspace;
+
+/// Runs `cargo build --release ... --message-format=json-render-diagnostics` (`args` without
+/// the message format) and returns the executables it built, by file name, for every name in
+/// `names` (an error naming the first missing one). Reading them from cargo's JSON messages makes
+/// any target dir work: the default, `CARGO_TARGET_DIR`, a config's `build.target-dir`.
+pub fn build_bins(what: &str, args: &[&str], names: &[&str]) -> Result<BTreeMap<String, PathBuf>> {
+    println!("xtask: bench: cargo {}", args.join(" "));
+    let output = workspace::cargo()
+        .args(args)
+        .arg("--message-format=json-render-diagnostics")
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("running cargo build for {what}"))?;
+    process::bail_if_interrupted()?;
+    if !output.status.success() {
+        bail!("building {what} failed ({})", process::describe(output.status));
+    }
+    let stdout = String::from_utf8(output.stdout).context("cargo printed non-UTF-8 JSON")?;
+    let mut found = BTreeMap::new();
+    for line in stdout.lines().filter(|l| l.starts_with('{')) {
+        let message = json::parse(line).with_context(|| format!("cargo printed bad JSON: {line}"))?;
+        if message.get("reason").and_then(json::Value::as_str) != Some("compiler-artifact") {
+            continue;
+        }
+        if let Some(path) = message.get("executable").and_then(json::Value::as_str) {
+            let path = PathBuf::from(path);
+            if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
+                found.insert(name.to_owned(), path);
+            }
+        }
+    }
+    for name in names {
+        if !found.contains_key(*name) {
+            bail!("cargo built no `{name}` executable for {what}");
+        }
+    }
+    found.retain(|name, _| names.contains(&name.as_str()));
+    Ok(found)
+}
+
+/// What a finished program left behind.
+pub struct Finished {
+    /// Its exit status.
+    pub status: ExitStatus,
+    /// Everything it printed on stdout.
+    pub stdout: String,
+    /// Everything it printed on stderr.
+    pub stderr: String,
+    /// Wall time from spawning to noticing its exit.
+    pub wall: Duration,
+}
+
+impl Finished {
+    /// Fails, with its stderr, unless the program exited successfully; `what` names it.
+    pub fn check(self, what: &str) -> Result<Finished> {
+        if !self.status.success() {
+            bail!("{what} failed ({}): {}", process::describe(self.status), self.stderr.trim());
+        }
+        Ok(self)
+    }
+}
+
+/// Runs `cmd` (named `name` in messages and in its output files in `dir`) in a process group of
+/// its own, stdout and stderr to files, stopping it after `timeout`. Does not judge the exit
+/// status; see [`Finished::check`]. Its exit is looked for every `poll`: the resolution of
+/// [`Finished::wall`], and a cost in xtask's own CPU when short.
+pub fn run_to_end(
+    dir: &Path,
+    name: &str,
+    cmd: &mut Command,
+    timeout: Duration,
+    poll: Duration,
+) -> Result<Finished> {
+    let file_stem: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
+    let stdout_path = dir.join(format!("{file_stem}.out"));
+    let stderr_path = dir.join(format!("{file_stem}.err"));
+    let stdout =
+        fs::File::create(&stdout_path).with_context(|| format!("creating {}", stdout_path.display()))?;
+    let stderr =
+        fs::File::create(&stderr_path).with_context(|| format!("creating {}", stderr_path.display()))?;
+    cmd.stdout(stdout).stderr(stderr);
+    let started = Instant::now();
+    let mut group = Group::spawn(name, cmd, Signal::Int)?;
+    let status = loop {
+        if let Some(status) = group.try_wait()? {
+            break status;
+        }
+        if started.elapsed() > timeout {
+            group.stop();
+            bail!("{name} did not finish within {timeout:?}: {cmd:?}");
+        }
+        process::bail_if_interrupted()?;
+        std::thread::sleep(poll);
+    };
+    let wall = started.elapsed();
+    // Whatever the program left running in its group goes now.
+    group.stop();
+    Ok(Finished {
+        status,
+        stdout: fs::read_to_string(&stdout_path)
+            .with_context(|| format!("reading {}", stdout_path.display()))?,
+        stderr: fs::read_to_string(&stderr_path).unwrap_or_default(),
+        wall,
+    })
+}
+
+/// Runs a benchmark program (see [`run_to_end`], polled every 20 ms) that prints one JSON object as its last
+/// `{`-line, fails unless it exits successfully, and returns that object.
+pub fn run_json(
+    dir: &Path,
+    name: &str,
+    bin: &Path,
+    args: &[String],
+    timeout: Duration,
+) -> Result<json::Value> {
+    let mut cmd = Command::new(bin);
+    cmd.args(args);
+    let what = format!("{name} {}", args.join(" "));
+    let finished = run_to_end(dir, name, &mut cmd, timeout, Duration::from_millis(20))?.check(&what)?;
+    let line =
+        finished.stdout.lines().rev().find(|l| l.trim_start().starts_with('{')).with_context(|| {
+            format!(
+                "{name} printed no JSON line; stdout: {:?}, stderr: {:?}",
+                finished.stdout,
+                finished.stderr.trim()
+            )
+        })?;
+    json::parse(line).with_context(|| format!("{name} printed bad JSON: {line}"))
+}
+
+/// The figures GNU `time` (`/usr/bin/time -f FORMAT -o FILE`) reports of a program.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Usage {
+    /// User CPU, seconds (10 ms resolution).
+    pub user_s: f64,
+    /// System CPU, seconds (10 ms resolution).
+    pub sys_s: f64,
+    /// Peak resident set size, bytes.
+    pub max_rss_bytes: f64,
+}
+
+impl Usage {
+    /// The `-f` format [`Usage::parse`] reads.
+    pub const FORMAT: &str = "xtask-usage %U %S %M";
+
+    /// User + system CPU, seconds.
+    pub fn cpu_s(&self) -> f64 {
+        self.user_s + self.sys_s
+    }
+
+    /// Reads the line GNU time wrote with [`Usage::FORMAT`] (it may be preceded by "Command
+    /// exited with non-zero status N" or "Command terminated by signal N").
+    pub fn parse(text: &str) -> Option<Usage> {
+        let line = text.lines().rev().find_map(|l| l.trim().strip_prefix("xtask-usage "))?;
+        let fields: Vec<f64> = line.split_whitespace().map(str::parse).collect::<Result<_, _>>().ok()?;
+        match fields[..] {
+            [user_s, sys_s, max_rss_kib] => {
+                Some(Usage { user_s, sys_s, max_rss_bytes: max_rss_kib * 1024.0 })
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A command run under GNU time: `time -f FORMAT -o <dir>/<name>.time PROGRAM ARGS...`.
+pub struct UnderTime {
+    /// The command to run (GNU time in front of the program).
+    pub command: Command,
+    usage_file: PathBuf,
+}
+
+impl UnderTime {
+    /// `time` is the path of GNU time (`/usr/bin/time`, Debian package `time`).
+    pub fn new(time: &Path, dir: &Path, name: &str, program: &Path, args: &[String]) -> UnderTime {
+        let usage_file = dir.join(format!("{name}.time"));
+        let mut command = Command::new(time);
+        command.arg("-f").arg(Usage::FORMAT).arg("-o").arg(&usage_file).arg(program).args(args);
+        UnderTime { command, usage_file }
+    }
+
+    /// Runs it to the end (see [`run_to_end`]); fails unless it exits successfully; returns what it
+    /// printed and what GNU time measured.
+    pub fn run(
+        mut self,
+        dir: &Path,
+        name: &str,
+        timeout: Duration,
+        poll: Duration,
+    ) -> Result<(Finished, Usage)> {
+        let finished = run_to_end(dir, name, &mut self.command, timeout, poll)?;
+        let what = format!("{:?}", self.command);
+        let finished = finished.check(&what)?;
+        let text = fs::read_to_string(&self.usage_file)
+            .with_context(|| format!("reading GNU time's output {}", self.usage_file.display()))?;
+        let usage = Usage::parse(&text).with_context(|| format!("GNU time wrote {text:?} for {what}"))?;
+        Ok((finished, usage))
+    }
+}
+
+/// The first line a program prints for `args` (e.g. `--version`), stdout or else stderr, or "?".
+pub fn version_line(program: &Path, args: &[&str]) -> String {
+    let Ok(output) = Command::new(program).args(args).stdin(Stdio::null()).output() else {
+        return "?".into();
+    };
+    let text =
+        if output.stdout.iter().any(|b| !b.is_ascii_whitespace()) { output.stdout } else { output.stderr };
+    String::from_utf8_lossy(&text).lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("?").to_owned()
+}
+
+/// `yes`, or a bold `no`, for a table's "met" column.
+pub fn verdict(met: bool) -> &'static str {
+    if met { "yes" } else { "**no**" }
+}
+
+/// `61234.5` → `61,235`.
+pub fn thousands(value: f64) -> String {
+    let digits = format!("{:.0}", value.max(0.0));
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The median (NaN when empty).
+pub fn median(values: impl Iterator<Item = f64>) -> f64 {
+    let mut values: Vec<f64> = values.collect();
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
+/// utime + stime (clock ticks) of process `pid`, plus those of its direct children if
+/// `with_children` (php-fpm's workers; children that exited are not counted, and php-fpm's
+/// static workers do not exit).
+pub fn cpu_ticks(pid: u32, with_children: bool) -> Result<u64> {
+    let mut total = 0;
+    let mut found = false;
+    for entry in fs::read_dir("/proc").context("reading /proc")? {
+        let Ok(entry) = entry else { continue };
+        let Some(entry_pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        if entry_pid != pid && !with_children {
+            continue;
+        }
+        // Processes come and go while we look: a vanished one is skipped.
+        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else { continue };
+        let Some(stat) = ProcStat::parse(&stat) else { continue };
+        if entry_pid == pid {
+            found = true;
+            total += stat.ticks;
+        } else if stat.ppid == pid {
+            total += stat.ticks;
+        }
+    }
+    if !found {
+        bail!("process {pid} is gone (its /proc/{pid}/stat is missing)");
+    }
+    Ok(total)
+}
+
+/// The fields of `/proc/<pid>/stat` we use.
+pub struct ProcStat {
+    /// Parent process id (field 4).
+    pub ppid: u32,
+    /// utime + stime (fields 14 and 15), in clock ticks.
+    pub ticks: u64,
+}
+
+impl ProcStat {
+    /// Parses `pid (comm) state ppid ... utime stime ...` (fields 4, 14, 15; `comm` may hold
+    /// spaces and parentheses, so fields are counted after its last `)`).
+    pub fn parse(text: &str) -> Option<ProcStat> {
+        let rest = &text[text.rfind(')')? + 1..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        // fields[0] is field 3 (state).
+        let ppid = fields.get(1)?.parse().ok()?;
+        let utime: u64 = fields.get(11)?.parse().ok()?;
+        let stime: u64 = fields.get(12)?.parse().ok()?;
+        Some(ProcStat { ppid, ticks: utime + stime })
+    }
+}
+
+/// Clock ticks per second of `/proc/<pid>/stat` (USER_HZ), from `getconf CLK_TCK`.
+pub fn clock_ticks() -> Result<f64> {
+    let output = Command::new("getconf").arg("CLK_TCK").output().context("running `getconf CLK_TCK`")?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    match text.trim().parse::<f64>() {
+        Ok(ticks) if output.status.success() && ticks > 0.0 => Ok(ticks),
+        _ => bail!("`getconf CLK_TCK` printed {:?}", text.trim()),
+    }
+}
+
+/// The 1-minute load average, or "?".
+pub fn load_average() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|text| text.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".into())
+}
+
+/// Just enough JSON for cargo's messages and the benchmark programs' output lines.
+pub mod json {
+    use anyhow::{Context, Result, bail};
+
+    /// A parsed JSON value.
+    #[derive(Clone, Debug, PartialEq)]
+    pub enum Value {
+        Null,
+        Bool(bool),
+        Number(f64),
+        String(String),
+        Array(Vec<Value>),
+        Object(Vec<(String, Value)>),
+    }
+
+    impl Value {
+        /// The member `key` of an object.
+        pub fn get(&self, key: &str) -> Option<&Value> {
+            match self {
+                Value::Object(members) => members.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+                _ => None,
+            }
+        }
+
+        pub fn as_str(&self) -> Option<&str> {
+            match self {
+                Value::String(s) => Some(s),
+                _ => None,
+            }
+        }
+
+        /// The number `key` of an object, or an error naming it.
+        pub fn number(&self, key: &str) -> Result<f64> {
+            match self.get(key) {
+                Some(Value::Number(n)) => Ok(*n),
+                Some(other) => bail!("`{key}` is {other:?}, not a number"),
+                None => bail!("no `{key}` in the program's output"),
+            }
+        }
+    }
+
+    /// Parses one JSON document.
+    pub fn parse(text: &str) -> Result<Value> {
+        let mut parser = Parser { bytes: text.as_bytes(), at: 0 };
+        let value = parser.value(0)?;
+        parser.skip_space();
+        if parser.at != parser.bytes.len() {
+            bail!("trailing characters at byte {}", parser.at);
+        }
+        Ok(value)
+    }
+
+    struct Parser<'a> {
+        bytes: &'a [u8],
+        at: usize,
+    }
+
+    impl Parser<'_> {
+        fn skip_space(&mut self) {
+            while self.bytes.get(self.at).is_some_and(|b| b.is_ascii_whitespace()) {
+                self.at += 1;
+            }
+        }
+
+        fn expect(&mut self, literal: &str) -> Result<()> {
+            if self.bytes[self.at..].starts_with(literal.as_bytes()) {
+                self.at += literal.len();
+                Ok(())
+            } else {
+                bail!("expected `{literal}` at byte {}", self.at)
+            }
+        }
+
+        fn value(&mut self, depth: usize) -> Result<Value> {
+            if depth > 64 {
+                bail!("nested too deeply");
+            }
+            self.skip_space();
+            match self.bytes.get(self.at) {
+                Some(b'n') => self.expect("null").map(|()| Value::Null),
+                Some(b't') => self.expect("true").map(|()| Value::Bool(true)),
+                Some(b'f') => self.expect("false").map(|()| Value::Bool(false)),
+                Some(b'"') => self.string().map(Value::String),
+                Some(b'[') => {
+                    self.at += 1;
+                    let mut items = Vec::new();
+                    self.skip_space();
+                    if self.bytes.get(self.at) == Some(&b']') {
+                        self.at += 1;
+                        return Ok(Value::Array(items));
+                    }
+                    loop {
+                        items.push(self.value(depth + 1)?);
+                        self.skip_space();
+                        match self.bytes.get(self.at) {
+                            Some(b',') => self.at += 1,
+                            Some(b']') => {
+                                self.at += 1;
+                                return Ok(Value::Array(items));
+                            }
+                            _ => bail!("expected `,` or `]` at byte {}", self.at),
+                        }
+                    }
+                }
+                Some(b'{') => {
+                    self.at += 1;
+                    let mut members = Vec::new();
+                    self.skip_space();
+                    if self.bytes.get(self.at) == Some(&b'}') {
+                        self.at += 1;
+                        return Ok(Value::Object(members));
+                    }
+                    loop {
+                        self.skip_space();
+                        let key = self.string()?;
+                        self.skip_space();
+                        self.expect(":")?;
+                        members.push((key, self.value(depth + 1)?));
+                        self.skip_space();
+                        match self.bytes.get(self.at) {
+                            Some(b',') => self.at += 1,
+                            Some(b'}') => {
+                                self.at += 1;
+                                return Ok(Value::Object(members));
+                            }
+                            _ => bail!("expected `,` or `}}` at byte {}", self.at),
+                        }
+                    }
+                }
+                Some(b'-' | b'0'..=b'9') => {
+                    let start = self.at;
+                    while self
+                        .bytes
+                        .get(self.at)
+                        .is_some_and(|b| matches!(b, b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'))
+                    {
+                        self.at += 1;
+                    }
+                    let text = std::str::from_utf8(&self.bytes[start..self.at])?;
+                    text.parse().map(Value::Number).with_context(|| format!("bad number {text:?}"))
+                }
+                _ => bail!("unexpected character at byte {}", self.at),
+            }
+        }
+
+        fn string(&mut self) -> Result<String> {
+            self.expect("\"")?;
+            let mut out = Vec::new();
+            loop {
+                let Some(&byte) = self.bytes.get(self.at) else { bail!("unterminated string") };
+                self.at += 1;
+                match byte {
+                    b'"' => return String::from_utf8(out).context("string is not UTF-8"),
+                    b'\\' => {
+                        let Some(&escape) = self.bytes.get(self.at) else { bail!("unterminated escape") };
+                        self.at += 1;
+                        let simple = match escape {
+                            b'"' => Some('"'),
+                            b'\\' => Some('\\'),
+                            b'/' => Some('/'),
+                            b'b' => Some('\u{8}'),
+                            b'f' => Some('\u{c}'),
+                            b'n' => Some('\n'),
+                            b'r' => Some('\r'),
+                            b't' => Some('\t'),
+                            b'u' => None,
+                            other => bail!("bad escape \\{}", other as char),
+                        };
+                        let c = match simple {
+                            Some(c) => c,
+                            None => {
+                                let unit = self.hex4()?;
+                                if (0xD800..0xDC00).contains(&unit) {
+                                    self.expect("\\u")?;
+                                    let low = self.hex4()?;
+                                    if !(0xDC00..0xE000).contains(&low) {
+                                        bail!("unpaired surrogate");
+                                    }
+                                    let code = 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00);
+                                    char::from_u32(code).context("bad surrogate pair")?
+                                } else {
+                                    char::from_u32(unit).context("unpaired surrogate")?
+                                }
+                            }
+                        };
+                        let mut buf = [0; 4];
+                        out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                    }
+                    other => out.push(other),
+                }
+            }
+        }
+
+        fn hex4(&mut self) -> Result<u32> {
+            let digits = self.bytes.get(self.at..self.at + 4).context("short \\u escape")?;
+            self.at += 4;
+            u32::from_str_radix(std::str::from_utf8(digits)?, 16).context("bad \\u escape")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_parses_program_output_and_cargo_messages() {
+        let value = json::parse(
+            r#"{"requests":122549,"errors":0,"first_error":null,"wall_s":2.0e0,"x":[true,false,{}],
+                "s":"a\"b\\c\u00e9\ud83d\ude00","neg":-1.5}"#,
+        )
+        .unwrap();
+        assert_eq!(value.number("requests").unwrap(), 122549.0);
+        assert_eq!(value.number("wall_s").unwrap(), 2.0);
+        assert_eq!(value.number("neg").unwrap(), -1.5);
+        assert_eq!(value.get("first_error"), Some(&json::Value::Null));
+        assert_eq!(value.get("s").and_then(json::Value::as_str), Some("a\"b\\cé😀"));
+        assert!(value.number("first_error").is_err());
+        assert!(value.number("missing").is_err());
+        for bad in ["", "{", r#"{"a":}"#, r#"{"a":1} x"#, r#""\x""#, "[1,]"] {
+            assert!(json::parse(bad).is_err(), "{bad}");
+        }
+        let cargo = r#"{"reason":"compiler-artifact","executable":"/t/release/mux_load","fresh":true}"#;
+        assert_eq!(
+            json::parse(cargo).unwrap().get("executable").and_then(json::Value::as_str),
+            Some("/t/release/mux_load")
+        );
+    }
+
+    #[test]
+    fn proc_stat_fields() {
+        let stat = "1234 (php-fpm: pool (x) y) S 77 1234 1234 0 -1 4194560 100 0 0 0 250 31 0 0 20 0 1 0";
+        let parsed = ProcStat::parse(stat).unwrap();
+        assert_eq!(parsed.ppid, 77);
+        assert_eq!(parsed.ticks, 281);
+        assert!(ProcStat::parse("garbage").is_none());
+        assert!(cpu_ticks(std::process::id(), false).is_ok());
+    }
+
+    #[test]
+    fn formatting_and_medians() {
+        assert_eq!(thousands(61234.6), "61,235");
+        assert_eq!(thousands(999.0), "999");
+        assert_eq!(thousands(1_000_000.0), "1,000,000");
+        assert_eq!(median([3.0, 1.0, 2.0].into_iter()), 2.0);
+        assert_eq!(median([4.0, 1.0, 2.0, 3.0].into_iter()), 2.5);
+        assert!(median(std::iter::empty()).is_nan());
+    }
+
+    #[test]
+    fn gnu_time_output() {
+        let usage = Usage::parse("xtask-usage 0.52 0.10 5120\n").unwrap();
+        assert_eq!(usage, Usage { user_s: 0.52, sys_s: 0.10, max_rss_bytes: 5120.0 * 1024.0 });
+        assert!((usage.cpu_s() - 0.62).abs() < 1e-9);
+        let failed = "Command exited with non-zero status 3\nxtask-usage 0.00 0.00 1800\n";
+        assert_eq!(Usage::parse(failed).unwrap().max_rss_bytes, 1800.0 * 1024.0);
+        assert!(Usage::parse("0.5 0.1 100").is_none());
+        assert!(Usage::parse("xtask-usage 0.5 x 100").is_none());
+    }
+}

@@ -1,0 +1,342 @@
+//! Bench section `oneshot`: one request per process, `fcgi get /ping` beside libfcgi's
+//! `cgi-fcgi`, on the same php-fpm in the same run.
+//!
+//! - **Wall time**: hyperfine (`-N`: no shell in between, where the installed hyperfine has it;
+//!   `--warmup 20 --runs 500`) times `fcgi get /ping`, `fcgi ping` and
+//!   `cgi-fcgi -bind -connect SOCK` against the php-fpm of the test backends
+//!   ([`super::Ctx::backends`]), whose `ping.path` is `/ping`, matched on SCRIPT_NAME. Everything
+//!   runs in an environment of only [`CGI_ENV`]: `cgi-fcgi` sends its environment as the request's
+//!   parameters (the usual `env -i ... cgi-fcgi` without the extra `env` process), `fcgi`
+//!   ignores it. [`ROUNDS`] hyperfine runs, the command order rotating; the
+//!   figures pool every timed run of a command (`times` of `--export-json`): median, mean ± σ.
+//!   `fcgi --version` (no connection, no runtime) is timed beside them: the process start-up
+//!   part of `fcgi`'s time.
+//! - **Peak RSS** of one request: GNU time's maximum resident set size (`%M`) of each command,
+//!   [`RSS_RUNS`] runs, the median and the largest.
+//!
+//! Every command is run once first and its output checked (`pong`; `fcgi` for `--version`).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+
+use super::measure::{self, UnderTime, json, load_average, median, run_to_end, verdict};
+use super::tools::{CGI_FCGI, GNU_TIME, HYPERFINE};
+use super::{Ctx, FCGI_BUILD_ARGS, Report};
+
+/// hyperfine runs (each timing every command).
+const ROUNDS: usize = 3;
+/// hyperfine's `--warmup` and `--runs`.
+const WARMUP: usize = 20;
+const RUNS: usize = 500;
+/// GNU time runs per command for the peak RSS.
+const RSS_RUNS: usize = 5;
+
+/// Longest one hyperfine run may take.
+const RUN_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// The targets (from the CLI issue).
+const TARGET_RSS_MIB: f64 = 10.0;
+
+/// The whole environment of every command measured: what `cgi-fcgi` sends to php-fpm.
+const CGI_ENV: [(&str, &str); 3] =
+    [("SCRIPT_NAME", "/ping"), ("SCRIPT_FILENAME", "/ping"), ("REQUEST_METHOD", "GET")];
+
+/// Gives `cmd` an environment of only [`CGI_ENV`].
+fn cgi_env(cmd: &mut Command) -> &mut Command {
+    cmd.env_clear().envs(CGI_ENV)
+}
+
+/// A command compared.
+struct Contender {
+    /// Name in hyperfine and the table.
+    name: &'static str,
+    /// What its output must contain.
+    expect: &'static str,
+    program: PathBuf,
+    args: Vec<String>,
+}
+
+impl Contender {
+    /// The command line, for hyperfine (split on whitespace with `-N`: no argument has spaces).
+    fn line(&self) -> String {
+        let mut line = self.program.display().to_string();
+        for arg in &self.args {
+            line.push(' ');
+            line.push_str(arg);
+        }
+        line
+    }
+}
+
+/// Figures of one command.
+struct Figures {
+    median_ms: f64,
+    mean_ms: f64,
+    stddev_ms: f64,
+    runs: usize,
+    user_ms: f64,
+    system_ms: f64,
+    rss_median: f64,
+    rss_max: f64,
+}
+
+/// Measures; returns the report.
+pub fn run(ctx: &mut Ctx) -> Result<Report> {
+    let load_before = load_average();
+    let hyperfine = HYPERFINE.require()?;
+    let cgi_fcgi = CGI_FCGI.require()?;
+    let time = GNU_TIME.require()?;
+    let fcgi = ctx.fcgi()?;
+    let backends = ctx.backends()?;
+    let socket = backends.php_fpm.socket.display().to_string();
+    let docroot = backends.docroot.display().to_string();
+    let php_pid = backends.php_fpm.pid();
+    let work =
+        tempfile::Builder::new().prefix("fcgi-bench-oneshot-").tempdir().context("creating a temp dir")?;
+    let dir = work.path();
+
+    let contenders = [
+        Contender {
+            name: "fcgi get /ping",
+            expect: "pong",
+            program: fcgi.clone(),
+            args: ["get", "/ping", "--socket", &socket, "--docroot", &docroot].map(String::from).to_vec(),
+        },
+        Contender {
+            name: "fcgi ping",
+            expect: "pong",
+            program: fcgi.clone(),
+            args: ["ping", "--socket", &socket].map(String::from).to_vec(),
+        },
+        Contender {
+            name: "cgi-fcgi",
+            expect: "pong",
+            program: cgi_fcgi.clone(),
+            args: ["-bind", "-connect", &socket].map(String::from).to_vec(),
+        },
+        Contender {
+            name: "fcgi --version",
+            expect: "fcgi",
+            program: fcgi.clone(),
+            args: vec!["--version".to_owned()],
+        },
+    ];
+    for contender in &contenders {
+        let mut cmd = Command::new(&contender.program);
+        cgi_env(&mut cmd).args(&contender.args);
+        let finished = run_to_end(dir, "check", &mut cmd, Duration::from_secs(10), Duration::from_millis(5))?
+            .check(&contender.line())?;
+        if !finished.stdout.contains(contender.expect) {
+            bail!("{} printed {:?}, without {:?}", contender.line(), finished.stdout, contender.expect);
+        }
+    }
+
+    let no_shell = hyperfine_has_no_shell(&hyperfine);
+    let mut times: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    let mut cpu: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
+    for round in 0..ROUNDS {
+        println!("xtask: bench oneshot: hyperfine round {} of {ROUNDS} ...", round + 1);
+        let export = dir.join(format!("hyperfine-{round}.json"));
+        let mut cmd = Command::new(&hyperfine);
+        cgi_env(&mut cmd);
+        if no_shell {
+            cmd.arg("-N");
+        }
+        cmd.args([
+            "--warmup",
+            &WARMUP.to_string(),
+            "--runs",
+            &RUNS.to_string(),
+            "--style",
+            "none",
+            "--export-json",
+        ])
+        .arg(&export);
+        for i in 0..contenders.len() {
+            let contender = &contenders[(i + round) % contenders.len()];
+            cmd.args(["-n", contender.name, &contender.line()]);
+        }
+        run_to_end(dir, "hyperfine", &mut cmd, RUN_TIMEOUT, Duration::from_millis(50))?.check("hyperfine")?;
+        let text = fs::read_to_string(&export).with_context(|| format!("reading {}", export.display()))?;
+        let value = json::parse(&text)
+            .with_context(|| format!("hyperfine wrote bad JSON to {}", export.display()))?;
+        let Some(json::Value::Array(results)) = value.get("results") else {
+            bail!("no `results` in hyperfine's JSON {}", export.display());
+        };
+        for result in results {
+            let name =
+                result.get("command").and_then(json::Value::as_str).context("a result without `command`")?;
+            let contender = contenders
+                .iter()
+                .find(|c| c.name == name)
+                .with_context(|| format!("hyperfine reported an unknown command {name:?}"))?;
+            let Some(json::Value::Array(run_times)) = result.get("times") else {
+                bail!("no `times` for {name} in {}", export.display());
+            };
+            let entry = times.entry(contender.name).or_default();
+            for t in run_times {
+                match t {
+                    json::Value::Number(seconds) => entry.push(seconds * 1e3),
+                    other => bail!("a time of {name} is {other:?}"),
+                }
+            }
+            cpu.entry(contender.name).or_default().push((result.number("user")?, result.number("system")?));
+        }
+    }
+
+    println!("xtask: bench oneshot: peak RSS ({RSS_RUNS} runs each) ...");
+    let mut figures = BTreeMap::new();
+    for contender in &contenders {
+        let mut rss = Vec::new();
+        for _ in 0..RSS_RUNS {
+            let mut command = UnderTime::new(&time, dir, "rss", &contender.program, &contender.args);
+            cgi_env(&mut command.command);
+            let (_, usage) = command.run(dir, "rss", Duration::from_secs(10), Duration::from_millis(5))?;
+            rss.push(usage.max_rss_bytes);
+        }
+        let t = times.get(contender.name).with_context(|| format!("no times for {}", contender.name))?;
+        let mean = t.iter().sum::<f64>() / t.len() as f64;
+        let variance = t.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (t.len().max(2) - 1) as f64;
+        let c = cpu.get(contender.name).map(Vec::as_slice).unwrap_or_default();
+        figures.insert(
+            contender.name,
+            Figures {
+                median_ms: median(t.iter().copied()),
+                mean_ms: mean,
+                stddev_ms: variance.sqrt(),
+                runs: t.len(),
+                user_ms: median(c.iter().map(|x| x.0)) * 1e3,
+                system_ms: median(c.iter().map(|x| x.1)) * 1e3,
+                rss_median: median(rss.iter().copied()),
+                rss_max: rss.iter().copied().fold(0.0, f64::max),
+            },
+        );
+    }
+    let load_after = load_average();
+
+    let get = &figures["fcgi get /ping"];
+    let peer = &figures["cgi-fcgi"];
+    let columns: Vec<&Figures> = contenders.iter().map(|c| &figures[c.name]).collect();
+    let mib = |bytes: f64| bytes / (1024.0 * 1024.0);
+    let mut table = String::from("| measurement |");
+    for contender in &contenders {
+        table.push_str(&format!(" `{}` |", contender.name));
+    }
+    table.push_str(" target | met |\n|---|");
+    table.push_str(&"---:|".repeat(contenders.len()));
+    table.push_str("---|:-:|\n");
+    let mut row = |what: &str, cell: &dyn Fn(&Figures) -> String, target: &str, met: &str| {
+        let cells: Vec<String> = columns.iter().map(|f| cell(f)).collect();
+        table.push_str(&format!("| {what} | {} | {target} | {met} |\n", cells.join(" | ")));
+    };
+    row(
+        "median wall time per process",
+        &|f| format!("{:.3} ms", f.median_ms),
+        &format!("`fcgi get` ≤ cgi-fcgi: {:.2}×", get.median_ms / peer.median_ms),
+        verdict(get.median_ms <= peer.median_ms),
+    );
+    row("mean ± σ", &|f| format!("{:.3} ± {:.3} ms", f.mean_ms, f.stddev_ms), "—", "");
+    row(
+        "CPU user + system per run (hyperfine)",
+        &|f| format!("{:.3} + {:.3} ms", f.user_ms, f.system_ms),
+        "—",
+        "",
+    );
+    row(
+        "peak RSS (GNU time `%M`)",
+        &|f| format!("{:.1} MiB (max {:.1})", mib(f.rss_median), mib(f.rss_max)),
+        &format!("`fcgi get` ≤ {TARGET_RSS_MIB} MiB"),
+        verdict(mib(get.rss_max) <= TARGET_RSS_MIB),
+    );
+
+    let versions = [
+        HYPERFINE.version(&hyperfine),
+        CGI_FCGI.version(&cgi_fcgi),
+        GNU_TIME.version(&time),
+        measure::version_line(&fcgi, &["--version"]),
+    ];
+    let lines: Vec<String> =
+        contenders.iter().map(|c| format!("- `{}`: `{}`", c.name, shorten(&c.line()))).collect();
+    let notes = format!(
+        "Commands, as timed (`$SOCK` is php-fpm's unix socket, `$DOCROOT` the docroot of the test \
+         backends: php-fpm {} workers, `ping.path = /ping`, pid {php_pid} during the run), each in \
+         an environment of only `{}` (hyperfine and GNU time started with it):\n\n{}\n\n\
+         hyperfine {}`--warmup {WARMUP} --runs {RUNS} --export-json`, {ROUNDS} rounds with the command \
+         order rotating; medians and mean ± σ pool all {} timed runs of each command; CPU is the \
+         median over the rounds of hyperfine's mean user and system time per run. {} Peak RSS: \
+         `/usr/bin/time -f %M`, {RSS_RUNS} runs of each (median, and the largest, which the target \
+         is judged on). `fcgi get` sends the full CGI parameter set of a GET (about 15 parameters) and \
+         parses the response head; `cgi-fcgi` sends its environment (the three variables) and copies \
+         the raw CGI output.\n\nVersions: {}.\n\nLoad average (1 min) before/after the section: \
+         {load_before} / {load_after} (the machine is shared with other builds; one-shot times are \
+         mostly process start-up and scheduling, sensitive to that load). `fcgi --version` connects \
+         nowhere: its time is the process start-up (exec, dynamic loading, argument parsing) that \
+         every `fcgi` command pays before its request.",
+        crate::php_fpm::WORKERS,
+        CGI_ENV.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join(" "),
+        lines.join("\n"),
+        if no_shell {
+            "`-N` (no intermediate shell) "
+        } else {
+            "(this version has no `-N`: a shell starts each command and hyperfine subtracts its start-up) "
+        },
+        get.runs,
+        "Each of the three request commands connects, sends one request, reads the answer and exits.",
+        versions.join("; "),
+    );
+    Ok(Report {
+        title: "One-shot requests: `fcgi get` vs `cgi-fcgi` (wall time, peak RSS)".into(),
+        command: format!("cargo xtask bench oneshot   # builds with: cargo {}", FCGI_BUILD_ARGS.join(" ")),
+        table,
+        notes,
+    })
+}
+
+/// Whether this hyperfine has `-N` (`--shell=none`, hyperfine ≥ 1.13).
+fn hyperfine_has_no_shell(hyperfine: &Path) -> bool {
+    Command::new(hyperfine)
+        .arg("--help")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("-N"))
+}
+
+/// A command line with the socket and docroot as `$SOCK` and `$DOCROOT`, and programs by their
+/// file names.
+fn shorten(line: &str) -> String {
+    line.split(' ')
+        .map(|word| {
+            if word.ends_with("php-fpm.sock") {
+                "$SOCK".to_owned()
+            } else if word.ends_with("/docroot") {
+                "$DOCROOT".to_owned()
+            } else if word.starts_with('/') && word.matches('/').count() > 1 {
+                Path::new(word).file_name().map_or(word.to_owned(), |n| n.to_string_lossy().into_owned())
+            } else {
+                word.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shortened_lines() {
+        assert_eq!(
+            shorten("/t/release/fcgi get /ping --socket /tmp/x/php-fpm.sock --docroot /tmp/x/docroot"),
+            "fcgi get /ping --socket $SOCK --docroot $DOCROOT"
+        );
+        assert_eq!(
+            shorten("/usr/bin/cgi-fcgi -bind -connect /t/php-fpm.sock"),
+            "cgi-fcgi -bind -connect $SOCK"
+        );
+    }
+}

@@ -1,0 +1,118 @@
+//! The outside programs the gateway, one-shot and streaming sections measure or measure with:
+//! found in `PATH` (and the sbin directories, where Debian puts haproxy and nginx), installed
+//! from their Debian packages when missing and xtask runs as root (see [`crate::apt`]), and
+//! their versions for the reports.
+//!
+//! Installing happens when a section needs a tool, not in CI: `cargo xtask ci` never benches.
+//! A tool still missing afterwards fails the section that needs it, with the package to install;
+//! the other sections go on.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+
+use super::measure::version_line;
+use crate::{apt, process};
+
+/// An outside program and the Debian package that ships it.
+#[derive(Clone, Copy, Debug)]
+pub struct Tool {
+    /// Executable name.
+    pub program: &'static str,
+    /// Debian package.
+    pub package: &'static str,
+    /// Arguments printing its version on the first line.
+    pub version_args: &'static [&'static str],
+}
+
+/// HAProxy, the HTTP → FastCGI gateway of the brief's anchors.
+pub const HAPROXY: Tool = Tool { program: "haproxy", package: "haproxy", version_args: &["-v"] };
+/// nginx, the other common HTTP → FastCGI gateway.
+pub const NGINX: Tool = Tool { program: "nginx", package: "nginx", version_args: &["-v"] };
+/// The HTTP load generator run through the gateways.
+pub const WRK: Tool = Tool { program: "wrk", package: "wrk", version_args: &["--version"] };
+/// Timing of one-shot commands.
+pub const HYPERFINE: Tool = Tool { program: "hyperfine", package: "hyperfine", version_args: &["--version"] };
+/// libfcgi's one-shot FastCGI client, the peer of `fcgi get`.
+pub const CGI_FCGI: Tool = Tool { program: "cgi-fcgi", package: "libfcgi-bin", version_args: &[] };
+/// The HTTP client reading the 1 GiB response through HAProxy.
+pub const CURL: Tool = Tool { program: "curl", package: "curl", version_args: &["--version"] };
+/// GNU time (`/usr/bin/time`): CPU and peak RSS of a child.
+pub const GNU_TIME: Tool = Tool { program: "time", package: "time", version_args: &["--version"] };
+
+/// Directories searched besides `PATH`.
+const EXTRA_DIRS: &[&str] = &["/usr/sbin", "/usr/bin", "/sbin", "/usr/local/sbin"];
+
+impl Tool {
+    /// The program's path, installing its package first when it is missing and we may.
+    pub fn require(self) -> Result<PathBuf> {
+        if let Some(path) = self.find() {
+            return Ok(path);
+        }
+        let why = format!("{} not found", self.program);
+        if !apt::can_install() {
+            bail!(
+                "{why}: the benchmark needs it; install the Debian package {} (or run xtask as root, \
+                 with apt-get, to let it install it)",
+                self.package
+            );
+        }
+        apt::install(&[self.package], &why)?;
+        match self.find() {
+            Some(path) => Ok(path),
+            None => bail!("{} still not found after `apt-get install {}`", self.program, self.package),
+        }
+    }
+
+    /// Where the program is, if anywhere. GNU time is only ever `/usr/bin/time` (a shell's `time`
+    /// is a keyword, not this program).
+    pub fn find(self) -> Option<PathBuf> {
+        if self.program == "time" {
+            let path = PathBuf::from("/usr/bin/time");
+            return process::is_executable(&path).then_some(path);
+        }
+        process::find_program(self.program).or_else(|| {
+            EXTRA_DIRS
+                .iter()
+                .map(|dir| PathBuf::from(dir).join(self.program))
+                .find(|path| process::is_executable(path))
+        })
+    }
+
+    /// `name version` for the report, e.g. "haproxy: HAProxy version 2.6.12-1+deb12u4 ...".
+    pub fn version(self, path: &std::path::Path) -> String {
+        if self.version_args.is_empty() {
+            return format!(
+                "{} (Debian package {} {})",
+                self.program,
+                self.package,
+                package_version(self.package)
+            );
+        }
+        let line = version_line(path, self.version_args);
+        // Debian's GNU time says "time (GNU Time) UNKNOWN": the package version is the real one.
+        let line = line.replace(" UNKNOWN", "");
+        // Keep the version, not what follows it: HAProxy's web site, PHP's build date, curl's
+        // platform and library list, wrk's event loop and copyright.
+        let line = [" - https://", " (built:", " (x86_64", " (aarch64", " [", " Copyright"]
+            .iter()
+            .fold(line.as_str(), |line, cut| line.split(cut).next().unwrap_or(line))
+            .trim()
+            .to_owned();
+        format!("{line} (Debian package {} {})", self.package, package_version(self.package))
+    }
+}
+
+/// The installed version of a Debian package (`dpkg-query`), or "?".
+pub fn package_version(package: &str) -> String {
+    let output = std::process::Command::new("dpkg-query")
+        .args(["-W", "-f=${Version}", package])
+        .stdin(std::process::Stdio::null())
+        .output();
+    match output {
+        Ok(output) if output.status.success() && !output.stdout.is_empty() => {
+            String::from_utf8_lossy(&output.stdout).trim().to_owned()
+        }
+        _ => "?".into(),
+    }
+}
