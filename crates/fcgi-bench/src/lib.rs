@@ -63,6 +63,23 @@ impl RuntimeKind {
 }
 
 /// The load options every load generator takes.
+/// Which large response the streaming programs ask for (`stream_1g`, `raw_read`).
+#[derive(Clone, Debug, clap::Args)]
+pub struct BigResponse {
+    /// The FastCGI server: `unix:/path/to.sock` or `HOST:PORT`.
+    #[arg(long)]
+    pub address: String,
+    /// SCRIPT_FILENAME of big.php.
+    #[arg(long)]
+    pub script_filename: String,
+    /// SCRIPT_NAME.
+    #[arg(long, default_value = "/big.php")]
+    pub script_name: String,
+    /// Body bytes to ask for (`QUERY_STRING bytes=N`).
+    #[arg(long, default_value_t = 1 << 30)]
+    pub bytes: u64,
+}
+
 #[derive(Clone, Debug, clap::Args)]
 pub struct LoadArgs {
     /// The FastCGI server: `unix:/path/to.sock` or `HOST:PORT`.

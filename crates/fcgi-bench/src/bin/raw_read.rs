@@ -22,7 +22,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use bytes::BytesMut;
 use clap::Parser;
-use fcgi_bench::{CpuTime, SocketAddress, cgi_params, peak_rss_bytes, print_json};
+use fcgi_bench::{BigResponse, CpuTime, SocketAddress, cgi_params, peak_rss_bytes, print_json};
 use fcgi_proto::{
     ParamsOptions, Record, RecordBody, RecordType, RequestId, Role, encode_params, encode_record,
 };
@@ -31,18 +31,9 @@ use fcgi_proto::{
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Args {
-    /// The FastCGI server: `unix:/path/to.sock` or `HOST:PORT`.
-    #[arg(long)]
-    address: String,
-    /// SCRIPT_FILENAME of big.php.
-    #[arg(long)]
-    script_filename: String,
-    /// SCRIPT_NAME.
-    #[arg(long, default_value = "/big.php")]
-    script_name: String,
-    /// Body bytes to ask for (`QUERY_STRING bytes=N`).
-    #[arg(long, default_value_t = 1 << 30)]
-    bytes: u64,
+    /// The response to ask for.
+    #[command(flatten)]
+    big: BigResponse,
     /// Size of the read buffer, bytes.
     #[arg(long, default_value_t = 256 * 1024)]
     buffer: usize,
@@ -109,8 +100,8 @@ fn run(args: Args) -> Result<()> {
     if args.buffer == 0 {
         bail!("--buffer must be at least 1 byte");
     }
-    let query = format!("bytes={}", args.bytes);
-    let params = cgi_params(&args.script_filename, &args.script_name, &query);
+    let query = format!("bytes={}", args.big.bytes);
+    let params = cgi_params(&args.big.script_filename, &args.big.script_name, &query);
     let id = RequestId(1);
     let mut request = BytesMut::new();
     encode_record(&mut request, &Record::begin_request(id, Role::RESPONDER, false), Default::default())?;
@@ -122,7 +113,7 @@ fn run(args: Args) -> Result<()> {
     )?;
     encode_record(&mut request, &Record::new(id, RecordBody::Stdin(Default::default())), Default::default())?;
 
-    let mut stream: Box<dyn ReadWrite> = match SocketAddress::parse(&args.address)? {
+    let mut stream: Box<dyn ReadWrite> = match SocketAddress::parse(&args.big.address)? {
         SocketAddress::Unix(path) => {
             Box::new(UnixStream::connect(&path).with_context(|| format!("connecting to {}", path.display()))?)
         }
@@ -151,8 +142,8 @@ fn run(args: Args) -> Result<()> {
     }
     let seconds = started.elapsed().as_secs_f64();
     let cpu = CpuTime::now()?.since(&cpu_before);
-    if walker.stdout_bytes < args.bytes {
-        bail!("received {} STDOUT bytes, expected at least {}", walker.stdout_bytes, args.bytes);
+    if walker.stdout_bytes < args.big.bytes {
+        bail!("received {} STDOUT bytes, expected at least {}", walker.stdout_bytes, args.big.bytes);
     }
     print_json(&serde_json::json!({
         "client": "raw_read",

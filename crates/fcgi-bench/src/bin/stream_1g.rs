@@ -21,7 +21,9 @@ use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use clap::Parser;
 use fastcgi_client::{Client, Params, Request, StreamExt, response::Content};
-use fcgi_bench::{CpuTime, RuntimeKind, SocketAddress, cgi_params, peak_rss_bytes, print_json, rss_bytes};
+use fcgi_bench::{
+    BigResponse, CpuTime, RuntimeKind, SocketAddress, cgi_params, peak_rss_bytes, print_json, rss_bytes,
+};
 use fcgi_mux::{Address, Pool, PoolConfig};
 use http_body_util::{BodyExt, Empty};
 
@@ -29,18 +31,9 @@ use http_body_util::{BodyExt, Empty};
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Args {
-    /// The FastCGI server: `unix:/path/to.sock` or `HOST:PORT`.
-    #[arg(long)]
-    address: String,
-    /// SCRIPT_FILENAME of big.php.
-    #[arg(long)]
-    script_filename: String,
-    /// SCRIPT_NAME.
-    #[arg(long, default_value = "/big.php")]
-    script_name: String,
-    /// Body bytes to ask for.
-    #[arg(long, default_value_t = 1 << 30)]
-    bytes: u64,
+    /// The response to ask for.
+    #[command(flatten)]
+    big: BigResponse,
     /// The client library.
     #[arg(long, value_enum, default_value = "fcgi-mux")]
     client: ClientKind,
@@ -66,17 +59,17 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<()> {
-    let query = format!("bytes={}", args.bytes);
-    let params = cgi_params(&args.script_filename, &args.script_name, &query);
+    let query = format!("bytes={}", args.big.bytes);
+    let params = cgi_params(&args.big.script_filename, &args.big.script_name, &query);
     let runtime = args.runtime.build()?;
     let (received, started, rss_before, cpu_before) = runtime.block_on(async {
         match args.client {
             ClientKind::FcgiMux => {
-                let address: Address = args.address.parse()?;
+                let address: Address = args.big.address.parse()?;
                 let pool = Pool::new(address, PoolConfig::default().max_connections(1));
                 let params: Vec<(Bytes, Bytes)> =
                     params.into_iter().map(|(n, v)| (Bytes::from(n), Bytes::from(v))).collect();
-                let request = http::Request::get(format!("{}?{query}", args.script_name))
+                let request = http::Request::get(format!("{}?{query}", args.big.script_name))
                     .body(Empty::<Bytes>::new())
                     .context("building the request")?;
                 let (rss_before, cpu_before) = (rss_bytes()?, CpuTime::now()?);
@@ -95,7 +88,7 @@ fn run(args: Args) -> Result<()> {
                 Ok((received, started, rss_before, cpu_before))
             }
             ClientKind::FastcgiClient => {
-                let stream = match SocketAddress::parse(&args.address)? {
+                let stream = match SocketAddress::parse(&args.big.address)? {
                     SocketAddress::Unix(path) => tokio::net::UnixStream::connect(&path)
                         .await
                         .with_context(|| format!("connecting to {}", path.display()))?,
@@ -127,11 +120,11 @@ fn run(args: Args) -> Result<()> {
     let seconds = started.elapsed().as_secs_f64();
     let cpu = CpuTime::now()?.since(&cpu_before);
     let short = match args.client {
-        ClientKind::FcgiMux => received != args.bytes,
-        ClientKind::FastcgiClient => received < args.bytes,
+        ClientKind::FcgiMux => received != args.big.bytes,
+        ClientKind::FastcgiClient => received < args.big.bytes,
     };
     if short {
-        bail!("received {received} bytes, expected {}", args.bytes);
+        bail!("received {received} bytes, expected {}", args.big.bytes);
     }
     print_json(&serde_json::json!({
         "client": match args.client {
