@@ -33,6 +33,11 @@ use crate::request::RequestBody;
 const WRITE_BUFFER_TARGET: usize = 64 * 1024;
 /// Socket reads per poll before giving other tasks a turn.
 const READS_PER_POLL: usize = 4;
+/// Records dispatched before the driver lets the tasks it woke run. On a multiplexed
+/// connection this lets them queue their next requests while the rest of a large batch of
+/// responses is still being read, so the client and the server work at the same time
+/// instead of taking turns with whole batches.
+const RECORDS_PER_TURN: usize = 32;
 
 /// A request handed to the driver.
 pub(crate) struct Start {
@@ -65,6 +70,8 @@ pub(crate) struct Driver {
     /// No new request may start; close once the last one ends.
     pub(super) retiring: bool,
     read_eof: bool,
+    /// Whole records are buffered but were left for the next turn (see [`RECORDS_PER_TURN`]).
+    backlog: bool,
     write_error: Option<io::Error>,
     pub(super) span: tracing::Span,
 }
@@ -102,6 +109,7 @@ impl Driver {
             closing: None,
             retiring: false,
             read_eof: false,
+            backlog: false,
             write_error: None,
             span,
         }
@@ -268,6 +276,12 @@ impl Driver {
             return false;
         }
         self.paused_since = None;
+        if self.backlog {
+            self.backlog = self.decode_buffered(RECORDS_PER_TURN);
+            if self.backlog || self.closing.is_some() {
+                return true;
+            }
+        }
         let mut progress = false;
         for _ in 0..READS_PER_POLL {
             if self.read_buf.capacity() - self.read_buf.len() < 16 * 1024 {
@@ -280,8 +294,8 @@ impl Driver {
                 }
                 Poll::Ready(Ok(_)) => {
                     progress = true;
-                    self.decode_buffered();
-                    if self.closing.is_some() || self.paused() {
+                    self.backlog = self.decode_buffered(RECORDS_PER_TURN);
+                    if self.backlog || self.closing.is_some() || self.paused() {
                         break;
                     }
                 }
@@ -436,8 +450,12 @@ impl Future for Driver {
             progress |= this.fill(cx);
             progress |= this.flush(cx);
             if this.read_eof && this.closing.is_none() {
-                let error = this.on_eof();
-                this.closing = Some(error);
+                // What arrived before the close is delivered first.
+                this.decode_buffered(usize::MAX);
+                if this.closing.is_none() {
+                    let error = this.on_eof();
+                    this.closing = Some(error);
+                }
             }
             if this.closing.is_none() {
                 if let Some(err) = this.write_error.take() {
@@ -453,6 +471,11 @@ impl Future for Driver {
             if this.closing.is_none() && this.finished() && this.write_buf.is_empty() {
                 this.shutdown(Error::Closed);
                 return Poll::Ready(());
+            }
+            if this.backlog && this.closing.is_none() && !this.paused() {
+                // Let the woken tasks run before dispatching the rest (see RECORDS_PER_TURN).
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
             }
             if !progress {
                 return Poll::Pending;

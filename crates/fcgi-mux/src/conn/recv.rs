@@ -14,11 +14,17 @@ use crate::error::{Error, ProtocolViolation};
 use crate::observer::{Direction, observe};
 
 impl Driver {
-    /// Decodes and dispatches every whole record in the read buffer.
-    pub(super) fn decode_buffered(&mut self) {
+    /// Decodes and dispatches up to `budget` whole records of the read buffer; true when
+    /// whole records are still buffered after that.
+    pub(super) fn decode_buffered(&mut self, budget: usize) -> bool {
+        let mut dispatched = 0;
         while self.closing.is_none() {
+            if dispatched == budget {
+                return self.decoder.bytes_needed(&self.read_buf) == 0;
+            }
             match self.decoder.decode_frame(&mut self.read_buf) {
                 Ok(Some(frame)) => {
+                    dispatched += 1;
                     if let Err(violation) = self.dispatch(frame) {
                         self.closing = Some(Error::Protocol(violation));
                     }
@@ -27,6 +33,7 @@ impl Driver {
                 Err(err) => self.closing = Some(Error::Protocol(ProtocolViolation::Malformed(err))),
             }
         }
+        false
     }
 
     fn dispatch(&mut self, frame: Frame) -> Result<(), ProtocolViolation> {
