@@ -23,7 +23,7 @@ use crate::address::Address;
 use crate::config::PoolConfig;
 use crate::conn::shared::lock;
 use crate::conn::state::{ConnEvent, Listener};
-use crate::conn::{Connection, Prepared, prepare};
+use crate::conn::{Connection, prepare};
 use crate::error::{BoxError, Error, TimeoutKind};
 use crate::response::ResponseBody;
 
@@ -113,7 +113,7 @@ impl Pool {
                 {
                     tracing::debug!(%error, "request did not run; sending it again");
                     resends += 1;
-                    prepared = Prepared { body, head: rest.head, head_only: rest.head_only, span: rest.span };
+                    prepared = rest.with_body(body);
                 }
                 Err((error, _, _)) => return Err(error),
             }

@@ -169,7 +169,7 @@ impl Connection {
             self.inner.shared.add_request();
             match self.send(prepared).await {
                 Err((error, Some(body), rest)) if attempt == 0 && is_cant_mpx(&error) => {
-                    prepared = Prepared { body, head: rest.head, head_only: rest.head_only, span: rest.span };
+                    prepared = rest.with_body(body);
                 }
                 result => return result.map_err(|(error, _, _)| error),
             }
@@ -231,6 +231,13 @@ pub(crate) struct PreparedRest {
     pub(crate) head: Bytes,
     pub(crate) head_only: bool,
     pub(crate) span: tracing::Span,
+}
+
+impl PreparedRest {
+    /// The request again, with the body the failed attempt gave back.
+    pub(crate) fn with_body(self, body: RequestBody) -> Prepared {
+        Prepared { head: self.head, body, head_only: self.head_only, span: self.span }
+    }
 }
 
 fn is_cant_mpx(error: &Error) -> bool {
