@@ -182,13 +182,9 @@ fn chain_text(error: &anyhow::Error) -> String {
 
 /// Joins lines and escapes control characters, so that an error is always one line.
 pub fn one_line(text: &str) -> String {
-    text.split(['\r', '\n'])
-        .filter(|part| !part.trim().is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
-        .chars()
-        .flat_map(|c| if c.is_control() { c.escape_default().collect::<Vec<_>>() } else { vec![c] })
-        .collect()
+    let joined =
+        text.split(['\r', '\n']).filter(|part| !part.trim().is_empty()).collect::<Vec<_>>().join(" ");
+    crate::records::escape(joined.as_bytes())
 }
 
 #[cfg(test)]
