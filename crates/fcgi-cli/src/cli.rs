@@ -22,8 +22,10 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// The commands.
+/// The commands. Each one's flags are built only when it is the one run (`defer`): building
+/// every subcommand's flags was half of a one-shot `fcgi get`'s instructions.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Command {
     /// Send a GET request and print the response body
     Get(RequestCmd),
@@ -305,6 +307,15 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
+/// The whole command tree with every subcommand's flags built (they are deferred otherwise), for
+/// the completions and the man page.
+pub fn full_command() -> clap::Command {
+    use clap::CommandFactory;
+    let mut command = Cli::command();
+    command.build();
+    command
+}
+
 fn exit_code_help() -> String {
     let mut text = String::from("Exit codes:\n");
     for (exit, meaning) in Exit::TABLE {
@@ -317,11 +328,10 @@ fn exit_code_help() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn clap_definitions_are_consistent() {
-        Cli::command().debug_assert();
+        full_command().debug_assert();
     }
 
     #[test]

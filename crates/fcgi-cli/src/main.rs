@@ -26,7 +26,7 @@ mod target;
 
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser};
+use clap::Parser;
 use http::Method;
 
 use crate::cli::{Cli, Command};
@@ -106,14 +106,14 @@ async fn run(command: Command) -> anyhow::Result<Exit> {
         Command::Status(cmd) => commands::health::status(&cmd).await,
         Command::Bench(cmd) => commands::bench::run(&cmd).await,
         Command::Completions { shell } => {
-            let mut command = Cli::command();
+            let mut command = cli::full_command();
             let mut out = Vec::new();
             clap_complete::generate(shell, &mut command, "fcgi", &mut out);
             write_stdout(&out)
         }
         Command::Manpage => {
             let mut out = Vec::new();
-            clap_mangen::Man::new(Cli::command()).render(&mut out)?;
+            clap_mangen::Man::new(cli::full_command()).render(&mut out)?;
             write_stdout(&out)
         }
     }

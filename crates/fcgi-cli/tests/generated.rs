@@ -13,7 +13,8 @@ fn completions_for_each_shell() {
         let text = stdout(&output);
         assert!(text.len() > 1000, "{shell}: {} bytes", text.len());
         assert!(text.contains("fcgi") && text.contains(marker), "{shell}: {text}");
-        for word in ["probe", "max-time", "socket"] {
+        // Flags of every subcommand, though they are built only when their subcommand runs.
+        for word in ["probe", "max-time", "socket", "min-idle", "data-binary", "multiplex"] {
             assert!(text.contains(word), "{shell} completes {word}");
         }
     }
