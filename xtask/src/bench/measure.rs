@@ -14,15 +14,19 @@ use anyhow::{Context, Result, bail};
 use crate::process::{self, Group, Signal};
 use crate::workspace;
 
-/// Runs `cargo build --release ... --message-format=json-render-diagnostics` (`args` without
-/// the message format) and returns the executables it built, by file name, for every name in
-/// `names` (an error naming the first missing one). Reading them from cargo's JSON messages makes
-/// any target dir work: the default, `CARGO_TARGET_DIR`, a config's `build.target-dir`.
+/// Runs cargo with `args` (`build --release ...`, or `rustc ... -- RUSTC_ARGS`) plus
+/// `--message-format=json-render-diagnostics` and returns the executables it built, by file
+/// name, for every name in `names` (an error naming the first missing one). Reading them from
+/// cargo's JSON messages makes any target dir work: the default, `CARGO_TARGET_DIR`, a config's
+/// `build.target-dir`.
 pub fn build_bins(what: &str, args: &[&str], names: &[&str]) -> Result<BTreeMap<String, PathBuf>> {
-    println!("xtask: bench: cargo {}", args.join(" "));
+    println!("xtask: cargo {}", args.join(" "));
+    let (subcommand, rest) = args.split_first().context("build_bins without a cargo subcommand")?;
     let output = workspace::cargo()
-        .args(args)
+        .arg(subcommand)
+        // Before the rest: anything after a `--` in it goes to rustc.
         .arg("--message-format=json-render-diagnostics")
+        .args(rest)
         .stderr(Stdio::inherit())
         .output()
         .with_context(|| format!("running cargo build for {what}"))?;

@@ -24,7 +24,7 @@
 mod codec;
 mod gateway;
 mod gateways;
-mod measure;
+pub(crate) mod measure;
 mod mux;
 mod oneshot;
 mod report;
@@ -33,7 +33,7 @@ mod tools;
 
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 
 use crate::backends::Backends;
 use crate::process::{self, Interrupted};
@@ -110,20 +110,21 @@ impl Ctx {
         }
     }
 
-    /// The `fcgi` executable, built in release on first call (`cargo build --release -p fcgi-cli`).
+    /// The `fcgi` executable, built on first call as `cargo xtask dist` builds it.
     pub fn fcgi(&mut self) -> Result<std::path::PathBuf> {
         if let Some(path) = &self.fcgi {
             return Ok(path.clone());
         }
-        let mut built = measure::build_bins("fcgi-cli", FCGI_BUILD_ARGS, &["fcgi"])?;
-        let path = built.remove("fcgi").context("build_bins returned no fcgi")?;
+        let path = crate::dist::build()?;
         self.fcgi = Some(path.clone());
         Ok(path)
     }
 }
 
-/// How [`Ctx::fcgi`] builds the CLI.
-pub const FCGI_BUILD_ARGS: &[&str] = &["build", "--release", "-p", "fcgi-cli", "--bin", "fcgi"];
+/// How [`Ctx::fcgi`] builds the CLI, for the reports: `cargo ...`.
+fn fcgi_build_line() -> String {
+    crate::dist::build_args().join(" ")
+}
 
 /// Runs the `selected` sections (all if empty), updates docs/BENCHMARKS.md with those that
 /// succeeded, and fails if any section failed.

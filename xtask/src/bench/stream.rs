@@ -22,7 +22,7 @@ use anyhow::{Context, Result, bail};
 
 use super::measure::{self, UnderTime, clock_ticks, cpu_ticks, json, load_average, median, verdict};
 use super::tools::{CURL, GNU_TIME};
-use super::{Ctx, FCGI_BUILD_ARGS, Report};
+use super::{Ctx, Report, fcgi_build_line};
 
 /// Size of the response.
 const BYTES: u64 = 1 << 30;
@@ -207,7 +207,7 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
         title: "Streaming 1 GiB: `fcgi get` vs curl through HAProxy vs the pipe limit".into(),
         command: format!(
             "cargo xtask bench stream   # builds with: cargo {}; cargo {}",
-            FCGI_BUILD_ARGS.join(" "),
+            fcgi_build_line(),
             RAW_BUILD_ARGS.join(" ")
         ),
         table,
