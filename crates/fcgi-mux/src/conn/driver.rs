@@ -157,12 +157,8 @@ impl Driver {
         if !self.store.iter().any(|e| e.shared.handle_gone()) {
             return false;
         }
-        let cancelled: Vec<RequestId> = self
-            .store
-            .iter_mut()
-            .filter(|(_, e)| !matches!(e.phase, Phase::Draining { .. }) && e.shared.handle_gone())
-            .map(|(id, _)| id)
-            .collect();
+        let cancelled =
+            self.store.ids_where(|e| !matches!(e.phase, Phase::Draining { .. }) && e.shared.handle_gone());
         for &id in &cancelled {
             tracing::debug!(parent: &self.span, request_id = id.0, "request cancelled by its caller");
             self.abort(id, None);
@@ -378,12 +374,8 @@ impl Driver {
     }
 
     fn abort_stalled(&mut self) {
-        let stalled: Vec<RequestId> = self
-            .store
-            .iter_mut()
-            .filter(|(_, e)| !matches!(e.phase, Phase::Draining { .. }) && !e.shared.has_room())
-            .map(|(id, _)| id)
-            .collect();
+        let stalled =
+            self.store.ids_where(|e| !matches!(e.phase, Phase::Draining { .. }) && !e.shared.has_room());
         for id in stalled {
             tracing::debug!(parent: &self.span, request_id = id.0, "response not read in time; aborting the request");
             self.abort(id, Some(Error::Stalled { after: self.config.stall_timeout }));
