@@ -26,7 +26,7 @@ use crate::conn::send::{Next, Outgoing};
 use crate::conn::state::ConnShared;
 use crate::conn::store::{Entry, Phase, Store};
 use crate::error::Error;
-use crate::observer::{Direction, observe};
+use crate::observer::{Direction, Observer, observe};
 use crate::request::RequestBody;
 
 /// Stop filling the write buffer past this many bytes (one more record may follow).
@@ -233,12 +233,10 @@ impl Driver {
         wrote
     }
 
+    #[inline]
     fn observe_sent(&self, at: usize) {
-        let Some(observer) = &self.config.observer else { return };
-        let mut bytes = BytesMut::from(&self.write_buf[at..]);
-        let mut decoder = Decoder::new();
-        while let Ok(Some(frame)) = decoder.decode_frame(&mut bytes) {
-            observe(Some(observer), Direction::Sent, frame.header, &frame.record);
+        if let Some(observer) = &self.config.observer {
+            observe_written(observer, &self.write_buf[at..]);
         }
     }
 
@@ -283,15 +281,19 @@ impl Driver {
             if self.read_buf.capacity() - self.read_buf.len() < 16 * 1024 {
                 self.read_buf.reserve(64 * 1024);
             }
+            let room = self.read_buf.capacity() - self.read_buf.len();
             match tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.read_buf) {
                 Poll::Ready(Ok(0)) => {
                     self.read_eof = true;
                     return true;
                 }
-                Poll::Ready(Ok(_)) => {
+                Poll::Ready(Ok(n)) => {
                     progress = true;
                     self.backlog = self.decode_buffered(RECORDS_PER_TURN);
-                    if self.backlog || self.closing.is_some() || self.paused() {
+                    // A read that did not fill the room drained the socket: reading again now
+                    // would only find it empty. (The caller polls again after progress, which
+                    // registers for readiness.)
+                    if n < room || self.backlog || self.closing.is_some() || self.paused() {
                         break;
                     }
                 }
@@ -423,6 +425,15 @@ impl Driver {
             return Error::Protocol(err.into());
         }
         Error::ConnectionClosed { sent_nothing: false }
+    }
+}
+
+/// Shows the records just written to `observer`.
+fn observe_written(observer: &Observer, written: &[u8]) {
+    let mut bytes = BytesMut::from(written);
+    let mut decoder = Decoder::new();
+    while let Ok(Some(frame)) = decoder.decode_frame(&mut bytes) {
+        observe(Some(observer), Direction::Sent, frame.header, &frame.record);
     }
 }
 
