@@ -6,8 +6,6 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::exit::Exit;
-
 /// Default `--max-time` of the request commands (get, post, request, dump).
 pub const REQUEST_MAX_TIME: Duration = Duration::from_secs(30);
 /// Default `--max-time` of the health commands (ping, status, probe).
@@ -316,7 +314,7 @@ pub fn full_command() -> clap::Command {
     command
 }
 
-/// The end of `fcgi --help`: the exit codes of [`Exit::TABLE`] (a test keeps the two equal) and
+/// The end of `fcgi --help`: the exit codes of `Exit::TABLE` (a test keeps the two equal) and
 /// the environment. A literal because formatting it on every start was 6% of the instructions
 /// of a one-shot `fcgi get`.
 const AFTER_LONG_HELP: &str = concat!(
@@ -346,6 +344,7 @@ const AFTER_LONG_HELP: &str = concat!(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exit::Exit;
 
     #[test]
     fn clap_definitions_are_consistent() {

@@ -51,7 +51,9 @@ pub enum Exit {
 }
 
 impl Exit {
-    /// Every code with its meaning, for `--help` and the docs.
+    /// Every code with its meaning: what `fcgi --help` lists (`cli::AFTER_LONG_HELP`, a literal
+    /// a test keeps equal to this table) and docs/CLI.md documents.
+    #[cfg(test)]
     pub const TABLE: &'static [(Exit, &'static str)] = &[
         (Exit::Success, "success (HTTP status < 400, or --no-fail)"),
         (Exit::Failure, "unexpected error"),
