@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -121,6 +121,33 @@ fn the_duration_ends_the_run_on_time() {
     assert!(doc["completed"].as_u64().unwrap() > 10, "{doc}");
     assert_eq!(doc["errors"], 0, "{doc}");
     assert!(doc["cancelled"].as_u64().unwrap() <= 4, "{doc}");
+}
+
+#[test]
+fn ctrl_c_ends_the_run_with_the_report_so_far() {
+    let _php = php_fpm_to_myself();
+    let php = php();
+    let mut child = std_fcgi()
+        .args(["bench", "/hello.php", "-D", "60s", "-c", "2", "--json", "--socket"])
+        .arg(&php.socket)
+        .current_dir(&php.docroot)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn fcgi bench");
+    // Long enough for the run to be under way (the handler is installed before it starts).
+    std::thread::sleep(Duration::from_millis(1500));
+    let sent = Instant::now();
+    let kill = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    assert!(kill.expect("run kill").success());
+    let status = wait_bounded(&mut child);
+    assert!(sent.elapsed() < Duration::from_secs(5), "took {:?} after Ctrl-C", sent.elapsed());
+    let mut stdout = String::new();
+    child.stdout.take().expect("stdout").read_to_string(&mut stdout).expect("read stdout");
+    assert_eq!(status.code(), Some(0), "{status:?}: {stdout}");
+    let doc: Value = serde_json::from_str(&stdout).expect("one JSON document");
+    assert_eq!(doc["stopped"], "interrupted", "{doc}");
+    assert!(doc["completed"].as_u64().unwrap() > 10, "{doc}");
+    assert_eq!(doc["errors"], 0, "{doc}");
 }
 
 #[test]
