@@ -65,7 +65,7 @@ pub(crate) struct RequestShared {
 
 #[derive(Default)]
 struct Inner {
-    stdout: VecDeque<Bytes>,
+    stdout: Chunks,
     stdout_len: usize,
     stderr: BytesMut,
     stderr_dropped: u64,
@@ -106,7 +106,7 @@ impl RequestShared {
         }
         if !data.is_empty() {
             inner.stdout_len += data.len();
-            inner.stdout.push_back(data);
+            inner.stdout.push(data);
         }
         wake_handle(&mut inner);
         let room = inner.stdout_len < self.buffer_limit;
@@ -164,7 +164,7 @@ impl RequestShared {
     /// The next response bytes, or the end.
     pub(crate) fn poll_event(&self, cx: &mut Context<'_>) -> Poll<Event> {
         let mut inner = lock(&self.inner);
-        if let Some(data) = inner.stdout.pop_front() {
+        if let Some(data) = inner.stdout.pop() {
             let was_full = inner.stdout_len >= self.buffer_limit;
             inner.stdout_len -= data.len();
             if was_full && inner.stdout_len < self.buffer_limit {
@@ -218,6 +218,36 @@ impl RequestShared {
     }
 }
 
+/// Response bytes waiting for the handle, oldest first. The handle usually takes each chunk
+/// before the next arrives, so the first one is kept inline and a request allocates no queue.
+#[derive(Default)]
+struct Chunks {
+    /// The oldest chunk; `None` only when `rest` is empty too.
+    front: Option<Bytes>,
+    rest: VecDeque<Bytes>,
+}
+
+impl Chunks {
+    fn push(&mut self, data: Bytes) {
+        if self.front.is_none() {
+            self.front = Some(data);
+        } else {
+            self.rest.push_back(data);
+        }
+    }
+
+    fn pop(&mut self) -> Option<Bytes> {
+        let front = self.front.take()?;
+        self.front = self.rest.pop_front();
+        Some(front)
+    }
+
+    fn clear(&mut self) {
+        self.front = None;
+        self.rest.clear();
+    }
+}
+
 fn wake_handle(inner: &mut Inner) {
     if let Some(waker) = inner.handle_waker.take() {
         waker.wake();
@@ -228,4 +258,25 @@ fn wake_handle(inner: &mut Inner) {
 /// holding these locks.
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_come_out_in_order() {
+        let mut chunks = Chunks::default();
+        assert_eq!(chunks.pop(), None);
+        for text in ["a", "b", "c"] {
+            chunks.push(Bytes::from_static(text.as_bytes()));
+        }
+        assert_eq!(chunks.pop().as_deref(), Some(&b"a"[..]));
+        chunks.push(Bytes::from_static(b"d"));
+        let rest: Vec<Bytes> = std::iter::from_fn(|| chunks.pop()).collect();
+        assert_eq!(rest, ["b", "c", "d"].map(|t| Bytes::from_static(t.as_bytes())));
+        chunks.push(Bytes::from_static(b"e"));
+        chunks.clear();
+        assert_eq!(chunks.pop(), None);
+    }
 }
