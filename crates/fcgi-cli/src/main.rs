@@ -37,7 +37,13 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(error) => return usage_error(&error),
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    // 256 readiness events per poll (tokio's default: 1024) keep the event buffer to one page
+    // (3 KiB): a one-shot command uses one socket, and `bench` picks up the rest at the next poll.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_io_events_per_tick(256)
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("fcgi: cannot start the async runtime: {err}");
