@@ -108,12 +108,12 @@ impl Pool {
             let connection = self.checkout().await?;
             match connection.send(prepared).await {
                 Ok(response) => return Ok(response),
-                Err((error, Some(body), rest))
+                Err((error, Some(replay), rest))
                     if resends < MAX_RESENDS && self.may_resend(&error, resends) =>
                 {
                     tracing::debug!(%error, "request did not run; sending it again");
                     resends += 1;
-                    prepared = rest.with_body(body);
+                    prepared = rest.with(replay);
                 }
                 Err((error, _, _)) => return Err(error),
             }

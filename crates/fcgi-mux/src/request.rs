@@ -2,7 +2,9 @@
 //! CONTENT_LENGTH parameter, and the encoded head (BEGIN_REQUEST and the PARAMS stream).
 
 use bytes::{Buf, Bytes, BytesMut};
-use fcgi_proto::{ParamsOptions, Record, RequestId, Role, encode_params, encode_record};
+use fcgi_proto::{
+    Padding, ParamsOptions, Record, RequestId, Role, encode_params, encode_record, encoded_pair_len,
+};
 use http_body::Body;
 use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
@@ -119,23 +121,60 @@ pub(crate) fn check_content_length(params: &mut Vec<(Bytes, Bytes)>, body_len: u
     Ok(())
 }
 
-/// The request id the head is encoded with; the driver rewrites it to the allocated id.
+/// Heads whose PARAMS take at most this many bytes are encoded by the connection driver
+/// straight into its write buffer, in one turn. Larger ones are encoded beforehand and
+/// written one record per turn, so that a huge head does not hold up the other requests of
+/// a multiplexed connection.
+const DIRECT_HEAD_LIMIT: usize = 16 * 1024;
+
+/// The id a pre-encoded head carries; the driver rewrites it to the allocated id.
 pub(crate) const PLACEHOLDER_ID: RequestId = RequestId(1);
 
-/// Encodes BEGIN_REQUEST, the PARAMS records (whole pairs) and the empty PARAMS record.
+/// A request's BEGIN_REQUEST, PARAMS records and empty PARAMS record, ready to send.
+pub(crate) enum Head {
+    /// Small enough to encode at send time (see [`DIRECT_HEAD_LIMIT`]); the parameters were
+    /// checked to fit.
+    Params {
+        /// The parameters.
+        pairs: Vec<(Bytes, Bytes)>,
+        /// BEGIN_REQUEST's KEEP_CONN flag.
+        keep_conn: bool,
+    },
+    /// The records, encoded with [`PLACEHOLDER_ID`].
+    Encoded(Bytes),
+}
+
+impl Head {
+    /// Checks the parameters and, for a large head, encodes it.
+    pub(crate) fn new(pairs: Vec<(Bytes, Bytes)>, config: &ConnectionConfig) -> Result<Head, Error> {
+        let params_len: usize = pairs.iter().map(|(n, v)| encoded_pair_len(n.len(), v.len())).sum();
+        if params_len <= DIRECT_HEAD_LIMIT {
+            // Within one record: no pair can be too large for php-fpm or the protocol.
+            return Ok(Head::Params { pairs, keep_conn: config.keep_conn });
+        }
+        let mut head = BytesMut::with_capacity(64 + params_len);
+        encode_head(&mut head, PLACEHOLDER_ID, &pairs, config.keep_conn, config.padding)?;
+        Ok(Head::Encoded(head.freeze()))
+    }
+}
+
+/// Appends BEGIN_REQUEST, the PARAMS records (whole pairs) and the empty PARAMS record of
+/// request `id`. On error nothing is appended.
 pub(crate) fn encode_head(
+    dst: &mut BytesMut,
+    id: RequestId,
     params: &[(Bytes, Bytes)],
     keep_conn: bool,
-    config: &ConnectionConfig,
-) -> Result<BytesMut, Error> {
-    let mut head =
-        BytesMut::with_capacity(64 + params.iter().map(|(n, v)| n.len() + v.len() + 8).sum::<usize>());
-    let begin = Record::begin_request(PLACEHOLDER_ID, Role::RESPONDER, keep_conn);
-    encode_record(&mut head, &begin, config.padding).map_err(|err| Error::InvalidRequest(err.to_string()))?;
-    let options = ParamsOptions::default().with_padding(config.padding);
-    encode_params(&mut head, PLACEHOLDER_ID, params.iter().map(|(n, v)| (n, v)), options)
-        .map_err(|err| Error::InvalidRequest(err.to_string()))?;
-    Ok(head)
+    padding: Padding,
+) -> Result<(), Error> {
+    let start = dst.len();
+    let begin = Record::begin_request(id, Role::RESPONDER, keep_conn);
+    encode_record(dst, &begin, padding).map_err(|err| Error::InvalidRequest(err.to_string()))?;
+    let options = ParamsOptions::default().with_padding(padding);
+    encode_params(dst, id, params.iter().map(|(n, v)| (n, v)), options).map_err(|err| {
+        dst.truncate(start);
+        Error::InvalidRequest(err.to_string())
+    })
 }
 
 #[cfg(test)]

@@ -22,12 +22,12 @@ use tokio::time::Sleep;
 use crate::address::Transport;
 use crate::config::ConnectionConfig;
 use crate::conn::commands::Receiver;
-use crate::conn::send::{Next, Outgoing};
+use crate::conn::send::{Next, Outgoing, Replay};
 use crate::conn::state::ConnShared;
 use crate::conn::store::{Entry, Phase, Store};
 use crate::error::Error;
 use crate::observer::{Direction, Observer, observe};
-use crate::request::RequestBody;
+use crate::request::{Head, RequestBody};
 
 /// Stop filling the write buffer past this many bytes (one more record may follow).
 const WRITE_BUFFER_TARGET: usize = 64 * 1024;
@@ -41,7 +41,7 @@ const RECORDS_PER_TURN: usize = 32;
 
 /// A request handed to the driver.
 pub(crate) struct Start {
-    pub(crate) head: bytes::Bytes,
+    pub(crate) head: Head,
     pub(crate) body: RequestBody,
     pub(crate) shared: Arc<crate::conn::shared::RequestShared>,
     pub(crate) span: tracing::Span,
@@ -147,7 +147,7 @@ impl Driver {
     /// Fails requests that never started, so that they can be sent elsewhere.
     fn refuse_queued(&mut self) {
         while let Some(start) = self.queue.pop_front() {
-            start.shared.return_body(start.body);
+            start.shared.return_request(Replay { head: start.head, body: start.body });
             start.shared.finish(Err(Error::ConnectionClosed { sent_nothing: true }));
             self.conn.release_slot();
         }
@@ -406,8 +406,8 @@ impl Driver {
             if !matches!(entry.phase, Phase::Draining { .. }) {
                 let error = match &error {
                     Error::ConnectionClosed { .. } | Error::Closed if !entry.out.wrote_any => {
-                        if let Some(body) = entry.out.take_replay() {
-                            entry.shared.return_body(body);
+                        if let Some(replay) = entry.out.take_replay() {
+                            entry.shared.return_request(replay);
                         }
                         Error::ConnectionClosed { sent_nothing: true }
                     }

@@ -36,18 +36,19 @@ use crate::address::{Address, Transport};
 use crate::config::{ConnectionConfig, Multiplexing};
 use crate::error::{BoxError, Error, ProtocolViolation, TimeoutKind};
 use crate::observer::{Direction, observe};
-use crate::request::{RequestBody, check_content_length, encode_head, prepare_body};
+use crate::request::{Head, RequestBody, check_content_length, prepare_body};
 use crate::response::{self, ResponseBody};
 use driver::{Driver, Start};
+use send::Replay;
 use shared::RequestShared;
 use state::{ConnShared, Listener};
 
 static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
 
-/// A request prepared for the wire: encoded head and a body of known length. Kept by the
-/// caller so that a request that never ran can be sent again.
+/// A request prepared for the wire: its head and a body of known length. A request that never
+/// ran comes back from the driver (see [`send::Replay`]) to be sent again.
 pub(crate) struct Prepared {
-    pub(crate) head: Bytes,
+    pub(crate) head: Head,
     pub(crate) body: RequestBody,
     pub(crate) head_only: bool,
     pub(crate) span: tracing::Span,
@@ -168,8 +169,8 @@ impl Connection {
         for attempt in 0..2 {
             self.inner.shared.add_request();
             match self.send(prepared).await {
-                Err((error, Some(body), rest)) if attempt == 0 && is_cant_mpx(&error) => {
-                    prepared = rest.with_body(body);
+                Err((error, Some(replay), rest)) if attempt == 0 && is_cant_mpx(&error) => {
+                    prepared = rest.with(replay);
                 }
                 result => return result.map_err(|(error, _, _)| error),
             }
@@ -177,12 +178,12 @@ impl Connection {
         Err(Error::Closed)
     }
 
-    /// Sends a prepared request whose slot was already counted; on failure returns the body
+    /// Sends a prepared request whose slot was already counted; on failure returns the request
     /// when it can be sent again.
     pub(crate) async fn send(
         &self,
         prepared: Prepared,
-    ) -> Result<http::Response<ResponseBody>, (Error, Option<RequestBody>, PreparedRest)> {
+    ) -> Result<http::Response<ResponseBody>, (Error, Option<Replay>, PreparedRest)> {
         let config = &self.inner.config;
         let shared = Arc::new(RequestShared::new(
             self.inner.shared.waker.clone(),
@@ -190,15 +191,16 @@ impl Connection {
             config.stderr_limit,
         ));
         let Prepared { head, body, head_only, span } = prepared;
-        let rest = PreparedRest { head: head.clone(), head_only, span: span.clone() };
+        let rest = PreparedRest { head_only, span: span.clone() };
         let start = Start { head, body, shared: shared.clone(), span: span.clone() };
         if let Err(start) = self.inner.commands.send(start) {
             self.inner.shared.unreserve();
-            return Err((Error::ConnectionClosed { sent_nothing: true }, Some(start.body), rest));
+            let replay = Replay { head: start.head, body: start.body };
+            return Err((Error::ConnectionClosed { sent_nothing: true }, Some(replay), rest));
         }
         response::receive(shared.clone(), config, head_only, Instant::now(), span)
             .await
-            .map_err(|error| (error, shared.take_returned_body(), rest))
+            .map_err(|error| (error, shared.take_returned(), rest))
     }
 
     /// What the server answered to FCGI_GET_VALUES ([`Multiplexing::Auto`] only).
@@ -226,17 +228,16 @@ impl Connection {
     }
 }
 
-/// The parts of a [`Prepared`] request that survive a failed attempt.
+/// The parts of a [`Prepared`] request that stay with the caller during an attempt.
 pub(crate) struct PreparedRest {
-    pub(crate) head: Bytes,
     pub(crate) head_only: bool,
     pub(crate) span: tracing::Span,
 }
 
 impl PreparedRest {
-    /// The request again, with the body the failed attempt gave back.
-    pub(crate) fn with_body(self, body: RequestBody) -> Prepared {
-        Prepared { head: self.head, body, head_only: self.head_only, span: self.span }
+    /// The request again, with the head and body the failed attempt gave back.
+    pub(crate) fn with(self, replay: Replay) -> Prepared {
+        Prepared { head: replay.head, body: replay.body, head_only: self.head_only, span: self.span }
     }
 }
 
@@ -266,7 +267,7 @@ where
     };
     let body = prepare_body(body, content_length, config).await?;
     check_content_length(&mut params, body.len())?;
-    let head = encode_head(&params, config.keep_conn, config)?.freeze();
+    let head = Head::new(params, config)?;
     let span = tracing::debug_span!("fcgi_request", method = %parts.method, uri = %parts.uri);
     Ok(Prepared { head, body, head_only: parts.method == http::Method::HEAD, span })
 }

@@ -97,8 +97,8 @@ impl Driver {
                     "server refused a concurrent request (CANT_MPX_CONN); one at a time from now on"
                 );
                 self.conn.stop_multiplexing();
-                if let Some(body) = entry.out.take_replay() {
-                    entry.shared.return_body(body);
+                if let Some(replay) = entry.out.take_replay() {
+                    entry.shared.return_request(replay);
                 }
                 Err(Error::Refused { status: end.protocol_status, app_status: end.app_status })
             }
@@ -106,8 +106,8 @@ impl Driver {
                 if other == ProtocolStatus::OVERLOADED {
                     // The application never ran the request: it may go to another connection.
                     self.retire();
-                    if let Some(body) = entry.out.take_replay() {
-                        entry.shared.return_body(body);
+                    if let Some(replay) = entry.out.take_replay() {
+                        entry.shared.return_request(replay);
                     }
                 }
                 Err(Error::Refused { status: other, app_status: end.app_status })

@@ -1,6 +1,6 @@
 //! The sending side of one request: its head records, then its body as STDIN records, then
-//! the empty STDIN record — one record per call, so that the driver can interleave
-//! requests fairly.
+//! the empty STDIN record — one record per call (a small head: its three records in one
+//! call), so that the driver can interleave requests fairly.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use http_body::Body;
 use http_body_util::combinators::UnsyncBoxBody;
 
 use crate::error::{BoxError, Error};
-use crate::request::RequestBody;
+use crate::request::{Head, RequestBody, encode_head};
 
 /// What one call to [`Outgoing::next_record`] did.
 pub(crate) enum Next {
@@ -34,8 +34,18 @@ enum Source {
     Finished,
 }
 
+/// A request given back to be sent again elsewhere: its head and its body.
+pub(crate) struct Replay {
+    pub(crate) head: Head,
+    pub(crate) body: RequestBody,
+}
+
 pub(crate) struct Outgoing {
-    head: Bytes,
+    /// Kept whole after it was sent, for a retry.
+    head: Head,
+    /// Bytes of the head written so far.
+    head_sent: usize,
+    head_done: bool,
     source: Source,
     /// The whole body, kept while it may still be needed for a retry.
     full_body: Option<Bytes>,
@@ -50,14 +60,17 @@ pub(crate) struct Outgoing {
 }
 
 impl Outgoing {
-    pub(crate) fn new(head: Bytes, body: RequestBody) -> Self {
+    pub(crate) fn new(head: Head, body: RequestBody) -> Self {
         let declared = body.len();
         let (source, full_body) = match body {
             RequestBody::Full(bytes) => (Source::Full(bytes.clone()), Some(bytes)),
             RequestBody::Stream { body, .. } => (Source::Stream(body), None),
         };
+        let head_done = matches!(&head, Head::Encoded(records) if records.is_empty());
         Self {
             head,
+            head_sent: 0,
+            head_done,
             source,
             full_body,
             chunk: Bytes::new(),
@@ -74,9 +87,15 @@ impl Outgoing {
         self.stdin_closed
     }
 
-    /// The body, when it can be sent again: always for an in-memory body, for a stream only
-    /// if nothing was read from it.
-    pub(crate) fn take_replay(&mut self) -> Option<RequestBody> {
+    /// The request, when it can be sent again: always with an in-memory body, with a stream
+    /// only if nothing was read from it.
+    pub(crate) fn take_replay(&mut self) -> Option<Replay> {
+        let body = self.take_replay_body()?;
+        let head = std::mem::replace(&mut self.head, Head::Encoded(Bytes::new()));
+        Some(Replay { head, body })
+    }
+
+    fn take_replay_body(&mut self) -> Option<RequestBody> {
         if let Some(bytes) = self.full_body.take() {
             return Some(RequestBody::Full(bytes));
         }
@@ -100,10 +119,10 @@ impl Outgoing {
         dst: &mut BytesMut,
         padding: Padding,
     ) -> Next {
-        if let Some(record) = self.next_head_record() {
-            dst.extend_from_slice(&record);
-            let at = dst.len() - record.len();
-            dst[at + 2..at + 4].copy_from_slice(&id.0.to_be_bytes());
+        if !self.head_done {
+            if let Err(error) = self.write_head(id, dst, padding) {
+                return Next::Failed(error);
+            }
             self.wrote_any = true;
             return Next::Wrote;
         }
@@ -162,13 +181,71 @@ impl Outgoing {
         }
     }
 
-    fn next_head_record(&mut self) -> Option<Bytes> {
-        let header: &[u8; HEADER_LEN] = self.head.get(..HEADER_LEN)?.try_into().ok()?;
-        let len = RecordHeader::parse(header).record_len();
-        Some(self.head.split_to(len.min(self.head.len())))
+    /// Appends the whole head when it is small, else its next record.
+    fn write_head(&mut self, id: RequestId, dst: &mut BytesMut, padding: Padding) -> Result<(), Error> {
+        match &self.head {
+            Head::Params { pairs, keep_conn } => {
+                encode_head(dst, id, pairs, *keep_conn, padding)?;
+                self.head_done = true;
+            }
+            Head::Encoded(records) => {
+                let rest = &records[self.head_sent..];
+                let header: &[u8; HEADER_LEN] =
+                    rest.get(..HEADER_LEN).and_then(|h| h.try_into().ok()).ok_or_else(truncated_head)?;
+                let record = &rest[..RecordHeader::parse(header).record_len().min(rest.len())];
+                dst.extend_from_slice(record);
+                let at = dst.len() - record.len();
+                dst[at + 2..at + 4].copy_from_slice(&id.0.to_be_bytes());
+                self.head_sent += record.len();
+                self.head_done = self.head_sent == records.len();
+            }
+        }
+        Ok(())
     }
+}
+
+fn truncated_head() -> Error {
+    Error::InvalidRequest("the encoded request head ends inside a record header".into())
 }
 
 fn body_error(message: String) -> Error {
     Error::Body(Arc::new(message.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::task::Waker;
+
+    use super::*;
+    use crate::request::PLACEHOLDER_ID;
+
+    /// Every record of a request with an empty body, as the driver writes them.
+    fn wire(head: Head) -> (Vec<u8>, usize) {
+        let mut out = Outgoing::new(head, RequestBody::Full(Bytes::new()));
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut dst = BytesMut::new();
+        let mut calls = 0;
+        while let Next::Wrote = out.next_record(&mut cx, RequestId(7), &mut dst, Padding::None) {
+            calls += 1;
+        }
+        (dst.to_vec(), calls)
+    }
+
+    #[test]
+    fn a_small_head_is_written_in_one_turn_with_the_same_bytes() {
+        let pairs = vec![
+            (Bytes::from_static(b"SCRIPT_FILENAME"), Bytes::from_static(b"/srv/index.php")),
+            (Bytes::from_static(b"LONG"), Bytes::from(vec![b'x'; 300])),
+        ];
+        let mut encoded = BytesMut::new();
+        encode_head(&mut encoded, PLACEHOLDER_ID, &pairs, true, Padding::None).unwrap();
+        let (direct, direct_calls) = wire(Head::Params { pairs, keep_conn: true });
+        let (pre_encoded, pre_encoded_calls) = wire(Head::Encoded(encoded.freeze()));
+        assert_eq!(direct, pre_encoded);
+        assert_eq!(
+            (direct_calls, pre_encoded_calls),
+            (2, 4),
+            "head in one turn vs one per record, then STDIN"
+        );
+    }
 }

@@ -12,8 +12,8 @@ use std::task::{Context, Poll, Waker};
 use bytes::{Bytes, BytesMut};
 use fcgi_proto::ProtocolStatus;
 
+use crate::conn::send::Replay;
 use crate::error::Error;
-use crate::request::RequestBody;
 
 /// How a request ended at the FastCGI level (its END_REQUEST).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -73,7 +73,7 @@ struct Inner {
     end: Option<Result<EndStatus, Error>>,
     handle_gone: bool,
     handle_waker: Option<Waker>,
-    returned_body: Option<RequestBody>,
+    returned: Option<Replay>,
 }
 
 /// What the handle sees when it polls.
@@ -146,9 +146,9 @@ impl RequestShared {
         wake_handle(&mut inner);
     }
 
-    /// Gives an unsent body back so that the request can be retried elsewhere.
-    pub(crate) fn return_body(&self, body: RequestBody) {
-        lock(&self.inner).returned_body = Some(body);
+    /// Gives an unsent request back so that it can be retried elsewhere.
+    pub(crate) fn return_request(&self, replay: Replay) {
+        lock(&self.inner).returned = Some(replay);
     }
 
     pub(crate) fn has_room(&self) -> bool {
@@ -198,8 +198,8 @@ impl RequestShared {
         Stderr { kept: Bytes::copy_from_slice(&inner.stderr), dropped: inner.stderr_dropped }
     }
 
-    pub(crate) fn take_returned_body(&self) -> Option<RequestBody> {
-        lock(&self.inner).returned_body.take()
+    pub(crate) fn take_returned(&self) -> Option<Replay> {
+        lock(&self.inner).returned.take()
     }
 
     /// The handle is gone: the request is cancelled unless it already ended.

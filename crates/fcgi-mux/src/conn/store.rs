@@ -142,13 +142,13 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
-    use crate::request::RequestBody;
+    use crate::request::{Head, RequestBody};
 
     fn entry(phase: Phase) -> Entry {
         Entry {
             shared: Arc::new(RequestShared::new(Arc::default(), 1024, 1024)),
             phase,
-            out: Outgoing::new(Bytes::new(), RequestBody::Full(Bytes::new())),
+            out: Outgoing::new(Head::Encoded(Bytes::new()), RequestBody::Full(Bytes::new())),
             span: tracing::Span::none(),
         }
     }
