@@ -1,5 +1,9 @@
 //! The response side of a request: waiting for the CGI head (first-byte and total
 //! timeouts), then streaming the body as an `http_body::Body`.
+//!
+//! Until the first record arrives the connection driver watches the deadline, with one timer
+//! per connection; after that the request's handle watches the total deadline, with a timer
+//! made only when it has to wait.
 
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
@@ -30,35 +34,48 @@ impl Drop for CancelGuard {
     }
 }
 
-/// One timer per request, moved from the first-byte deadline to the total deadline without
-/// re-registering it: a timer that fires before its current deadline is re-armed then, which
-/// is rare (responses usually arrive long before any deadline).
-struct Deadline {
-    sleep: Pin<Box<Sleep>>,
-    at: Instant,
+/// How long a request may wait for its first record: the first-byte timeout, or the total
+/// one if that is shorter. The connection driver watches this deadline, with one timer for
+/// the whole connection rather than one per request, and fails the request when it passes.
+fn first_byte_limit(config: &ConnectionConfig) -> (TimeoutKind, Duration) {
+    match config.total_timeout {
+        Some(total) if total <= config.first_byte_timeout => (TimeoutKind::Total, total),
+        _ => (TimeoutKind::FirstByte, config.first_byte_timeout),
+    }
 }
 
-impl Deadline {
-    fn new(at: Instant) -> Self {
-        Self { sleep: Box::pin(tokio::time::sleep_until(at.into())), at }
-    }
+/// When a request sent at `started` fails if nothing has arrived for it.
+pub(crate) fn first_byte_deadline(config: &ConnectionConfig, started: Instant) -> Instant {
+    started + first_byte_limit(config).1
+}
 
-    /// Moves the deadline; the timer is touched only when the new one is earlier.
-    fn set(&mut self, at: Instant) {
-        if at < self.sleep.deadline().into_std() {
-            self.sleep.as_mut().reset(at.into());
-        }
-        self.at = at;
+/// The error of a request whose first-byte deadline passed.
+pub(crate) fn first_byte_timeout(config: &ConnectionConfig) -> Error {
+    let (kind, after) = first_byte_limit(config);
+    Error::timeout(kind, after)
+}
+
+/// The total deadline, watched by the request's handle once the first record has arrived.
+/// Its timer is made only when the handle has to wait: a response that is all there when it
+/// is read (the usual case for small ones) costs no timer.
+struct TotalDeadline {
+    after: Duration,
+    at: Instant,
+    sleep: Option<Pin<Box<Sleep>>>,
+}
+
+impl TotalDeadline {
+    fn new(after: Duration, started: Instant) -> Self {
+        Self { after, at: started + after, sleep: None }
     }
 
     fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        while self.sleep.as_mut().poll(cx).is_ready() {
-            if Instant::now() >= self.at {
-                return Poll::Ready(());
-            }
-            self.sleep.as_mut().reset(self.at.into());
-        }
-        Poll::Pending
+        let at = self.at;
+        self.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at.into()))).as_mut().poll(cx)
+    }
+
+    fn error(&self) -> Error {
+        Error::timeout(TimeoutKind::Total, self.after)
     }
 }
 
@@ -71,27 +88,9 @@ pub(crate) async fn receive(
     span: tracing::Span,
 ) -> Result<http::Response<ResponseBody>, Error> {
     let mut guard = CancelGuard { shared: shared.clone(), armed: true };
-    let total = config.total_timeout.map(|after| (after, started + after));
-    let first_byte_at = started + config.first_byte_timeout;
-    let (first_kind, first_after, first_deadline) = match total {
-        Some((after, deadline)) if deadline <= first_byte_at => (TimeoutKind::Total, after, deadline),
-        _ => (TimeoutKind::FirstByte, config.first_byte_timeout, first_byte_at),
-    };
-    let mut deadline = Deadline::new(first_deadline);
-    let arrived = poll_fn(|cx| {
-        if shared.poll_first_byte(cx).is_ready() {
-            return Poll::Ready(true);
-        }
-        deadline.poll_expired(cx).map(|()| false)
-    })
-    .await;
-    if !arrived {
-        tracing::debug!(parent: &span, after = ?first_after, "{first_kind} timed out");
-        return Err(Error::timeout(first_kind, first_after));
-    }
-    // The head may take until the total deadline.
-    let far_future = started + Duration::from_secs(86_400 * 365);
-    deadline.set(total.map_or(far_future, |(_, at)| at));
+    // Until the first record (or the end) the driver watches the deadline: see first_byte_limit.
+    poll_fn(|cx| shared.poll_first_byte(cx)).await;
+    let mut total = config.total_timeout.map(|after| TotalDeadline::new(after, started));
     let mut buffered = BytesMut::new();
     let mut scanner = HeadScanner::new(config.max_head_len);
     let outcome = loop {
@@ -99,16 +98,14 @@ pub(crate) async fn receive(
             if let Poll::Ready(event) = shared.poll_event(cx) {
                 return Poll::Ready(Some(event));
             }
-            deadline.poll_expired(cx).map(|()| None)
+            match &mut total {
+                Some(total) => total.poll_expired(cx).map(|()| None),
+                None => Poll::Pending,
+            }
         })
         .await;
         match event {
-            None => {
-                break Err(Error::timeout(
-                    TimeoutKind::Total,
-                    total.map_or(Duration::ZERO, |(after, _)| after),
-                ));
-            }
+            None => break Err(total.as_ref().map_or(Error::Closed, TotalDeadline::error)),
             Some(Event::Data(data)) if buffered.is_empty() => {
                 // Usually the whole head is in the first record: parse it in place, no copy.
                 match scanner.parse(&data) {
@@ -144,7 +141,7 @@ pub(crate) async fn receive(
     let body = ResponseBody {
         guard: CancelGuard { shared, armed: true },
         leftover: if head_only { Bytes::new() } else { leftover },
-        deadline: total.map(|(after, _)| (after, deadline)),
+        deadline: total,
         end: None,
         head_only,
         done: false,
@@ -168,7 +165,7 @@ pub struct ReasonPhrase(pub String);
 pub struct ResponseBody {
     guard: CancelGuard,
     leftover: Bytes,
-    deadline: Option<(Duration, Deadline)>,
+    deadline: Option<TotalDeadline>,
     end: Option<EndStatus>,
     head_only: bool,
     done: bool,
@@ -229,14 +226,14 @@ impl Body for ResponseBody {
                 Poll::Pending => break,
             }
         }
-        if let Some((after, deadline)) = &mut this.deadline {
+        if let Some(deadline) = &mut this.deadline {
             if deadline.poll_expired(cx).is_ready() {
-                let after = *after;
+                let error = deadline.error();
                 this.done = true;
                 this.deadline = None;
                 this.guard.armed = false;
                 this.guard.shared.cancel();
-                return Poll::Ready(Some(Err(Error::timeout(TimeoutKind::Total, after))));
+                return Poll::Ready(Some(Err(error)));
             }
         }
         Poll::Pending

@@ -28,6 +28,7 @@ use crate::conn::store::{Entry, Phase, Store};
 use crate::error::Error;
 use crate::observer::{Direction, Observer, observe};
 use crate::request::{Head, RequestBody};
+use crate::response::first_byte_timeout;
 
 /// Stop filling the write buffer past this many bytes (one more record may follow).
 const WRITE_BUFFER_TARGET: usize = 64 * 1024;
@@ -65,6 +66,9 @@ pub(crate) struct Driver {
     idle_since: Option<Instant>,
     idle_timeout: Option<Duration>,
     timer: Pin<Box<Sleep>>,
+    /// The timer was polled with the current waker since it was last reset: it will wake the
+    /// driver at its deadline.
+    timer_registered: bool,
     /// Set when the connection must close; the error goes to every request still on it.
     pub(super) closing: Option<Error>,
     /// No new request may start; close once the last one ends.
@@ -106,6 +110,7 @@ impl Driver {
             idle_since: None,
             idle_timeout,
             timer: Box::pin(tokio::time::sleep(Duration::from_secs(3600))),
+            timer_registered: false,
             closing: None,
             retiring: false,
             read_eof: false,
@@ -130,6 +135,7 @@ impl Driver {
             }
             let entry = Entry {
                 out: Outgoing::new(start.head, start.body),
+                first_byte: Some(start.shared.first_byte_deadline),
                 shared: start.shared,
                 phase: Phase::Sending,
                 span: start.span,
@@ -172,6 +178,7 @@ impl Driver {
     pub(super) fn abort(&mut self, id: RequestId, error: Option<Error>) {
         let multiplexed = self.multiplexed();
         let Some(entry) = self.store.get_mut(id) else { return };
+        entry.first_byte = None;
         if let Some(error) = error {
             entry.shared.fail(error);
         }
@@ -309,8 +316,13 @@ impl Driver {
 
     fn timers(&mut self, cx: &mut Context<'_>) -> bool {
         let draining = self.store.iter().any(|e| matches!(e.phase, Phase::Draining { .. }));
-        if self.paused_since.is_none() && !draining && !self.store.is_empty() {
-            // Requests in flight, none stalled or draining: no deadline to watch (the common case).
+        let first_byte = self.first_byte_deadline();
+        // A first-byte deadline needs no work while the timer will wake the driver before it.
+        let first_byte_watched = first_byte.is_none_or(|at| {
+            self.timer_registered && !self.timer.is_elapsed() && self.timer.deadline().into_std() <= at
+        });
+        if self.paused_since.is_none() && !draining && first_byte_watched && !self.store.is_empty() {
+            // Requests in flight, none stalled or draining, the timer set: nothing to do.
             self.idle_since = None;
             return false;
         }
@@ -330,6 +342,14 @@ impl Driver {
                 } else {
                     consider(deadline);
                 }
+            }
+        }
+        if let Some(deadline) = first_byte {
+            if now >= deadline {
+                self.expire_first_byte(now);
+                progress = true;
+            } else {
+                consider(deadline);
             }
         }
         let mut expired_drain = false;
@@ -371,8 +391,37 @@ impl Driver {
             if self.timer.as_mut().poll(cx).is_ready() {
                 progress = true;
             }
+            self.timer_registered = true;
         }
         progress
+    }
+
+    /// The earliest first-byte deadline of the requests that have received nothing yet.
+    fn first_byte_deadline(&self) -> Option<Instant> {
+        let started = self.store.iter().filter_map(|e| e.first_byte);
+        let queued = self.queue.iter().map(|start| start.shared.first_byte_deadline);
+        started.chain(queued).min()
+    }
+
+    /// Fails the requests whose first-byte deadline has passed, queued ones included.
+    fn expire_first_byte(&mut self, now: Instant) {
+        let (conn, config, span) = (&self.conn, &self.config, &self.span);
+        self.queue.retain(|start| {
+            if start.shared.first_byte_deadline > now {
+                return true;
+            }
+            let error = first_byte_timeout(config);
+            tracing::debug!(parent: span, %error, "request still queued");
+            start.shared.fail(error);
+            conn.release_slot();
+            false
+        });
+        let expired = self.store.ids_where(|e| e.first_byte.is_some_and(|at| at <= now));
+        for id in expired {
+            let error = first_byte_timeout(&self.config);
+            tracing::debug!(parent: &self.span, request_id = id.0, %error, "no answer in time; aborting the request");
+            self.abort(id, Some(error));
+        }
     }
 
     fn abort_stalled(&mut self) {
@@ -442,7 +491,9 @@ impl Future for Driver {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = &mut *self;
-        this.conn.waker.register(cx.waker());
+        if this.conn.waker.register(cx.waker()) {
+            this.timer_registered = false;
+        }
         loop {
             let mut progress = this.accept();
             progress |= this.reap_cancelled();

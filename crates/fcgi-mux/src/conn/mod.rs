@@ -37,7 +37,7 @@ use crate::config::{ConnectionConfig, Multiplexing};
 use crate::error::{BoxError, Error, ProtocolViolation, TimeoutKind};
 use crate::observer::{Direction, observe};
 use crate::request::{Head, RequestBody, check_content_length, prepare_body};
-use crate::response::{self, ResponseBody};
+use crate::response::{self, ResponseBody, first_byte_deadline};
 use driver::{Driver, Start};
 use send::Replay;
 use shared::RequestShared;
@@ -185,11 +185,9 @@ impl Connection {
         prepared: Prepared,
     ) -> Result<http::Response<ResponseBody>, (Error, Option<Replay>, PreparedRest)> {
         let config = &self.inner.config;
-        let shared = Arc::new(RequestShared::new(
-            self.inner.shared.waker.clone(),
-            config.response_buffer,
-            config.stderr_limit,
-        ));
+        let started = Instant::now();
+        let first_byte = first_byte_deadline(config, started);
+        let shared = Arc::new(RequestShared::new(self.inner.shared.waker.clone(), config, first_byte));
         let Prepared { head, body, head_only, span } = prepared;
         let rest = PreparedRest { head_only, span: span.clone() };
         let start = Start { head, body, shared: shared.clone(), span: span.clone() };
@@ -198,7 +196,7 @@ impl Connection {
             let replay = Replay { head: start.head, body: start.body };
             return Err((Error::ConnectionClosed { sent_nothing: true }, Some(replay), rest));
         }
-        response::receive(shared.clone(), config, head_only, Instant::now(), span)
+        response::receive(shared.clone(), config, head_only, started, span)
             .await
             .map_err(|error| (error, shared.take_returned(), rest))
     }

@@ -65,6 +65,7 @@ impl Driver {
             }
             return Ok(());
         }
+        entry.first_byte = None;
         match frame.record.body {
             RecordBody::Stdout(data) => {
                 entry.shared.push_stdout(data);

@@ -8,10 +8,12 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use fcgi_proto::ProtocolStatus;
 
+use crate::config::ConnectionConfig;
 use crate::conn::send::Replay;
 use crate::error::Error;
 
@@ -38,11 +40,14 @@ pub struct Stderr {
 pub(crate) struct DriverWaker(Mutex<Option<Waker>>);
 
 impl DriverWaker {
-    pub(crate) fn register(&self, waker: &Waker) {
+    /// Stores the driver's waker; true when it differs from the one stored before.
+    pub(crate) fn register(&self, waker: &Waker) -> bool {
         let mut slot = lock(&self.0);
-        if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
-            *slot = Some(waker.clone());
+        if slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            return false;
         }
+        *slot = Some(waker.clone());
+        true
     }
 
     pub(crate) fn wake(&self) {
@@ -61,6 +66,8 @@ pub(crate) struct RequestShared {
     driver: Arc<DriverWaker>,
     buffer_limit: usize,
     stderr_limit: usize,
+    /// When the driver fails the request if nothing has arrived for it.
+    pub(crate) first_byte_deadline: Instant,
 }
 
 #[derive(Default)]
@@ -83,14 +90,19 @@ pub(crate) enum Event {
 }
 
 impl RequestShared {
-    pub(crate) fn new(driver: Arc<DriverWaker>, buffer_limit: usize, stderr_limit: usize) -> Self {
+    pub(crate) fn new(
+        driver: Arc<DriverWaker>,
+        config: &ConnectionConfig,
+        first_byte_deadline: Instant,
+    ) -> Self {
         Self {
             inner: Mutex::default(),
             full: AtomicBool::new(false),
             gone: AtomicBool::new(false),
             driver,
-            buffer_limit,
-            stderr_limit,
+            buffer_limit: config.response_buffer,
+            stderr_limit: config.stderr_limit,
+            first_byte_deadline,
         }
     }
 
@@ -183,10 +195,11 @@ impl RequestShared {
         Poll::Pending
     }
 
-    /// Ready once any record for the request arrived (for the first-byte timeout).
+    /// Ready once any record for the request arrived, or the request ended (the driver fails
+    /// it when its first-byte deadline passes).
     pub(crate) fn poll_first_byte(&self, cx: &mut Context<'_>) -> Poll<()> {
         let mut inner = lock(&self.inner);
-        if inner.received_any {
+        if inner.received_any || inner.end.is_some() {
             return Poll::Ready(());
         }
         inner.handle_waker = Some(cx.waker().clone());

@@ -30,6 +30,8 @@ pub(crate) enum Phase {
 pub(crate) struct Entry {
     pub(crate) shared: Arc<RequestShared>,
     pub(crate) phase: Phase,
+    /// When the request fails if nothing has arrived for it; `None` once something has.
+    pub(crate) first_byte: Option<Instant>,
     pub(crate) out: Outgoing,
     pub(crate) span: tracing::Span,
 }
@@ -146,8 +148,9 @@ mod tests {
 
     fn entry(phase: Phase) -> Entry {
         Entry {
-            shared: Arc::new(RequestShared::new(Arc::default(), 1024, 1024)),
+            shared: Arc::new(RequestShared::new(Arc::default(), &Default::default(), Instant::now())),
             phase,
+            first_byte: None,
             out: Outgoing::new(Head::Encoded(Bytes::new()), RequestBody::Full(Bytes::new())),
             span: tracing::Span::none(),
         }
