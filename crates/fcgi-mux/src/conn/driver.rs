@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use fcgi_proto::{Decoder, HEADER_LEN, Padding, Record, RecordBody, RequestId, encode_record};
 use tokio::io::AsyncWrite;
 use tokio::time::Sleep;
@@ -74,6 +74,9 @@ pub(crate) struct Driver {
     /// No new request may start; close once the last one ends.
     pub(super) retiring: bool,
     read_eof: bool,
+    /// The socket said "nothing to read" during this poll, so it will wake the driver when
+    /// there is: no need to ask again before the next poll.
+    read_pending: bool,
     /// Whole records are buffered but were left for the next turn (see [`RECORDS_PER_TURN`]).
     backlog: bool,
     write_error: Option<io::Error>,
@@ -114,6 +117,7 @@ impl Driver {
             closing: None,
             retiring: false,
             read_eof: false,
+            read_pending: false,
             backlog: false,
             write_error: None,
             span,
@@ -240,7 +244,7 @@ impl Driver {
         wrote
     }
 
-    #[inline]
+    #[inline(always)]
     fn observe_sent(&self, at: usize) {
         if let Some(observer) = &self.config.observer {
             observe_written(observer, &self.write_buf[at..]);
@@ -253,7 +257,7 @@ impl Driver {
             match Pin::new(&mut self.io).poll_write(cx, &self.write_buf) {
                 Poll::Ready(Ok(0)) => self.write_error = Some(io::ErrorKind::WriteZero.into()),
                 Poll::Ready(Ok(n)) => {
-                    let _ = self.write_buf.split_to(n);
+                    self.write_buf.advance(n);
                     progress = true;
                 }
                 Poll::Ready(Err(err)) => self.write_error = Some(err),
@@ -283,6 +287,9 @@ impl Driver {
                 return true;
             }
         }
+        if self.read_pending {
+            return false;
+        }
         let mut progress = false;
         for _ in 0..READS_PER_POLL {
             if self.read_buf.capacity() - self.read_buf.len() < 16 * 1024 {
@@ -308,7 +315,10 @@ impl Driver {
                     self.closing.get_or_insert(Error::io(err));
                     return true;
                 }
-                Poll::Pending => break,
+                Poll::Pending => {
+                    self.read_pending = true;
+                    break;
+                }
             }
         }
         progress
@@ -387,11 +397,15 @@ impl Driver {
             let armed = self.timer.deadline().into_std();
             if armed > deadline || armed <= now {
                 self.timer.as_mut().reset(deadline.into());
+                self.timer_registered = false;
             }
-            if self.timer.as_mut().poll(cx).is_ready() {
-                progress = true;
+            // Once polled with the current waker, the timer wakes the driver by itself.
+            if !self.timer_registered {
+                if self.timer.as_mut().poll(cx).is_ready() {
+                    progress = true;
+                }
+                self.timer_registered = true;
             }
-            self.timer_registered = true;
         }
         progress
     }
@@ -494,6 +508,7 @@ impl Future for Driver {
         if this.conn.waker.register(cx.waker()) {
             this.timer_registered = false;
         }
+        this.read_pending = false;
         loop {
             let mut progress = this.accept();
             progress |= this.reap_cancelled();
