@@ -6,7 +6,7 @@
 //! (version, type/id mismatch, fixed body length, size limit) are reported as soon as the 8
 //! header bytes are in, without waiting for the content.
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 use crate::body::{BeginRequest, EndRequest, FIXED_BODY_LEN};
 use crate::error::{DecodeError, DecodeErrorKind};
@@ -127,9 +127,10 @@ impl Decoder {
         if src.len() < header.record_len() {
             return Ok(None);
         }
-        let raw = src.split_to(header.record_len()).freeze();
-        let content = raw.slice(HEADER_LEN..HEADER_LEN + usize::from(header.content_length));
-        let body = self.body(&header, content)?;
+        let mut content = src.split_to(header.record_len());
+        content.advance(HEADER_LEN);
+        content.truncate(usize::from(header.content_length));
+        let body = self.body(&header, content.freeze())?;
         self.consumed += header.record_len() as u64;
         Ok(Some(Frame { header, record: Record::new(header.request_id, body) }))
     }
@@ -175,9 +176,6 @@ impl Decoder {
 
     fn body(&self, header: &RecordHeader, content: Bytes) -> Result<RecordBody, DecodeError> {
         let record_type = header.record_type;
-        if let Some(body) = RecordBody::stream(record_type, content.clone()) {
-            return Ok(body);
-        }
         Ok(match record_type {
             RecordType::BEGIN_REQUEST => RecordBody::BeginRequest(BeginRequest::parse(&fixed(&content))),
             RecordType::ABORT_REQUEST => RecordBody::AbortRequest,
@@ -194,7 +192,7 @@ impl Decoder {
                     RecordBody::GetValuesResult(pairs)
                 }
             }
-            _ => RecordBody::Unknown { record_type, content },
+            _ => RecordBody::stream_or_unknown(record_type, content),
         })
     }
 }

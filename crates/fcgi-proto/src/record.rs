@@ -86,14 +86,19 @@ impl RecordBody {
 
     /// A stream body of the given type, or `None` when the type is not a stream.
     pub fn stream(record_type: RecordType, data: Bytes) -> Option<Self> {
-        Some(match record_type {
+        record_type.is_stream().then(|| Self::stream_or_unknown(record_type, data))
+    }
+
+    /// A stream body of the given type, or [`RecordBody::Unknown`] for any other type.
+    pub(crate) fn stream_or_unknown(record_type: RecordType, data: Bytes) -> Self {
+        match record_type {
             RecordType::PARAMS => RecordBody::Params(data),
             RecordType::STDIN => RecordBody::Stdin(data),
             RecordType::STDOUT => RecordBody::Stdout(data),
             RecordType::STDERR => RecordBody::Stderr(data),
             RecordType::DATA => RecordBody::Data(data),
-            _ => return None,
-        })
+            _ => RecordBody::Unknown { record_type, content: data },
+        }
     }
 }
 
