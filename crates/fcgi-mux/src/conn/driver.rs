@@ -399,12 +399,14 @@ impl Driver {
                 self.timer.as_mut().reset(deadline.into());
                 self.timer_registered = false;
             }
-            // Once polled with the current waker, the timer wakes the driver by itself.
+            // Once polled with the current waker, the timer wakes the driver by itself. A poll
+            // refused for lack of tokio's cooperative budget registers nothing: poll again later.
             if !self.timer_registered {
+                let registers = tokio::task::coop::has_budget_remaining();
                 if self.timer.as_mut().poll(cx).is_ready() {
                     progress = true;
                 }
-                self.timer_registered = true;
+                self.timer_registered = registers;
             }
         }
         progress
