@@ -83,6 +83,42 @@ async fn post_bodies_reach_php_exactly() {
     }
 }
 
+/// Heads under 16 KiB of PARAMS are encoded straight into the connection's write buffer,
+/// larger ones are pre-encoded and written record by record: both, alternating on one
+/// kept-alive connection, reach php-fpm intact (every pair whole within one record).
+#[tokio::test]
+async fn small_and_large_heads_alternate_on_one_kept_alive_connection() {
+    let fpm = php_fpm();
+    let connection =
+        Connection::spawn(&unix(&fpm), ConnectionConfig::default().keep_conn(true)).await.unwrap();
+    for round in 0..6u8 {
+        let response =
+            connection.request(get("/hello.php"), params(&fpm, "hello.php", "GET", "")).await.unwrap();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"Hello, world!", "round {round}");
+
+        // 20 KiB to 160 KiB of PARAMS, in pairs of up to 40 KiB.
+        let mut params = params(&fpm, "env.php", "GET", &format!("round={round}"));
+        let big_pairs = 1 + usize::from(round) % 4;
+        let size = if round == 0 { 20 * 1024 } else { 40 * 1024 };
+        for pair in 0..big_pairs {
+            let value: String =
+                (0..size).map(|i| char::from(b'a' + ((i + pair + usize::from(round)) % 26) as u8)).collect();
+            params.push((Bytes::from(format!("HTTP_X_BIG_{pair}")), Bytes::from(value)));
+        }
+        let expected = params.clone();
+        let response = connection.request(get("/env.php"), params).await.unwrap();
+        assert_eq!(response.status(), 200, "round {round}");
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let env: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(env["_GET"]["round"], round.to_string());
+        for (name, value) in expected.iter().filter(|(name, _)| name.starts_with(b"HTTP_X_BIG_")) {
+            let name = std::str::from_utf8(name).unwrap();
+            assert_eq!(env[name].as_str().map(str::as_bytes), Some(&value[..]), "round {round}: {name}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn status_and_404() {
     let fpm = php_fpm();
