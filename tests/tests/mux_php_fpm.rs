@@ -83,6 +83,50 @@ async fn post_bodies_reach_php_exactly() {
     }
 }
 
+/// Parameters encoded once (`Pool::encode_params`) serve many requests through the pool, each
+/// body reaching PHP with a matching CONTENT_LENGTH; a body of another length is refused before
+/// anything is sent, and so are parameters encoded by a pool configured otherwise (padding).
+#[tokio::test]
+async fn encoded_params_are_reused_across_requests() {
+    let fpm = php_fpm();
+    let pool = fcgi_mux::Pool::new(unix(&fpm), fcgi_mux::PoolConfig::default().max_connections(2));
+    let body = Bytes::from_static(b"name=value&n=42");
+    let encoded = pool.encode_params(params(&fpm, "echo.php", "POST", ""), body.len() as u64).unwrap();
+    assert_eq!(encoded.body_len(), 15);
+    for round in 0..20 {
+        let request = http::Request::post("/echo.php").body(Full::new(body.clone())).unwrap();
+        let response = pool.request_encoded(request, &encoded).await.unwrap();
+        assert_eq!(response.status(), 200, "round {round}");
+        assert_eq!(response.headers()["x-content-length"], "15", "round {round}");
+        assert_eq!(response.into_body().collect().await.unwrap().to_bytes(), body, "round {round}");
+    }
+
+    let longer =
+        http::Request::post("/echo.php").body(Full::new(Bytes::from_static(b"0123456789abcdef"))).unwrap();
+    match pool.request_encoded(longer, &encoded).await {
+        Err(fcgi_mux::Error::InvalidRequest(message)) => {
+            assert!(message.contains("15-byte body"), "{message}")
+        }
+        other => panic!("expected InvalidRequest, got {:?}", other.map(|r| r.status())),
+    }
+    let padded = fcgi_mux::Pool::new(
+        unix(&fpm),
+        fcgi_mux::PoolConfig::default()
+            .connection(ConnectionConfig::default().padding(fcgi_proto::Padding::Align8)),
+    );
+    let request = http::Request::post("/echo.php").body(Full::new(body.clone())).unwrap();
+    match padded.request_encoded(request, &encoded).await {
+        Err(fcgi_mux::Error::InvalidRequest(message)) => {
+            assert!(message.contains("configuration"), "{message}")
+        }
+        other => panic!("expected InvalidRequest, got {:?}", other.map(|r| r.status())),
+    }
+    // CONTENT_LENGTH that contradicts the body length is refused when encoding.
+    let mut lying = params(&fpm, "echo.php", "POST", "");
+    lying.push((Bytes::from_static(b"CONTENT_LENGTH"), Bytes::from_static(b"3")));
+    assert!(matches!(pool.encode_params(lying, 15), Err(fcgi_mux::Error::InvalidRequest(_))));
+}
+
 /// Heads under 16 KiB of PARAMS are encoded straight into the connection's write buffer,
 /// larger ones are pre-encoded and written record by record: both, alternating on one
 /// kept-alive connection, reach php-fpm intact (every pair whole within one record).

@@ -108,7 +108,7 @@ pub use error::{BoxError, Error, ProtocolViolation, TimeoutKind};
 pub use observer::{Direction, Observer, RecordEvent};
 pub use pool::{Pool, PoolStats};
 pub use probe::{ProbeConfig, ProbeOutcome, ProbeReport, probe};
-pub use request::RequestBody;
+pub use request::{EncodedParams, RequestBody};
 pub use response::{ReasonPhrase, ResponseBody};
 #[cfg(feature = "tower")]
 pub use service::FcgiService;

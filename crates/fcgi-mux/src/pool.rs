@@ -23,8 +23,9 @@ use crate::address::Address;
 use crate::config::PoolConfig;
 use crate::conn::shared::lock;
 use crate::conn::state::{ConnEvent, Listener};
-use crate::conn::{Connection, prepare};
+use crate::conn::{Connection, Prepared, prepare, prepare_encoded};
 use crate::error::{BoxError, Error, TimeoutKind};
+use crate::request::EncodedParams;
 use crate::response::ResponseBody;
 
 /// Most times one request is sent again after failures that prove it never ran.
@@ -102,7 +103,37 @@ impl Pool {
         B::Data: Send,
         B::Error: Into<BoxError>,
     {
-        let mut prepared = prepare(request, params, &self.inner.config.connection).await?;
+        let prepared = prepare(request, params, &self.inner.config.connection).await?;
+        self.send(prepared).await
+    }
+
+    /// Checks and encodes `params` once, for [`Pool::request_encoded`]: the same parameters
+    /// sent with many requests whose bodies have `body_len` bytes (CONTENT_LENGTH is checked
+    /// against it, or added, as [`Pool::request`] does).
+    pub fn encode_params(&self, params: Vec<(Bytes, Bytes)>, body_len: u64) -> Result<EncodedParams, Error> {
+        EncodedParams::new(params, body_len, &self.inner.config.connection)
+    }
+
+    /// [`Pool::request`] with parameters encoded beforehand by this pool's
+    /// [`Pool::encode_params`]: the request's records are copied, not encoded again. A body
+    /// whose length differs from the one the parameters were encoded for is refused.
+    pub async fn request_encoded<B>(
+        &self,
+        request: http::Request<B>,
+        params: &EncodedParams,
+    ) -> Result<http::Response<ResponseBody>, Error>
+    where
+        B: Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+    {
+        let prepared = prepare_encoded(request, params, &self.inner.config.connection).await?;
+        self.send(prepared).await
+    }
+
+    /// Sends a prepared request, on another connection when it did not run (see
+    /// [`Pool::may_resend`]).
+    async fn send(&self, mut prepared: Prepared) -> Result<http::Response<ResponseBody>, Error> {
         let mut resends = 0;
         loop {
             let connection = self.checkout().await?;

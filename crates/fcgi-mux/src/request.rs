@@ -119,11 +119,68 @@ pub(crate) fn check_content_length(params: &mut Vec<(Bytes, Bytes)>, body_len: u
     Ok(())
 }
 
+/// A request's parameters checked and encoded once, for sending many requests with the same
+/// parameters and body length (a load generator repeating one request): each request then
+/// copies the encoded records instead of encoding every pair again. Made by
+/// [`Pool::encode_params`](crate::Pool::encode_params), sent by
+/// [`Pool::request_encoded`](crate::Pool::request_encoded). Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct EncodedParams {
+    /// BEGIN_REQUEST, the PARAMS records and the empty PARAMS record, with [`PLACEHOLDER_ID`].
+    head: Bytes,
+    /// The body length its CONTENT_LENGTH declares.
+    body_len: u64,
+    /// The connection settings it was encoded with (BEGIN_REQUEST's KEEP_CONN, padding).
+    keep_conn: bool,
+    padding: Padding,
+}
+
+impl EncodedParams {
+    /// Checks CONTENT_LENGTH against `body_len` (adding it when missing) and encodes.
+    pub(crate) fn new(
+        mut pairs: Vec<(Bytes, Bytes)>,
+        body_len: u64,
+        config: &ConnectionConfig,
+    ) -> Result<EncodedParams, Error> {
+        check_content_length(&mut pairs, body_len)?;
+        let mut head = BytesMut::new();
+        encode_head(&mut head, PLACEHOLDER_ID, &pairs, config.keep_conn, config.padding)?;
+        Ok(EncodedParams {
+            head: head.freeze(),
+            body_len,
+            keep_conn: config.keep_conn,
+            padding: config.padding,
+        })
+    }
+
+    /// The body length every request sent with these parameters must have.
+    pub fn body_len(&self) -> u64 {
+        self.body_len
+    }
+
+    /// The head of one request, after checking that it fits `config` and a `body_len` body.
+    pub(crate) fn head_for(&self, body_len: u64, config: &ConnectionConfig) -> Result<Head, Error> {
+        if body_len != self.body_len {
+            return Err(Error::InvalidRequest(format!(
+                "the parameters were encoded for a {}-byte body but this request's body has {body_len} bytes",
+                self.body_len
+            )));
+        }
+        if (self.keep_conn, self.padding) != (config.keep_conn, config.padding) {
+            return Err(Error::InvalidRequest(
+                "the parameters were encoded for another connection configuration (keep-conn, padding)"
+                    .into(),
+            ));
+        }
+        Ok(Head::Encoded(self.head.clone()))
+    }
+}
+
 /// Heads whose PARAMS take at most this many bytes are encoded by the connection driver
 /// straight into its write buffer, in one turn. Larger ones are encoded beforehand and
 /// written one record per turn, so that a huge head does not hold up the other requests of
 /// a multiplexed connection.
-const DIRECT_HEAD_LIMIT: usize = 16 * 1024;
+pub(crate) const DIRECT_HEAD_LIMIT: usize = 16 * 1024;
 
 /// The id a pre-encoded head carries; the driver rewrites it to the allocated id.
 pub(crate) const PLACEHOLDER_ID: RequestId = RequestId(1);

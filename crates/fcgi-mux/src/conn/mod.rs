@@ -36,7 +36,7 @@ use crate::address::{Address, Transport};
 use crate::config::{ConnectionConfig, Multiplexing};
 use crate::error::{BoxError, Error, ProtocolViolation, TimeoutKind};
 use crate::observer::{Direction, observe};
-use crate::request::{Head, RequestBody, check_content_length, prepare_body};
+use crate::request::{EncodedParams, Head, RequestBody, check_content_length, prepare_body};
 use crate::response::{self, ResponseBody, first_byte_deadline};
 use driver::{Driver, Start};
 use send::Replay;
@@ -255,19 +255,44 @@ where
     B::Error: Into<BoxError>,
 {
     let (parts, body) = request.into_parts();
-    let content_length = match parts.headers.get(http::header::CONTENT_LENGTH) {
-        None => None,
-        Some(value) => {
-            Some(value.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()).ok_or_else(|| {
-                Error::InvalidRequest(format!("Content-Length header {value:?} is not a number"))
-            })?)
-        }
-    };
-    let body = prepare_body(body, content_length, config).await?;
+    let body = prepare_body(body, declared_length(&parts)?, config).await?;
     check_content_length(&mut params, body.len())?;
     let head = Head::new(params, config)?;
+    Ok(prepared(&parts, head, body))
+}
+
+/// The same with parameters encoded beforehand.
+pub(crate) async fn prepare_encoded<B>(
+    request: http::Request<B>,
+    params: &EncodedParams,
+    config: &ConnectionConfig,
+) -> Result<Prepared, Error>
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    let (parts, body) = request.into_parts();
+    let body = prepare_body(body, declared_length(&parts)?, config).await?;
+    let head = params.head_for(body.len(), config)?;
+    Ok(prepared(&parts, head, body))
+}
+
+/// The Content-Length header's value, if there is one.
+fn declared_length(parts: &http::request::Parts) -> Result<Option<u64>, Error> {
+    match parts.headers.get(http::header::CONTENT_LENGTH) {
+        None => Ok(None),
+        Some(value) => {
+            value.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()).map(Some).ok_or_else(|| {
+                Error::InvalidRequest(format!("Content-Length header {value:?} is not a number"))
+            })
+        }
+    }
+}
+
+fn prepared(parts: &http::request::Parts, head: Head, body: RequestBody) -> Prepared {
     let span = tracing::debug_span!("fcgi_request", method = %parts.method, uri = %parts.uri);
-    Ok(Prepared { head, body, head_only: parts.method == http::Method::HEAD, span })
+    Prepared { head, body, head_only: parts.method == http::Method::HEAD, span }
 }
 
 /// Asks FCGI_GET_VALUES and waits a short while for the answer. `None` when there is no

@@ -14,7 +14,7 @@ use http_body::Body;
 use http_body_util::combinators::UnsyncBoxBody;
 
 use crate::error::{BoxError, Error};
-use crate::request::{Head, RequestBody, encode_head};
+use crate::request::{DIRECT_HEAD_LIMIT, Head, RequestBody, encode_head};
 
 /// What one call to [`Outgoing::next_record`] did.
 pub(crate) enum Next {
@@ -189,15 +189,23 @@ impl Outgoing {
                 self.head_done = true;
             }
             Head::Encoded(records) => {
-                let rest = &records[self.head_sent..];
-                let header: &[u8; HEADER_LEN] =
-                    rest.get(..HEADER_LEN).and_then(|h| h.try_into().ok()).ok_or_else(truncated_head)?;
-                let record = &rest[..RecordHeader::parse(header).record_len().min(rest.len())];
-                dst.extend_from_slice(record);
-                let at = dst.len() - record.len();
-                dst[at + 2..at + 4].copy_from_slice(&id.0.to_be_bytes());
-                self.head_sent += record.len();
-                self.head_done = self.head_sent == records.len();
+                // Reused encoded parameters (`EncodedParams`) are usually small: whole, like a
+                // head encoded here.
+                let whole = records.len() <= DIRECT_HEAD_LIMIT;
+                loop {
+                    let rest = &records[self.head_sent..];
+                    let header: &[u8; HEADER_LEN] =
+                        rest.get(..HEADER_LEN).and_then(|h| h.try_into().ok()).ok_or_else(truncated_head)?;
+                    let record = &rest[..RecordHeader::parse(header).record_len().min(rest.len())];
+                    dst.extend_from_slice(record);
+                    let at = dst.len() - record.len();
+                    dst[at + 2..at + 4].copy_from_slice(&id.0.to_be_bytes());
+                    self.head_sent += record.len();
+                    self.head_done = self.head_sent == records.len();
+                    if self.head_done || !whole {
+                        break;
+                    }
+                }
             }
         }
         Ok(())
@@ -242,10 +250,21 @@ mod tests {
         let (direct, direct_calls) = wire(Head::Params { pairs, keep_conn: true });
         let (pre_encoded, pre_encoded_calls) = wire(Head::Encoded(encoded.freeze()));
         assert_eq!(direct, pre_encoded);
-        assert_eq!(
-            (direct_calls, pre_encoded_calls),
-            (2, 4),
-            "head in one turn vs one per record, then STDIN"
-        );
+        assert_eq!((direct_calls, pre_encoded_calls), (2, 2), "the head in one turn, then STDIN");
+    }
+
+    #[test]
+    fn a_large_encoded_head_is_written_one_record_per_turn() {
+        let pairs: Vec<(Bytes, Bytes)> =
+            (0..3).map(|i| (Bytes::from(format!("X_{i}")), Bytes::from(vec![b'x'; 40 * 1024]))).collect();
+        let mut encoded = BytesMut::new();
+        encode_head(&mut encoded, PLACEHOLDER_ID, &pairs, true, Padding::None).unwrap();
+        let mut expected = BytesMut::new();
+        encode_head(&mut expected, RequestId(7), &pairs, true, Padding::None).unwrap();
+        let (wire_bytes, calls) = wire(Head::Encoded(encoded.freeze()));
+        assert_eq!(&wire_bytes[..expected.len()], &expected[..]);
+        // BEGIN_REQUEST, one PARAMS record per 40 KiB pair, the empty PARAMS,
+        // then the empty STDIN.
+        assert_eq!(calls, 1 + 3 + 1 + 1);
     }
 }
