@@ -20,7 +20,7 @@ mod stats;
 use std::io::Write;
 
 use bytes::Bytes;
-use fcgi_mux::{ConnectionConfig, Multiplexing, Pool, PoolConfig};
+use fcgi_mux::{ConnectionConfig, EncodedParams, Multiplexing, Pool, PoolConfig};
 use http::{Method, Uri};
 use http_body_util::{BodyExt, Full};
 use serde_json::json;
@@ -59,7 +59,6 @@ async fn run_inner(cmd: &BenchCmd) -> anyhow::Result<Exit> {
     let has_body = !cmd.spec.data.is_empty() || !cmd.spec.data_binary.is_empty();
     let default_method = if has_body { Method::POST } else { Method::GET };
     let built = build::build(&cmd.path, Some(default_method), &cmd.spec, &target)?;
-    let template = Template::new(&built);
 
     let concurrency = cmd.concurrency;
     let connections = match (cmd.multiplex, cmd.connections) {
@@ -97,6 +96,7 @@ async fn run_inner(cmd: &BenchCmd) -> anyhow::Result<Exit> {
     };
     let pool =
         Pool::new(target.address.clone(), pool_config(&target, concurrency, connections, cmd.multiplex));
+    let template = Template::new(&built, &pool)?;
 
     let progress = Progress::new(!cmd.silent && !cmd.json, plan);
     let ticker = progress.clone();
@@ -147,25 +147,24 @@ fn pool_config(target: &Target, concurrency: u32, connections: u32, multiplex: b
         .queue_timeout(target.max_time)
 }
 
-/// The request, ready to be sent again and again at the lowest cost: every part is a
-/// `'static` `Bytes`, so copying the parameter list is one allocation with no reference
-/// counting. (They are leaked on purpose: built once, needed until the process exits.)
+/// The request, ready to be sent again and again at the lowest cost: its parameters are
+/// encoded once ([`Pool::encode_params`]), like the request a load generator such as wrk
+/// builds once, and each send copies those records.
 struct Template {
     method: Method,
     uri: Uri,
     body: Bytes,
-    params: Vec<(Bytes, Bytes)>,
+    params: EncodedParams,
 }
 
 impl Template {
-    fn new(built: &build::Built) -> Template {
-        let leak = |bytes: &[u8]| Bytes::from_static(Box::leak(bytes.to_vec().into_boxed_slice()));
-        Template {
+    fn new(built: &build::Built, pool: &Pool) -> anyhow::Result<Template> {
+        Ok(Template {
             method: built.request.method().clone(),
             uri: built.request.uri().clone(),
-            body: leak(&built.body),
-            params: built.params.iter().map(|(name, value)| (leak(name.as_bytes()), leak(value))).collect(),
-        }
+            params: pool.encode_params(built.param_pairs(), built.body.len() as u64)?,
+            body: built.body.clone(),
+        })
     }
 
     /// Sends one request and reads its body to the end.
@@ -176,7 +175,7 @@ impl Template {
         let params = self.params.clone();
         let pool = pool.clone();
         async move {
-            let response = pool.request(request, params).await?;
+            let response = pool.request_encoded(request, &params).await?;
             let status = response.status();
             let mut body = response.into_body();
             let mut bytes = 0u64;
