@@ -34,7 +34,7 @@
 //! | `address` | [`Address`] parsing (`unix:/path`, `host:port`, `[::1]:9000`), connecting |
 //! | `config` | [`ConnectionConfig`], [`PoolConfig`], [`Multiplexing`]: every default is a number |
 //! | `conn` | one connection: the handle, the driver task, per-request state (see its docs) |
-//! | `request` | request bodies of known length, CONTENT_LENGTH, encoding the head |
+//! | `request` | request bodies of known length, CONTENT_LENGTH, encoding the head; [`EncodedParams`] (encoded once, sent many times) |
 //! | `response` | first-byte and total timeouts, the CGI head, the streaming [`ResponseBody`] |
 //! | [`cgi`] | the CGI response head parser |
 //! | `pool` | [`Pool`]: connections to one backend, a fair waiting queue, resends |
