@@ -8,7 +8,8 @@
 //!    workers per pool and pins one to every open connection; staying below leaves it one), then 1
 //!    concurrent request over 1 connection: `mux_load` (an `fcgi_mux::Pool`) and
 //!    `fastcgi_client_load` (keep-alive `fastcgi_client::Client`s, the same number of
-//!    connections), alternating; at 8 concurrent both on tokio's current-thread and multi-thread
+//!    connections), and `mux_load --mode pool-encoded` (the parameters encoded once, as `fcgi
+//!    bench` sends them), taking turns; at 8 concurrent both on tokio's current-thread and multi-thread
 //!    runtimes, the targets judged on each side's better one. Client CPU comes from the load generator itself
 //!    (`getrusage(RUSAGE_SELF)` over its steady-state period); php-fpm's CPU from
 //!    `/proc/<pid>/stat` (utime + stime) of the master and its children before and after each
@@ -137,7 +138,10 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
          **ceiling** is {cores} cores ÷ (php-fpm CPU + client CPU per request): what the pair \
          could do with every core of this machine busy. Both clients send the same 15 CGI \
          parameters and an empty body; fastcgi-client's parameter map is built once and cloned \
-         per request, fcgi-mux's list likewise. fastcgi-client has no pool: {PHP_CONNECTIONS} \
+         per request, fcgi-mux's list likewise. A third client, fcgi-mux with the parameters \
+         encoded once (`Pool::encode_params`, `request_encoded`: what `fcgi bench` does, and any \
+         load generator repeating one request can), takes its turn in the same rotation; \
+         fastcgi-client has no such API. fastcgi-client has no pool: {PHP_CONNECTIONS} \
          keep-alive clients are shared by the {PHP_CONCURRENCY} workers (a free list and a \
          semaphore), so, as in fcgi-mux's pool, one request always waits for the next free \
          connection. Why php-fpm's own CPU differs by client (counted by hand with `strace -c`): \
@@ -247,8 +251,11 @@ impl LoadFigures {
 struct PhpPair {
     runtime: &'static str,
     concurrency: usize,
+    /// fcgi-mux's pool, a parameter list per request (as the peer).
     mux: LoadFigures,
     peer: LoadFigures,
+    /// fcgi-mux's pool, the parameters encoded once (`EncodedParams`, as `fcgi bench`).
+    encoded: LoadFigures,
 }
 
 /// The multiplexing responder figures.
@@ -297,17 +304,26 @@ impl Runner<'_> {
         runtime: &'static str,
     ) -> Result<PhpPair> {
         let common = load_args(&php.address, &php.script("hello.php"), concurrency, connections, runtime);
-        let (mut mux, mut peer) = (Vec::new(), Vec::new());
+        let mut encoded_args = common.clone();
+        encoded_args.extend(["--mode", "pool-encoded"].map(String::from));
+        let (mut mux, mut peer, mut encoded) = (Vec::new(), Vec::new(), Vec::new());
         for repeat in 0..REPEATS {
-            for mux_turn in if repeat % 2 == 0 { [true, false] } else { [false, true] } {
-                if mux_turn {
-                    mux.push(self.load(&self.bins.mux_load, &common, php.pid, true)?);
-                } else {
-                    peer.push(self.load(&self.bins.fastcgi_client_load, &common, php.pid, true)?);
+            // The three clients take turns, the order rotating run by run.
+            for turn in 0..3 {
+                match (turn + repeat) % 3 {
+                    0 => mux.push(self.load(&self.bins.mux_load, &common, php.pid, true)?),
+                    1 => peer.push(self.load(&self.bins.fastcgi_client_load, &common, php.pid, true)?),
+                    _ => encoded.push(self.load(&self.bins.mux_load, &encoded_args, php.pid, true)?),
                 }
             }
         }
-        Ok(PhpPair { runtime, concurrency, mux: LoadFigures::new(mux), peer: LoadFigures::new(peer) })
+        Ok(PhpPair {
+            runtime,
+            concurrency,
+            mux: LoadFigures::new(mux),
+            peer: LoadFigures::new(peer),
+            encoded: LoadFigures::new(encoded),
+        })
     }
 
     /// fcgi-mux against the tokio-fastcgi responder: multiplexed on one connection, and one
@@ -498,11 +514,19 @@ impl Table {
         let (mux_cpu, mux_cpu_rt) = best(|p| &p.mux, |f| f.client_us, true);
         let (peer_cpu, peer_cpu_rt) = best(|p| &p.peer, |f| f.client_us, true);
         self.row([
-            "client CPU per request (better runtime of each)",
+            "client CPU per request, a parameter list per request (better runtime of each)",
             &format!("{mux_cpu:.2} µs ({mux_cpu_rt})"),
             &format!("{peer_cpu:.2} µs ({peer_cpu_rt})"),
             &format!("≤ {TARGET_CLIENT_CPU_US} µs"),
             verdict(mux_cpu <= TARGET_CLIENT_CPU_US),
+        ]);
+        let (encoded_cpu, encoded_cpu_rt) = best(|p| &p.encoded, |f| f.client_us, true);
+        self.row([
+            "client CPU per request, parameters encoded once (`EncodedParams`, as `fcgi bench`)",
+            &format!("{encoded_cpu:.2} µs ({encoded_cpu_rt})"),
+            "—",
+            &format!("≤ {TARGET_CLIENT_CPU_US} µs"),
+            verdict(encoded_cpu <= TARGET_CLIENT_CPU_US),
         ]);
         let (mux_rate, mux_rate_rt) = best(|p| &p.mux, |f| f.req_per_s, false);
         let (peer_rate, peer_rate_rt) = best(|p| &p.peer, |f| f.req_per_s, false);
@@ -524,6 +548,13 @@ impl Table {
             &format!("client CPU per request ({setup})"),
             &format!("{:.2} µs", mux.client_us),
             &format!("{:.2} µs", peer.client_us),
+            "—",
+            "",
+        ]);
+        self.row([
+            &format!("client CPU per request, parameters encoded once ({setup})"),
+            &format!("{:.2} µs", pair.encoded.client_us),
+            "—",
             "—",
             "",
         ]);
@@ -631,6 +662,7 @@ fn runner_log(php: &[&PhpPair], mpx: &MpxFigures, stream: &StreamFigures) -> Str
         let setup = format!("php-fpm, {} concurrent, {}-thread runtime", pair.concurrency, pair.runtime);
         lines.push(format!("- {setup}, fcgi-mux: {}", pair.mux.log()));
         lines.push(format!("- {setup}, fastcgi-client: {}", pair.peer.log()));
+        lines.push(format!("- {setup}, fcgi-mux, parameters encoded once: {}", pair.encoded.log()));
     }
     lines.extend([
         format!("- responder, pool of 1 connection × 64: {}", mpx.pool_one.log()),

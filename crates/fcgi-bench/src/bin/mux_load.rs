@@ -30,7 +30,7 @@ use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use clap::Parser;
 use fcgi_bench::{LoadArgs, drive, print_json};
-use fcgi_mux::{Address, Connection, ConnectionConfig, Multiplexing, Pool, PoolConfig};
+use fcgi_mux::{Address, Connection, ConnectionConfig, EncodedParams, Multiplexing, Pool, PoolConfig};
 use http_body_util::{BodyExt, Empty};
 
 /// Drives a FastCGI load through fcgi-mux and prints one JSON line of figures.
@@ -56,6 +56,8 @@ struct Args {
 #[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
 enum Mode {
     Pool,
+    /// Through a pool, the parameters encoded once (`EncodedParams`, as `fcgi bench` does).
+    PoolEncoded,
     Connection,
 }
 
@@ -69,6 +71,7 @@ enum Mpx {
 #[derive(Clone)]
 enum Target {
     Pool(Pool),
+    PoolEncoded(Pool, EncodedParams),
     Connection(Connection),
 }
 
@@ -111,14 +114,22 @@ fn run(args: Args) -> Result<()> {
 
     let runtime = args.load.runtime.build()?;
     let outcome = runtime.block_on(async {
-        let target = match args.mode {
-            Mode::Pool => Target::Pool(Pool::new(
+        let pool = || {
+            Pool::new(
                 address.clone(),
                 PoolConfig::default()
                     .max_connections(args.connections)
                     .queue_timeout(Duration::from_secs(30))
-                    .connection(connection_config),
-            )),
+                    .connection(connection_config.clone()),
+            )
+        };
+        let target = match args.mode {
+            Mode::Pool => Target::Pool(pool()),
+            Mode::PoolEncoded => {
+                let pool = pool();
+                let encoded = pool.encode_params(Vec::clone(&params), 0)?;
+                Target::PoolEncoded(pool, encoded)
+            }
             Mode::Connection => Target::Connection(
                 Connection::spawn(&address, connection_config)
                     .await
@@ -127,7 +138,10 @@ fn run(args: Args) -> Result<()> {
         };
         drive(options, move || {
             let target = target.clone();
-            let params = Vec::clone(&params);
+            let params = match target {
+                Target::PoolEncoded(..) => Vec::new(),
+                _ => Vec::clone(&params),
+            };
             let uri = uri.clone();
             let expect = expect.clone();
             async move { one_request(target, uri, params, expect).await }
@@ -136,6 +150,7 @@ fn run(args: Args) -> Result<()> {
     })?;
     let (mode, connections) = match args.mode {
         Mode::Pool => ("pool", args.connections),
+        Mode::PoolEncoded => ("pool-encoded", args.connections),
         Mode::Connection => ("connection", 1),
     };
     print_json(&outcome.to_json(serde_json::json!({
@@ -159,6 +174,7 @@ async fn one_request(
     let request = http::Request::get(uri).body(Empty::<Bytes>::new())?;
     let response = match &target {
         Target::Pool(pool) => pool.request(request, params).await?,
+        Target::PoolEncoded(pool, encoded) => pool.request_encoded(request, encoded).await?,
         Target::Connection(connection) => connection.request(request, params).await?,
     };
     let status = response.status();
