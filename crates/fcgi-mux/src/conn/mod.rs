@@ -254,11 +254,11 @@ where
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
-    let (parts, body) = request.into_parts();
-    let body = prepare_body(body, declared_length(&parts)?, config).await?;
-    check_content_length(&mut params, body.len())?;
-    let head = Head::new(params, config)?;
-    Ok(prepared(&parts, head, body))
+    prepare_with(request, config, |body_len| {
+        check_content_length(&mut params, body_len)?;
+        Head::new(params, config)
+    })
+    .await
 }
 
 /// The same with parameters encoded beforehand.
@@ -272,10 +272,25 @@ where
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
+    prepare_with(request, config, |body_len| params.head_for(body_len, config)).await
+}
+
+/// Readies the body (learning its length), then makes the head for that length with `head`.
+async fn prepare_with<B>(
+    request: http::Request<B>,
+    config: &ConnectionConfig,
+    head: impl FnOnce(u64) -> Result<Head, Error>,
+) -> Result<Prepared, Error>
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
     let (parts, body) = request.into_parts();
     let body = prepare_body(body, declared_length(&parts)?, config).await?;
-    let head = params.head_for(body.len(), config)?;
-    Ok(prepared(&parts, head, body))
+    let head = head(body.len())?;
+    let span = tracing::debug_span!("fcgi_request", method = %parts.method, uri = %parts.uri);
+    Ok(Prepared { head, body, head_only: parts.method == http::Method::HEAD, span })
 }
 
 /// The Content-Length header's value, if there is one.
@@ -288,11 +303,6 @@ fn declared_length(parts: &http::request::Parts) -> Result<Option<u64>, Error> {
             })
         }
     }
-}
-
-fn prepared(parts: &http::request::Parts, head: Head, body: RequestBody) -> Prepared {
-    let span = tracing::debug_span!("fcgi_request", method = %parts.method, uri = %parts.uri);
-    Prepared { head, body, head_only: parts.method == http::Method::HEAD, span }
 }
 
 /// Asks FCGI_GET_VALUES and waits a short while for the answer. `None` when there is no
