@@ -34,7 +34,7 @@ use super::measure::{
     self, UnderTime, clock_ticks, cpu_ticks, json, load_average, median, run_to_end, thousands, verdict,
 };
 use super::tools::{self, WRK};
-use super::{Ctx, Report, fcgi_build_line};
+use super::{Ctx, Report};
 use crate::process;
 
 /// Runs of each client; figures are medians.
@@ -127,7 +127,7 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
     );
     Ok(Report {
         title: "Gateways: `fcgi bench` vs wrk through HAProxy and nginx, same php-fpm pool".into(),
-        command: format!("cargo xtask bench gateway   # builds with: cargo {}", fcgi_build_line()),
+        command: format!("cargo xtask bench gateway   # fcgi built with: {}", ctx.fcgi_build_line()),
         table,
         notes,
     })

@@ -81,7 +81,7 @@ pub const SECTIONS: &[Section] = &[
 pub struct Ctx {
     backends: Option<Backends>,
     gateways: Option<gateways::Stack>,
-    fcgi: Option<std::path::PathBuf>,
+    fcgi: Option<crate::dist::Built>,
 }
 
 impl Ctx {
@@ -112,18 +112,22 @@ impl Ctx {
 
     /// The `fcgi` executable, built on first call as `cargo xtask dist` builds it.
     pub fn fcgi(&mut self) -> Result<std::path::PathBuf> {
-        if let Some(path) = &self.fcgi {
-            return Ok(path.clone());
+        if let Some(built) = &self.fcgi {
+            return Ok(built.path.clone());
         }
-        let path = crate::dist::build()?;
-        self.fcgi = Some(path.clone());
+        let built = crate::dist::build()?;
+        let path = built.path.clone();
+        self.fcgi = Some(built);
         Ok(path)
     }
-}
 
-/// How [`Ctx::fcgi`] builds the CLI, for the reports: `cargo ...`.
-fn fcgi_build_line() -> String {
-    crate::dist::build_args().join(" ")
+    /// How [`Ctx::fcgi`] built the CLI, for the reports.
+    pub fn fcgi_build_line(&self) -> String {
+        match &self.fcgi {
+            Some(built) => built.how.clone(),
+            None => "cargo xtask dist".to_owned(),
+        }
+    }
 }
 
 /// Runs the `selected` sections (all if empty), updates docs/BENCHMARKS.md with those that

@@ -26,7 +26,7 @@ use anyhow::{Context, Result, bail};
 
 use super::measure::{self, UnderTime, json, load_average, median, run_to_end, verdict};
 use super::tools::{CGI_FCGI, GNU_TIME, HYPERFINE};
-use super::{Ctx, Report, fcgi_build_line};
+use super::{Ctx, Report};
 
 /// hyperfine runs (each timing every command).
 const ROUNDS: usize = 3;
@@ -291,7 +291,7 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
     );
     Ok(Report {
         title: "One-shot requests: `fcgi get` vs `cgi-fcgi` (wall time, peak RSS)".into(),
-        command: format!("cargo xtask bench oneshot   # builds with: cargo {}", fcgi_build_line()),
+        command: format!("cargo xtask bench oneshot   # fcgi built with: {}", ctx.fcgi_build_line()),
         table,
         notes,
     })

@@ -22,7 +22,7 @@ use anyhow::{Context, Result, bail};
 
 use super::measure::{self, UnderTime, clock_ticks, cpu_ticks, json, load_average, median, verdict};
 use super::tools::{CURL, GNU_TIME};
-use super::{Ctx, Report, fcgi_build_line};
+use super::{Ctx, Report};
 
 /// Size of the response.
 const BYTES: u64 = 1 << 30;
@@ -206,8 +206,8 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
     Ok(Report {
         title: "Streaming 1 GiB: `fcgi get` vs curl through HAProxy vs the pipe limit".into(),
         command: format!(
-            "cargo xtask bench stream   # builds with: cargo {}; cargo {}",
-            fcgi_build_line(),
+            "cargo xtask bench stream   # fcgi built with: {}; cargo {}",
+            ctx.fcgi_build_line(),
             RAW_BUILD_ARGS.join(" ")
         ),
         table,
