@@ -115,7 +115,7 @@ impl Ctx {
         if let Some(built) = &self.fcgi {
             return Ok(built.path.clone());
         }
-        let built = crate::dist::build()?;
+        let built = crate::dist::build(crate::dist::Linking::Fixed)?;
         let path = built.path.clone();
         self.fcgi = Some(built);
         Ok(path)

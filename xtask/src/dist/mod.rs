@@ -4,16 +4,21 @@
 //! `fcgi` is often a one-shot process (a health check every few seconds), so on Linux with glibc
 //! the build is tuned for start-up:
 //!
-//! - **Static** (`-C target-feature=+crt-static`, a static PIE). A dynamically linked Rust
-//!   executable spends a third of a millisecond in the dynamic loader before `main` (libc, libm
-//!   and libgcc_s to map, relocate and bind): measured with `perf stat -r 300 fcgi --version`,
-//!   1.11 ms dynamic against 0.79 ms static. glibc's resolver works in a static executable for the
-//!   `files` and `dns` sources of /etc/nsswitch.conf (built into libc since glibc 2.34); any other
-//!   NSS module (mdns, myhostname, ...) is loaded at run time and needs the glibc version the
-//!   executable was linked with.
-//! - **Packed relative relocations** (`-z pack-relative-relocs`, glibc ≥ 2.36): the ~3,800
-//!   relocations a static PIE applies at start take 1 KiB instead of 92 KiB, and 14k fewer
-//!   instructions to apply.
+//! - **Static** (`-C target-feature=+crt-static`). A dynamically linked Rust executable spends a
+//!   third of a millisecond in the dynamic loader before `main` (libc, libm and libgcc_s to map,
+//!   relocate and bind): measured with `perf stat -r 300 fcgi --version`, 1.11 ms dynamic against
+//!   0.79 ms static. glibc's resolver works in a static executable for the `files` and `dns`
+//!   sources of /etc/nsswitch.conf (built into libc since glibc 2.34); any other NSS module
+//!   (mdns, myhostname, ...) is loaded at run time and needs the glibc version the executable was
+//!   linked with.
+//! - **At a fixed address** (`-C relocation-model=static`, [`Linking::Fixed`]), as Go links its
+//!   executables. A static PIE applies ~3,800 relocations at every start, which writes (and so
+//!   copies) all 14 pages of its relocated read-only data: measured in interleaved runs against
+//!   `cgi-fcgi`, a one-shot `fcgi get` takes ~0.05 ms (6%) longer as a PIE. What a fixed address
+//!   gives up is ASLR for fcgi's own code and static data (the stack, the heap and every other mapping
+//!   stay randomised); fcgi has no unsafe code of its own. `--pie` ([`Linking::Pie`]) builds a
+//!   static PIE instead, with packed relative relocations (`-z pack-relative-relocs`, glibc ≥
+//!   2.36: 1 KiB of relocations instead of 92 KiB).
 //! - **Start-up functions first** (lld's `--symbol-ordering-file`, when valgrind is installed):
 //!   the functions a one-shot request runs ([`profile`]) are spread over the whole 2.4 MiB of code,
 //!   and the kernel maps code 64 KiB at a time on first touch, so a one-shot `fcgi get` took 35
@@ -43,6 +48,15 @@ use crate::process;
 const ORDER_PREFIX: &str = "fcgi-startup-";
 const ORDER_SUFFIX: &str = ".order";
 
+/// Where the static executable is linked (Linux with glibc; elsewhere the platform default).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Linking {
+    /// At a fixed address: no relocations to apply at start.
+    Fixed,
+    /// Position-independent (a static PIE): ASLR for fcgi's own code.
+    Pie,
+}
+
 /// The release `fcgi` that [`build`] made.
 pub struct Built {
     /// The executable.
@@ -52,7 +66,7 @@ pub struct Built {
 }
 
 /// Builds the release `fcgi` as described in the module docs.
-pub fn build() -> Result<Built> {
+pub fn build(linking: Linking) -> Result<Built> {
     if !cfg!(all(target_os = "linux", target_env = "gnu")) {
         let args = ["build", "--release", "-p", "fcgi-cli", "--bin", "fcgi"];
         let path = build_with(&args)?;
@@ -60,10 +74,12 @@ pub fn build() -> Result<Built> {
     }
     let mut rustc_args = vec!["-C".to_owned(), "target-feature=+crt-static".to_owned()];
     let mut notes = Vec::new();
-    if glibc_has_relr() {
-        rustc_args.extend(["-C".to_owned(), "link-arg=-Wl,-z,pack-relative-relocs".to_owned()]);
-    } else {
-        notes.push("relocations not packed: glibc older than 2.36".to_owned());
+    match linking {
+        Linking::Fixed => rustc_args.extend(["-C".to_owned(), "relocation-model=static".to_owned()]),
+        Linking::Pie if glibc_has_relr() => {
+            rustc_args.extend(["-C".to_owned(), "link-arg=-Wl,-z,pack-relative-relocs".to_owned()]);
+        }
+        Linking::Pie => notes.push("relocations not packed: glibc older than 2.36".to_owned()),
     }
     let plain = rustc_args.clone();
 
@@ -117,9 +133,9 @@ pub fn build() -> Result<Built> {
     Ok(Built { path, how: describe(&plain, &notes) })
 }
 
-/// `cargo xtask dist`: builds it and says where it is.
-pub fn run() -> Result<ExitCode> {
-    let built = build()?;
+/// `cargo xtask dist [--pie]`: builds it and says where it is.
+pub fn run(pie: bool) -> Result<ExitCode> {
+    let built = build(if pie { Linking::Pie } else { Linking::Fixed })?;
     let size = fs::metadata(&built.path).with_context(|| format!("reading {}", built.path.display()))?.len();
     println!("xtask: dist: {} ({:.1} MiB)", built.path.display(), size as f64 / (1024.0 * 1024.0));
     println!("xtask: dist: built with {}", built.how);
