@@ -24,6 +24,7 @@
 mod codec;
 mod gateway;
 mod gateways;
+mod interleaved;
 pub(crate) mod measure;
 mod mux;
 mod oneshot;

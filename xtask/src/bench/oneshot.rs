@@ -1,16 +1,19 @@
 //! Bench section `oneshot`: one request per process, `fcgi get /ping` beside libfcgi's
 //! `cgi-fcgi`, on the same php-fpm in the same run.
 //!
-//! - **Wall time**: hyperfine (`-N`: no shell in between, where the installed hyperfine has it;
-//!   `--warmup 20 --runs 500`) times `fcgi get /ping`, `fcgi ping` and
-//!   `cgi-fcgi -bind -connect SOCK` against the php-fpm of the test backends
-//!   ([`super::Ctx::backends`]), whose `ping.path` is `/ping`, matched on SCRIPT_NAME. Everything
-//!   runs in an environment of only [`CGI_ENV`]: `cgi-fcgi` sends its environment as the request's
-//!   parameters (the usual `env -i ... cgi-fcgi` without the extra `env` process), `fcgi`
-//!   ignores it. [`ROUNDS`] hyperfine runs, the command order rotating; the
-//!   figures pool every timed run of a command (`times` of `--export-json`): median, mean ± σ.
-//!   `fcgi --version` (no connection, no runtime) is timed beside them: the process start-up
-//!   part of `fcgi`'s time.
+//! Timed: `fcgi get /ping`, `fcgi ping` and `cgi-fcgi -bind -connect SOCK` against the php-fpm of
+//! the test backends ([`super::Ctx::backends`]), whose `ping.path` is `/ping`, matched on
+//! SCRIPT_NAME, and `fcgi --version` (no connection, no runtime: the process start-up part of
+//! `fcgi`'s time). Everything runs in an environment of only [`CGI_ENV`]: `cgi-fcgi` sends its
+//! environment as the request's parameters (the usual `env -i ... cgi-fcgi` without the extra
+//! `env` process), `fcgi` ignores it.
+//!
+//! - **Wall time, interleaved** (the verdict): [`super::interleaved`] runs the commands in turn,
+//!   [`INTERLEAVED_ROUNDS`] rounds, so that the machine's drift lands on all of them alike.
+//! - **Wall time and CPU, hyperfine** (`-N`: no shell in between, where the installed hyperfine
+//!   has it; `--warmup 10 --runs 150`): [`ROUNDS`] hyperfine runs, the command order rotating; the
+//!   figures pool every timed run of a command (`times` of `--export-json`). hyperfine times each
+//!   command's runs in one block, so its ratios move with the machine's load between blocks.
 //! - **Peak RSS** of one request: GNU time's maximum resident set size (`%M`) of each command,
 //!   [`RSS_RUNS`] runs, the median and the largest.
 //!
@@ -24,15 +27,24 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
+use super::interleaved::{self, Timed};
 use super::measure::{self, UnderTime, json, load_average, median, run_to_end, verdict};
 use super::tools::{CGI_FCGI, GNU_TIME, HYPERFINE};
 use super::{Ctx, Report};
 
-/// hyperfine runs (each timing every command).
-const ROUNDS: usize = 3;
+/// hyperfine runs (each timing every command). Many short rounds rather than a few long ones:
+/// hyperfine times one command's runs back to back, so a change in the machine's load during a
+/// long block lands on one command only; spread over ten blocks per command, it lands on all.
+const ROUNDS: usize = 10;
 /// hyperfine's `--warmup` and `--runs`.
-const WARMUP: usize = 20;
-const RUNS: usize = 500;
+const WARMUP: usize = 10;
+const RUNS: usize = 150;
+/// Rounds of the interleaved timing (one run of every command each), after
+/// [`INTERLEAVED_WARMUP`] untimed ones.
+const INTERLEAVED_ROUNDS: usize = 1000;
+const INTERLEAVED_WARMUP: usize = 20;
+/// Longest one interleaved run may take (a one-shot request takes about a millisecond).
+const INTERLEAVED_LIMIT: Duration = Duration::from_secs(10);
 /// GNU time runs per command for the peak RSS.
 const RSS_RUNS: usize = 5;
 
@@ -75,14 +87,36 @@ impl Contender {
 
 /// Figures of one command.
 struct Figures {
-    median_ms: f64,
-    mean_ms: f64,
-    stddev_ms: f64,
-    runs: usize,
+    /// Interleaved wall times.
+    interleaved: Spread,
+    /// hyperfine's wall times.
+    hyperfine: Spread,
     user_ms: f64,
     system_ms: f64,
     rss_median: f64,
     rss_max: f64,
+}
+
+/// Median, mean and standard deviation of wall times.
+struct Spread {
+    median_ms: f64,
+    mean_ms: f64,
+    stddev_ms: f64,
+    runs: usize,
+}
+
+impl Spread {
+    fn of(times: &[f64]) -> Spread {
+        let mean = times.iter().sum::<f64>() / times.len().max(1) as f64;
+        let variance =
+            times.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (times.len().max(2) - 1) as f64;
+        Spread {
+            median_ms: median(times.iter().copied()),
+            mean_ms: mean,
+            stddev_ms: variance.sqrt(),
+            runs: times.len(),
+        }
+    }
 }
 
 /// Measures; returns the report.
@@ -189,6 +223,14 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
         }
     }
 
+    println!("xtask: bench oneshot: {INTERLEAVED_ROUNDS} interleaved rounds ...");
+    let timed: Vec<Timed> = contenders
+        .iter()
+        .map(|c| Timed { name: c.name, program: c.program.clone(), args: c.args.clone() })
+        .collect();
+    let alternating =
+        interleaved::time(&timed, &CGI_ENV, INTERLEAVED_WARMUP, INTERLEAVED_ROUNDS, INTERLEAVED_LIMIT)?;
+
     println!("xtask: bench oneshot: peak RSS ({RSS_RUNS} runs each) ...");
     let mut figures = BTreeMap::new();
     for contender in &contenders {
@@ -200,16 +242,14 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
             rss.push(usage.max_rss_bytes);
         }
         let t = times.get(contender.name).with_context(|| format!("no times for {}", contender.name))?;
-        let mean = t.iter().sum::<f64>() / t.len() as f64;
-        let variance = t.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (t.len().max(2) - 1) as f64;
+        let a =
+            alternating.get(contender.name).with_context(|| format!("no times for {}", contender.name))?;
         let c = cpu.get(contender.name).map(Vec::as_slice).unwrap_or_default();
         figures.insert(
             contender.name,
             Figures {
-                median_ms: median(t.iter().copied()),
-                mean_ms: mean,
-                stddev_ms: variance.sqrt(),
-                runs: t.len(),
+                interleaved: Spread::of(a),
+                hyperfine: Spread::of(t),
                 user_ms: median(c.iter().map(|x| x.0)) * 1e3,
                 system_ms: median(c.iter().map(|x| x.1)) * 1e3,
                 rss_median: median(rss.iter().copied()),
@@ -234,13 +274,31 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
         let cells: Vec<String> = columns.iter().map(|f| cell(f)).collect();
         table.push_str(&format!("| {what} | {} | {target} | {met} |\n", cells.join(" | ")));
     };
+    let (ours, theirs) = (&get.interleaved, &peer.interleaved);
     row(
-        "median wall time per process",
-        &|f| format!("{:.3} ms", f.median_ms),
-        &format!("`fcgi get` ≤ cgi-fcgi: {:.2}×", get.median_ms / peer.median_ms),
-        verdict(get.median_ms <= peer.median_ms),
+        "median wall time per process, interleaved",
+        &|f| format!("{:.3} ms", f.interleaved.median_ms),
+        &format!("`fcgi get` ≤ cgi-fcgi: {:.2}×", ours.median_ms / theirs.median_ms),
+        verdict(ours.median_ms <= theirs.median_ms),
     );
-    row("mean ± σ", &|f| format!("{:.3} ± {:.3} ms", f.mean_ms, f.stddev_ms), "—", "");
+    row(
+        "mean ± σ, interleaved",
+        &|f| format!("{:.3} ± {:.3} ms", f.interleaved.mean_ms, f.interleaved.stddev_ms),
+        "—",
+        "",
+    );
+    row(
+        "median wall time per process, hyperfine",
+        &|f| format!("{:.3} ms", f.hyperfine.median_ms),
+        &format!("(ratio {:.2}×)", get.hyperfine.median_ms / peer.hyperfine.median_ms),
+        "",
+    );
+    row(
+        "mean ± σ, hyperfine",
+        &|f| format!("{:.3} ± {:.3} ms", f.hyperfine.mean_ms, f.hyperfine.stddev_ms),
+        "—",
+        "",
+    );
     row(
         "CPU user + system per run (hyperfine)",
         &|f| format!("{:.3} + {:.3} ms", f.user_ms, f.system_ms),
@@ -265,10 +323,15 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
     let notes = format!(
         "Commands, as timed (`$SOCK` is php-fpm's unix socket, `$DOCROOT` the docroot of the test \
          backends: php-fpm {} workers, `ping.path = /ping`, pid {php_pid} during the run), each in \
-         an environment of only `{}` (hyperfine and GNU time started with it):\n\n{}\n\n\
-         hyperfine {}`--warmup {WARMUP} --runs {RUNS} --export-json`, {ROUNDS} rounds with the command \
-         order rotating; medians and mean ± σ pool all {} timed runs of each command; CPU is the \
-         median over the rounds of hyperfine's mean user and system time per run. {} Peak RSS: \
+         an environment of only `{}` (xtask, hyperfine and GNU time started with it):\n\n{}\n\n\
+         Interleaved (the verdict): xtask runs each command once per round, the order rotating, \
+         {INTERLEAVED_WARMUP} untimed rounds then {} timed ones; a run's time is from spawning it \
+         to reaping it, output to /dev/null. hyperfine {}`--warmup {WARMUP} --runs {RUNS} \
+         --export-json`, {ROUNDS} rounds with the command order rotating; its medians and mean ± σ \
+         pool all {} timed runs of each command; CPU is the median over the rounds of hyperfine's \
+         mean user and system time per run. hyperfine times a command's runs in one block, so a \
+         change in the machine's load between blocks moves its ratios; interleaving spreads that \
+         change over every command. {} Peak RSS: \
          `/usr/bin/time -f %M`, {RSS_RUNS} runs of each (median, and the largest, which the target \
          is judged on). `fcgi get` sends the full CGI parameter set of a GET (about 15 parameters) and \
          parses the response head; `cgi-fcgi` sends its environment (the three variables) and copies \
@@ -280,12 +343,13 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
         crate::php_fpm::WORKERS,
         CGI_ENV.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join(" "),
         lines.join("\n"),
+        get.interleaved.runs,
         if no_shell {
             "`-N` (no intermediate shell) "
         } else {
             "(this version has no `-N`: a shell starts each command and hyperfine subtracts its start-up) "
         },
-        get.runs,
+        get.hyperfine.runs,
         "Each of the three request commands connects, sends one request, reads the answer and exits.",
         versions.join("; "),
     );
