@@ -51,7 +51,12 @@ pub enum Command {
     Manpage,
 }
 
-/// Where the FastCGI server is.
+// The `#[derive(Args)]` structs below are described in plain comments, not doc comments: clap
+// makes a struct's doc comment the `about` of every command that includes it, applied after the
+// command's own (the subcommand's flags are added later, `defer`), so `fcgi get --help` would
+// open with "Where the FastCGI server is" (test `subcommands_keep_their_own_descriptions`).
+
+// Where the FastCGI server is.
 #[derive(Debug, Args, Clone)]
 pub struct TargetArgs {
     /// Unix socket of the FastCGI server
@@ -70,7 +75,7 @@ pub struct TargetArgs {
     pub max_time: Option<Duration>,
 }
 
-/// What request to send.
+// What request to send.
 #[derive(Debug, Args, Clone)]
 pub struct RequestSpec {
     /// Method to use (default: GET for `get`, POST for `post`, required for `request`)
@@ -107,7 +112,7 @@ pub struct RequestSpec {
     pub target: TargetArgs,
 }
 
-/// How to show the response.
+// How to show the response.
 #[derive(Debug, Args, Clone)]
 pub struct OutputArgs {
     /// Print the status line and headers before the body
@@ -134,7 +139,7 @@ pub struct OutputArgs {
     pub show_secrets: bool,
 }
 
-/// `get`, `post`, `request`.
+// `get`, `post`, `request`.
 #[derive(Debug, Args, Clone)]
 pub struct RequestCmd {
     /// Request path with an optional query string, e.g. /index.php?page=2
@@ -148,7 +153,7 @@ pub struct RequestCmd {
     pub output: OutputArgs,
 }
 
-/// `probe`.
+// `probe`.
 #[derive(Debug, Args, Clone)]
 pub struct ProbeCmd {
     /// Where the server is.
@@ -159,7 +164,7 @@ pub struct ProbeCmd {
     pub json: bool,
 }
 
-/// `dump`.
+// `dump`.
 #[derive(Debug, Args, Clone)]
 pub struct DumpCmd {
     /// Request path, as for `get` (not with --input)
@@ -180,7 +185,7 @@ pub struct DumpCmd {
     pub spec: RequestSpec,
 }
 
-/// `ping`.
+// `ping`.
 #[derive(Debug, Args, Clone)]
 pub struct PingCmd {
     /// php-fpm's ping.path
@@ -200,7 +205,7 @@ pub struct PingCmd {
     pub target: TargetArgs,
 }
 
-/// `status`.
+// `status`.
 #[derive(Debug, Args, Clone)]
 pub struct StatusCmd {
     /// php-fpm's pm.status_path
@@ -245,7 +250,7 @@ pub const BENCH_CONCURRENCY: u32 = 4;
 /// Default length of a `bench` run given neither `-n` nor `-D`.
 pub const BENCH_DURATION: Duration = Duration::from_secs(10);
 
-/// `bench`.
+// `bench`.
 #[derive(Debug, Args, Clone)]
 pub struct BenchCmd {
     /// Request path with an optional query string, e.g. /index.php?page=2
@@ -349,6 +354,25 @@ mod tests {
     #[test]
     fn clap_definitions_are_consistent() {
         full_command().debug_assert();
+    }
+
+    #[test]
+    fn subcommands_keep_their_own_descriptions() {
+        use clap::CommandFactory;
+        let unbuilt = Cli::command();
+        let built = full_command();
+        for sub in unbuilt.get_subcommands() {
+            let about = sub.get_about().map(ToString::to_string);
+            assert!(about.is_some(), "{} has a description", sub.get_name());
+            let after =
+                built.find_subcommand(sub.get_name()).and_then(|s| s.get_about()).map(ToString::to_string);
+            assert_eq!(
+                after,
+                about,
+                "`fcgi {} --help` opens with the command's own description",
+                sub.get_name()
+            );
+        }
     }
 
     #[test]
