@@ -12,26 +12,36 @@
 //! | `records` | how records are shown by `dump` and `-v` (secrets masked) |
 //! | `commands::*` | one module per command; `exchange` sends one request under `--max-time` |
 //! | `commands::bench` | `fcgi bench`: a load through an `fcgi_mux::Pool` (`load`), its counters (`stats`), the report (`report`), the progress bar (`progress`) |
+//! | `entry` | the process entry point on Linux with glibc, without Rust's runtime start-up; the crate's only `unsafe` |
 //!
 //! The CLI holds no protocol logic: requests go through `fcgi-mux`, parameters come from
 //! `fcgi-cgi-env`, records are decoded by `fcgi-proto`.
 
+#![cfg_attr(all(target_os = "linux", target_env = "gnu", not(test)), no_main)]
+
 mod build;
 mod cli;
 mod commands;
+#[cfg(all(target_os = "linux", target_env = "gnu", not(test)))]
+#[allow(unsafe_code)] // The C `main` symbol and SIGPIPE's disposition; see the module docs.
+mod entry;
 mod exit;
 mod output;
 mod records;
 mod target;
-
-use std::process::ExitCode;
 
 use http::Method;
 
 use crate::cli::{Cli, Command};
 use crate::exit::{Exit, classify};
 
-fn main() -> ExitCode {
+#[cfg(not(all(target_os = "linux", target_env = "gnu", not(test))))]
+fn main() -> std::process::ExitCode {
+    std::process::ExitCode::from(run_main())
+}
+
+/// Everything `fcgi` does; returns the exit code.
+fn run_main() -> u8 {
     let cli = match parse_args() {
         Ok(cli) => cli,
         Err(error) => return usage_error(&error),
@@ -46,7 +56,7 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("fcgi: cannot start the async runtime: {err}");
-            return ExitCode::from(Exit::Failure.code());
+            return Exit::Failure.code();
         }
     };
     let exit = match runtime.block_on(run(cli.command)) {
@@ -60,7 +70,7 @@ fn main() -> ExitCode {
     // Dropping a runtime waits for its blocking threads: a DNS lookup that outlived
     // --max-time (getaddrinfo cannot be cancelled) would keep `fcgi` alive past its limit.
     runtime.shutdown_background();
-    ExitCode::from(exit.code())
+    exit.code()
 }
 
 /// The command line, parsed. clap's command tree and matches are leaked rather than dropped:
@@ -76,7 +86,7 @@ fn parse_args() -> Result<Cli, clap::Error> {
 /// `--help` and `--version` print as clap does; a command-line error becomes one line
 /// (`fcgi: unexpected argument '--bogus' found (see 'fcgi get --help')`) with exit code 2,
 /// like every other error.
-fn usage_error(error: &clap::Error) -> ExitCode {
+fn usage_error(error: &clap::Error) -> u8 {
     use clap::error::{ContextKind, ContextValue, ErrorKind};
     if !error.use_stderr() || error.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
         // Help, version, or `fcgi` alone (clap prints the help and exits 2).
@@ -107,7 +117,7 @@ fn usage_error(error: &clap::Error) -> ExitCode {
     let hint =
         if command.is_empty() { String::new() } else { format!(" (see '{} --help')", command.join(" ")) };
     eprintln!("fcgi: {}{hint}", exit::one_line(first));
-    ExitCode::from(Exit::Usage.code())
+    Exit::Usage.code()
 }
 
 async fn run(command: Command) -> anyhow::Result<Exit> {

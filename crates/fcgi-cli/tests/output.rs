@@ -5,7 +5,7 @@ mod common;
 
 use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-use std::process::Stdio;
+use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use common::*;
@@ -311,5 +311,40 @@ fn stdout_closed_early_with_include_and_json_too() {
         child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
         assert_eq!(status.code(), Some(0), "{extra:?}: {err}");
         assert_eq!(err, "", "{extra:?}");
+    }
+}
+
+/// `fcgi` started with some of descriptors 0, 1 and 2 closed (`>&-` in a shell). They are
+/// reopened on /dev/null first: otherwise the first socket or file `fcgi` opens takes the closed
+/// descriptor's number, and the body is written into it.
+fn with_closed_descriptors(redirections: &str, args: &[&str]) -> Output {
+    let php = php();
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!("exec \"$0\" \"$@\" {redirections}"))
+        .arg(BIN)
+        .args(args)
+        .arg("--socket")
+        .arg(&php.socket)
+        .current_dir(&php.docroot)
+        .env_remove("FCGI_ADDRESS")
+        .env_remove("FCGI_DOCROOT")
+        .stdout(Stdio::null());
+    run_std(&mut cmd)
+}
+
+#[test]
+fn a_closed_stdout_is_not_confused_with_a_socket() {
+    let output = with_closed_descriptors(">&-", &["get", "/hello.php"]);
+    assert_code(&output, 0);
+    assert_eq!(stderr(&output), "", "the body went to /dev/null, not into a socket");
+}
+
+#[test]
+fn closed_stdin_and_stdout_are_not_confused_with_sockets() {
+    for args in [&["get", "/hello.php"][..], &["ping"], &["probe"]] {
+        let output = with_closed_descriptors("<&- >&-", args);
+        assert_code(&output, 0);
+        assert_eq!(stderr(&output), "", "{args:?}");
     }
 }

@@ -14,11 +14,11 @@
 //! - **At a fixed address** (`-C relocation-model=static`, [`Linking::Fixed`]), as Go links its
 //!   executables. A static PIE applies ~3,800 relocations at every start, which writes (and so
 //!   copies) all 14 pages of its relocated read-only data: measured in interleaved runs against
-//!   `cgi-fcgi`, a one-shot `fcgi get` takes ~0.05 ms (6%) longer as a PIE. What a fixed address
-//!   gives up is ASLR for fcgi's own code and static data (the stack, the heap and every other mapping
-//!   stay randomised); fcgi has no unsafe code of its own. `--pie` ([`Linking::Pie`]) builds a
-//!   static PIE instead, with packed relative relocations (`-z pack-relative-relocs`, glibc ≥
-//!   2.36: 1 KiB of relocations instead of 92 KiB).
+//!   `cgi-fcgi`, a one-shot `fcgi get` takes ~0.05 ms (6%) longer as a PIE. What a fixed
+//!   address gives up is ASLR for fcgi's own code and static data (the stack, the heap and every
+//!   other mapping stay randomised); fcgi's only unsafe code is its entry point. `--pie`
+//!   ([`Linking::Pie`]) builds a static PIE instead, with packed relative relocations
+//!   (`-z pack-relative-relocs`, glibc ≥ 2.36: 1 KiB of relocations instead of 92 KiB).
 //! - **Start-up functions first** (lld's `--symbol-ordering-file`, when valgrind is installed):
 //!   the functions a one-shot request runs ([`profile`]) are spread over the whole 2.4 MiB of code,
 //!   and the kernel maps code 64 KiB at a time on first touch, so a one-shot `fcgi get` took 35
