@@ -94,11 +94,13 @@ pub fn build(linking: Linking) -> Result<Built> {
     // Link with the order of the previous build, if any: when the code has not changed since,
     // cargo has nothing to do and the profile below finds nothing new.
     let previous = previous_order()?;
-    let mut args = plain.clone();
-    if let Some((file, _)) = &previous {
-        args.extend(ordering_args(file));
-    }
-    let mut path = build_static(&args)?;
+    let mut path = match &previous {
+        Some((file, _)) => match build_ordered(&plain, file)? {
+            Some(path) => path,
+            None => return unordered(&plain, notes),
+        },
+        None => build_static(&plain)?,
+    };
     println!("xtask: dist: profiling a one-shot fcgi under callgrind ...");
     let hot = match profile::startup_functions(&path, &valgrind) {
         Ok(hot) => hot,
@@ -115,15 +117,17 @@ pub fn build(linking: Linking) -> Result<Built> {
         }
     };
     let known = previous.as_ref().map(|(_, functions)| functions.clone()).unwrap_or_default();
-    let order_file = if hot.is_subset(&known) {
-        previous.map(|(file, _)| file).context("an empty start-up profile")?
-    } else {
-        let file = write_order(&path, &hot)?;
-        println!("xtask: dist: {} start-up functions, linking again with them first", hot.len());
-        args = plain.clone();
-        args.extend(ordering_args(&file));
-        path = build_static(&args)?;
-        file
+    let order_file = match previous {
+        Some((file, _)) if hot.is_subset(&known) => file,
+        _ => {
+            let file = write_order(&path, &hot)?;
+            println!("xtask: dist: {} start-up functions, linking again with them first", hot.len());
+            path = match build_ordered(&plain, &file)? {
+                Some(path) => path,
+                None => return unordered(&plain, notes),
+            };
+            file
+        }
     };
     notes.push(format!(
         "the {} functions of a one-shot request linked first ({})",
@@ -131,6 +135,31 @@ pub fn build(linking: Linking) -> Result<Built> {
         order_file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
     ));
     Ok(Built { path, how: describe(&plain, &notes) })
+}
+
+/// Links with the functions of `order_file` first; `None` (after a warning) when the link fails,
+/// as it does with a linker other than lld, which has no `--symbol-ordering-file`.
+fn build_ordered(plain: &[String], order_file: &Path) -> Result<Option<PathBuf>> {
+    let mut args = plain.to_vec();
+    args.extend(ordering_args(order_file));
+    match build_static(&args) {
+        Ok(path) => Ok(Some(path)),
+        Err(err) => {
+            process::bail_if_interrupted()?;
+            println!(
+                "xtask: dist: warning: linking with the start-up order failed ({err:#}); \
+                 linking without it (the order needs lld, Rust's default linker on Linux)"
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// The build without a start-up order, after [`build_ordered`] failed.
+fn unordered(plain: &[String], mut notes: Vec<String>) -> Result<Built> {
+    let path = build_static(plain)?;
+    notes.push("start-up functions not ordered: the linker refused the order".to_owned());
+    Ok(Built { path, how: describe(plain, &notes) })
 }
 
 /// `cargo xtask dist [--pie]`: builds it and says where it is.
