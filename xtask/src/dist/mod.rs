@@ -266,6 +266,9 @@ fn write_order(exe: &Path, functions: &BTreeSet<String>) -> Result<PathBuf> {
             fs::remove_file(&old).with_context(|| format!("removing {}", old.display()))?;
         }
     }
-    fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    // Written aside and renamed: an interrupted dist leaves no truncated order behind.
+    let partial = path.with_extension("order.partial");
+    fs::write(&partial, text).with_context(|| format!("writing {}", partial.display()))?;
+    fs::rename(&partial, &path).with_context(|| format!("renaming {}", partial.display()))?;
     Ok(path)
 }
