@@ -1,6 +1,11 @@
 //! fcgi-mux against the in-tree fault-injecting responder: the faults no real server
 //! produces on demand, multiplexing, cancellation and slow readers.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -181,6 +186,52 @@ async fn a_server_that_never_answers_hits_the_first_byte_timeout() {
     let config = ConnectionConfig::default().first_byte_timeout(Duration::from_millis(200));
     let started = Instant::now();
     let err = fetch(&connect(&server, config).await, "/x", "").await.unwrap_err();
+    assert!(matches!(err, Error::Timeout { kind: fcgi_mux::TimeoutKind::FirstByte, .. }), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+/// Polls a connection driver; the first time it is polled after `starve` is set, it first spends
+/// all of the task's tokio cooperative budget, as a busy task may have before reaching the driver.
+struct StarvedOnce<F> {
+    driver: Pin<Box<F>>,
+    starve: Arc<AtomicBool>,
+}
+
+impl<F: Future> Future for StarvedOnce<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        if self.starve.swap(false, Ordering::SeqCst) {
+            // Each ready `consume_budget` takes one unit; the first pending one (which also
+            // schedules the task again) means the budget is gone.
+            loop {
+                let spend = std::pin::pin!(tokio::task::coop::consume_budget());
+                if spend.poll(cx).is_pending() {
+                    break;
+                }
+            }
+            assert!(!tokio::task::coop::has_budget_remaining());
+        }
+        self.driver.as_mut().poll(cx)
+    }
+}
+
+#[tokio::test]
+async fn the_first_byte_deadline_holds_when_the_driver_first_sees_the_request_without_budget() {
+    // The poll that takes the request in arms the first-byte timer, and a tokio timer polled
+    // without budget stores no waker: unless the driver polls it again once it has budget, the
+    // deadline passes unnoticed and the request waits for a server that never answers.
+    let server = Responder::start(Behaviour::never_answer()).await;
+    let config = ConnectionConfig::default().first_byte_timeout(Duration::from_millis(200));
+    let (connection, driver) = Connection::connect(&address(&server), config).await.unwrap();
+    let starve = Arc::new(AtomicBool::new(false));
+    tokio::spawn(StarvedOnce { driver: Box::pin(driver), starve: starve.clone() });
+    tokio::task::yield_now().await;
+    starve.store(true, Ordering::SeqCst);
+    let started = Instant::now();
+    let outcome = tokio::time::timeout(Duration::from_secs(5), fetch(&connection, "/x", "")).await;
+    assert!(!starve.load(Ordering::SeqCst), "the driver was polled starved");
+    let err = outcome.expect("the first-byte deadline (200 ms) was missed").unwrap_err();
     assert!(matches!(err, Error::Timeout { kind: fcgi_mux::TimeoutKind::FirstByte, .. }), "{err:?}");
     assert!(started.elapsed() < Duration::from_secs(3));
 }
