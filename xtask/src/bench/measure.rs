@@ -157,11 +157,13 @@ pub struct Usage {
     pub sys_s: f64,
     /// Peak resident set size, bytes.
     pub max_rss_bytes: f64,
+    /// Minor page faults (pages mapped on first touch, without I/O).
+    pub minor_faults: f64,
 }
 
 impl Usage {
     /// The `-f` format [`Usage::parse`] reads.
-    pub const FORMAT: &str = "xtask-usage %U %S %M";
+    pub const FORMAT: &str = "xtask-usage %U %S %M %R";
 
     /// User + system CPU, seconds.
     pub fn cpu_s(&self) -> f64 {
@@ -174,8 +176,8 @@ impl Usage {
         let line = text.lines().rev().find_map(|l| l.trim().strip_prefix("xtask-usage "))?;
         let fields: Vec<f64> = line.split_whitespace().map(str::parse).collect::<Result<_, _>>().ok()?;
         match fields[..] {
-            [user_s, sys_s, max_rss_kib] => {
-                Some(Usage { user_s, sys_s, max_rss_bytes: max_rss_kib * 1024.0 })
+            [user_s, sys_s, max_rss_kib, minor_faults] => {
+                Some(Usage { user_s, sys_s, max_rss_bytes: max_rss_kib * 1024.0, minor_faults })
             }
             _ => None,
         }
@@ -577,12 +579,16 @@ mod tests {
 
     #[test]
     fn gnu_time_output() {
-        let usage = Usage::parse("xtask-usage 0.52 0.10 5120\n").unwrap();
-        assert_eq!(usage, Usage { user_s: 0.52, sys_s: 0.10, max_rss_bytes: 5120.0 * 1024.0 });
+        let usage = Usage::parse("xtask-usage 0.52 0.10 5120 64\n").unwrap();
+        assert_eq!(
+            usage,
+            Usage { user_s: 0.52, sys_s: 0.10, max_rss_bytes: 5120.0 * 1024.0, minor_faults: 64.0 }
+        );
         assert!((usage.cpu_s() - 0.62).abs() < 1e-9);
-        let failed = "Command exited with non-zero status 3\nxtask-usage 0.00 0.00 1800\n";
+        let failed = "Command exited with non-zero status 3\nxtask-usage 0.00 0.00 1800 90\n";
         assert_eq!(Usage::parse(failed).unwrap().max_rss_bytes, 1800.0 * 1024.0);
-        assert!(Usage::parse("0.5 0.1 100").is_none());
-        assert!(Usage::parse("xtask-usage 0.5 x 100").is_none());
+        assert!(Usage::parse("0.5 0.1 100 1").is_none());
+        assert!(Usage::parse("xtask-usage 0.5 x 100 1").is_none());
+        assert!(Usage::parse("xtask-usage 0.5 0.1 100").is_none(), "a field missing");
     }
 }

@@ -95,6 +95,10 @@ struct Figures {
     system_ms: f64,
     rss_median: f64,
     rss_max: f64,
+    /// Minor page faults of one run (GNU time `%R`, median).
+    faults: f64,
+    /// Instructions of one run (callgrind), when valgrind is installed.
+    instructions: Option<u64>,
 }
 
 /// Median, mean and standard deviation of wall times.
@@ -231,15 +235,18 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
     let alternating =
         interleaved::time(&timed, &CGI_ENV, INTERLEAVED_WARMUP, INTERLEAVED_ROUNDS, INTERLEAVED_LIMIT)?;
 
-    println!("xtask: bench oneshot: peak RSS ({RSS_RUNS} runs each) ...");
+    let valgrind = crate::process::find_program("valgrind");
+    println!("xtask: bench oneshot: peak RSS and page faults ({RSS_RUNS} runs each), instructions ...");
     let mut figures = BTreeMap::new();
     for contender in &contenders {
         let mut rss = Vec::new();
+        let mut faults = Vec::new();
         for _ in 0..RSS_RUNS {
             let mut command = UnderTime::new(&time, dir, "rss", &contender.program, &contender.args);
             cgi_env(&mut command.command);
             let (_, usage) = command.run(dir, "rss", Duration::from_secs(10), Duration::from_millis(5))?;
             rss.push(usage.max_rss_bytes);
+            faults.push(usage.minor_faults);
         }
         let t = times.get(contender.name).with_context(|| format!("no times for {}", contender.name))?;
         let a =
@@ -254,6 +261,11 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
                 system_ms: median(c.iter().map(|x| x.1)) * 1e3,
                 rss_median: median(rss.iter().copied()),
                 rss_max: rss.iter().copied().fold(0.0, f64::max),
+                faults: median(faults.iter().copied()),
+                instructions: match &valgrind {
+                    Some(valgrind) => Some(instructions(valgrind, dir, contender)?),
+                    None => None,
+                },
             },
         );
     }
@@ -305,6 +317,13 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
         "—",
         "",
     );
+    row("minor page faults per run (GNU time `%R`)", &|f| format!("{:.0}", f.faults), "—", "");
+    row(
+        "instructions per run (callgrind)",
+        &|f| f.instructions.map_or_else(|| "(no valgrind)".to_owned(), |n| measure::thousands(n as f64)),
+        "—",
+        "",
+    );
     row(
         "peak RSS (GNU time `%M`)",
         &|f| format!("{:.1} MiB (max {:.1})", mib(f.rss_median), mib(f.rss_max)),
@@ -331,9 +350,11 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
          pool all {} timed runs of each command; CPU is the median over the rounds of hyperfine's \
          mean user and system time per run. hyperfine times a command's runs in one block, so a \
          change in the machine's load between blocks moves its ratios; interleaving spreads that \
-         change over every command. {} Peak RSS: \
-         `/usr/bin/time -f %M`, {RSS_RUNS} runs of each (median, and the largest, which the target \
-         is judged on). `fcgi get` sends the full CGI parameter set of a GET (about 15 parameters) and \
+         change over every command. {} Peak RSS and page faults: `/usr/bin/time -f \"%M %R\"`, \
+         {RSS_RUNS} runs of each (median; for RSS also the largest, which the target is judged \
+         on). Instructions: one run of each under `valgrind --tool=callgrind`, a count that does \
+         not move with the machine's load (for `cgi-fcgi` it includes the dynamic loader's work). \
+         `fcgi get` sends the full CGI parameter set of a GET (about 20 parameters) and \
          parses the response head; `cgi-fcgi` sends its environment (the three variables) and copies \
          the raw CGI output.\n\nVersions: {}.\n\nLoad average (1 min) before/after the section: \
          {load_before} / {load_after} (the machine is shared with other builds; one-shot times are \
@@ -359,6 +380,26 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
         table,
         notes,
     })
+}
+
+/// Instructions one run of `contender` executes, counted by callgrind (the same count every run:
+/// unlike times, it does not move with the machine's load).
+fn instructions(valgrind: &Path, dir: &Path, contender: &Contender) -> Result<u64> {
+    let mut cmd = Command::new(valgrind);
+    cmd.args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
+        .arg(&contender.program)
+        .args(&contender.args);
+    cgi_env(&mut cmd);
+    let finished =
+        run_to_end(dir, "callgrind", &mut cmd, Duration::from_secs(60), Duration::from_millis(20))?
+            .check(&format!("{} under callgrind", contender.name))?;
+    // "==1234== Collected : 305806"
+    finished
+        .stderr
+        .lines()
+        .find_map(|line| line.split_once("Collected :").map(|(_, n)| n.trim().parse::<u64>()))
+        .with_context(|| format!("callgrind printed no instruction count for {}", contender.name))?
+        .with_context(|| format!("callgrind's instruction count for {} is not a number", contender.name))
 }
 
 /// Whether this hyperfine has `-N` (`--shell=none`, hyperfine ≥ 1.13).
