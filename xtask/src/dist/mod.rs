@@ -42,7 +42,8 @@ use anyhow::{Context, Result};
 use crate::bench::measure;
 use crate::process;
 
-/// File name prefix of the start-up order, kept beside the executable: `fcgi-startup-<hash>.order`.
+/// File name prefix of the start-up order, kept in the release directory beside the executable:
+/// `fcgi-startup-<hash>.order`.
 /// The hash of the content is in the name so that a new order is a new rustc argument, which
 /// makes cargo link again (it does not look inside files named by link arguments).
 const ORDER_PREFIX: &str = "fcgi-startup-";
@@ -93,7 +94,8 @@ pub fn build(linking: Linking) -> Result<Built> {
 
     // Link with the order of the previous build, if any: when the code has not changed since,
     // cargo has nothing to do and the profile below finds nothing new.
-    let previous = previous_order()?;
+    let dir = release_dir()?;
+    let previous = previous_order(&dir)?;
     let mut path = match &previous {
         Some((file, _)) => match build_ordered(&plain, file)? {
             Some(path) => path,
@@ -120,7 +122,7 @@ pub fn build(linking: Linking) -> Result<Built> {
     let order_file = match previous {
         Some((file, _)) if hot.is_subset(&known) => file,
         _ => {
-            let file = write_order(&path, &hot)?;
+            let file = write_order(&dir, &hot)?;
             println!("xtask: dist: {} start-up functions, linking again with them first", hot.len());
             path = match build_ordered(&plain, &file)? {
                 Some(path) => path,
@@ -233,24 +235,15 @@ fn release_dir() -> Result<PathBuf> {
 }
 
 /// The order file of the last build and the functions in it, if there is one.
-fn previous_order() -> Result<Option<(PathBuf, BTreeSet<String>)>> {
-    let dir = release_dir()?;
-    let Ok(entries) = fs::read_dir(&dir) else { return Ok(None) };
-    for entry in entries {
-        let path = entry.with_context(|| format!("listing {}", dir.display()))?.path();
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        if name.starts_with(ORDER_PREFIX) && name.ends_with(ORDER_SUFFIX) {
-            let text = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-            return Ok(Some((path, text.lines().map(str::to_owned).collect())));
-        }
-    }
-    Ok(None)
+fn previous_order(dir: &Path) -> Result<Option<(PathBuf, BTreeSet<String>)>> {
+    let Some(path) = order_files(dir)?.into_iter().next() else { return Ok(None) };
+    let text = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(Some((path, text.lines().map(str::to_owned).collect())))
 }
 
-/// Writes `functions` as the order file beside `exe`, removing older ones; returns its path.
-fn write_order(exe: &Path, functions: &BTreeSet<String>) -> Result<PathBuf> {
+/// Writes `functions` as the order file in `dir`, removing older ones; returns its path.
+fn write_order(dir: &Path, functions: &BTreeSet<String>) -> Result<PathBuf> {
     use std::hash::{Hash, Hasher};
-    let dir = exe.parent().context("the executable has no directory")?;
     let mut text = String::new();
     for function in functions {
         text.push_str(function);
@@ -259,16 +252,26 @@ fn write_order(exe: &Path, functions: &BTreeSet<String>) -> Result<PathBuf> {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     text.hash(&mut hasher);
     let path = dir.join(format!("{ORDER_PREFIX}{:016x}{ORDER_SUFFIX}", hasher.finish()));
-    for entry in fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
-        let old = entry.with_context(|| format!("listing {}", dir.display()))?.path();
-        let name = old.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        if name.starts_with(ORDER_PREFIX) && name.ends_with(ORDER_SUFFIX) {
-            fs::remove_file(&old).with_context(|| format!("removing {}", old.display()))?;
-        }
+    for old in order_files(dir)? {
+        fs::remove_file(&old).with_context(|| format!("removing {}", old.display()))?;
     }
     // Written aside and renamed: an interrupted dist leaves no truncated order behind.
     let partial = path.with_extension("order.partial");
     fs::write(&partial, text).with_context(|| format!("writing {}", partial.display()))?;
     fs::rename(&partial, &path).with_context(|| format!("renaming {}", partial.display()))?;
     Ok(path)
+}
+
+/// The order files in `dir` (none when `dir` does not exist yet: nothing was built).
+fn order_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let Ok(entries) = fs::read_dir(dir) else { return Ok(Vec::new()) };
+    let mut files = Vec::new();
+    for entry in entries {
+        let path = entry.with_context(|| format!("listing {}", dir.display()))?.path();
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if name.starts_with(ORDER_PREFIX) && name.ends_with(ORDER_SUFFIX) {
+            files.push(path);
+        }
+    }
+    Ok(files)
 }
