@@ -1,11 +1,11 @@
 //! `cargo xtask fuzz [TARGET] [--time SECS] [-- LIBFUZZER_ARGS...]`: run a cargo-fuzz (libFuzzer)
-//! target of `crates/fcgi-proto/fuzz/` for a while, on the stable toolchain.
+//! target of `fcgi-proto/fuzz/` for a while, on the stable toolchain.
 //!
 //! How this works without nightly: cargo-fuzz's default AddressSanitizer needs `-Zsanitizer`, which
 //! only nightly accepts, but with `--sanitizer none` cargo-fuzz passes only stable flags
 //! (`-Cpasses=sancov-module`, `-Cllvm-args=-sanitizer-coverage-*`, `--cfg fuzzing`), so libFuzzer's
 //! coverage-guided loop works as is. We build optimised with debug assertions (so arithmetic
-//! overflow panics) — the command run is, from `crates/fcgi-proto/fuzz/`:
+//! overflow panics) — the command run is, from `fcgi-proto/fuzz/`:
 //!
 //! ```text
 //! cargo fuzz run --release --debug-assertions --sanitizer none TARGET -- -max_total_time=SECS -timeout=10
@@ -14,7 +14,7 @@
 //! No `RUSTC_BOOTSTRAP` is needed. Rust code without `unsafe` gains little from ASan; a panic
 //! (including overflow) is what the targets find. cargo-fuzz is installed with
 //! `cargo install cargo-fuzz --locked` when missing. `CARGO_TARGET_DIR` is removed from the
-//! environment so fuzz builds (different RUSTFLAGS) stay in `crates/fcgi-proto/fuzz/target/`.
+//! environment so fuzz builds (different RUSTFLAGS) stay in `fcgi-proto/fuzz/target/`.
 //! The corpus grows in `fuzz/corpus/TARGET/`, findings land in `fuzz/artifacts/TARGET/` (both
 //! git-ignored); on a finding we print the input's path and the command reproducing it, and exit 1.
 
@@ -28,7 +28,7 @@ use anyhow::{Context, Result, bail};
 use crate::{process, workspace};
 
 /// The fuzz project directory, relative to the repository root.
-const FUZZ_DIR: &str = "crates/fcgi-proto/fuzz";
+const FUZZ_DIR: &str = "fcgi-proto/fuzz";
 
 /// Flags making cargo-fuzz work on stable (see the module docs).
 const BUILD_FLAGS: [&str; 4] = ["--release", "--debug-assertions", "--sanitizer", "none"];

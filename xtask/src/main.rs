@@ -92,10 +92,10 @@ enum Cmd {
         #[arg(long)]
         pie: bool,
     },
-    /// Run a cargo-fuzz target of crates/fcgi-proto/fuzz on the stable toolchain
+    /// Run a cargo-fuzz target of fcgi-proto/fuzz on the stable toolchain
     /// (`--sanitizer none`); exit 1 on a finding. Installs cargo-fuzz if missing.
     Fuzz {
-        /// Fuzz target (a file stem in crates/fcgi-proto/fuzz/fuzz_targets).
+        /// Fuzz target (a file stem in fcgi-proto/fuzz/fuzz_targets).
         #[arg(default_value = "decode")]
         target: String,
         /// How long to fuzz, in seconds.

@@ -1,6 +1,6 @@
 //! Bench section `codec`: fcgi-proto decode/encode throughput on realistic streams.
 //!
-//! Runs `crates/fcgi-proto/examples/codec_bench.rs` (release) and turns its tab-separated lines
+//! Runs `fcgi-proto/examples/codec_bench.rs` (release) and turns its tab-separated lines
 //! into a table. There is no standalone FastCGI codec crate to set beside ours, so the peer
 //! in the same run is a plain `memcpy` of the same bytes through the same buffer: the ceiling
 //! for any decoder that hands out owned record buffers.

@@ -1,7 +1,7 @@
 //! Bench section `mux`: fcgi-mux against php-fpm and a multiplexing responder, beside the
 //! `fastcgi-client` crate, in the same run.
 //!
-//! Builds `crates/fcgi-bench` in release and runs its programs (their docs say what each
+//! Builds `fcgi-bench` in release and runs its programs (their docs say what each
 //! measures and how):
 //!
 //! 1. **php-fpm, `hello.php`**, 8 concurrent requests over 7 connections (php-fpm has 8 static
@@ -64,7 +64,7 @@ const STREAM_BYTES: u64 = 1 << 30;
 /// Longest a single benchmark program may run before it is stopped as hung.
 const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// The peer crates (crates/fcgi-bench/Cargo.toml); their versions are read from Cargo.lock.
+/// The peer crates (fcgi-bench/Cargo.toml); their versions are read from Cargo.lock.
 const PEER_CRATES: &[&str] = &["fastcgi-client", "tokio-fastcgi"];
 
 /// The targets (from the issue).
@@ -120,7 +120,7 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
     let version = |name: &str| peers.get(name).cloned().unwrap_or_else(|| "?".into());
     let mut notes = format!(
         "Peers: `fastcgi-client` {} (crates.io, feature `tokio`), `tokio-fastcgi` {} (crates.io), \
-         both release builds in `crates/fcgi-bench` like fcgi-mux. Every figure is the median of \
+         both release builds in `fcgi-bench` like fcgi-mux. Every figure is the median of \
          {REPEATS} runs of {DURATION_S} s measured after {WARMUP_S} s of warm-up; the clients \
          alternate run by run. The 8-concurrent comparison runs both clients on tokio's \
          current-thread and multi-thread ({cores} workers) runtimes, and judges the targets on \
@@ -128,7 +128,7 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
          Everything else runs on the current-thread runtime: against the responder, which keeps \
          one core busy, the multi-thread runtime cost about twice the client CPU per request in \
          trial runs.\n\n\
-         How: the load generators (`crates/fcgi-bench/src/bin/`) keep N requests in flight, each \
+         How: the load generators (`fcgi-bench/src/bin/`) keep N requests in flight, each \
          worker task sending its next request once the previous body was read to the end, and \
          check every response (status 200 and body `Hello, world!`; any error fails the section). \
          **Client CPU** is `getrusage(RUSAGE_SELF)` user + system of the load generator over its \

@@ -4,7 +4,7 @@
 //! - `fcgi get '/big.php?bytes=N' -o /dev/null` straight to php-fpm;
 //! - `curl -o /dev/null http://127.0.0.1:PORT/big.php?bytes=N` through HAProxy
 //!   ([`super::gateways`], `proto fcgi`) in front of the same php-fpm;
-//! - `raw_read` (crates/fcgi-bench): one blocking socket, one fixed buffer, record headers walked
+//! - `raw_read` (fcgi-bench): one blocking socket, one fixed buffer, record headers walked
 //!   and everything else discarded: the pipe limit, what php-fpm and the kernel can deliver.
 //!
 //! Each client runs under GNU time (`/usr/bin/time -f '%U %S %M'`: CPU and peak RSS); its wall
@@ -184,7 +184,7 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
          - `fcgi get \"/big.php?bytes=N\" --socket $SOCK --docroot $DOCROOT -o /dev/null -s`\n\
          - `curl -sS -o /dev/null -w '%{{http_code}} %{{size_download}}' \"http://127.0.0.1:PORT/big.php?bytes=N\"`\n\
          - `raw_read --address unix:$SOCK --script-filename $DOCROOT/big.php --bytes N` \
-         (crates/fcgi-bench/src/bin/raw_read.rs: blocking reads into one 256 KiB buffer, record \
+         (fcgi-bench/src/bin/raw_read.rs: blocking reads into one 256 KiB buffer, record \
          headers walked, content dropped)\n\n\
          `big.php` writes the body in 64 KiB chunks, each flushed at once. Each client runs under `/usr/bin/time -f '%U %S %M'` (CPU and peak RSS of the \
          client process); wall time is taken around the process (start-up included for all three), \
