@@ -1,21 +1,8 @@
 //! Where the real backends started by `cargo xtask test` listen.
 //!
-//! `cargo xtask test` (and `cargo xtask backends`, which prints them as `export` lines for running
-//! single tests by hand) starts php-fpm, two flup servers and fcgiwrap in a throw-away directory
-//! and passes their coordinates to `cargo test` through these environment variables:
-//!
-//! | variable                     | value                                                         |
-//! |------------------------------|---------------------------------------------------------------|
-//! | `FCGI_TEST_PHP_FPM_SOCKET`   | absolute path of the unix socket of php-fpm's `unix` pool     |
-//! | `FCGI_TEST_PHP_FPM_TCP`      | `127.0.0.1:PORT` of php-fpm's `tcp` pool                      |
-//! | `FCGI_TEST_DOCROOT`          | absolute path of the docroot, a copy of `tests/php/`          |
-//! | `FCGI_TEST_PHP_FPM_PID`      | pid of the php-fpm master                                     |
-//! | `FCGI_TEST_PHP_FPM_WORKERS`  | children per pool (`pm = static`)                             |
-//! | `FCGI_TEST_PHP_FPM_LOG`      | path of php-fpm's error log                                   |
-//! | `FCGI_TEST_FLUP_MPX_SOCKET`  | unix socket of flup 1.0.3 with `multiplexed=True`             |
-//! | `FCGI_TEST_FLUP_SOCKET`      | unix socket of flup 1.0.3 with `multiplexed=False`            |
-//! | `FCGI_TEST_FCGIWRAP_SOCKET`  | unix socket of fcgiwrap (libfcgi, 2 preforked processes)      |
-//! | `FCGI_TEST_CGI_DIR`          | absolute path of the CGI dir, a copy of `tests/backends/cgi/` |
+//! `cargo xtask test` (and `cargo xtask backends`) starts php-fpm, two flup servers and
+//! fcgiwrap in a throw-away directory and passes their coordinates to `cargo test` through the
+//! `FCGI_TEST_*` variables of [`crate::backend_env`], the one definition of that contract.
 //!
 //! What the php-fpm instance looks like (configured in `xtask/src/php_fpm.rs`): two pools, one
 //! per address, each with `FCGI_TEST_PHP_FPM_WORKERS` static children; `/ping` answers `pong`
@@ -44,26 +31,10 @@ use std::env;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-/// Unix socket of php-fpm's `unix` pool.
-pub const ENV_SOCKET: &str = "FCGI_TEST_PHP_FPM_SOCKET";
-/// `127.0.0.1:PORT` of php-fpm's `tcp` pool.
-pub const ENV_TCP: &str = "FCGI_TEST_PHP_FPM_TCP";
-/// Absolute docroot path.
-pub const ENV_DOCROOT: &str = "FCGI_TEST_DOCROOT";
-/// Pid of the php-fpm master.
-pub const ENV_PID: &str = "FCGI_TEST_PHP_FPM_PID";
-/// Children per pool.
-pub const ENV_WORKERS: &str = "FCGI_TEST_PHP_FPM_WORKERS";
-/// php-fpm's error log.
-pub const ENV_LOG: &str = "FCGI_TEST_PHP_FPM_LOG";
-/// Unix socket of flup with `multiplexed=True`.
-pub const ENV_FLUP_MPX_SOCKET: &str = "FCGI_TEST_FLUP_MPX_SOCKET";
-/// Unix socket of flup with `multiplexed=False`.
-pub const ENV_FLUP_SOCKET: &str = "FCGI_TEST_FLUP_SOCKET";
-/// Unix socket of fcgiwrap.
-pub const ENV_FCGIWRAP_SOCKET: &str = "FCGI_TEST_FCGIWRAP_SOCKET";
-/// Absolute path of the CGI script dir.
-pub const ENV_CGI_DIR: &str = "FCGI_TEST_CGI_DIR";
+use crate::backend_env::{
+    CGI_DIR, DOCROOT, FCGIWRAP_SOCKET, FLUP_MPX_SOCKET, FLUP_SOCKET, PHP_FPM_LOG, PHP_FPM_PID,
+    PHP_FPM_SOCKET, PHP_FPM_TCP, PHP_FPM_WORKERS,
+};
 
 /// The php-fpm instance started by `cargo xtask test`.
 #[derive(Debug, Clone)]
@@ -98,12 +69,12 @@ impl PhpFpm {
 /// `cargo xtask test`: a test that needs a backend must fail loudly, never skip.
 pub fn php_fpm() -> PhpFpm {
     PhpFpm {
-        socket: PathBuf::from(var(ENV_SOCKET)),
-        tcp: parse(ENV_TCP),
-        docroot: PathBuf::from(var(ENV_DOCROOT)),
-        master_pid: parse(ENV_PID),
-        workers: parse(ENV_WORKERS),
-        log: PathBuf::from(var(ENV_LOG)),
+        socket: PathBuf::from(var(PHP_FPM_SOCKET)),
+        tcp: parse(PHP_FPM_TCP),
+        docroot: PathBuf::from(var(DOCROOT)),
+        master_pid: parse(PHP_FPM_PID),
+        workers: parse(PHP_FPM_WORKERS),
+        log: PathBuf::from(var(PHP_FPM_LOG)),
     }
 }
 
@@ -123,7 +94,7 @@ pub struct Flup {
 ///
 /// When a variable is missing, like [`php_fpm()`].
 pub fn flup() -> Flup {
-    Flup { multiplexed: PathBuf::from(var(ENV_FLUP_MPX_SOCKET)), single: PathBuf::from(var(ENV_FLUP_SOCKET)) }
+    Flup { multiplexed: PathBuf::from(var(FLUP_MPX_SOCKET)), single: PathBuf::from(var(FLUP_SOCKET)) }
 }
 
 /// The fcgiwrap started by `cargo xtask test`.
@@ -149,7 +120,7 @@ impl Fcgiwrap {
 ///
 /// When a variable is missing, like [`php_fpm()`].
 pub fn fcgiwrap() -> Fcgiwrap {
-    Fcgiwrap { socket: PathBuf::from(var(ENV_FCGIWRAP_SOCKET)), cgi_dir: PathBuf::from(var(ENV_CGI_DIR)) }
+    Fcgiwrap { socket: PathBuf::from(var(FCGIWRAP_SOCKET)), cgi_dir: PathBuf::from(var(CGI_DIR)) }
 }
 
 fn var(name: &str) -> String {

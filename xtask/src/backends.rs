@@ -19,21 +19,10 @@
 //!
 //! # Environment contract
 //!
-//! Set for `cargo test` by `cargo xtask test`, printed by `cargo xtask backends`, read by
-//! `tests/src/backends.rs` (`fcgi_tests::backends::{php_fpm, flup, fcgiwrap}()`):
-//!
-//! | variable                     | value                                                          |
-//! |------------------------------|----------------------------------------------------------------|
-//! | `FCGI_TEST_PHP_FPM_SOCKET`   | absolute path of the unix socket of php-fpm's `unix` pool      |
-//! | `FCGI_TEST_PHP_FPM_TCP`      | `127.0.0.1:PORT` of php-fpm's `tcp` pool                       |
-//! | `FCGI_TEST_DOCROOT`          | absolute path of the docroot (a copy of `tests/php/`)          |
-//! | `FCGI_TEST_PHP_FPM_PID`      | pid of the php-fpm master                                      |
-//! | `FCGI_TEST_PHP_FPM_WORKERS`  | children per pool (`pm = static`), currently 8                |
-//! | `FCGI_TEST_PHP_FPM_LOG`      | path of php-fpm's error log                                    |
-//! | `FCGI_TEST_FLUP_MPX_SOCKET`  | unix socket of flup with `multiplexed=True`                    |
-//! | `FCGI_TEST_FLUP_SOCKET`      | unix socket of flup with `multiplexed=False` (CANT_MPX_CONN)   |
-//! | `FCGI_TEST_FCGIWRAP_SOCKET`  | unix socket of fcgiwrap (2 preforked processes)                |
-//! | `FCGI_TEST_CGI_DIR`          | absolute path of the CGI dir (`hello.sh`, executable)          |
+//! [`Backends::env`] sets the `FCGI_TEST_*` variables for `cargo test`, and `cargo xtask
+//! backends` prints them. Their names are defined once, in [`backend_env`]
+//! (`tests/src/backend_env.rs`, compiled in here as well as in the test crate, which reads them
+//! in `tests/src/backends.rs`); that file's table says what each holds.
 //!
 //! Both php-fpm pools answer `/ping` with `pong` and `/status` (php-fpm needs `SCRIPT_FILENAME`
 //! present, any value, for those). PHP errors and `error_log()` go to the FastCGI STDERR stream.
@@ -54,26 +43,9 @@ use crate::flup::Flup;
 use crate::php_fpm::{self, PhpFpm};
 use crate::{process, venv, workspace};
 
-/// Unix socket path of the php-fpm `unix` pool.
-pub const ENV_SOCKET: &str = "FCGI_TEST_PHP_FPM_SOCKET";
-/// `127.0.0.1:PORT` of the php-fpm `tcp` pool.
-pub const ENV_TCP: &str = "FCGI_TEST_PHP_FPM_TCP";
-/// Absolute docroot path (copy of `tests/php/`).
-pub const ENV_DOCROOT: &str = "FCGI_TEST_DOCROOT";
-/// Pid of the php-fpm master.
-pub const ENV_PID: &str = "FCGI_TEST_PHP_FPM_PID";
-/// Children per php-fpm pool.
-pub const ENV_WORKERS: &str = "FCGI_TEST_PHP_FPM_WORKERS";
-/// Path of php-fpm's error log.
-pub const ENV_LOG: &str = "FCGI_TEST_PHP_FPM_LOG";
-/// Unix socket of flup with `multiplexed=True`.
-pub const ENV_FLUP_MPX_SOCKET: &str = "FCGI_TEST_FLUP_MPX_SOCKET";
-/// Unix socket of flup with `multiplexed=False`.
-pub const ENV_FLUP_SOCKET: &str = "FCGI_TEST_FLUP_SOCKET";
-/// Unix socket of fcgiwrap.
-pub const ENV_FCGIWRAP_SOCKET: &str = "FCGI_TEST_FCGIWRAP_SOCKET";
-/// Absolute path of the CGI script dir (copy of `tests/backends/cgi/`).
-pub const ENV_CGI_DIR: &str = "FCGI_TEST_CGI_DIR";
+// The names of the `FCGI_TEST_*` variables: the same file the tests read them with.
+#[path = "../../tests/src/backend_env.rs"]
+pub mod backend_env;
 
 /// Lines of each backend log shown when tests fail.
 const LOG_TAIL_LINES: usize = 30;
@@ -145,16 +117,16 @@ impl Backends {
     /// The environment contract (see the module docs) as name/value pairs.
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![
-            (ENV_SOCKET, self.php_fpm.socket.display().to_string()),
-            (ENV_TCP, self.php_fpm.tcp.to_string()),
-            (ENV_DOCROOT, self.docroot.display().to_string()),
-            (ENV_PID, self.php_fpm.pid().to_string()),
-            (ENV_WORKERS, php_fpm::WORKERS.to_string()),
-            (ENV_LOG, self.php_fpm.log.display().to_string()),
-            (ENV_FLUP_MPX_SOCKET, self.flup.multiplexed.socket.display().to_string()),
-            (ENV_FLUP_SOCKET, self.flup.single.socket.display().to_string()),
-            (ENV_FCGIWRAP_SOCKET, self.fcgiwrap.service.socket.display().to_string()),
-            (ENV_CGI_DIR, self.fcgiwrap.cgi_dir.display().to_string()),
+            (backend_env::PHP_FPM_SOCKET, self.php_fpm.socket.display().to_string()),
+            (backend_env::PHP_FPM_TCP, self.php_fpm.tcp.to_string()),
+            (backend_env::DOCROOT, self.docroot.display().to_string()),
+            (backend_env::PHP_FPM_PID, self.php_fpm.pid().to_string()),
+            (backend_env::PHP_FPM_WORKERS, php_fpm::WORKERS.to_string()),
+            (backend_env::PHP_FPM_LOG, self.php_fpm.log.display().to_string()),
+            (backend_env::FLUP_MPX_SOCKET, self.flup.multiplexed.socket.display().to_string()),
+            (backend_env::FLUP_SOCKET, self.flup.single.socket.display().to_string()),
+            (backend_env::FCGIWRAP_SOCKET, self.fcgiwrap.service.socket.display().to_string()),
+            (backend_env::CGI_DIR, self.fcgiwrap.cgi_dir.display().to_string()),
         ]
     }
 

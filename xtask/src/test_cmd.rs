@@ -4,7 +4,7 @@
 //! Extra arguments (after `--`) go to `cargo test --workspace` verbatim, e.g.
 //! `cargo xtask test -- php_fpm` (a test-name filter) or `cargo xtask test -- -- --nocapture`.
 //! The backends reach the tests through the `FCGI_TEST_*` variables documented in
-//! [`crate::backends`].
+//! [`crate::backends::backend_env`].
 
 use std::process::ExitCode;
 

@@ -1,11 +1,9 @@
 //! `fcgi probe`: FCGI_GET_VALUES against php-fpm (exit 0), a silent server (10, within its
 //! time limit: a stuck backend never hangs a probe) and a server that is not FastCGI (11).
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 fn probe(args: &[&str]) -> std::process::Output {
     run(fcgi().arg("probe").args(args))

@@ -1,11 +1,9 @@
 //! `fcgi ping` and `fcgi status` against php-fpm's own pages: success lines, `--json`,
 //! `--silent`, thresholds failing with one-line reasons (exit 12), and bad specs (exit 2).
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 fn ping(args: &[&str]) -> std::process::Output {
     let php = php();

@@ -1,7 +1,7 @@
 //! php-fpm reloaded (SIGUSR2) while a pool is under load: requests in flight fail with clear
 //! errors or succeed, none hangs, and the pool recovers.
 //!
-//! In its own test binary: the reload disturbs every connection to this php-fpm.
+//! In the `alone` test binary, alone: the reload disturbs every connection to this php-fpm.
 
 use std::time::Duration;
 
@@ -9,6 +9,8 @@ use bytes::Bytes;
 use fcgi_mux::{Address, Pool, PoolConfig};
 use fcgi_tests::backends::php_fpm;
 use http_body_util::{BodyExt, Empty};
+
+use crate::ONE_AT_A_TIME;
 
 fn params(script: &str, query: &str) -> Vec<(Bytes, Bytes)> {
     let fpm = php_fpm();
@@ -32,6 +34,7 @@ async fn slow_request(pool: Pool, i: usize) -> Result<String, fcgi_mux::Error> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn php_fpm_reloaded_under_load() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let fpm = php_fpm();
     let config = PoolConfig::default().max_connections(4).queue_timeout(Duration::from_secs(20));
     let pool = Pool::new(Address::Unix(fpm.socket.clone()), config);

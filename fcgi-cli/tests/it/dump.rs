@@ -2,10 +2,8 @@
 //! and `--input`: decoding a capture file or standard input, with the byte offset of a
 //! malformed record.
 
-mod common;
-
+use crate::common::*;
 use bytes::BytesMut;
-use common::*;
 use fcgi_proto::{Padding, ParamsOptions, ProtocolStatus, Record, RecordType, RequestId, Role};
 
 const SECRET: &str = "Bearer hunter2-token";

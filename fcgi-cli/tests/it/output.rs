@@ -1,14 +1,12 @@
 //! Where the body goes: `--json`, `-o FILE` (atomic for regular files, direct for devices
 //! and FIFOs), and standard output closed early by its reader.
 
-mod common;
-
 use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 #[test]
 fn json_describes_the_whole_response() {

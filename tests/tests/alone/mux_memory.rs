@@ -1,6 +1,6 @@
 //! Memory stays bounded while fcgi-mux streams a 100 MiB response from php-fpm.
 //!
-//! In its own test binary so that no other test allocates in the same process while the
+//! In the `alone` test binary so that no other test allocates in the same process while the
 //! resident set size is watched, and the tests here take turns for the same reason.
 
 use bytes::Bytes;
@@ -8,8 +8,7 @@ use fcgi_mux::{Address, Connection, ConnectionConfig};
 use fcgi_tests::backends::php_fpm;
 use http_body_util::{BodyExt, Empty};
 
-/// Held by each test for its whole run: the tests of this file never overlap.
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+use crate::ONE_AT_A_TIME;
 
 fn resident_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();

@@ -1,9 +1,7 @@
 //! `fcgi get` / `post` / `request` against the harness php-fpm: targets, the document root
 //! rule, what reaches PHP (query string, params, headers, bodies), and the -I/-i/-s/-v flags.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 /// `$_SERVER` as env.php saw it.
 fn server_vars(output: &std::process::Output) -> serde_json::Value {

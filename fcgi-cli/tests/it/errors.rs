@@ -1,11 +1,9 @@
 //! The exit-code table, code by code, and the one-line error rule: every error is a single
 //! line on stderr starting with `fcgi: `, never a panic or a backtrace.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 #[test]
 fn exit_0_on_success_with_nothing_on_stderr() {

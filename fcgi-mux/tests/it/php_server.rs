@@ -1,13 +1,18 @@
 //! End to end: the `php_server` example (axum, and hyper through hyper-util's adapter) in
 //! front of the real php-fpm started by `cargo xtask test`, driven by a real HTTP client.
 //!
-//! Needs `FCGI_TEST_PHP_FPM_SOCKET` and `FCGI_TEST_DOCROOT` (see `xtask/src/backends.rs`); it
-//! fails loudly without them, never skips.
+//! Needs `FCGI_TEST_PHP_FPM_SOCKET` and `FCGI_TEST_DOCROOT` (see `tests/src/backend_env.rs`);
+//! it fails loudly without them, never skips.
 #![cfg(feature = "tower")]
 
-#[path = "../examples/php_server.rs"]
+#[path = "../../examples/php_server.rs"]
 #[allow(dead_code)]
 mod php_server;
+
+// The names of the harness's variables, defined once for xtask and every test.
+#[path = "../../../tests/src/backend_env.rs"]
+#[allow(dead_code)]
+mod backend_env;
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -31,7 +36,7 @@ fn backend() -> (String, String) {
             panic!("{name} is not set: run these tests with `cargo xtask test` (or `cargo xtask backends`)")
         })
     };
-    (var("FCGI_TEST_PHP_FPM_SOCKET"), var("FCGI_TEST_DOCROOT"))
+    (var(backend_env::PHP_FPM_SOCKET), var(backend_env::DOCROOT))
 }
 
 /// A small pool (php-fpm pins a worker per open connection, and other tests run meanwhile).

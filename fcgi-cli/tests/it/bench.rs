@@ -5,15 +5,13 @@
 //! The php-fpm tests hold [`PHP_FPM`] so that two loads never compete for the harness's
 //! workers (php-fpm serves one kept-alive connection per worker).
 
-mod common;
-
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 static PHP_FPM: Mutex<()> = Mutex::new(());

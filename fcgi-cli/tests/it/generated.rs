@@ -1,8 +1,6 @@
 //! Generated output: shell completions, the man page, --help and --version.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 #[test]
 fn completions_for_each_shell() {

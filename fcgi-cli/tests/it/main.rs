@@ -1,0 +1,12 @@
+//! The `fcgi` binary's integration tests, one test binary: a module per area, and `common`,
+//! the helpers they share (running the binary, fake servers).
+
+mod bench;
+mod common;
+mod dump;
+mod errors;
+mod generated;
+mod health;
+mod output;
+mod probe;
+mod requests;
