@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::exit;
+
 /// Default `--max-time` of the request commands (get, post, request, dump).
 pub const REQUEST_MAX_TIME: Duration = Duration::from_secs(30);
 /// Default `--max-time` of the health commands (ping, status, probe).
@@ -319,27 +321,14 @@ pub fn full_command() -> clap::Command {
     command
 }
 
-/// The end of `fcgi --help`: the exit codes of `Exit::TABLE` (a test keeps the two equal) and
-/// the environment. A literal because formatting it on every start was 6% of the instructions
-/// of a one-shot `fcgi get`.
-const AFTER_LONG_HELP: &str = concat!(
-    "Exit codes:\n",
-    "    0  success (HTTP status < 400, or --no-fail)\n",
-    "    1  unexpected error\n",
-    "    2  bad command line, or a request that cannot be sent as asked\n",
-    "    4  HTTP 4xx from the application\n",
-    "    5  HTTP 5xx from the application (503 from php-fpm: busy)\n",
-    "    6  host name did not resolve\n",
-    "    7  could not connect (refused, no such socket, permission denied)\n",
-    "    8  FastCGI protocol violation or malformed CGI response; malformed --input\n",
-    "    9  FastCGI protocol status other than REQUEST_COMPLETE\n",
-    "   10  probe: no FCGI_GET_VALUES answer in time\n",
-    "   11  probe: the server does not speak FastCGI\n",
-    "   12  ping/status check failed\n",
-    "   23  could not write the output\n",
-    "   26  could not read an input file\n",
-    "   28  timeout (connect, first byte, --max-time)\n",
-    "   56  connection lost before the response ended\n",
+/// The end of `fcgi --help` and the man page's extra section: the exit-code table of
+/// [`crate::exit`], then the environment. Built at compile time (see [`exit::help`]).
+const AFTER_LONG_HELP: &str = match std::str::from_utf8(&AFTER_LONG_HELP_BYTES) {
+    Ok(text) => text,
+    Err(_) => panic!("the help text is UTF-8"),
+};
+const AFTER_LONG_HELP_BYTES: [u8; exit::help_len(ENVIRONMENT_HELP)] = exit::help(ENVIRONMENT_HELP);
+const ENVIRONMENT_HELP: &str = concat!(
     "\n",
     "Environment:\n",
     "  FCGI_ADDRESS  default server address (as --connect)\n",
@@ -378,13 +367,25 @@ mod tests {
     #[test]
     fn help_lists_every_exit_code() {
         let mut expected = String::from("Exit codes:\n");
-        for (exit, meaning) in Exit::TABLE {
-            expected.push_str(&format!("  {:>3}  {meaning}\n", exit.code()));
+        for exit in Exit::ALL {
+            expected.push_str(&format!("  {:>3}  {}\n", exit.code(), exit.meaning()));
         }
         expected.push_str("\nEnvironment:\n");
         assert!(AFTER_LONG_HELP.starts_with(&expected), "{AFTER_LONG_HELP}");
         for variable in ["FCGI_ADDRESS", "FCGI_DOCROOT"] {
             assert!(AFTER_LONG_HELP.contains(variable), "{variable}");
+        }
+        let help = full_command().render_long_help().to_string();
+        assert!(help.contains(&expected), "fcgi --help:\n{help}");
+    }
+
+    #[test]
+    fn man_page_lists_every_exit_code() {
+        let mut roff = Vec::new();
+        clap_mangen::Man::new(full_command()).render(&mut roff).unwrap();
+        let man = String::from_utf8(roff).unwrap().replace("\\-", "-");
+        for exit in Exit::ALL {
+            assert!(man.contains(&format!("{:>3}  {}", exit.code(), exit.meaning())), "{exit:?}:\n{man}");
         }
     }
 

@@ -9,72 +9,133 @@ use std::fmt;
 
 use fcgi_mux::Error as MuxError;
 
-/// Why `fcgi` exits with something other than 0.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Exit {
+/// Writes the exit-code table once: each row is a variant of [`Exit`] with its documentation,
+/// its code, its machine name ([`Exit::kind`]: `error.kind` in JSON documents) and the one-line
+/// meaning that `fcgi --help` and the man page list ([`Exit::meaning`], [`help`]). docs/CLI.md
+/// documents the same codes and names in its own words (test `docs_cli_md_lists_every_code`).
+macro_rules! exit_codes {
+    ($($(#[doc = $doc:literal])+ $variant:ident = $code:literal, $kind:literal, $meaning:literal;)+) => {
+        /// Why `fcgi` exits with something other than 0.
+        #[derive(Copy, Clone, Debug, PartialEq, Eq)]
+        #[repr(u8)]
+        pub enum Exit {
+            $($(#[doc = $doc])+ $variant = $code,)+
+        }
+
+        impl Exit {
+            /// Every exit code, in the order of the table (increasing).
+            pub const ALL: &'static [Exit] = &[$(Exit::$variant),+];
+
+            /// A short machine-readable name, used in `--json` output.
+            pub const fn kind(self) -> &'static str {
+                match self {
+                    $(Exit::$variant => $kind,)+
+                }
+            }
+
+            /// What the code means, in one line (`fcgi --help`, the man page).
+            pub const fn meaning(self) -> &'static str {
+                match self {
+                    $(Exit::$variant => $meaning,)+
+                }
+            }
+        }
+    };
+}
+
+exit_codes! {
     /// 0: the request succeeded (HTTP status below 400, or `--no-fail`).
-    Success = 0,
+    Success = 0, "success", "success (HTTP status < 400, or --no-fail)";
     /// 1: an unexpected error (a bug, or an environment problem not covered below).
-    Failure = 1,
+    Failure = 1, "failure", "unexpected error";
     /// 2: bad command line, or a request that cannot be sent as asked (e.g. a path outside the
     /// document root, a parameter too large for php-fpm).
-    Usage = 2,
+    Usage = 2, "usage", "bad command line, or a request that cannot be sent as asked";
     /// 4: the application answered with an HTTP 4xx status.
-    Http4xx = 4,
+    Http4xx = 4, "http_4xx", "HTTP 4xx from the application";
     /// 5: the application answered with an HTTP 5xx status.
-    Http5xx = 5,
+    Http5xx = 5, "http_5xx", "HTTP 5xx from the application (503 from php-fpm: busy)";
     /// 6: the host name did not resolve.
-    Resolve = 6,
+    Resolve = 6, "resolve", "host name did not resolve";
     /// 7: could not connect (refused, no such socket, permission denied).
-    Connect = 7,
+    Connect = 7, "connect", "could not connect (refused, no such socket, permission denied)";
     /// 8: the server broke the FastCGI protocol or sent a malformed CGI response; `dump --input`
     /// found a malformed record.
-    Protocol = 8,
+    Protocol = 8, "protocol", "FastCGI protocol violation or malformed CGI response; malformed --input";
     /// 9: the server ended the request with a FastCGI protocol status other than
     /// REQUEST_COMPLETE (OVERLOADED, CANT_MPX_CONN, UNKNOWN_ROLE).
-    FcgiStatus = 9,
+    FcgiStatus = 9, "fastcgi_status", "FastCGI protocol status other than REQUEST_COMPLETE";
     /// 10: `probe`: no answer to FCGI_GET_VALUES in time (or the connection closed without one).
-    ProbeNoAnswer = 10,
+    ProbeNoAnswer = 10, "no_answer", "probe: no FCGI_GET_VALUES answer in time";
     /// 11: `probe`: the server does not speak FastCGI.
-    ProbeNotFastCgi = 11,
+    ProbeNotFastCgi = 11, "not_fastcgi", "probe: the server does not speak FastCGI";
     /// 12: `ping` / `status`: the check failed (unexpected ping answer, threshold crossed).
-    CheckFailed = 12,
+    CheckFailed = 12, "check_failed", "ping/status check failed";
     /// 23: writing the output failed.
-    Write = 23,
+    Write = 23, "write", "could not write the output";
     /// 26: reading an input file (`-d @file`, `--input`) failed.
-    Read = 26,
+    Read = 26, "read", "could not read an input file";
     /// 28: a timeout expired (connect, first byte, `--max-time`).
-    Timeout = 28,
+    Timeout = 28, "timeout", "timeout (connect, first byte, --max-time)";
     /// 56: the connection broke or closed before the response ended.
-    ConnectionLost = 56,
+    ConnectionLost = 56, "connection_lost", "connection lost before the response ended";
+}
+
+/// The title line of the exit-code list in `fcgi --help`.
+const HELP_TITLE: &str = "Exit codes:\n";
+
+/// Length of [`help`]`(tail)`.
+pub const fn help_len(tail: &str) -> usize {
+    let mut len = HELP_TITLE.len() + tail.len();
+    let mut i = 0;
+    while i < Exit::ALL.len() {
+        // "  ", the code in 3 columns, "  ", the meaning, "\n"
+        len += 2 + 3 + 2 + Exit::ALL[i].meaning().len() + 1;
+        i += 1;
+    }
+    len
+}
+
+/// `Exit codes:` and a line per code, as in `   10  probe: no FCGI_GET_VALUES answer in time`,
+/// then `tail`: the end of `fcgi --help` and the man page's extra section. Built at compile
+/// time (a `const`), because formatting it on every start was 6% of the instructions of a
+/// one-shot `fcgi get`. `N` must be [`help_len`]`(tail)`.
+pub const fn help<const N: usize>(tail: &str) -> [u8; N] {
+    let mut out = [0u8; N];
+    let mut at = copy(&mut out, 0, HELP_TITLE.as_bytes());
+    let mut i = 0;
+    while i < Exit::ALL.len() {
+        let exit = Exit::ALL[i];
+        let code = exit.code();
+        at = copy(&mut out, at, &[b' ', b' ', digit(code, 100), digit(code, 10), b'0' + code % 10]);
+        at = copy(&mut out, at, b"  ");
+        at = copy(&mut out, at, exit.meaning().as_bytes());
+        at = copy(&mut out, at, b"\n");
+        i += 1;
+    }
+    at = copy(&mut out, at, tail.as_bytes());
+    assert!(at == N, "the length is not help_len(tail)");
+    out
+}
+
+/// The decimal digit of `code` at `place` (100 or 10), a space for a leading zero.
+const fn digit(code: u8, place: u8) -> u8 {
+    if code < place { b' ' } else { b'0' + (code / place) % 10 }
+}
+
+/// Copies `bytes` into `out` at `at`; returns where they end.
+const fn copy<const N: usize>(out: &mut [u8; N], at: usize, bytes: &[u8]) -> usize {
+    let mut i = 0;
+    while i < bytes.len() {
+        out[at + i] = bytes[i];
+        i += 1;
+    }
+    at + bytes.len()
 }
 
 impl Exit {
-    /// Every code with its meaning: what `fcgi --help` lists (`cli::AFTER_LONG_HELP`, a literal
-    /// a test keeps equal to this table) and docs/CLI.md documents.
-    #[cfg(test)]
-    pub const TABLE: &'static [(Exit, &'static str)] = &[
-        (Exit::Success, "success (HTTP status < 400, or --no-fail)"),
-        (Exit::Failure, "unexpected error"),
-        (Exit::Usage, "bad command line, or a request that cannot be sent as asked"),
-        (Exit::Http4xx, "HTTP 4xx from the application"),
-        (Exit::Http5xx, "HTTP 5xx from the application (503 from php-fpm: busy)"),
-        (Exit::Resolve, "host name did not resolve"),
-        (Exit::Connect, "could not connect (refused, no such socket, permission denied)"),
-        (Exit::Protocol, "FastCGI protocol violation or malformed CGI response; malformed --input"),
-        (Exit::FcgiStatus, "FastCGI protocol status other than REQUEST_COMPLETE"),
-        (Exit::ProbeNoAnswer, "probe: no FCGI_GET_VALUES answer in time"),
-        (Exit::ProbeNotFastCgi, "probe: the server does not speak FastCGI"),
-        (Exit::CheckFailed, "ping/status check failed"),
-        (Exit::Write, "could not write the output"),
-        (Exit::Read, "could not read an input file"),
-        (Exit::Timeout, "timeout (connect, first byte, --max-time)"),
-        (Exit::ConnectionLost, "connection lost before the response ended"),
-    ];
-
     /// The process exit code.
-    pub fn code(self) -> u8 {
+    pub const fn code(self) -> u8 {
         self as u8
     }
 
@@ -99,28 +160,6 @@ impl Exit {
             MuxError::Body(_) => Exit::Read,
             MuxError::InvalidRequest(_) => Exit::Usage,
             _ => Exit::Failure,
-        }
-    }
-
-    /// A short machine-readable name, used in `--json` output.
-    pub fn kind(self) -> &'static str {
-        match self {
-            Exit::Success => "success",
-            Exit::Failure => "failure",
-            Exit::Usage => "usage",
-            Exit::Http4xx => "http_4xx",
-            Exit::Http5xx => "http_5xx",
-            Exit::Resolve => "resolve",
-            Exit::Connect => "connect",
-            Exit::Protocol => "protocol",
-            Exit::FcgiStatus => "fastcgi_status",
-            Exit::ProbeNoAnswer => "no_answer",
-            Exit::ProbeNotFastCgi => "not_fastcgi",
-            Exit::CheckFailed => "check_failed",
-            Exit::Write => "write",
-            Exit::Read => "read",
-            Exit::Timeout => "timeout",
-            Exit::ConnectionLost => "connection_lost",
         }
     }
 }
@@ -194,12 +233,48 @@ mod tests {
     use super::*;
 
     #[test]
-    fn codes_are_distinct_and_documented() {
-        let mut codes: Vec<u8> = Exit::TABLE.iter().map(|(e, _)| e.code()).collect();
-        let len = codes.len();
-        codes.sort();
-        codes.dedup();
-        assert_eq!(codes.len(), len);
+    fn codes_are_distinct_and_in_order() {
+        for pair in Exit::ALL.windows(2) {
+            assert!(pair[0].code() < pair[1].code(), "{pair:?}");
+        }
+        let mut kinds: Vec<&str> = Exit::ALL.iter().map(|e| e.kind()).collect();
+        kinds.sort();
+        kinds.dedup();
+        assert_eq!(kinds.len(), Exit::ALL.len(), "distinct kinds");
+    }
+
+    #[test]
+    fn help_is_the_table_formatted() {
+        const TAIL: &str = "\nmore\n";
+        const BYTES: [u8; help_len(TAIL)] = help(TAIL);
+        let mut expected = String::from("Exit codes:\n");
+        for exit in Exit::ALL {
+            expected.push_str(&format!("  {:>3}  {}\n", exit.code(), exit.meaning()));
+        }
+        expected.push_str(TAIL);
+        assert_eq!(std::str::from_utf8(&BYTES).unwrap(), expected);
+    }
+
+    /// docs/CLI.md's table ("## Exit codes": `| code | name | meaning |`) has every code with
+    /// its name, in order, and nothing else.
+    #[test]
+    fn docs_cli_md_lists_every_code() {
+        let manual = include_str!("../../docs/CLI.md");
+        let section = manual.split("\n## Exit codes\n").nth(1).expect("docs/CLI.md has ## Exit codes");
+        let rows: Vec<(u8, String)> = section
+            .lines()
+            .skip_while(|line| !line.starts_with('|'))
+            .take_while(|line| line.starts_with('|'))
+            .skip(2) // the header and the |---| line
+            .map(|line| {
+                let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+                let code = cells[1].parse().unwrap_or_else(|_| panic!("a code in {line:?}"));
+                (code, cells[2].trim_matches('`').to_string())
+            })
+            .collect();
+        let expected: Vec<(u8, String)> =
+            Exit::ALL.iter().map(|e| (e.code(), e.kind().to_string())).collect();
+        assert_eq!(rows, expected, "docs/CLI.md's exit-code table and exit.rs differ");
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! End to end: the `php_server` example (axum, and hyper through hyper-util's adapter) in
-//! front of the real php-fpm started by `cargo xtask test`, driven by a real HTTP client.
+//! End to end: the `php_server` example (axum, and hyper through hyper-util's adapter; the
+//! module `example` here) in front of the real php-fpm started by `cargo xtask test`, driven
+//! by a real HTTP client.
 //!
 //! Needs `FCGI_TEST_PHP_FPM_SOCKET` and `FCGI_TEST_DOCROOT` (see `tests/src/backend_env.rs`);
 //! it fails loudly without them, never skips.
@@ -7,7 +8,7 @@
 
 #[path = "../../examples/php_server.rs"]
 #[allow(dead_code)]
-mod php_server;
+mod example;
 
 // The names of the harness's variables, defined once for xtask and every test.
 #[path = "../../../tests/src/backend_env.rs"]
@@ -62,7 +63,7 @@ async fn bind() -> (TcpListener, SocketAddr) {
 /// Starts the example's axum app with `pool`; returns its address.
 async fn start_axum(pool: Pool) -> SocketAddr {
     let (listener, addr) = bind().await;
-    tokio::spawn(php_server::serve(listener, php_server::router(pool, app())));
+    tokio::spawn(example::serve(listener, example::router(pool, app())));
     addr
 }
 
@@ -251,7 +252,7 @@ async fn axum_answers_400_when_the_cgi_environment_is_refused() {
 /// HTTP/1 connection: no axum, no adapter of ours.
 #[tokio::test]
 async fn hyper_util_adapter_serves_the_service() {
-    let service = FcgiService::new(php_pool(pool_config()), php_server::cgi_params(app()));
+    let service = FcgiService::new(php_pool(pool_config()), example::cgi_params(app()));
     let (listener, addr) = bind().await;
     tokio::spawn(async move {
         let (stream, _) = listener.accept().await.unwrap();
@@ -269,7 +270,7 @@ async fn hyper_util_adapter_serves_the_service() {
 #[tokio::test]
 async fn example_hyper_route_serves_and_maps_errors() {
     let (listener, addr) = bind().await;
-    tokio::spawn(php_server::serve_hyper(listener, php_pool(pool_config()), app()));
+    tokio::spawn(example::serve_hyper(listener, php_pool(pool_config()), app()));
     let reply = get(addr, "/env.php/p?q=2").await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     let env: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
@@ -279,7 +280,7 @@ async fn example_hyper_route_serves_and_maps_errors() {
 
     let down = Pool::new("unix:/nonexistent/fcgi-mux-test.sock".parse::<Address>().unwrap(), pool_config());
     let (listener, addr) = bind().await;
-    tokio::spawn(php_server::serve_hyper(listener, down, app()));
+    tokio::spawn(example::serve_hyper(listener, down, app()));
     let reply = get(addr, "/hello.php").await;
     assert_eq!(reply.status, StatusCode::BAD_GATEWAY);
     assert_eq!(reply.text(), "502 Bad Gateway\n");
@@ -287,7 +288,7 @@ async fn example_hyper_route_serves_and_maps_errors() {
 
 #[test]
 fn arguments() {
-    let args = |list: &[&str]| php_server::Args::parse(list.iter().map(|s| s.to_string()));
+    let args = |list: &[&str]| example::Args::parse(list.iter().map(|s| s.to_string()));
     let parsed =
         args(&["--listen", "127.0.0.1:9999", "--docroot", "/srv", "--fcgi", "unix:/run/php.sock"]).unwrap();
     assert_eq!(parsed.listen, "127.0.0.1:9999".parse::<SocketAddr>().unwrap());
