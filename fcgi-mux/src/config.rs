@@ -105,16 +105,24 @@ impl Default for ConnectionConfig {
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct PoolConfig {
-    /// Settings of each connection (`keep_conn` is forced on).
+    /// Settings of each connection (its `keep_conn` is set from [`PoolConfig::keep_alive`]).
     pub connection: ConnectionConfig,
+    /// Reuse connections for later requests (FCGI_KEEP_CONN). Default true. Off, every request
+    /// gets a connection of its own, closed after END_REQUEST: what many php-fpm setups want,
+    /// since each kept connection pins a worker for as long as it stays open.
+    pub keep_alive: bool,
     /// Most open connections. Default 4. Keep it below the backend's worker count: php-fpm
     /// pins a worker to every open connection for as long as it stays open.
     pub max_connections: usize,
     /// An idle connection is closed after this long. Default 5 s (an idle connection to
     /// php-fpm holds a worker).
     pub idle_timeout: Duration,
-    /// Longest wait for a free connection. Default 10 s.
+    /// Longest wait for a free connection. Default 10 s. The request's total timeout
+    /// ([`ConnectionConfig::total_timeout`]) counts the wait too.
     pub queue_timeout: Duration,
+    /// A connection takes no new requests after this long, and closes once its last one
+    /// ended. Default none.
+    pub max_lifetime: Option<Duration>,
     /// Retry a request refused with FCGI_OVERLOADED once, on a new connection. Default false.
     pub retry_overloaded: bool,
 }
@@ -123,9 +131,11 @@ impl Default for PoolConfig {
     fn default() -> Self {
         Self {
             connection: ConnectionConfig { keep_conn: true, ..ConnectionConfig::default() },
+            keep_alive: true,
             max_connections: 4,
             idle_timeout: Duration::from_secs(5),
             queue_timeout: Duration::from_secs(10),
+            max_lifetime: None,
             retry_overloaded: false,
         }
     }
@@ -183,8 +193,12 @@ setters!(ConnectionConfig {
 });
 
 setters!(PoolConfig {
-    /// Sets [`PoolConfig::connection`] (its `keep_conn` is forced on by the pool).
+    /// Sets [`PoolConfig::connection`] (its `keep_conn` is set from `keep_alive`).
     connection: ConnectionConfig,
+    /// Sets [`PoolConfig::keep_alive`].
+    keep_alive: bool,
+    /// Sets [`PoolConfig::max_lifetime`].
+    max_lifetime: Option<Duration>,
     /// Sets [`PoolConfig::max_connections`].
     max_connections: usize,
     /// Sets [`PoolConfig::idle_timeout`].

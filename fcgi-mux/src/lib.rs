@@ -92,6 +92,7 @@ pub mod cgi;
 mod config;
 mod conn;
 mod error;
+pub mod machine;
 mod observer;
 mod pool;
 mod probe;
@@ -102,13 +103,21 @@ mod service;
 
 pub use address::{Address, AddressError};
 pub use config::{ConnectionConfig, Multiplexing, PoolConfig};
-pub use conn::shared::{EndStatus, Stderr};
+pub use conn::shared::Stderr;
 pub use conn::{Connection, ConnectionDriver};
 pub use error::{BoxError, Error, ProtocolViolation, TimeoutKind};
+pub use machine::EndStatus;
 pub use observer::{Direction, Observer, RecordEvent};
 pub use pool::{Pool, PoolStats};
 pub use probe::{ProbeConfig, ProbeOutcome, ProbeReport, probe};
-pub use request::{EncodedParams, RequestBody};
-pub use response::{ReasonPhrase, ResponseBody};
+pub use request::EncodedParams;
+pub use response::{Outcome, ReasonPhrase, ResponseBody};
+
+/// The wire codec, whose types ([`ProtocolStatus`](fcgi_proto::ProtocolStatus),
+/// [`ServerValues`](fcgi_proto::ServerValues), [`Padding`](fcgi_proto::Padding), records)
+/// appear in this API.
+pub use fcgi_proto;
+/// The `http` crate, whose types this API takes and returns.
+pub use http;
 #[cfg(feature = "tower")]
 pub use service::FcgiService;

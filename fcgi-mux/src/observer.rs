@@ -63,3 +63,12 @@ pub(crate) fn observe(
         observer.notify(&RecordEvent { direction, at: SystemTime::now(), header, record });
     }
 }
+
+/// Shows the records just written (`written` holds whole records) to `observer`.
+pub(crate) fn observe_written(observer: &Observer, written: &[u8]) {
+    let mut bytes = bytes::BytesMut::from(written);
+    let mut decoder = fcgi_proto::Decoder::new();
+    while let Ok(Some(frame)) = decoder.decode_frame(&mut bytes) {
+        observe(Some(observer), Direction::Sent, frame.header, &frame.record);
+    }
+}

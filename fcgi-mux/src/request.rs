@@ -11,7 +11,7 @@ use crate::config::ConnectionConfig;
 use crate::error::{BoxError, Error};
 
 /// A request body ready to send: its exact length is known.
-pub enum RequestBody {
+pub(crate) enum RequestBody {
     /// The whole body in memory (can be sent again if the request must be retried).
     Full(Bytes),
     /// A stream that must yield exactly `length` bytes.
@@ -23,18 +23,19 @@ pub enum RequestBody {
     },
 }
 
+/// A streamed body on the driver's side, polled when the connection machine wants bytes.
+pub(crate) struct StreamBody {
+    pub(crate) body: UnsyncBoxBody<Bytes, BoxError>,
+    pub(crate) length: u64,
+}
+
 impl RequestBody {
     /// The number of bytes the body will send.
-    pub fn len(&self) -> u64 {
+    pub(crate) fn len(&self) -> u64 {
         match self {
             RequestBody::Full(bytes) => bytes.len() as u64,
             RequestBody::Stream { length, .. } => *length,
         }
-    }
-
-    /// True for an empty body.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 

@@ -1,24 +1,18 @@
-//! The response side of a request: waiting for the CGI head (first-byte and total
-//! timeouts), then streaming the body as an `http_body::Body`.
-//!
-//! Until the first record arrives the connection driver watches the deadline, with one timer
-//! per connection; after that the request's handle watches the total deadline, with a timer
-//! made only when it has to wait.
+//! The caller's side of a response: waiting for the CGI head, then streaming the body as an
+//! `http_body::Body`. The connection machine parses the head and enforces every deadline;
+//! this side only waits, and cancels the request when dropped before the end.
 
-use std::future::{Future, poll_fn};
+use std::future::poll_fn;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use tokio::time::Sleep;
 
-use crate::cgi::{self, HeadParse, HeadScanner};
-use crate::config::ConnectionConfig;
-use crate::conn::shared::{EndStatus, Event, RequestShared, Stderr};
-use crate::error::{Error, TimeoutKind};
+use crate::conn::shared::{BodyEvent, RequestShared, Stderr};
+use crate::error::Error;
+use crate::machine::EndStatus;
 
 /// Cancels the request when dropped before its response ended.
 struct CancelGuard {
@@ -34,124 +28,29 @@ impl Drop for CancelGuard {
     }
 }
 
-/// How long a request may wait for its first record: the first-byte timeout, or the total
-/// one if that is shorter. The connection driver watches this deadline, with one timer for
-/// the whole connection rather than one per request, and fails the request when it passes.
-fn first_byte_limit(config: &ConnectionConfig) -> (TimeoutKind, Duration) {
-    match config.total_timeout {
-        Some(total) if total <= config.first_byte_timeout => (TimeoutKind::Total, total),
-        _ => (TimeoutKind::FirstByte, config.first_byte_timeout),
-    }
-}
-
-/// When a request sent at `started` fails if nothing has arrived for it.
-pub(crate) fn first_byte_deadline(config: &ConnectionConfig, started: Instant) -> Instant {
-    started + first_byte_limit(config).1
-}
-
-/// The error of a request whose first-byte deadline passed.
-pub(crate) fn first_byte_timeout(config: &ConnectionConfig) -> Error {
-    let (kind, after) = first_byte_limit(config);
-    Error::timeout(kind, after)
-}
-
-/// The total deadline, watched by the request's handle once the first record has arrived.
-/// Its timer is made only when the handle has to wait: a response that is all there when it
-/// is read (the usual case for small ones) costs no timer.
-struct TotalDeadline {
-    after: Duration,
-    at: Instant,
-    sleep: Option<Pin<Box<Sleep>>>,
-}
-
-impl TotalDeadline {
-    fn new(after: Duration, started: Instant) -> Self {
-        Self { after, at: started + after, sleep: None }
-    }
-
-    fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let at = self.at;
-        self.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at.into()))).as_mut().poll(cx)
-    }
-
-    fn error(&self) -> Error {
-        Error::timeout(TimeoutKind::Total, self.after)
-    }
-}
-
 /// Waits for the response head and returns the response with its streaming body.
 pub(crate) async fn receive(
     shared: Arc<RequestShared>,
-    config: &ConnectionConfig,
-    head_only: bool,
-    started: Instant,
     span: tracing::Span,
 ) -> Result<http::Response<ResponseBody>, Error> {
     let mut guard = CancelGuard { shared: shared.clone(), armed: true };
-    // Until the first record (or the end) the driver watches the deadline: see first_byte_limit.
-    poll_fn(|cx| shared.poll_first_byte(cx)).await;
-    let mut total = config.total_timeout.map(|after| TotalDeadline::new(after, started));
-    let mut buffered = BytesMut::new();
-    let mut scanner = HeadScanner::new(config.max_head_len);
-    let outcome = loop {
-        let event = poll_fn(|cx| {
-            if let Poll::Ready(event) = shared.poll_event(cx) {
-                return Poll::Ready(Some(event));
-            }
-            match &mut total {
-                Some(total) => total.poll_expired(cx).map(|()| None),
-                None => Poll::Pending,
-            }
-        })
-        .await;
-        match event {
-            None => break Err(total.as_ref().map_or(Error::Closed, TotalDeadline::error)),
-            Some(Event::Data(data)) if buffered.is_empty() => {
-                // Usually the whole head is in the first record: parse it in place, no copy.
-                match scanner.parse(&data) {
-                    Ok(HeadParse::Complete { head, body_offset }) => {
-                        break Ok((head, data.slice(body_offset..)));
-                    }
-                    Ok(HeadParse::Incomplete) => buffered.extend_from_slice(&data),
-                    Err(error) => break Err(Error::Cgi(error)),
-                }
-            }
-            Some(Event::Data(data)) => {
-                buffered.extend_from_slice(&data);
-                match scanner.parse(&buffered) {
-                    Ok(HeadParse::Complete { head, body_offset }) => {
-                        break Ok((head, buffered.split_off(body_offset).freeze()));
-                    }
-                    Ok(HeadParse::Incomplete) => {}
-                    Err(error) => break Err(Error::Cgi(error)),
-                }
-            }
-            Some(Event::End(Ok(_))) => break Err(Error::Cgi(cgi::head_incomplete_at_end(&buffered))),
-            Some(Event::End(Err(error))) => break Err(error),
-        }
-    };
-    let (head, leftover) = match outcome {
-        Ok(parsed) => parsed,
+    let head = match poll_fn(|cx| shared.poll_head(cx)).await {
+        Ok(head) => head,
         Err(error) => {
+            guard.armed = false;
             tracing::debug!(parent: &span, %error, "request failed before the response head");
             return Err(error);
         }
     };
     guard.armed = false;
-    let body = ResponseBody {
-        guard: CancelGuard { shared, armed: true },
-        leftover: if head_only { Bytes::new() } else { leftover },
-        deadline: total,
-        end: None,
-        head_only,
-        done: false,
-    };
+    let body = ResponseBody { guard: CancelGuard { shared: shared.clone(), armed: true }, done: false };
     let mut response = http::Response::new(body);
     *response.status_mut() = head.status;
     *response.headers_mut() = head.headers;
     if let Some(reason) = head.reason {
         response.extensions_mut().insert(ReasonPhrase(reason));
     }
+    response.extensions_mut().insert(Outcome(shared));
     Ok(response)
 }
 
@@ -160,46 +59,63 @@ pub(crate) async fn receive(
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReasonPhrase(pub String);
 
+/// The rest of a response that is not body: the application's STDERR and the END_REQUEST
+/// status. In every response's extensions, so that they stay reachable after the body was
+/// consumed by something that takes it whole (`response.into_body().collect()`):
+///
+/// ```no_run
+/// # async fn run(response: http::Response<fcgi_mux::ResponseBody>) -> Result<(), fcgi_mux::Error> {
+/// use http_body_util::BodyExt;
+/// let outcome = response.extensions().get::<fcgi_mux::Outcome>().cloned().expect("always there");
+/// let body = response.into_body().collect().await?.to_bytes();
+/// println!("{} bytes, stderr {:?}, {:?}", body.len(), outcome.stderr().kept, outcome.end_status());
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Outcome(Arc<RequestShared>);
+
+impl Outcome {
+    /// The application's STDERR received so far (all of it once the body ended), bounded by
+    /// [`ConnectionConfig::stderr_limit`](crate::ConnectionConfig::stderr_limit).
+    pub fn stderr(&self) -> Stderr {
+        self.0.stderr()
+    }
+
+    /// END_REQUEST's statuses, once the request ended well.
+    pub fn end_status(&self) -> Option<EndStatus> {
+        self.0.end_status()
+    }
+}
+
+impl std::fmt::Debug for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outcome").field("end_status", &self.end_status()).finish()
+    }
+}
+
 /// A streaming response body. Dropping it before the end cancels the request (see the crate
 /// docs on cancellation).
 pub struct ResponseBody {
     guard: CancelGuard,
-    leftover: Bytes,
-    deadline: Option<TotalDeadline>,
-    end: Option<EndStatus>,
-    head_only: bool,
     done: bool,
 }
 
 impl ResponseBody {
     /// END_REQUEST's statuses, once the body has been read to its end.
     pub fn end_status(&self) -> Option<EndStatus> {
-        self.end
+        self.guard.shared.end_status()
     }
 
     /// The application's STDERR received so far (all of it once the body ended), bounded by
-    /// [`ConnectionConfig::stderr_limit`].
+    /// [`ConnectionConfig::stderr_limit`](crate::ConnectionConfig::stderr_limit).
     pub fn stderr(&self) -> Stderr {
         self.guard.shared.stderr()
-    }
-
-    fn finish(&mut self, result: Result<EndStatus, Error>) -> Option<Result<Frame<Bytes>, Error>> {
-        self.done = true;
-        self.guard.armed = false;
-        self.deadline = None;
-        match result {
-            Ok(status) => {
-                self.end = Some(status);
-                None
-            }
-            Err(error) => Some(Err(error)),
-        }
     }
 }
 
 impl std::fmt::Debug for ResponseBody {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResponseBody").field("done", &self.done).field("end", &self.end).finish()
+        f.debug_struct("ResponseBody").field("done", &self.done).field("end", &self.end_status()).finish()
     }
 }
 
@@ -215,28 +131,15 @@ impl Body for ResponseBody {
         if this.done {
             return Poll::Ready(None);
         }
-        if !this.leftover.is_empty() {
-            return Poll::Ready(Some(Ok(Frame::data(std::mem::take(&mut this.leftover)))));
-        }
-        loop {
-            match this.guard.shared.poll_event(cx) {
-                Poll::Ready(Event::Data(_)) if this.head_only => continue,
-                Poll::Ready(Event::Data(data)) => return Poll::Ready(Some(Ok(Frame::data(data)))),
-                Poll::Ready(Event::End(result)) => return Poll::Ready(this.finish(result)),
-                Poll::Pending => break,
-            }
-        }
-        if let Some(deadline) = &mut this.deadline {
-            if deadline.poll_expired(cx).is_ready() {
-                let error = deadline.error();
+        match this.guard.shared.poll_body(cx) {
+            Poll::Ready(BodyEvent::Data(data)) => Poll::Ready(Some(Ok(Frame::data(data)))),
+            Poll::Ready(BodyEvent::End(result)) => {
                 this.done = true;
-                this.deadline = None;
                 this.guard.armed = false;
-                this.guard.shared.cancel();
-                return Poll::Ready(Some(Err(error)));
+                Poll::Ready(result.err().map(Err))
             }
+            Poll::Pending => Poll::Pending,
         }
-        Poll::Pending
     }
 
     fn is_end_stream(&self) -> bool {

@@ -3,15 +3,25 @@
 //! when the last handle goes (the driver may then finish) or when the driver goes (sending
 //! fails and the request is given back).
 
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use crate::conn::driver::Start;
-use crate::conn::shared::{DriverWaker, lock};
+use crate::conn::Prepared;
+use crate::conn::shared::{DriverWaker, RequestShared, lock};
+use crate::conn::state::Slot;
+
+/// A request handed to the driver, with the slot it holds on the connection.
+pub(crate) struct Start {
+    pub(crate) prepared: Prepared,
+    pub(crate) shared: Arc<RequestShared>,
+    pub(crate) slot: Slot,
+    /// The total deadline, counted from when the caller asked.
+    pub(crate) deadline: Option<(Instant, Duration)>,
+}
 
 #[derive(Default)]
 struct Queue {
-    starts: VecDeque<Start>,
+    starts: Vec<Start>,
     handles_gone: bool,
     driver_gone: bool,
 }
@@ -40,7 +50,7 @@ impl Sender {
         if queue.driver_gone {
             return Err(start);
         }
-        queue.starts.push_back(start);
+        queue.starts.push(start);
         drop(queue);
         self.0.waker.wake();
         Ok(())
@@ -55,21 +65,14 @@ impl Drop for Sender {
 }
 
 impl Receiver {
-    /// Moves every queued request to `into`; true once no handle is left.
-    pub(crate) fn take(&self, into: &mut VecDeque<Start>) -> bool {
+    /// The queued requests, and whether every handle is gone.
+    pub(crate) fn take(&self) -> (Vec<Start>, bool) {
         let mut queue = lock(&self.0.queue);
-        if into.is_empty() {
-            // The usual case: trade lists instead of moving each request; both keep their
-            // allocations.
-            std::mem::swap(into, &mut queue.starts);
-        } else {
-            into.append(&mut queue.starts);
-        }
-        queue.handles_gone
+        (std::mem::take(&mut queue.starts), queue.handles_gone)
     }
 
     /// Refuses further requests and returns those still queued.
-    pub(crate) fn close(&self) -> VecDeque<Start> {
+    pub(crate) fn close(&self) -> Vec<Start> {
         let mut queue = lock(&self.0.queue);
         queue.driver_gone = true;
         std::mem::take(&mut queue.starts)

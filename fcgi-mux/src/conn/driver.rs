@@ -1,552 +1,371 @@
-//! The connection driver: the one task that owns the socket.
+//! The connection driver: a thin pump between a stream and a [`ConnectionMachine`].
 //!
-//! It accepts requests from handles, writes their records interleaved one record per request
-//! per round, reads and dispatches records (see `recv`), applies the timers (idle, stall,
-//! drain) and fails everything with a clear error when the connection dies. It is a hand
-//! written `Future` so that it can poll a changing set of request bodies and wake exactly
-//! when the socket, a body, a handle or a timer needs it.
+//! Each poll it takes new requests from the handles, tells the machine about cancelled
+//! requests and consumed body bytes, reads what the machine wants to read, feeds request
+//! bodies the machine asks for, writes what the machine produced, hands the machine's events
+//! to the requests' handles, and sleeps until the machine's next deadline. Every protocol
+//! decision is the machine's.
 
-use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::{Buf, BytesMut};
-use fcgi_proto::{Decoder, HEADER_LEN, Padding, Record, RecordBody, RequestId, encode_record};
-use tokio::io::AsyncWrite;
+use http_body::Body;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Sleep;
 
-use crate::address::Transport;
-use crate::config::ConnectionConfig;
-use crate::conn::commands::Receiver;
-use crate::conn::send::{Next, Outgoing, Replay};
-use crate::conn::state::ConnShared;
-use crate::conn::store::{Entry, Phase, Store};
+use crate::conn::Replay;
+use crate::conn::commands::{Receiver, Start};
+use crate::conn::shared::RequestShared;
+use crate::conn::state::{ConnShared, Slot};
 use crate::error::Error;
-use crate::observer::{Direction, Observer, observe};
-use crate::request::{Head, RequestBody};
-use crate::response::first_byte_timeout;
+use crate::machine::{ConnectionMachine, Event, RequestKey, StartOptions};
+use crate::request::{RequestBody, StreamBody};
 
-/// Stop filling the write buffer past this many bytes (one more record may follow).
-const WRITE_BUFFER_TARGET: usize = 64 * 1024;
-/// Socket reads per poll before giving other tasks a turn.
+/// Socket reads per poll before other tasks get a turn.
 const READS_PER_POLL: usize = 4;
-/// Records dispatched before the driver lets the tasks it woke run. On a multiplexed
-/// connection this lets them queue their next requests while the rest of a large batch of
-/// responses is still being read, so the client and the server work at the same time
-/// instead of taking turns with whole batches.
-const RECORDS_PER_TURN: usize = 32;
+/// Room made in the receive buffer before each read.
+const READ_CHUNK: usize = 64 * 1024;
 
-/// A request handed to the driver.
-pub(crate) struct Start {
-    pub(crate) head: Head,
-    pub(crate) body: RequestBody,
-    pub(crate) shared: Arc<crate::conn::shared::RequestShared>,
-    pub(crate) span: tracing::Span,
+/// Any byte stream a connection can run over: unix or TCP sockets, a TLS stream, an in-memory
+/// duplex.
+pub(crate) trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
+
+/// One request on the driver's side.
+struct Active {
+    key: RequestKey,
+    shared: std::sync::Arc<RequestShared>,
+    /// A streamed body, polled when the machine wants bytes.
+    stream: Option<StreamBody>,
+    /// What can be sent again if the machine gives the head back: the whole body, or a stream
+    /// nothing was read from.
+    replay_body: Option<RequestBody>,
+    stream_touched: bool,
+    cancelled: bool,
+    /// Given back when the machine releases the request.
+    _slot: Slot,
+    span: tracing::Span,
 }
 
 pub(crate) struct Driver {
-    pub(super) io: Transport,
-    pub(super) config: ConnectionConfig,
-    pub(super) conn: Arc<ConnShared>,
+    io: Box<dyn Io>,
+    machine: ConnectionMachine,
+    conn: std::sync::Arc<ConnShared>,
     commands: Receiver,
-    commands_closed: bool,
-    queue: VecDeque<Start>,
-    pub(super) store: Store,
-    pub(super) read_buf: BytesMut,
-    pub(super) decoder: Decoder,
+    handles_gone: bool,
+    active: Vec<Active>,
     write_buf: BytesMut,
-    pub(super) control: VecDeque<Record>,
-    cursor: u16,
-    pub(super) stray_bytes: usize,
-    paused_since: Option<Instant>,
-    idle_since: Option<Instant>,
-    idle_timeout: Option<Duration>,
     timer: Pin<Box<Sleep>>,
-    /// The timer was polled with the current waker since it was last reset: it will wake the
-    /// driver at its deadline.
-    timer_registered: bool,
-    /// Set when the connection must close; the error goes to every request still on it.
-    pub(super) closing: Option<Error>,
-    /// No new request may start; close once the last one ends.
-    pub(super) retiring: bool,
-    read_eof: bool,
-    /// The socket said "nothing to read" during this poll, so it will wake the driver when
-    /// there is: no need to ask again before the next poll.
-    read_pending: bool,
-    /// Whole records are buffered but were left for the next turn (see [`RECORDS_PER_TURN`]).
-    backlog: bool,
-    write_error: Option<io::Error>,
-    pub(super) span: tracing::Span,
+    read_closed: bool,
+    span: tracing::Span,
 }
 
 impl Driver {
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
-        io: Transport,
-        config: ConnectionConfig,
-        conn: Arc<ConnShared>,
+        io: Box<dyn Io>,
+        machine: ConnectionMachine,
+        conn: std::sync::Arc<ConnShared>,
         commands: Receiver,
-        read_buf: BytesMut,
-        decoder: Decoder,
-        idle_timeout: Option<Duration>,
         span: tracing::Span,
     ) -> Self {
         Self {
             io,
-            config,
+            machine,
             conn,
             commands,
-            commands_closed: false,
-            queue: VecDeque::new(),
-            store: Store::default(),
-            read_buf,
-            decoder,
-            write_buf: BytesMut::with_capacity(WRITE_BUFFER_TARGET + 2 * HEADER_LEN),
-            control: VecDeque::new(),
-            cursor: 0,
-            stray_bytes: 0,
-            paused_since: None,
-            idle_since: None,
-            idle_timeout,
-            timer: Box::pin(tokio::time::sleep(Duration::from_secs(3600))),
-            timer_registered: false,
-            closing: None,
-            retiring: false,
-            read_eof: false,
-            read_pending: false,
-            backlog: false,
-            write_error: None,
+            handles_gone: false,
+            active: Vec::new(),
+            write_buf: BytesMut::with_capacity(64 * 1024),
+            timer: Box::pin(tokio::time::sleep(std::time::Duration::from_secs(3600))),
+            read_closed: false,
             span,
         }
     }
 
-    pub(super) fn multiplexed(&self) -> bool {
-        self.conn.limit() > 1
+    /// The machine, for the GET_VALUES exchange before the handle is given out.
+    pub(crate) fn machine(&self) -> &ConnectionMachine {
+        &self.machine
     }
 
-    fn accept(&mut self) -> bool {
-        let mut progress = false;
-        self.commands_closed = self.commands.take(&mut self.queue);
-        while !self.retiring && self.closing.is_none() && self.store.len() < self.conn.limit() {
-            let Some(start) = self.queue.pop_front() else { break };
-            if start.shared.handle_gone() {
-                self.conn.release_slot();
+    fn accept(&mut self, now: Instant) -> bool {
+        let (starts, handles_gone) = self.commands.take();
+        self.handles_gone = handles_gone;
+        let progress = !starts.is_empty();
+        for start in starts {
+            let Start { prepared, shared, slot, deadline } = start;
+            if shared.handle_gone() {
                 continue;
             }
-            let entry = Entry {
-                out: Outgoing::new(start.head, start.body),
-                first_byte: Some(start.shared.first_byte_deadline),
-                shared: start.shared,
-                phase: Phase::Sending,
-                span: start.span,
+            let crate::conn::Prepared { head, body, head_only, span } = prepared;
+            let body_len = body.len();
+            let options = StartOptions { head_only, deadline };
+            let key = self.machine.start(head, body_len, options, now);
+            tracing::debug!(parent: &span, key = key.0, "request started");
+            let (stream, replay_body) = match body {
+                RequestBody::Full(bytes) => {
+                    if !bytes.is_empty() {
+                        self.machine.send_body(key, bytes.clone(), now);
+                    }
+                    self.machine.finish_body(key, now);
+                    (None, Some(RequestBody::Full(bytes)))
+                }
+                RequestBody::Stream { body, length } => (Some(StreamBody { body, length }), None),
             };
-            let id = self.store.insert(entry);
-            tracing::debug!(parent: &self.span, request_id = id.0, "request started");
-            progress = true;
-        }
-        if self.retiring {
-            self.refuse_queued();
+            self.active.push(Active {
+                key,
+                shared,
+                stream,
+                replay_body,
+                stream_touched: false,
+                cancelled: false,
+                _slot: slot,
+                span,
+            });
         }
         progress
     }
 
-    /// Fails requests that never started, so that they can be sent elsewhere.
-    fn refuse_queued(&mut self) {
-        while let Some(start) = self.queue.pop_front() {
-            start.shared.return_request(Replay { head: start.head, body: start.body });
-            start.shared.finish(Err(Error::ConnectionClosed { sent_nothing: true }));
-            self.conn.release_slot();
-        }
-    }
-
-    fn reap_cancelled(&mut self) -> bool {
-        if !self.store.iter().any(|e| e.shared.handle_gone()) {
-            return false;
-        }
-        let cancelled =
-            self.store.ids_where(|e| !matches!(e.phase, Phase::Draining { .. }) && e.shared.handle_gone());
-        for &id in &cancelled {
-            tracing::debug!(parent: &self.span, request_id = id.0, "request cancelled by its caller");
-            self.abort(id, None);
-        }
-        !cancelled.is_empty()
-    }
-
-    /// Ends request `id` early: on a multiplexed connection ABORT_REQUEST and drain its id;
-    /// otherwise close the connection (no measured server stops a script on ABORT_REQUEST,
-    /// and php-fpm closes after it anyway).
-    pub(super) fn abort(&mut self, id: RequestId, error: Option<Error>) {
-        let multiplexed = self.multiplexed();
-        let Some(entry) = self.store.get_mut(id) else { return };
-        entry.first_byte = None;
-        if let Some(error) = error {
-            entry.shared.fail(error);
-        }
-        if !multiplexed {
-            self.closing.get_or_insert(Error::Closed);
-            return;
-        }
-        if entry.out.wrote_any {
-            entry.phase = Phase::Draining { deadline: Instant::now() + self.config.abort_drain_timeout };
-            self.control.push_back(Record::new(id, RecordBody::AbortRequest));
-        } else {
-            self.store.remove(id);
-            self.conn.release_slot();
-        }
-    }
-
-    fn fill(&mut self, cx: &mut Context<'_>) -> bool {
-        if self.write_error.is_some() {
-            return false;
-        }
-        let mut wrote = false;
-        while let Some(record) = self.control.pop_front() {
-            let at = self.write_buf.len();
-            if encode_record(&mut self.write_buf, &record, Padding::None).is_ok() {
-                self.observe_sent(at);
-                wrote = true;
+    /// Cancellations and consumed body bytes, from the handles to the machine.
+    fn sync_handles(&mut self, now: Instant) {
+        for active in &mut self.active {
+            let consumed = active.shared.take_consumed();
+            if consumed > 0 {
+                self.machine.release(active.key, consumed);
+            }
+            if !active.cancelled && active.shared.handle_gone() {
+                active.cancelled = true;
+                tracing::debug!(parent: &active.span, "request cancelled by its caller");
+                self.machine.cancel(active.key, now);
             }
         }
-        let padding = self.config.padding;
-        // Round robin, one record per request per turn, starting after the request that
-        // wrote last, until the buffer is full or no request has anything to send.
-        let mut idle_turns = 0;
-        while self.write_buf.len() < WRITE_BUFFER_TARGET
-            && idle_turns < self.store.len()
-            && self.closing.is_none()
-        {
-            let Some(id) = self.store.next_sending(self.cursor) else { break };
-            self.cursor = id.0;
-            let Some(entry) = self.store.get_mut(id) else { break };
-            let at = self.write_buf.len();
-            match entry.out.next_record(cx, id, &mut self.write_buf, padding) {
-                Next::Wrote => {
-                    idle_turns = 0;
-                    wrote = true;
-                    if entry.out.is_done() {
-                        entry.phase = Phase::Waiting;
-                    }
-                    self.observe_sent(at);
-                }
-                Next::Done => entry.phase = Phase::Waiting,
-                Next::Idle => idle_turns += 1,
-                Next::Failed(error) => {
-                    idle_turns += 1;
-                    tracing::debug!(parent: &self.span, request_id = id.0, %error, "request body failed");
-                    self.abort(id, Some(error));
-                }
-            }
-        }
-        wrote
     }
 
-    #[inline(always)]
-    fn observe_sent(&self, at: usize) {
-        if let Some(observer) = &self.config.observer {
-            observe_written(observer, &self.write_buf[at..]);
-        }
-    }
-
-    fn flush(&mut self, cx: &mut Context<'_>) -> bool {
+    fn read(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
         let mut progress = false;
-        while !self.write_buf.is_empty() && self.write_error.is_none() {
-            match Pin::new(&mut self.io).poll_write(cx, &self.write_buf) {
-                Poll::Ready(Ok(0)) => self.write_error = Some(io::ErrorKind::WriteZero.into()),
-                Poll::Ready(Ok(n)) => {
-                    self.write_buf.advance(n);
+        for _ in 0..READS_PER_POLL {
+            if self.read_closed || !self.machine.wants_read() {
+                break;
+            }
+            let buffer = self.machine.recv_buffer();
+            buffer.reserve(READ_CHUNK);
+            match tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, buffer) {
+                Poll::Ready(Ok(0)) => {
+                    self.read_closed = true;
+                    self.machine.handle_eof(now);
+                    return true;
+                }
+                Poll::Ready(Ok(_)) => {
+                    self.machine.handle_input(now);
                     progress = true;
                 }
-                Poll::Ready(Err(err)) => self.write_error = Some(err),
+                Poll::Ready(Err(error)) => {
+                    self.read_closed = true;
+                    self.machine.handle_io_error(error);
+                    return true;
+                }
                 Poll::Pending => break,
             }
         }
         progress
     }
 
-    /// True while some request's response buffer is full.
-    fn paused(&self) -> bool {
-        self.store.iter().any(|e| !matches!(e.phase, Phase::Draining { .. }) && !e.shared.has_room())
+    /// Feeds streamed bodies the machine is ready for.
+    fn feed_bodies(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
+        let mut progress = false;
+        for active in &mut self.active {
+            let Some(stream) = &mut active.stream else { continue };
+            while self.machine.wants_body(active.key) {
+                active.stream_touched = true;
+                match Pin::new(&mut stream.body).poll_frame(cx) {
+                    Poll::Ready(Some(Ok(frame))) => {
+                        progress = true;
+                        if let Ok(data) = frame.into_data() {
+                            self.machine.send_body(active.key, data, now);
+                        }
+                    }
+                    Poll::Ready(Some(Err(error))) => {
+                        progress = true;
+                        self.machine.fail_body(active.key, error, now);
+                        active.stream = None;
+                        break;
+                    }
+                    Poll::Ready(None) => {
+                        progress = true;
+                        self.machine.finish_body(active.key, now);
+                        active.stream = None;
+                        break;
+                    }
+                    Poll::Pending => break,
+                }
+            }
+        }
+        progress
     }
 
-    fn read(&mut self, cx: &mut Context<'_>) -> bool {
-        if self.read_eof {
-            return false;
-        }
-        if self.paused() {
-            self.paused_since.get_or_insert_with(Instant::now);
-            return false;
-        }
-        self.paused_since = None;
-        if self.backlog {
-            self.backlog = self.decode_buffered(RECORDS_PER_TURN);
-            if self.backlog || self.closing.is_some() {
-                return true;
-            }
-        }
-        if self.read_pending {
-            return false;
-        }
+    fn write(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
         let mut progress = false;
-        for _ in 0..READS_PER_POLL {
-            if self.read_buf.capacity() - self.read_buf.len() < 16 * 1024 {
-                self.read_buf.reserve(64 * 1024);
+        loop {
+            if self.write_buf.is_empty() {
+                self.machine.poll_transmit(&mut self.write_buf, now);
+                if self.write_buf.is_empty() {
+                    return progress;
+                }
             }
-            let room = self.read_buf.capacity() - self.read_buf.len();
-            match tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.read_buf) {
+            match Pin::new(&mut self.io).poll_write(cx, &self.write_buf) {
                 Poll::Ready(Ok(0)) => {
-                    self.read_eof = true;
+                    self.machine.handle_io_error(io::ErrorKind::WriteZero.into());
                     return true;
                 }
                 Poll::Ready(Ok(n)) => {
+                    self.write_buf.advance(n);
                     progress = true;
-                    self.backlog = self.decode_buffered(RECORDS_PER_TURN);
-                    // A read that did not fill the room drained the socket: reading again now
-                    // would only find it empty. (The caller polls again after progress, which
-                    // registers for readiness.)
-                    if n < room || self.backlog || self.closing.is_some() || self.paused() {
-                        break;
-                    }
                 }
-                Poll::Ready(Err(err)) => {
-                    self.closing.get_or_insert(Error::io(err));
+                Poll::Ready(Err(error)) => {
+                    self.machine.handle_io_error(error);
                     return true;
                 }
-                Poll::Pending => {
-                    self.read_pending = true;
-                    break;
-                }
+                Poll::Pending => return progress,
             }
         }
-        progress
     }
 
-    fn timers(&mut self, cx: &mut Context<'_>) -> bool {
-        let draining = self.store.iter().any(|e| matches!(e.phase, Phase::Draining { .. }));
-        let first_byte = self.first_byte_deadline();
-        // A first-byte deadline needs no work while the timer will wake the driver before it.
-        let first_byte_watched = first_byte.is_none_or(|at| {
-            self.timer_registered && !self.timer.is_elapsed() && self.timer.deadline().into_std() <= at
-        });
-        if self.paused_since.is_none() && !draining && first_byte_watched && !self.store.is_empty() {
-            // Requests in flight, none stalled or draining, the timer set: nothing to do.
-            self.idle_since = None;
-            return false;
-        }
-        let now = Instant::now();
+    /// Hands the machine's events to the handles.
+    fn deliver(&mut self) -> bool {
         let mut progress = false;
-        let mut next: Option<Instant> = None;
-        let mut consider =
-            |deadline: Instant| next = Some(next.map_or(deadline, |n: Instant| n.min(deadline)));
-
-        if let Some(since) = self.paused_since {
-            if self.multiplexed() && self.store.live() > 1 {
-                let deadline = since + self.config.stall_timeout;
-                if now >= deadline {
-                    self.abort_stalled();
-                    self.paused_since = None;
-                    progress = true;
-                } else {
-                    consider(deadline);
-                }
-            }
-        }
-        if let Some(deadline) = first_byte {
-            if now >= deadline {
-                self.expire_first_byte(now);
-                progress = true;
-            } else {
-                consider(deadline);
-            }
-        }
-        let mut expired_drain = false;
-        for entry in self.store.iter() {
-            if let Phase::Draining { deadline } = entry.phase {
-                if now >= deadline {
-                    expired_drain = true;
-                } else {
-                    consider(deadline);
-                }
-            }
-        }
-        if expired_drain && !self.retiring {
-            tracing::debug!(parent: &self.span, "an aborted request was not ended in time; retiring the connection");
-            self.retire();
+        while let Some(event) = self.machine.poll_event() {
             progress = true;
-        }
-        if self.store.is_empty() && self.queue.is_empty() {
-            let since = *self.idle_since.get_or_insert(now);
-            if let Some(idle) = self.idle_timeout {
-                if now >= since + idle {
-                    tracing::debug!(parent: &self.span, "idle timeout");
-                    self.closing.get_or_insert(Error::Closed);
-                    return true;
+            match event {
+                Event::Head { key, head } => self.with(key, |a| a.shared.push_head(head)),
+                Event::Body { key, data } => self.with(key, |a| a.shared.push_body(data)),
+                Event::Stderr { key, data, dropped } => {
+                    self.with(key, |a| a.shared.push_stderr(&data, dropped))
                 }
-                consider(since + idle);
-            }
-        } else {
-            self.idle_since = None;
-        }
-        if let Some(deadline) = next {
-            // Re-arm only when the timer would fire too late or already fired: a timer that
-            // fires early just makes this run again. The idle deadline moves later after every
-            // request, and resetting a tokio timer costs more than an early wake-up.
-            let armed = self.timer.deadline().into_std();
-            if armed > deadline || armed <= now {
-                self.timer.as_mut().reset(deadline.into());
-                self.timer_registered = false;
-            }
-            // Once polled with the current waker, the timer wakes the driver by itself. A poll
-            // refused for lack of tokio's cooperative budget registers nothing: poll again later.
-            if !self.timer_registered {
-                let registers = tokio::task::coop::has_budget_remaining();
-                if self.timer.as_mut().poll(cx).is_ready() {
-                    progress = true;
+                Event::End { key, result, returned } => self.with(key, |a| {
+                    match &result {
+                        Ok(status) => {
+                            tracing::debug!(parent: &a.span, app_status = status.app_status, "request ended")
+                        }
+                        Err(error) => tracing::debug!(parent: &a.span, %error, "request failed"),
+                    }
+                    if let Some(head) = returned {
+                        if let Some(body) = a.replay_body.take().or_else(|| untouched_stream(a)) {
+                            a.shared.return_request(Replay { head, body });
+                        }
+                    }
+                    a.shared.finish(result);
+                }),
+                Event::Released { key } => {
+                    if let Some(at) = self.active.iter().position(|a| a.key == key) {
+                        self.active.swap_remove(at);
+                    }
                 }
-                self.timer_registered = registers;
             }
         }
         progress
     }
 
-    /// The earliest first-byte deadline of the requests that have received nothing yet.
-    fn first_byte_deadline(&self) -> Option<Instant> {
-        let started = self.store.iter().filter_map(|e| e.first_byte);
-        let queued = self.queue.iter().map(|start| start.shared.first_byte_deadline);
-        started.chain(queued).min()
-    }
-
-    /// Fails the requests whose first-byte deadline has passed, queued ones included.
-    fn expire_first_byte(&mut self, now: Instant) {
-        let (conn, config, span) = (&self.conn, &self.config, &self.span);
-        self.queue.retain(|start| {
-            if start.shared.first_byte_deadline > now {
-                return true;
-            }
-            let error = first_byte_timeout(config);
-            tracing::debug!(parent: span, %error, "request still queued");
-            start.shared.fail(error);
-            conn.release_slot();
-            false
-        });
-        let expired = self.store.ids_where(|e| e.first_byte.is_some_and(|at| at <= now));
-        for id in expired {
-            let error = first_byte_timeout(&self.config);
-            tracing::debug!(parent: &self.span, request_id = id.0, %error, "no answer in time; aborting the request");
-            self.abort(id, Some(error));
+    fn with(&mut self, key: RequestKey, f: impl FnOnce(&mut Active)) {
+        if let Some(active) = self.active.iter_mut().find(|a| a.key == key) {
+            f(active);
         }
     }
 
-    fn abort_stalled(&mut self) {
-        let stalled =
-            self.store.ids_where(|e| !matches!(e.phase, Phase::Draining { .. }) && !e.shared.has_room());
-        for id in stalled {
-            tracing::debug!(parent: &self.span, request_id = id.0, "response not read in time; aborting the request");
-            self.abort(id, Some(Error::Stalled { after: self.config.stall_timeout }));
+    /// Sleeps until the machine's next deadline; true when one passed.
+    fn timers(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(deadline) = self.machine.next_deadline() else { return false };
+        let deadline = tokio::time::Instant::from_std(deadline);
+        if self.timer.deadline() != deadline {
+            self.timer.as_mut().reset(deadline);
+        }
+        if self.timer.as_mut().poll(cx).is_ready() {
+            self.machine.handle_timeout(now());
+            return true;
+        }
+        false
+    }
+
+    /// Tells the pool what the machine decided.
+    fn publish(&mut self) {
+        let (retire, close) = self.conn.requested();
+        if close && !self.machine.is_closed() {
+            self.machine.close(Error::Closed);
+        } else if (retire || self.handles_gone) && self.machine.accepts_requests() {
+            self.machine.retire();
+        }
+        self.conn.set_limit(self.machine.limit());
+        if self.machine.peer_closed_idle() {
+            self.conn.set_peer_closed_idle();
+        }
+        if self.machine.is_closed() {
+            self.conn.close();
+        } else if !self.machine.accepts_requests() {
+            self.conn.retire();
         }
     }
 
-    /// No new requests; the connection closes when the last one ends.
-    pub(super) fn retire(&mut self) {
-        self.retiring = true;
-        self.conn.retire();
-    }
-
-    fn finished(&self) -> bool {
-        let nothing_left = self.store.live() == 0 && self.queue.is_empty();
-        nothing_left && (self.retiring || self.commands_closed)
-    }
-
-    /// Fails everything still on the connection and marks it closed.
-    fn shutdown(&mut self, error: Error) {
-        tracing::debug!(parent: &self.span, %error, "connection closing");
+    fn shutdown(&mut self) -> Result<(), Error> {
+        let reason = self.machine.close_reason().unwrap_or(Ok(()));
+        if let Err(error) = &reason {
+            tracing::debug!(parent: &self.span, %error, "connection failed");
+        } else {
+            tracing::debug!(parent: &self.span, "connection closed");
+        }
+        for start in self.commands.close() {
+            // Never reached the machine: nothing was sent.
+            let Start { prepared, shared, .. } = start;
+            shared.return_request(Replay { head: prepared.head, body: prepared.body });
+            shared.finish(Err(Error::ConnectionClosed { sent_nothing: true }));
+        }
+        self.deliver();
+        for active in self.active.drain(..) {
+            active.shared.finish(Err(Error::Closed));
+        }
         self.conn.close();
-        let mut queued = self.commands.close();
-        self.queue.append(&mut queued);
-        self.refuse_queued();
-        for (_, mut entry) in self.store.drain() {
-            if !matches!(entry.phase, Phase::Draining { .. }) {
-                let error = match &error {
-                    Error::ConnectionClosed { .. } | Error::Closed if !entry.out.wrote_any => {
-                        if let Some(replay) = entry.out.take_replay() {
-                            entry.shared.return_request(replay);
-                        }
-                        Error::ConnectionClosed { sent_nothing: true }
-                    }
-                    Error::Closed => Error::ConnectionClosed { sent_nothing: false },
-                    other => other.clone(),
-                };
-                entry.shared.finish(Err(error));
-            }
-            self.conn.release_slot();
-        }
-    }
-
-    fn on_eof(&mut self) -> Error {
-        if let Err(err) = self.decoder.finish(&self.read_buf) {
-            return Error::Protocol(err.into());
-        }
-        Error::ConnectionClosed { sent_nothing: false }
+        reason
     }
 }
 
-/// Shows the records just written to `observer`.
-fn observe_written(observer: &Observer, written: &[u8]) {
-    let mut bytes = BytesMut::from(written);
-    let mut decoder = Decoder::new();
-    while let Ok(Some(frame)) = decoder.decode_frame(&mut bytes) {
-        observe(Some(observer), Direction::Sent, frame.header, &frame.record);
+/// A streamed body can be sent again only if nothing was read from it.
+fn untouched_stream(active: &mut Active) -> Option<RequestBody> {
+    if active.stream_touched {
+        return None;
     }
+    active.stream.take().map(|s| RequestBody::Stream { body: s.body, length: s.length })
+}
+
+fn now() -> Instant {
+    // tokio's clock, so that tests on a paused clock control the machine's time too.
+    tokio::time::Instant::now().into_std()
 }
 
 impl Future for Driver {
-    type Output = ();
+    type Output = Result<(), Error>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let this = &mut *self;
-        if this.conn.waker.register(cx.waker()) {
-            this.timer_registered = false;
-        }
-        this.read_pending = false;
+        this.conn.waker.register(cx.waker());
         loop {
-            let mut progress = this.accept();
-            progress |= this.reap_cancelled();
+            let now = now();
+            let mut progress = this.accept(now);
+            this.sync_handles(now);
             // Read before writing: a server that closed a kept-alive connection right after
-            // END_REQUEST (php-fpm may) is noticed before a new request is written to it,
-            // so that request fails as "nothing sent" and the pool sends it elsewhere.
-            progress |= this.read(cx);
-            progress |= this.fill(cx);
-            progress |= this.flush(cx);
-            if this.read_eof && this.closing.is_none() {
-                // What arrived before the close is delivered first.
-                this.decode_buffered(usize::MAX);
-                if this.closing.is_none() {
-                    let error = this.on_eof();
-                    this.closing = Some(error);
-                }
-            }
-            if this.closing.is_none() {
-                if let Some(err) = this.write_error.take() {
-                    // Whatever the server sent before the failure has been read and dispatched.
-                    this.closing = Some(Error::io(err));
-                }
-            }
-            if let Some(error) = this.closing.take() {
-                this.shutdown(error);
-                return Poll::Ready(());
-            }
+            // END_REQUEST is noticed before a new request is written to it, so that request
+            // fails as "nothing sent" and can go elsewhere.
+            progress |= this.read(cx, now);
+            progress |= this.feed_bodies(cx, now);
+            this.publish();
+            progress |= this.write(cx, now);
+            progress |= this.deliver();
             progress |= this.timers(cx);
-            if this.closing.is_none() && this.finished() && this.write_buf.is_empty() {
-                this.shutdown(Error::Closed);
-                return Poll::Ready(());
-            }
-            if this.backlog && this.closing.is_none() && !this.paused() {
-                // Let the woken tasks run before dispatching the rest (see RECORDS_PER_TURN).
-                cx.waker().wake_by_ref();
-                return Poll::Pending;
+            this.publish();
+            progress |= this.deliver();
+            if this.machine.is_closed() {
+                return Poll::Ready(this.shutdown());
             }
             if !progress {
                 return Poll::Pending;
@@ -557,8 +376,36 @@ impl Future for Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        if !self.conn.is_closed() {
-            self.shutdown(Error::Closed);
+        if !self.machine.is_closed() {
+            self.machine.close(Error::Closed);
+            let _ = self.shutdown();
         }
     }
+}
+
+/// Writes what the machine has to send and reads until it stops negotiating (the GET_VALUES
+/// exchange before a connection is handed out).
+pub(crate) async fn negotiate(driver: &mut Driver) -> Result<(), Error> {
+    std::future::poll_fn(|cx| {
+        let this = &mut *driver;
+        loop {
+            let now = now();
+            let mut progress = this.read(cx, now);
+            progress |= this.write(cx, now);
+            progress |= this.timers(cx);
+            if this.machine.is_closed() {
+                let reason = this.machine.close_reason().unwrap_or(Ok(()));
+                return Poll::Ready(Err(reason
+                    .err()
+                    .unwrap_or(Error::ConnectionClosed { sent_nothing: true })));
+            }
+            if !this.machine.is_negotiating() {
+                return Poll::Ready(Ok(()));
+            }
+            if !progress {
+                return Poll::Pending;
+            }
+        }
+    })
+    .await
 }

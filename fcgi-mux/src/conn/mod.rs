@@ -1,24 +1,18 @@
 //! One FastCGI connection: a cloneable [`Connection`] handle and the [`ConnectionDriver`]
-//! future that owns the socket.
+//! future that pumps a [`ConnectionMachine`](crate::machine::ConnectionMachine) over a stream.
 //!
 //! | file | concern |
 //! |---|---|
-//! | `mod.rs` | connecting, the optional GET_VALUES exchange, the handle |
+//! | `mod.rs` | connecting, the handshake over any stream, the handle |
 //! | `commands.rs` | the queue of requests from the handles to the driver |
-//! | `state.rs` | connection-wide counters and open/retiring/closed state |
+//! | `state.rs` | connection-wide counters, open/retiring/closed, the [`Slot`](state::Slot) guard |
 //! | `shared.rs` | per-request state shared by the driver and the request's handles |
-//! | `store.rs` | per-request driver state keyed by request id, id allocation |
-//! | `send.rs` | one request's outgoing records |
-//! | `recv.rs` | dispatching received records |
-//! | `driver.rs` | the driver future: scheduling, timers, shutdown |
+//! | `driver.rs` | the driver future: the pump between the stream and the machine |
 
 mod commands;
 mod driver;
-mod recv;
-mod send;
 pub(crate) mod shared;
 pub(crate) mod state;
-mod store;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -27,35 +21,40 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
-use fcgi_proto::{Decoder, RecordBody, ServerValues};
+use bytes::Bytes;
+use fcgi_proto::ServerValues;
 use http_body::Body;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::address::{Address, Transport};
-use crate::config::{ConnectionConfig, Multiplexing};
-use crate::error::{BoxError, Error, ProtocolViolation, TimeoutKind};
-use crate::observer::{Direction, observe};
-use crate::request::{EncodedParams, Head, RequestBody, check_content_length, prepare_body};
-use crate::response::{self, ResponseBody, first_byte_deadline};
-use driver::{Driver, Start};
-use send::Replay;
+use crate::address::Address;
+use crate::config::ConnectionConfig;
+use crate::error::{BoxError, Error};
+use crate::machine::{ConnectionMachine, RequestHead};
+use crate::request::{EncodedParams, RequestBody, prepare_body};
+use crate::response::{self, ResponseBody};
+use commands::Start;
+use driver::Driver;
 use shared::RequestShared;
-use state::{ConnShared, Listener};
+use state::{ConnShared, Listener, Slot};
 
 static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
 
-/// A request prepared for the wire: its head and a body of known length. A request that never
-/// ran comes back from the driver (see [`send::Replay`]) to be sent again.
+/// A request prepared for the wire: its head and a body of known length.
 pub(crate) struct Prepared {
-    pub(crate) head: Head,
+    pub(crate) head: RequestHead,
     pub(crate) body: RequestBody,
     pub(crate) head_only: bool,
     pub(crate) span: tracing::Span,
 }
 
+/// A request given back to be sent again elsewhere: its head and its body.
+pub(crate) struct Replay {
+    pub(crate) head: RequestHead,
+    pub(crate) body: RequestBody,
+}
+
 /// A handle to one FastCGI connection. Cheap to clone; every clone sends requests over the
-/// same socket. The connection closes once every handle is gone and its requests ended.
+/// same stream. The connection closes once every handle is gone and its requests ended.
 #[derive(Clone)]
 pub struct Connection {
     inner: Arc<Handle>,
@@ -69,16 +68,23 @@ struct Handle {
     id: u64,
 }
 
-/// The future that drives a connection: spawn it (e.g. `tokio::spawn(driver)`). It ends when
-/// the connection closes.
-#[must_use = "a connection does nothing unless its driver is spawned"]
+/// The future that drives a connection: spawn it (e.g. `tokio::spawn(driver)`). It resolves
+/// when the connection closes: `Ok(())` when it closed on purpose (idle, retired, every handle
+/// gone), the error that ended it otherwise.
+#[must_use = "a connection does nothing unless its driver is polled (spawn it)"]
 pub struct ConnectionDriver(Driver);
 
 impl Future for ConnectionDriver {
-    type Output = ();
+    type Output = Result<(), Error>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         Pin::new(&mut self.0).poll(cx)
+    }
+}
+
+impl std::fmt::Debug for ConnectionDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("ConnectionDriver").field(self.0.machine()).finish()
     }
 }
 
@@ -92,14 +98,22 @@ impl std::fmt::Debug for Connection {
     }
 }
 
+/// Pool-side settings of one connection.
+#[derive(Clone, Default)]
+pub(crate) struct Lifecycle {
+    pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) max_lifetime: Option<Duration>,
+    pub(crate) listener: Option<Listener>,
+}
+
 impl Connection {
-    /// Connects to `address`; with [`Multiplexing::Auto`] also asks FCGI_GET_VALUES. Spawn the
-    /// returned driver to make the connection work.
+    /// Connects to `address`; with [`Multiplexing::Auto`](crate::Multiplexing::Auto) also asks
+    /// FCGI_GET_VALUES. Spawn the returned driver to make the connection work.
     pub async fn connect(
         address: &Address,
         config: ConnectionConfig,
     ) -> Result<(Connection, ConnectionDriver), Error> {
-        Self::connect_with(address, config, None, None).await
+        Self::connect_with(address, config, Lifecycle::default()).await
     }
 
     /// Connects and spawns the driver on the current tokio runtime.
@@ -109,99 +123,116 @@ impl Connection {
         Ok(connection)
     }
 
+    /// A connection over a stream the caller opened (a TLS stream, a socket with its own
+    /// options, an in-memory duplex in tests). With [`Multiplexing::Auto`](crate::Multiplexing::Auto)
+    /// this waits for the GET_VALUES exchange; otherwise it returns at once.
+    pub async fn handshake<S>(
+        stream: S,
+        config: ConnectionConfig,
+    ) -> Result<(Connection, ConnectionDriver), Error>
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        let id = NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed);
+        let span = tracing::debug_span!("fcgi_connection", id);
+        Self::handshake_with(Box::new(stream), config, Lifecycle::default(), id, span).await
+    }
+
     pub(crate) async fn connect_with(
         address: &Address,
         config: ConnectionConfig,
-        idle_timeout: Option<Duration>,
-        listener: Option<Listener>,
+        lifecycle: Lifecycle,
     ) -> Result<(Connection, ConnectionDriver), Error> {
         let id = NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed);
         let span = tracing::debug_span!("fcgi_connection", id, %address);
-        let mut io = address.connect(config.connect_timeout).await?;
+        let io = address.connect(config.connect_timeout).await?;
         tracing::debug!(parent: &span, "connected");
-        let mut read_buf = BytesMut::new();
-        let mut decoder = Decoder::new();
-        let (limit, server_values) = match config.multiplexing {
-            Multiplexing::Off => (1, None),
-            Multiplexing::Force => (config.max_concurrent_requests, None),
-            Multiplexing::Auto => {
-                let values = exchange_values(&mut io, &mut read_buf, &mut decoder, &config).await?;
-                let limit = match values {
-                    Some(v) if v.mpxs_conns == Some(true) => {
-                        let server_max = v.max_reqs.map_or(usize::MAX, |n| n as usize);
-                        config.max_concurrent_requests.min(server_max).max(1)
-                    }
-                    _ => 1,
-                };
-                tracing::debug!(parent: &span, ?values, limit, "FCGI_GET_VALUES exchanged");
-                (limit, values)
-            }
-        };
-        let shared = Arc::new(ConnShared::new(limit, listener));
+        Self::handshake_with(Box::new(io), config, lifecycle, id, span).await
+    }
+
+    async fn handshake_with(
+        io: Box<dyn driver::Io>,
+        config: ConnectionConfig,
+        lifecycle: Lifecycle,
+        id: u64,
+        span: tracing::Span,
+    ) -> Result<(Connection, ConnectionDriver), Error> {
+        let now = tokio::time::Instant::now().into_std();
+        let machine = ConnectionMachine::new(config.clone(), now)
+            .with_idle_timeout(lifecycle.idle_timeout)
+            .with_max_lifetime(lifecycle.max_lifetime, now);
+        let shared = Arc::new(ConnShared::new(1, lifecycle.listener));
         let (commands, receiver) = commands::queue(shared.waker.clone());
-        let driver =
-            Driver::new(io, config.clone(), shared.clone(), receiver, read_buf, decoder, idle_timeout, span);
+        let mut driver = Driver::new(io, machine, shared.clone(), receiver, span.clone());
+        if driver.machine().is_negotiating() {
+            driver::negotiate(&mut driver).await?;
+            tracing::debug!(parent: &span, values = ?driver.machine().server_values(), limit = driver.machine().limit(), "FCGI_GET_VALUES exchanged");
+        }
+        shared.set_limit(driver.machine().limit());
+        let server_values = driver.machine().server_values();
         let handle = Handle { commands, shared, config, server_values, id };
         Ok((Connection { inner: Arc::new(handle) }, ConnectionDriver(driver)))
     }
 
     /// Sends a request and waits for the response head.
     ///
-    /// `params` are the FastCGI parameters (for example from `fcgi-cgi-env`). CONTENT_LENGTH
-    /// is made to match the body: added when missing, refused when it disagrees. A body whose
-    /// length is unknown (no exact size hint, no Content-Length header) is buffered up to
-    /// [`ConnectionConfig::max_buffered_body`] to learn it. A `HEAD` request's response has
-    /// no body.
-    pub async fn request<B>(
+    /// `params` are the FastCGI parameters, any pairs of byte strings (for example
+    /// `fcgi-cgi-env`'s output). CONTENT_LENGTH is made to match the body: added when missing,
+    /// refused when it disagrees. A body whose length is unknown (no exact size hint, no
+    /// Content-Length header) is buffered up to [`ConnectionConfig::max_buffered_body`] to
+    /// learn it. A `HEAD` request's response has no body.
+    pub async fn request<B, I, N, V>(
         &self,
         request: http::Request<B>,
-        params: Vec<(Bytes, Bytes)>,
+        params: I,
     ) -> Result<http::Response<ResponseBody>, Error>
     where
         B: Body + Send + 'static,
         B::Data: Send,
         B::Error: Into<BoxError>,
+        I: IntoIterator<Item = (N, V)>,
+        N: Into<Bytes>,
+        V: Into<Bytes>,
     {
-        let prepared = prepare(request, params, &self.inner.config).await?;
-        let mut prepared = prepared;
+        let asked = Instant::now();
+        let config = &self.inner.config;
+        let mut prepared = prepare(request, params, config).await?;
+        let (head_only, span) = (prepared.head_only, prepared.span.clone());
+        let deadline = total_deadline(config, asked);
         // One retry after CANT_MPX_CONN: the server refused the request without running it
         // and this connection now sends one request at a time.
         for attempt in 0..2 {
-            self.inner.shared.add_request();
-            match self.send(prepared).await {
-                Err((error, Some(replay), rest)) if attempt == 0 && is_cant_mpx(&error) => {
-                    prepared = rest.with(replay);
+            let slot = self.inner.shared.add_request();
+            match self.send(prepared, slot, deadline).await {
+                Err((error, Some(replay))) if attempt == 0 && is_cant_mpx(&error) => {
+                    prepared = replay.into_prepared(head_only, span.clone());
                 }
-                result => return result.map_err(|(error, _, _)| error),
+                result => return result.map_err(|(error, _)| error),
             }
         }
         Err(Error::Closed)
     }
 
-    /// Sends a prepared request whose slot was already counted; on failure returns the request
-    /// when it can be sent again.
+    /// Sends a prepared request holding `slot`; on failure returns the request when it can be
+    /// sent again.
     pub(crate) async fn send(
         &self,
         prepared: Prepared,
-    ) -> Result<http::Response<ResponseBody>, (Error, Option<Replay>, PreparedRest)> {
+        slot: Slot,
+        deadline: Option<(Instant, Duration)>,
+    ) -> Result<http::Response<ResponseBody>, (Error, Option<Replay>)> {
         let config = &self.inner.config;
-        let started = Instant::now();
-        let first_byte = first_byte_deadline(config, started);
-        let shared = Arc::new(RequestShared::new(self.inner.shared.waker.clone(), config, first_byte));
-        let Prepared { head, body, head_only, span } = prepared;
-        let rest = PreparedRest { head_only, span: span.clone() };
-        let start = Start { head, body, shared: shared.clone(), span: span.clone() };
+        let shared = Arc::new(RequestShared::new(self.inner.shared.waker.clone(), config.response_buffer));
+        let span = prepared.span.clone();
+        let start = Start { prepared, shared: shared.clone(), slot, deadline };
         if let Err(start) = self.inner.commands.send(start) {
-            self.inner.shared.unreserve();
-            let replay = Replay { head: start.head, body: start.body };
-            return Err((Error::ConnectionClosed { sent_nothing: true }, Some(replay), rest));
+            let replay = Replay { head: start.prepared.head, body: start.prepared.body };
+            return Err((Error::ConnectionClosed { sent_nothing: true }, Some(replay)));
         }
-        response::receive(shared.clone(), config, head_only, started, span)
-            .await
-            .map_err(|error| (error, shared.take_returned(), rest))
+        response::receive(shared.clone(), span).await.map_err(|error| (error, shared.take_returned()))
     }
 
-    /// What the server answered to FCGI_GET_VALUES ([`Multiplexing::Auto`] only).
+    /// What the server answered to FCGI_GET_VALUES ([`Multiplexing::Auto`](crate::Multiplexing::Auto) only).
     pub fn server_values(&self) -> Option<ServerValues> {
         self.inner.server_values
     }
@@ -226,17 +257,16 @@ impl Connection {
     }
 }
 
-/// The parts of a [`Prepared`] request that stay with the caller during an attempt.
-pub(crate) struct PreparedRest {
-    pub(crate) head_only: bool,
-    pub(crate) span: tracing::Span,
+impl Replay {
+    /// The request again, ready for another attempt.
+    pub(crate) fn into_prepared(self, head_only: bool, span: tracing::Span) -> Prepared {
+        Prepared { head: self.head, body: self.body, head_only, span }
+    }
 }
 
-impl PreparedRest {
-    /// The request again, with the head and body the failed attempt gave back.
-    pub(crate) fn with(self, replay: Replay) -> Prepared {
-        Prepared { head: replay.head, body: replay.body, head_only: self.head_only, span: self.span }
-    }
+/// When a request asked for at `asked` must be over.
+pub(crate) fn total_deadline(config: &ConnectionConfig, asked: Instant) -> Option<(Instant, Duration)> {
+    config.total_timeout.map(|after| (asked + after, after))
 }
 
 fn is_cant_mpx(error: &Error) -> bool {
@@ -244,21 +274,21 @@ fn is_cant_mpx(error: &Error) -> bool {
 }
 
 /// Turns an `http::Request` and its params into a [`Prepared`] request.
-pub(crate) async fn prepare<B>(
+pub(crate) async fn prepare<B, I, N, V>(
     request: http::Request<B>,
-    mut params: Vec<(Bytes, Bytes)>,
+    params: I,
     config: &ConnectionConfig,
 ) -> Result<Prepared, Error>
 where
     B: Body + Send + 'static,
     B::Data: Send,
     B::Error: Into<BoxError>,
+    I: IntoIterator<Item = (N, V)>,
+    N: Into<Bytes>,
+    V: Into<Bytes>,
 {
-    prepare_with(request, config, |body_len| {
-        check_content_length(&mut params, body_len)?;
-        Head::new(params, config)
-    })
-    .await
+    let params: Vec<(Bytes, Bytes)> = params.into_iter().map(|(n, v)| (n.into(), v.into())).collect();
+    prepare_with(request, config, |body_len| RequestHead::new(params, body_len, config)).await
 }
 
 /// The same with parameters encoded beforehand.
@@ -272,14 +302,14 @@ where
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
-    prepare_with(request, config, |body_len| params.head_for(body_len, config)).await
+    prepare_with(request, config, |body_len| RequestHead::encoded(params, body_len, config)).await
 }
 
 /// Readies the body (learning its length), then makes the head for that length with `head`.
 async fn prepare_with<B>(
     request: http::Request<B>,
     config: &ConnectionConfig,
-    head: impl FnOnce(u64) -> Result<Head, Error>,
+    head: impl FnOnce(u64) -> Result<RequestHead, Error>,
 ) -> Result<Prepared, Error>
 where
     B: Body + Send + 'static,
@@ -301,44 +331,6 @@ fn declared_length(parts: &http::request::Parts) -> Result<Option<u64>, Error> {
             value.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()).map(Some).ok_or_else(|| {
                 Error::InvalidRequest(format!("Content-Length header {value:?} is not a number"))
             })
-        }
-    }
-}
-
-/// Asks FCGI_GET_VALUES and waits a short while for the answer. `None` when there is no
-/// answer in time or an empty one (both mean "unknown"); an error when the peer does not
-/// speak FastCGI or closes.
-async fn exchange_values(
-    io: &mut Transport,
-    read_buf: &mut BytesMut,
-    decoder: &mut Decoder,
-    config: &ConnectionConfig,
-) -> Result<Option<ServerValues>, Error> {
-    let query = crate::probe::get_values_query(config.observer.as_ref())?;
-    io.write_all(&query).await.map_err(Error::io)?;
-    let wait = async {
-        loop {
-            while let Some(frame) = decoder
-                .decode_frame(read_buf)
-                .map_err(|e| Error::Protocol(ProtocolViolation::Malformed(e)))?
-            {
-                observe(config.observer.as_ref(), Direction::Received, frame.header, &frame.record);
-                if let RecordBody::GetValuesResult(pairs) = frame.record.body {
-                    let values = ServerValues::from_pairs(&pairs);
-                    return Ok((!values.is_empty()).then_some(values));
-                }
-            }
-            read_buf.reserve(4096);
-            if io.read_buf(read_buf).await.map_err(Error::io)? == 0 {
-                return Err(Error::ConnectionClosed { sent_nothing: true });
-            }
-        }
-    };
-    match tokio::time::timeout(config.get_values_timeout, wait).await {
-        Ok(result) => result,
-        Err(_) => {
-            tracing::debug!(after = ?config.get_values_timeout, "{} (treated as unknown)", TimeoutKind::GetValues);
-            Ok(None)
         }
     }
 }

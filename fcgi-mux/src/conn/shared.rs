@@ -1,30 +1,21 @@
-//! State shared between the connection driver and the handles of one request: the response
-//! buffer (bounded), the kept STDERR, the end of the request, and cancellation.
+//! What the driver and one request's handle share: the response as it arrives (head, body
+//! chunks, STDERR, the end), how much of the body the handle consumed (the receive window
+//! the machine waits on), a request given back for a retry, and cancellation.
 //!
-//! The driver pushes; the request's handle pops. When the handle frees room or goes away it
-//! wakes the driver through the connection's waker, so the driver never polls for it.
+//! The driver pushes; the handle pops. When the handle frees room in a full buffer or goes
+//! away it wakes the driver through the connection's waker, so the driver never polls for it.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
-use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use fcgi_proto::ProtocolStatus;
 
-use crate::config::ConnectionConfig;
-use crate::conn::send::Replay;
+use crate::cgi::CgiHead;
+use crate::conn::Replay;
 use crate::error::Error;
-
-/// How a request ended at the FastCGI level (its END_REQUEST).
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub struct EndStatus {
-    /// The application status (php-fpm always sends 0: it does not pass exit codes).
-    pub app_status: u32,
-    /// The protocol status.
-    pub protocol_status: ProtocolStatus,
-}
+use crate::machine::EndStatus;
 
 /// The application's STDERR for one request, as far as it was kept.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -40,14 +31,11 @@ pub struct Stderr {
 pub(crate) struct DriverWaker(Mutex<Option<Waker>>);
 
 impl DriverWaker {
-    /// Stores the driver's waker; true when it differs from the one stored before.
-    pub(crate) fn register(&self, waker: &Waker) -> bool {
+    pub(crate) fn register(&self, waker: &Waker) {
         let mut slot = lock(&self.0);
-        if slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
-            return false;
+        if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            *slot = Some(waker.clone());
         }
-        *slot = Some(waker.clone());
-        true
     }
 
     pub(crate) fn wake(&self) {
@@ -60,100 +48,77 @@ impl DriverWaker {
 /// One request's shared state.
 pub(crate) struct RequestShared {
     inner: Mutex<Inner>,
-    /// Mirrors of two fields of `inner`, read by the driver on every poll without locking.
-    full: AtomicBool,
+    /// Body bytes the handle took since the driver last asked.
+    consumed: AtomicUsize,
     gone: AtomicBool,
     driver: Arc<DriverWaker>,
     buffer_limit: usize,
-    stderr_limit: usize,
-    /// When the driver fails the request if nothing has arrived for it.
-    pub(crate) first_byte_deadline: Instant,
 }
 
 #[derive(Default)]
 struct Inner {
-    stdout: Chunks,
-    stdout_len: usize,
+    head: Option<CgiHead>,
+    body: VecDeque<Bytes>,
+    body_len: usize,
     stderr: BytesMut,
     stderr_dropped: u64,
-    received_any: bool,
     end: Option<Result<EndStatus, Error>>,
     handle_gone: bool,
     handle_waker: Option<Waker>,
     returned: Option<Replay>,
 }
 
-/// What the handle sees when it polls.
-pub(crate) enum Event {
+/// What the handle sees when it polls for the body.
+pub(crate) enum BodyEvent {
     Data(Bytes),
     End(Result<EndStatus, Error>),
 }
 
 impl RequestShared {
-    pub(crate) fn new(
-        driver: Arc<DriverWaker>,
-        config: &ConnectionConfig,
-        first_byte_deadline: Instant,
-    ) -> Self {
+    pub(crate) fn new(driver: Arc<DriverWaker>, buffer_limit: usize) -> Self {
         Self {
             inner: Mutex::default(),
-            full: AtomicBool::new(false),
+            consumed: AtomicUsize::new(0),
             gone: AtomicBool::new(false),
             driver,
-            buffer_limit: config.response_buffer,
-            stderr_limit: config.stderr_limit,
-            first_byte_deadline,
+            buffer_limit,
         }
     }
 
     // ---- driver side ----
 
-    /// Appends response bytes. Returns false when the buffer is now full: the driver must
-    /// stop reading the socket until the handle makes room.
-    pub(crate) fn push_stdout(&self, data: Bytes) -> bool {
+    pub(crate) fn push_head(&self, head: CgiHead) {
         let mut inner = lock(&self.inner);
-        inner.received_any = true;
-        if inner.handle_gone {
-            return true;
-        }
-        if !data.is_empty() {
-            inner.stdout_len += data.len();
-            inner.stdout.push(data);
-        }
+        inner.head = Some(head);
         wake_handle(&mut inner);
-        let room = inner.stdout_len < self.buffer_limit;
-        self.full.store(!room, Ordering::Release);
-        room
     }
 
-    pub(crate) fn push_stderr(&self, data: &[u8]) {
+    pub(crate) fn push_body(&self, data: Bytes) {
         let mut inner = lock(&self.inner);
-        inner.received_any = true;
-        let room = self.stderr_limit.saturating_sub(inner.stderr.len());
-        let kept = data.len().min(room);
-        inner.stderr.extend_from_slice(&data[..kept]);
-        inner.stderr_dropped += (data.len() - kept) as u64;
+        if inner.handle_gone {
+            return;
+        }
+        inner.body_len += data.len();
+        inner.body.push_back(data);
         wake_handle(&mut inner);
+    }
+
+    pub(crate) fn push_stderr(&self, data: &[u8], dropped: usize) {
+        let mut inner = lock(&self.inner);
+        inner.stderr.extend_from_slice(data);
+        inner.stderr_dropped += dropped as u64;
     }
 
     /// Records the end of the request, unless it already ended.
     pub(crate) fn finish(&self, result: Result<EndStatus, Error>) {
         let mut inner = lock(&self.inner);
-        inner.received_any = true;
         if inner.end.is_none() {
+            if result.is_err() {
+                // A failed request's buffered data is useless.
+                inner.body.clear();
+                inner.body_len = 0;
+            }
             inner.end = Some(result);
-        }
-        wake_handle(&mut inner);
-    }
-
-    /// Fails the request, dropping what is buffered (an aborted request's data is useless).
-    pub(crate) fn fail(&self, error: Error) {
-        let mut inner = lock(&self.inner);
-        inner.stdout.clear();
-        inner.stdout_len = 0;
-        self.full.store(false, Ordering::Release);
-        if inner.end.is_none() {
-            inner.end = Some(Err(error));
         }
         wake_handle(&mut inner);
     }
@@ -163,8 +128,9 @@ impl RequestShared {
         lock(&self.inner).returned = Some(replay);
     }
 
-    pub(crate) fn has_room(&self) -> bool {
-        !self.full.load(Ordering::Acquire) || self.handle_gone()
+    /// Body bytes consumed since the last call (the machine's `release`).
+    pub(crate) fn take_consumed(&self) -> usize {
+        self.consumed.swap(0, Ordering::AcqRel)
     }
 
     pub(crate) fn handle_gone(&self) -> bool {
@@ -173,34 +139,38 @@ impl RequestShared {
 
     // ---- handle side ----
 
-    /// The next response bytes, or the end.
-    pub(crate) fn poll_event(&self, cx: &mut Context<'_>) -> Poll<Event> {
+    /// Ready with the response head, or with the error that ended the request before it.
+    pub(crate) fn poll_head(&self, cx: &mut Context<'_>) -> Poll<Result<CgiHead, Error>> {
         let mut inner = lock(&self.inner);
-        if let Some(data) = inner.stdout.pop() {
-            let was_full = inner.stdout_len >= self.buffer_limit;
-            inner.stdout_len -= data.len();
-            if was_full && inner.stdout_len < self.buffer_limit {
-                self.full.store(false, Ordering::Release);
+        if let Some(head) = inner.head.take() {
+            return Poll::Ready(Ok(head));
+        }
+        match &inner.end {
+            Some(Err(error)) => Poll::Ready(Err(error.clone())),
+            // The machine never ends a request successfully without a head.
+            Some(Ok(_)) => Poll::Ready(Err(Error::Closed)),
+            None => {
+                inner.handle_waker = Some(cx.waker().clone());
+                Poll::Pending
             }
+        }
+    }
+
+    /// The next body bytes, or the end.
+    pub(crate) fn poll_body(&self, cx: &mut Context<'_>) -> Poll<BodyEvent> {
+        let mut inner = lock(&self.inner);
+        if let Some(data) = inner.body.pop_front() {
+            let was_full = inner.body_len >= self.buffer_limit;
+            inner.body_len -= data.len();
             drop(inner);
+            self.consumed.fetch_add(data.len(), Ordering::AcqRel);
             if was_full {
                 self.driver.wake();
             }
-            return Poll::Ready(Event::Data(data));
+            return Poll::Ready(BodyEvent::Data(data));
         }
         if let Some(end) = &inner.end {
-            return Poll::Ready(Event::End(end.clone()));
-        }
-        inner.handle_waker = Some(cx.waker().clone());
-        Poll::Pending
-    }
-
-    /// Ready once any record for the request arrived, or the request ended (the driver fails
-    /// it when its first-byte deadline passes).
-    pub(crate) fn poll_first_byte(&self, cx: &mut Context<'_>) -> Poll<()> {
-        let mut inner = lock(&self.inner);
-        if inner.received_any || inner.end.is_some() {
-            return Poll::Ready(());
+            return Poll::Ready(BodyEvent::End(end.clone()));
         }
         inner.handle_waker = Some(cx.waker().clone());
         Poll::Pending
@@ -209,6 +179,14 @@ impl RequestShared {
     pub(crate) fn stderr(&self) -> Stderr {
         let inner = lock(&self.inner);
         Stderr { kept: Bytes::copy_from_slice(&inner.stderr), dropped: inner.stderr_dropped }
+    }
+
+    /// The end status once the request ended well.
+    pub(crate) fn end_status(&self) -> Option<EndStatus> {
+        match lock(&self.inner).end {
+            Some(Ok(status)) => Some(status),
+            _ => None,
+        }
     }
 
     pub(crate) fn take_returned(&self) -> Option<Replay> {
@@ -220,44 +198,13 @@ impl RequestShared {
         let mut inner = lock(&self.inner);
         inner.handle_gone = true;
         self.gone.store(true, Ordering::Release);
-        inner.stdout.clear();
-        inner.stdout_len = 0;
-        self.full.store(false, Ordering::Release);
+        inner.body.clear();
+        inner.body_len = 0;
         let ended = inner.end.is_some();
         drop(inner);
         if !ended {
             self.driver.wake();
         }
-    }
-}
-
-/// Response bytes waiting for the handle, oldest first. The handle usually takes each chunk
-/// before the next arrives, so the first one is kept inline and a request allocates no queue.
-#[derive(Default)]
-struct Chunks {
-    /// The oldest chunk; `None` only when `rest` is empty too.
-    front: Option<Bytes>,
-    rest: VecDeque<Bytes>,
-}
-
-impl Chunks {
-    fn push(&mut self, data: Bytes) {
-        if self.front.is_none() {
-            self.front = Some(data);
-        } else {
-            self.rest.push_back(data);
-        }
-    }
-
-    fn pop(&mut self) -> Option<Bytes> {
-        let front = self.front.take()?;
-        self.front = self.rest.pop_front();
-        Some(front)
-    }
-
-    fn clear(&mut self) {
-        self.front = None;
-        self.rest.clear();
     }
 }
 
@@ -271,25 +218,4 @@ fn wake_handle(inner: &mut Inner) {
 /// holding these locks.
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn chunks_come_out_in_order() {
-        let mut chunks = Chunks::default();
-        assert_eq!(chunks.pop(), None);
-        for text in ["a", "b", "c"] {
-            chunks.push(Bytes::from_static(text.as_bytes()));
-        }
-        assert_eq!(chunks.pop().as_deref(), Some(&b"a"[..]));
-        chunks.push(Bytes::from_static(b"d"));
-        let rest: Vec<Bytes> = std::iter::from_fn(|| chunks.pop()).collect();
-        assert_eq!(rest, ["b", "c", "d"].map(|t| Bytes::from_static(t.as_bytes())));
-        chunks.push(Bytes::from_static(b"e"));
-        chunks.clear();
-        assert_eq!(chunks.pop(), None);
-    }
 }

@@ -1,0 +1,271 @@
+//! The receiving side: decoding what arrived and dispatching each record to its request.
+//!
+//! Records for ids not in progress (never used, finished, or aborted and draining) are dropped
+//! within a bound; records only a client may send, or malformed bytes, fail the connection.
+//! Whatever arrived before the connection closed is delivered before the close is reported.
+
+use std::io;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use fcgi_proto::{EndRequest, Frame, ProtocolStatus, RecordBody, RequestId, ServerValues};
+
+use super::request::{Phase, Response};
+use super::{Closed, ConnectionMachine, EndStatus, Event, RequestHead};
+use crate::cgi::{self, HeadParse};
+use crate::error::{Error, ProtocolViolation};
+
+impl ConnectionMachine {
+    /// Where to put received bytes (then call [`handle_input`](Self::handle_input)): the
+    /// driver reads straight into it, so received data is never copied.
+    pub fn recv_buffer(&mut self) -> &mut BytesMut {
+        &mut self.received
+    }
+
+    /// Decodes and dispatches what [`recv_buffer`](Self::recv_buffer) holds, as far as the
+    /// receive buffers allow.
+    pub fn handle_input(&mut self, now: Instant) {
+        while self.closed.is_none() {
+            if self.paused() {
+                self.paused_since.get_or_insert(now);
+                return;
+            }
+            match self.decoder.decode_frame(&mut self.received) {
+                Ok(Some(frame)) => {
+                    if let Err(violation) = self.dispatch(frame, now) {
+                        self.fail_all(Closed::Failed(Error::Protocol(violation)));
+                    }
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    self.fail_all(Closed::Failed(Error::Protocol(ProtocolViolation::Malformed(error))))
+                }
+            }
+        }
+        if self.eof && self.closed.is_none() {
+            self.finish_input(now);
+        }
+    }
+
+    /// [`recv_buffer`](Self::recv_buffer) and [`handle_input`](Self::handle_input) in one: for
+    /// tests and drivers that read into their own buffers.
+    pub fn receive(&mut self, data: &[u8], now: Instant) {
+        self.received.extend_from_slice(data);
+        self.handle_input(now);
+    }
+
+    /// The server closed its side. What is buffered is delivered first.
+    pub fn handle_eof(&mut self, now: Instant) {
+        self.eof = true;
+        self.handle_input(now);
+    }
+
+    /// Reading or writing failed: the connection is gone.
+    pub fn handle_io_error(&mut self, error: io::Error) {
+        self.fail_all(Closed::Failed(Error::io(error)));
+    }
+
+    /// After EOF, once every whole record was dispatched.
+    fn finish_input(&mut self, now: Instant) {
+        if self.paused() {
+            // Records are still waiting for room; the close comes after them.
+            self.paused_since.get_or_insert(now);
+            return;
+        }
+        if let Err(error) = self.decoder.finish(&self.received) {
+            self.fail_all(Closed::Failed(Error::Protocol(error.into())));
+            return;
+        }
+        if self.live() == 0 {
+            self.peer_closed_idle = self.config.keep_conn && self.completed > 0 && !self.retiring;
+            self.fail_all(Closed::Clean);
+        } else {
+            self.fail_all(Closed::Failed(Error::ConnectionClosed { sent_nothing: false }));
+        }
+    }
+
+    fn dispatch(&mut self, frame: Frame, now: Instant) -> Result<(), ProtocolViolation> {
+        self.observe_received(&frame);
+        let id = frame.record.request_id;
+        let record_len = frame.header.record_len();
+        match frame.record.body {
+            RecordBody::BeginRequest(_)
+            | RecordBody::AbortRequest
+            | RecordBody::Params(_)
+            | RecordBody::Stdin(_)
+            | RecordBody::Data(_)
+            | RecordBody::GetValues(_) => Err(ProtocolViolation::ClientRecord(frame.header.record_type)),
+            RecordBody::GetValuesResult(pairs) => {
+                // A late answer (fcgiwrap answers only once a request arrives) is ignored.
+                if self.negotiating.is_some() {
+                    let values = ServerValues::from_pairs(&pairs);
+                    self.negotiated((!values.is_empty()).then_some(values));
+                }
+                Ok(())
+            }
+            RecordBody::UnknownType(_) => {
+                if self.negotiating.is_some() {
+                    self.negotiated(None);
+                }
+                Ok(())
+            }
+            RecordBody::Unknown { .. } => self.stray(record_len),
+            RecordBody::Stdout(data) => {
+                self.on_record(id, record_len, now, |m, at| m.on_stdout(at, data, now))
+            }
+            RecordBody::Stderr(data) => self.on_record(id, record_len, now, |m, at| m.on_stderr(at, data)),
+            RecordBody::EndRequest(end) => {
+                let Some(at) = self.position_of_id(id) else { return self.stray(record_len) };
+                if let Phase::Draining { .. } = self.requests[at].phase {
+                    let key = self.requests.remove(at).key;
+                    self.events.push_back(Event::Released { key });
+                    self.after_removal(now);
+                } else {
+                    self.on_end(at, end, now);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Runs `deliver` for a STDOUT or STDERR record of a request in progress.
+    fn on_record(
+        &mut self,
+        id: RequestId,
+        record_len: usize,
+        _now: Instant,
+        deliver: impl FnOnce(&mut Self, usize),
+    ) -> Result<(), ProtocolViolation> {
+        let Some(at) = self.position_of_id(id) else { return self.stray(record_len) };
+        if !self.requests[at].is_live() {
+            return Ok(());
+        }
+        self.requests[at].first_byte = None;
+        deliver(self, at);
+        Ok(())
+    }
+
+    fn stray(&mut self, len: usize) -> Result<(), ProtocolViolation> {
+        self.stray_bytes += len;
+        if self.stray_bytes > self.config.stray_limit {
+            return Err(ProtocolViolation::TooManyStrayRecords { limit: self.config.stray_limit });
+        }
+        Ok(())
+    }
+
+    /// GET_VALUES answered (or not): multiplex only on `FCGI_MPXS_CONNS=1`, up to MAX_REQS.
+    pub(super) fn negotiated(&mut self, values: Option<ServerValues>) {
+        self.negotiating = None;
+        self.server_values = values;
+        self.limit = match values {
+            Some(v) if v.mpxs_conns == Some(true) => {
+                let server_max = v.max_reqs.map_or(usize::MAX, |n| n as usize);
+                self.max_requests().min(server_max).max(1)
+            }
+            _ => 1,
+        };
+    }
+
+    fn on_stdout(&mut self, at: usize, data: Bytes, now: Instant) {
+        let request = &mut self.requests[at];
+        let key = request.key;
+        let body = match &mut request.response {
+            Response::Body => data,
+            Response::Head { scanner, buffered } => {
+                let parsed = if buffered.is_empty() {
+                    // Usually the whole head is in the first record: parse it in place.
+                    match scanner.parse(&data) {
+                        Ok(HeadParse::Complete { head, body_offset }) => {
+                            Ok(Some((head, data.slice(body_offset..))))
+                        }
+                        Ok(HeadParse::Incomplete) => {
+                            buffered.extend_from_slice(&data);
+                            Ok(None)
+                        }
+                        Err(error) => Err(error),
+                    }
+                } else {
+                    buffered.extend_from_slice(&data);
+                    match scanner.parse(buffered) {
+                        Ok(HeadParse::Complete { head, body_offset }) => {
+                            Ok(Some((head, buffered.split_off(body_offset).freeze())))
+                        }
+                        Ok(HeadParse::Incomplete) => Ok(None),
+                        Err(error) => Err(error),
+                    }
+                };
+                match parsed {
+                    Ok(None) => return,
+                    Ok(Some((head, rest))) => {
+                        request.response = Response::Body;
+                        self.events.push_back(Event::Head { key, head });
+                        rest
+                    }
+                    Err(error) => {
+                        self.abort(at, Some(Error::Cgi(error)), now);
+                        return;
+                    }
+                }
+            }
+        };
+        let request = &mut self.requests[at];
+        if !request.head_only && !body.is_empty() {
+            request.buffered += body.len();
+            self.events.push_back(Event::Body { key, data: body });
+        }
+    }
+
+    fn on_stderr(&mut self, at: usize, data: Bytes) {
+        let limit = self.config.stderr_limit;
+        let request = &mut self.requests[at];
+        let room = limit.saturating_sub(request.stderr_kept);
+        let kept = data.len().min(room);
+        request.stderr_kept += kept;
+        if !data.is_empty() {
+            let key = request.key;
+            self.events.push_back(Event::Stderr {
+                key,
+                data: data.slice(..kept),
+                dropped: data.len() - kept,
+            });
+        }
+    }
+
+    /// END_REQUEST for a request in progress: report how it ended and free its id.
+    fn on_end(&mut self, at: usize, end: EndRequest, now: Instant) {
+        let mut request = self.requests.remove(at);
+        let key = request.key;
+        let status = EndStatus { app_status: end.app_status, protocol_status: end.protocol_status };
+        let refused = Error::Refused { status: end.protocol_status, app_status: end.app_status };
+        let (result, returned) = match end.protocol_status {
+            ProtocolStatus::REQUEST_COMPLETE => match &request.response {
+                Response::Body => (Ok(status), None),
+                Response::Head { buffered, .. } => {
+                    (Err(Error::Cgi(cgi::head_incomplete_at_end(buffered))), None)
+                }
+            },
+            // The application never ran it: it may be sent again, here one at a time.
+            ProtocolStatus::CANT_MPX_CONN => {
+                self.limit = 1;
+                (Err(refused), request.out.head.take().map(RequestHead))
+            }
+            ProtocolStatus::OVERLOADED => {
+                self.retiring = true;
+                (Err(refused), request.out.head.take().map(RequestHead))
+            }
+            _ => (Err(refused), None),
+        };
+        if !request.out.stdin_closed {
+            // Ended before reading all of the request: what the server makes of the rest of
+            // its records is unknown, so this connection takes no more requests.
+            self.retiring = true;
+        }
+        if !self.config.keep_conn {
+            self.retiring = true;
+        }
+        self.completed += 1;
+        self.events.push_back(Event::End { key, result, returned });
+        self.events.push_back(Event::Released { key });
+        self.after_removal(now);
+    }
+}
