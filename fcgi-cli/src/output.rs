@@ -1,5 +1,7 @@
 //! Where the response body goes: standard output, or a file written atomically, or a device
-//! or FIFO written directly; plus the progress bar.
+//! or FIFO written directly; plus the progress bar. And the two things every command writes the
+//! same way: one result on standard output ([`print`], [`print_json`]), and the `--json`
+//! document of a command that failed ([`error_document`]).
 //!
 //! A regular file (or a path that does not exist yet) is written to a temporary file in the
 //! same directory and renamed over the destination only when the whole response arrived:
@@ -12,6 +14,7 @@ use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{Value, json};
 
 use crate::exit::{Exit, Failure};
 
@@ -132,6 +135,33 @@ impl Sink {
             }
         }
     }
+}
+
+/// Writes a command's one result (a report, a JSON document, the man page) to standard
+/// output: all of it, flushed, and a reader that went away is not an error (see [`Sink`]).
+pub fn print(result: &[u8]) -> Result<(), Failure> {
+    let mut sink = Sink::open(None)?;
+    sink.write(result)?;
+    sink.finish()
+}
+
+/// Writes a `--json` document as the command's result: one line on standard output.
+pub fn print_json(document: &Value) -> Result<(), Failure> {
+    print(format!("{document}\n").as_bytes())
+}
+
+/// The `--json` document of a command that failed without a result (docs/CLI.md, "JSON
+/// output"): its `schema`, the `fields` that say what was asked (e.g. `path`), and
+/// `"error": {"kind", "exit_code", "message"}` with the exit code's name from the table.
+pub fn error_document(schema: &str, fields: &[(&str, Value)], exit: Exit, message: &str) -> Value {
+    let mut document = serde_json::Map::new();
+    document.insert("schema".into(), json!(schema));
+    for (name, value) in fields {
+        document.insert((*name).into(), value.clone());
+    }
+    document
+        .insert("error".into(), json!({ "kind": exit.kind(), "exit_code": exit.code(), "message": message }));
+    Value::Object(document)
 }
 
 /// A byte counter on stderr, shown only when stderr is a terminal and the body is not

@@ -11,7 +11,7 @@ use crate::build::status_page_params;
 use crate::cli::{CHECK_MAX_TIME, PingCmd, StatusCmd};
 use crate::commands::exchange::{self, Exchange, human};
 use crate::exit::{Exit, Failure, classify};
-use crate::output::Sink;
+use crate::output::{print, print_json};
 use crate::records;
 use crate::target::Target;
 
@@ -63,10 +63,10 @@ pub async fn ping(cmd: &PingCmd) -> anyhow::Result<Exit> {
 /// stdout for a success (unless silent) or as an error line on stderr.
 fn report(document: Option<Value>, silent: bool, exit: Exit, message: &str) -> anyhow::Result<Exit> {
     match document {
-        Some(document) => print(&document)?,
+        Some(document) => print_json(&document)?,
         None if exit == Exit::Success => {
             if !silent {
-                print_line(message)?;
+                print(format!("{message}\n").as_bytes())?;
             }
         }
         None => eprintln!("fcgi: {message}"),
@@ -258,16 +258,6 @@ async fn fetch(
         body.extend_from_slice(&chunk);
     }
     Ok((status, body.freeze(), exchange.started.elapsed()))
-}
-
-fn print(document: &Value) -> Result<(), Failure> {
-    print_line(&document.to_string())
-}
-
-fn print_line(text: &str) -> Result<(), Failure> {
-    let mut sink = Sink::open(None)?;
-    sink.write(format!("{text}\n").as_bytes())?;
-    sink.finish()
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use crate::cli::{CHECK_MAX_TIME, ProbeCmd};
 use crate::commands::exchange::human;
 use crate::exit::{Exit, Failure};
+use crate::output::{error_document, print, print_json};
 use crate::records;
 use crate::target::Target;
 
@@ -37,19 +38,15 @@ pub async fn run(cmd: &ProbeCmd) -> anyhow::Result<Exit> {
         }
         Err(error) if cmd.json => {
             let exit = Exit::for_mux_error(&error);
-            print(&json!({
-                "schema": JSON_SCHEMA,
-                "address": target.address.to_string(),
-                "outcome": "error",
-                "error": { "kind": exit.kind(), "exit_code": exit.code(), "message": error.to_string() },
-            }))?;
+            let fields = [("address", json!(target.address.to_string())), ("outcome", json!("error"))];
+            print_json(&error_document(JSON_SCHEMA, &fields, exit, &error.to_string()))?;
             return Ok(exit);
         }
         Err(error) => return Err(error.into()),
     };
     let exit = exit_for(&report.outcome);
     if cmd.json {
-        print(&document(&target, &report, exit))?;
+        print_json(&document(&target, &report, exit))?;
     } else {
         print_human(&target, &report)?;
     }
@@ -150,13 +147,5 @@ fn print_human(target: &Target, report: &ProbeReport) -> Result<(), Failure> {
         ProbeOutcome::NotFastCgi(error) => format!("{}: does not speak FastCGI: {error}\n", target.address),
         _ => format!("{}: unexpected probe outcome\n", target.address),
     };
-    let mut sink = crate::output::Sink::open(None)?;
-    sink.write(text.as_bytes())?;
-    sink.finish()
-}
-
-fn print(document: &Value) -> Result<(), Failure> {
-    let mut sink = crate::output::Sink::open(None)?;
-    sink.write(format!("{document}\n").as_bytes())?;
-    sink.finish()
+    print(text.as_bytes())
 }

@@ -13,7 +13,7 @@ use crate::build::{self, Built};
 use crate::cli::{REQUEST_MAX_TIME, RequestCmd};
 use crate::commands::exchange::{self, Exchange};
 use crate::exit::{Exit, classify};
-use crate::output::{Progress, Sink};
+use crate::output::{Progress, Sink, error_document, print_json};
 use crate::records::{self, Way};
 use crate::target::Target;
 
@@ -27,11 +27,7 @@ pub async fn run(cmd: &RequestCmd, default_method: Option<Method>) -> anyhow::Re
     match result {
         Err(error) if out.json => {
             let (exit, message) = classify(&error);
-            print_json(&json!({
-                "schema": JSON_SCHEMA,
-                "path": cmd.path,
-                "error": { "kind": exit.kind(), "exit_code": exit.code(), "message": message },
-            }))?;
+            print_json(&error_document(JSON_SCHEMA, &[("path", json!(cmd.path))], exit, &message))?;
             Ok(exit)
         }
         other => other,
@@ -126,13 +122,6 @@ async fn finish_json(cmd: &RequestCmd, target: &Target, mut exchange: Exchange) 
     });
     print_json(&document)?;
     Ok(exit)
-}
-
-fn print_json(document: &Value) -> anyhow::Result<()> {
-    let mut sink = Sink::open(None)?;
-    sink.write(format!("{document}\n").as_bytes())?;
-    sink.finish()?;
-    Ok(())
 }
 
 /// `HTTP/1.1 200 OK` and the headers, as curl -i shows them.
