@@ -1,6 +1,8 @@
 //! The client's error type: what failed, sorted by whose fault it is.
 //!
 //! Errors are `Clone` because one connection failure is reported to every request on it.
+//! `Display` never repeats `source()`: print the chain (`anyhow`'s `{:#}`, or walk `source()`)
+//! to see the cause.
 
 use std::fmt;
 use std::io;
@@ -19,7 +21,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 #[non_exhaustive]
 pub enum Error {
     /// The host name of a TCP address did not resolve.
-    #[error("cannot resolve {host}: {source}")]
+    #[error("cannot resolve {host}")]
     Resolve {
         /// The host name.
         host: String,
@@ -27,7 +29,7 @@ pub enum Error {
         source: Arc<io::Error>,
     },
     /// Connecting failed (refused, no such socket, permission denied...).
-    #[error("cannot connect to {address}: {source}")]
+    #[error("cannot connect to {address}")]
     Connect {
         /// The address, as given.
         address: String,
@@ -56,7 +58,7 @@ pub enum Error {
     #[error("FastCGI protocol error from the server: {0}")]
     Protocol(ProtocolViolation),
     /// The response's CGI header block was malformed.
-    #[error("malformed CGI response from the application: {0}")]
+    #[error("malformed CGI response from the application")]
     Cgi(#[from] CgiError),
     /// The server ended the request with a protocol status other than REQUEST_COMPLETE.
     #[error("the FastCGI server refused the request: {status}{}",
@@ -230,6 +232,21 @@ mod tests {
         );
         assert!(!Error::ConnectionClosed { sent_nothing: false }.is_retryable());
         assert!(Error::ConnectionClosed { sent_nothing: true }.is_retryable());
+    }
+
+    #[test]
+    fn display_does_not_repeat_the_source() {
+        use std::error::Error as _;
+        let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
+        let errors = [
+            Error::Connect { address: "unix:/x".into(), source: Arc::new(refused) },
+            Error::Resolve { host: "nowhere".into(), source: Arc::new(io::Error::other("no such host")) },
+            Error::Cgi(crate::cgi::head_incomplete_at_end(b"X: 1")),
+        ];
+        for error in errors {
+            let source = error.source().expect("a cause").to_string();
+            assert!(!error.to_string().contains(&source), "{error} repeats {source}");
+        }
     }
 
     #[test]

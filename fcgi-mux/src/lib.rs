@@ -100,6 +100,8 @@ mod request;
 mod response;
 #[cfg(feature = "tower")]
 mod service;
+#[cfg(test)]
+mod test_backend;
 
 pub use address::{Address, AddressError};
 pub use config::{ConnectionConfig, Multiplexing, PoolConfig};
@@ -120,4 +122,4 @@ pub use fcgi_proto;
 /// The `http` crate, whose types this API takes and returns.
 pub use http;
 #[cfg(feature = "tower")]
-pub use service::FcgiService;
+pub use service::{FcgiGateway, FcgiService, GatewayBody};

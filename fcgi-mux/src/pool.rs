@@ -17,6 +17,8 @@
 //! each connection to it carries one request.
 
 use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -29,7 +31,7 @@ use crate::address::Address;
 use crate::config::PoolConfig;
 use crate::conn::shared::lock;
 use crate::conn::state::{ConnEvent, Listener, Slot};
-use crate::conn::{Connection, Lifecycle, Prepared, prepare, prepare_encoded, total_deadline};
+use crate::conn::{BoxedStream, Connection, Lifecycle, Prepared, prepare, prepare_encoded, total_deadline};
 use crate::error::{BoxError, Error, TimeoutKind};
 use crate::request::EncodedParams;
 use crate::response::ResponseBody;
@@ -43,8 +45,13 @@ pub struct Pool {
     inner: Arc<PoolInner>,
 }
 
+/// Opens a stream for a pool ([`Pool::with_connector`]).
+type ConnectFn = dyn Fn() -> Pin<Box<dyn Future<Output = std::io::Result<BoxedStream>> + Send>> + Send + Sync;
+
 struct PoolInner {
     address: Address,
+    /// Opens streams instead of connecting to `address` directly.
+    connector: Option<Arc<ConnectFn>>,
     config: PoolConfig,
     state: Mutex<PoolState>,
     /// Notified whenever a connection becomes unusable (for `close`).
@@ -120,11 +127,33 @@ impl std::fmt::Debug for Pool {
 
 impl Pool {
     /// A pool for `address`. Connections are opened on demand.
-    pub fn new(address: Address, mut config: PoolConfig) -> Pool {
+    pub fn new(address: Address, config: PoolConfig) -> Pool {
+        Self::build(address, None, config)
+    }
+
+    /// A pool whose connections are streams opened by `connect` (a TLS stream to `address`,
+    /// a socket with options of your own, an in-memory stream in tests); `address` names the
+    /// backend in logs and [`Pool::address`]. `connect` runs under
+    /// [`ConnectionConfig::connect_timeout`](crate::ConnectionConfig::connect_timeout).
+    pub fn with_connector<F, Fut, S>(address: Address, config: PoolConfig, connect: F) -> Pool
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::io::Result<S>> + Send + 'static,
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+    {
+        let connector: Arc<ConnectFn> = Arc::new(move || {
+            let opening = connect();
+            Box::pin(async move { opening.await.map(|stream| Box::new(stream) as BoxedStream) })
+        });
+        Self::build(address, Some(connector), config)
+    }
+
+    fn build(address: Address, connector: Option<Arc<ConnectFn>>, mut config: PoolConfig) -> Pool {
         config.connection.keep_conn = config.keep_alive;
         config.max_connections = config.max_connections.max(1);
         let inner = Arc::new_cyclic(|weak_self| PoolInner {
             address,
+            connector,
             config,
             state: Mutex::default(),
             changed: Notify::new(),
@@ -324,7 +353,22 @@ impl Pool {
             max_lifetime: self.inner.config.max_lifetime,
             listener: Some(listener),
         };
-        let result = Connection::connect_with(&self.inner.address, config, lifecycle).await;
+        let result = match &self.inner.connector {
+            None => Connection::connect_with(&self.inner.address, config, lifecycle).await,
+            Some(connect) => {
+                let timeout = config.connect_timeout;
+                match tokio::time::timeout(timeout, connect()).await {
+                    Ok(Ok(stream)) => {
+                        Connection::over_stream(stream, &self.inner.address, config, lifecycle).await
+                    }
+                    Ok(Err(source)) => Err(Error::Connect {
+                        address: self.inner.address.to_string(),
+                        source: Arc::new(source),
+                    }),
+                    Err(_) => Err(Error::timeout(TimeoutKind::Connect, timeout)),
+                }
+            }
+        };
         let mut state = lock(&self.inner.state);
         state.connecting -= 1;
         permit.disarm();
@@ -407,3 +451,6 @@ impl PoolInner {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

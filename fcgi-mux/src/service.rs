@@ -155,6 +155,68 @@ where
     }
 }
 
+/// An [`FcgiService`] that answers its errors itself, so that it can be mounted where a
+/// service must not fail (axum's `Router::route_service`, `fallback_service`): a request that
+/// fails before its response head is answered with [`Error::gateway_status`] (502, 504 or
+/// 400) and a one-line body naming the status; the error is logged (`tracing`, level warn).
+/// Made by [`FcgiService::into_gateway`].
+#[derive(Clone, Debug)]
+pub struct FcgiGateway<F>(FcgiService<F>);
+
+/// The body of an [`FcgiGateway`] response: the application's, or the gateway's own short one.
+pub type GatewayBody = http_body_util::Either<ResponseBody, Full<Bytes>>;
+
+impl<F> FcgiService<F> {
+    /// This service, answering errors with a status instead of failing: see [`FcgiGateway`].
+    pub fn into_gateway(self) -> FcgiGateway<F> {
+        FcgiGateway(self)
+    }
+}
+
+impl<B, F> tower_service::Service<http::Request<B>> for FcgiGateway<F>
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+    F: Fn(&http::request::Parts, u64) -> Result<Vec<(Bytes, Bytes)>, BoxError>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+{
+    type Response = http::Response<GatewayBody>;
+    type Error = std::convert::Infallible;
+    type Future =
+        Pin<Box<dyn Future<Output = Result<http::Response<GatewayBody>, std::convert::Infallible>> + Send>>;
+
+    /// Always ready: the pool queues requests itself.
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let inner = tower_service::Service::call(&mut self.0, request);
+        Box::pin(async move {
+            Ok(match inner.await {
+                Ok(response) => response.map(http_body_util::Either::Left),
+                Err(error) => {
+                    let status = error.gateway_status();
+                    tracing::warn!(%error, status = status.as_u16(), "FastCGI request failed");
+                    let text = format!("{} {}\n", status.as_u16(), status.canonical_reason().unwrap_or(""));
+                    let mut response =
+                        http::Response::new(http_body_util::Either::Right(Full::new(Bytes::from(text))));
+                    *response.status_mut() = status;
+                    response.headers_mut().insert(
+                        http::header::CONTENT_TYPE,
+                        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+                    );
+                    response
+                }
+            })
+        })
+    }
+}
+
 /// The `Content-Length` header's value, if any.
 fn content_length(headers: &http::HeaderMap) -> Result<Option<u64>, Error> {
     let Some(value) = headers.get(http::header::CONTENT_LENGTH) else { return Ok(None) };
@@ -206,5 +268,24 @@ mod tests {
         let error = service.call(ok).await.unwrap_err();
         assert!(matches!(error, Error::Connect { .. }), "{error}");
         assert_eq!(*seen.lock().unwrap(), [4]);
+    }
+
+    #[tokio::test]
+    async fn the_gateway_answers_errors_with_their_status() {
+        use http_body_util::BodyExt;
+        use tower_service::Service;
+        let pool = Pool::new("127.0.0.1:1".parse::<Address>().unwrap(), crate::PoolConfig::default());
+        let mut gateway =
+            FcgiService::new(pool, |_: &http::request::Parts, _: u64| Ok(Vec::new())).into_gateway();
+        let response = gateway.call(http::Request::new(Full::new(Bytes::new()))).await.unwrap();
+        assert_eq!(response.status(), http::StatusCode::BAD_GATEWAY);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"502 Bad Gateway\n");
+
+        // Mountable in axum as it is.
+        let router = axum::Router::new().route_service("/app", gateway);
+        let request = http::Request::get("/app").body(axum::body::Body::empty()).unwrap();
+        let response = tower::ServiceExt::oneshot(router, request).await.unwrap();
+        assert_eq!(response.status(), http::StatusCode::BAD_GATEWAY);
     }
 }

@@ -45,10 +45,10 @@ pub(crate) fn queue(waker: Arc<DriverWaker>) -> (Sender, Receiver) {
 
 impl Sender {
     /// Queues a request for the driver; gives it back when the driver is gone.
-    pub(crate) fn send(&self, start: Start) -> Result<(), Start> {
+    pub(crate) fn send(&self, start: Start) -> Result<(), Box<Start>> {
         let mut queue = lock(&self.0.queue);
         if queue.driver_gone {
-            return Err(start);
+            return Err(Box::new(start));
         }
         queue.starts.push(start);
         drop(queue);

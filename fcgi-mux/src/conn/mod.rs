@@ -39,6 +39,9 @@ use state::{ConnShared, Listener, Slot};
 
 static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
 
+/// A stream of any kind, boxed (what a pool's connector returns).
+pub(crate) type BoxedStream = Box<dyn driver::Io>;
+
 /// A request prepared for the wire: its head and a body of known length.
 pub(crate) struct Prepared {
     pub(crate) head: RequestHead,
@@ -148,6 +151,18 @@ impl Connection {
         let io = address.connect(config.connect_timeout).await?;
         tracing::debug!(parent: &span, "connected");
         Self::handshake_with(Box::new(io), config, lifecycle, id, span).await
+    }
+
+    /// A pooled connection over a stream a caller's connector opened.
+    pub(crate) async fn over_stream(
+        io: BoxedStream,
+        label: &Address,
+        config: ConnectionConfig,
+        lifecycle: Lifecycle,
+    ) -> Result<(Connection, ConnectionDriver), Error> {
+        let id = NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed);
+        let span = tracing::debug_span!("fcgi_connection", id, address = %label);
+        Self::handshake_with(io, config, lifecycle, id, span).await
     }
 
     async fn handshake_with(

@@ -37,7 +37,7 @@ pub(super) enum Phase {
 /// How far the response has come.
 pub(super) enum Response {
     /// Reading the CGI header block; `buffered` holds it when it spans records.
-    Head { scanner: HeadScanner, buffered: BytesMut },
+    Head { scanner: Box<HeadScanner>, buffered: BytesMut },
     /// The head was delivered; STDOUT is body from now on.
     Body,
 }
