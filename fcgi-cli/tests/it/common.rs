@@ -5,8 +5,6 @@
 //! Tests that need php-fpm call [`php()`], which panics when the harness did not start it
 //! (`cargo xtask test`, or the exports of `cargo xtask backends`): they never skip.
 
-#![allow(dead_code)] // each test file uses a different part of this module
-
 use std::io::{Read, Write};
 use std::net::Shutdown;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -166,8 +164,6 @@ pub fn part_files(dir: &Path) -> Vec<String> {
 
 /// FCGI_STDOUT.
 pub const STDOUT: u8 = 6;
-/// FCGI_STDERR.
-pub const STDERR: u8 = 7;
 /// FCGI_END_REQUEST.
 pub const END_REQUEST: u8 = 3;
 /// FCGI_STDIN.
