@@ -50,6 +50,11 @@ pub fn run(target: &str, seconds: u64, extra: &[String]) -> Result<ExitCode> {
     let mut args: Vec<String> = vec!["fuzz".into(), "run".into()];
     args.extend(BUILD_FLAGS.map(String::from));
     args.extend([target.to_owned(), "--".into(), format!("-max_total_time={seconds}"), "-timeout=10".into()]);
+    // libFuzzer's default of 4,096 bytes would never build a record near the 65,535-byte
+    // content limit; 70,000 covers one with its header and 255 bytes of padding.
+    if !extra.iter().any(|arg| arg.starts_with("-max_len=")) {
+        args.push("-max_len=70000".into());
+    }
     args.extend(extra.iter().cloned());
     println!(
         "xtask: fuzzing {target} for {seconds} s: (cd {FUZZ_DIR} && {})",
