@@ -6,44 +6,62 @@
 //! # Using it
 //!
 //! ```no_run
-//! use bytes::Bytes;
-//! use fcgi_mux::{Address, Pool, PoolConfig};
+//! use fcgi_mux::{Address, Outcome, Pool, PoolConfig};
 //! use http_body_util::{BodyExt, Empty};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let pool = Pool::new("unix:/run/php/php-fpm.sock".parse::<Address>()?, PoolConfig::default());
-//! let params = vec![
-//!     (Bytes::from_static(b"REQUEST_METHOD"), Bytes::from_static(b"GET")),
-//!     (Bytes::from_static(b"SCRIPT_NAME"), Bytes::from_static(b"/index.php")),
-//!     (Bytes::from_static(b"SCRIPT_FILENAME"), Bytes::from_static(b"/var/www/index.php")),
+//! let params = [
+//!     ("REQUEST_METHOD", "GET"),
+//!     ("SCRIPT_NAME", "/index.php"),
+//!     ("SCRIPT_FILENAME", "/var/www/index.php"),
 //! ];
-//! let request = http::Request::get("/index.php").body(Empty::<Bytes>::new())?;
+//! let request = http::Request::get("/index.php").body(Empty::<bytes::Bytes>::new())?;
 //! let response = pool.request(request, params).await?;
 //! println!("{}", response.status());
+//! // STDERR and END_REQUEST's status stay reachable after the body is taken whole.
+//! let outcome = response.extensions().get::<Outcome>().cloned().expect("always there");
 //! let body = response.into_body().collect().await?.to_bytes();
+//! println!("{} bytes, stderr {:?}", body.len(), outcome.stderr().kept);
 //! # Ok(()) }
 //! ```
 //!
-//! Parameters usually come from `fcgi-cgi-env`; this crate only makes `CONTENT_LENGTH`
-//! agree with the body.
+//! Parameters are any pairs whose parts convert into `Bytes` (`&'static str`, `String`,
+//! `Vec<u8>`...): `fcgi-cgi-env`'s `CgiParams` goes in as it is. This crate only makes
+//! `CONTENT_LENGTH` agree with the body.
 //!
 //! # Layout
 //!
-//! | module | concern |
-//! |---|---|
-//! | `address` | [`Address`] parsing (`unix:/path`, `host:port`, `[::1]:9000`), connecting |
-//! | `config` | [`ConnectionConfig`], [`PoolConfig`], [`Multiplexing`]: every default is a number |
-//! | `conn` | one connection: the handle, the driver task, per-request state (see its docs) |
-//! | `request` | request bodies of known length, CONTENT_LENGTH, encoding the head; [`EncodedParams`] (encoded once, sent many times) |
-//! | `response` | first-byte and total timeouts, the CGI head, the streaming [`ResponseBody`] |
-//! | [`cgi`] | the CGI response head parser |
-//! | `pool` | [`Pool`]: connections to one backend, a fair waiting queue, resends |
-//! | `probe` | [`probe`]: FCGI_GET_VALUES on a connection of its own |
-//! | `observer` | [`Observer`]: every record sent and received, for `fcgi dump` |
-//! | `error` | [`Error`]: connect / resolve / timeout / I/O / protocol / refused / caller misuse |
-//! | `service` | `FcgiService` (feature `tower`): the pool as a `tower::Service<http::Request<B>>` |
+//! Four layers, each in its own place:
 //!
-//! # Rules it follows, and why
+//! | layer | module | what it owns |
+//! |---|---|---|
+//! | state machine | [`machine`] | every protocol rule of one connection, sans I/O: ids, record order, multiplexing, cancellation, deadlines, bounded buffers, the CGI head. Inputs are bytes, instants and commands; outputs are bytes, events and the next deadline |
+//! | driver | `conn` | [`Connection`] (the handle) and [`ConnectionDriver`] (the future that pumps a machine over any `AsyncRead + AsyncWrite` stream and resolves to why the connection ended) |
+//! | pool | `pool` | [`Pool`]: connections to one backend, a fair queue, resends of requests that never ran, guards for every count |
+//! | service | `service` | [`FcgiService`] / [`FcgiGateway`] (feature `tower`): the pool as a `tower::Service` |
+//!
+//! Beside them: `address` ([`Address`] parsing and connecting), `config` ([`ConnectionConfig`],
+//! [`PoolConfig`], [`Multiplexing`]: every default is a number), `request` (bodies of known
+//! length, CONTENT_LENGTH, encoding the head; [`EncodedParams`]), `response` (the caller's
+//! side: waiting for the head, the streaming [`ResponseBody`], [`Outcome`]), [`cgi`] (the CGI
+//! head parser), `probe` ([`probe`]: FCGI_GET_VALUES on a connection of its own), `observer`
+//! ([`Observer`]: every record, for `fcgi dump`), `error` ([`Error`]).
+//!
+//! # The pool next to bb8 and deadpool
+//!
+//! | | this pool | bb8 / deadpool |
+//! |---|---|---|
+//! | what is pooled | request slots: one per connection, more when it multiplexes | whole connections, one user at a time |
+//! | a checked-out connection | never handed out: the pool sends the request and hands back the response | handed to the caller, returned on drop |
+//! | broken connections | noticed by the driver (EOF, protocol errors) and dropped at once; a request none of whose bytes were sent goes elsewhere | checked on checkout (`is_valid`/`recycle`), or by the caller's error |
+//! | deadlines | one per request from the caller's ask, covering the wait for a connection, the connect and the response | a checkout timeout; the rest is the caller's |
+//! | cancellation | every count is a guard: a future dropped at any await point gives back its slot, its connect permit or its place in the queue | the same for checkouts (connections return on drop) |
+//! | idle / lifetime | idle timeout (5 s: an idle php-fpm connection pins a worker) and maximum lifetime | both |
+//! | a server closing kept connections | noticed (uWSGI): one request per connection from then on | the next checkout finds it broken |
+//! | shutdown | [`Pool::close`] lets requests finish within a deadline | dropping the pool |
+//!
+//! //! # Rules it follows, and why
 //!
 //! - **One request at a time unless told otherwise.** php-fpm, php-cgi and fcgiwrap never
 //!   multiplex; a second BEGIN_REQUEST mid-request corrupts php-fpm's stream and fcgiwrap
@@ -65,8 +83,9 @@
 //!   [`http_body::Body`]. STDERR is kept apart, up to 64 KiB per request. END_REQUEST ends the
 //!   response; a protocol status other than REQUEST_COMPLETE is an [`Error::Refused`].
 //! - **Timeouts**: connect (2 s), first byte (30 s, mandatory: php-fpm accepts connections even
-//!   when every worker is busy and lets the request wait silently), total (300 s), pool queue
-//!   (10 s), pool idle connection (5 s).
+//!   when every worker is busy and lets the request wait silently), total (300 s, counted from
+//!   the caller's ask: the wait for a pooled connection is part of it), pool queue (10 s), pool
+//!   idle connection (5 s), connection lifetime (none).
 //! - **Cancellation**: dropping a request's future or its response body before the end
 //!   cancels it. On a connection that does not multiplex the connection is closed (no measured
 //!   server stops a script on ABORT_REQUEST, and php-fpm closes after it anyway); on a
@@ -86,6 +105,7 @@
 //! - **Secrets**: parameter values (Authorization, Cookie...) are never logged.
 
 #![warn(missing_docs, unreachable_pub)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod address;
 pub mod cgi;
