@@ -10,11 +10,6 @@
 #[allow(dead_code)]
 mod example;
 
-// The names of the harness's variables, defined once for xtask and every test.
-#[path = "../../../tests/src/backend_env.rs"]
-#[allow(dead_code)]
-mod backend_env;
-
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -37,7 +32,9 @@ fn backend() -> (String, String) {
             panic!("{name} is not set: run these tests with `cargo xtask test` (or `cargo xtask backends`)")
         })
     };
-    (var(backend_env::PHP_FPM_SOCKET), var(backend_env::DOCROOT))
+    // The names of `tests/src/backend_env.rs`, spelled out so that the published package's tests
+    // build without files from outside it (a test in `tests/src/backends.rs` checks them).
+    (var("FCGI_TEST_PHP_FPM_SOCKET"), var("FCGI_TEST_DOCROOT"))
 }
 
 /// A small pool (php-fpm pins a worker per open connection, and other tests run meanwhile).
