@@ -1,15 +1,24 @@
 //! fcgi-mux's tracing output never carries credential values: parameters (Authorization,
 //! Cookie...) and bodies are not logged, at any level.
+//!
+//! The subscriber is the global one, installed once, and records only the events of a thread
+//! that is capturing ([`capture`]); every other thread's events are filtered out before they are
+//! formatted. A scoped subscriber (`tracing::subscriber::set_default`) is not enough in a test
+//! binary: while it is the only one, the first thread to reach a callsite decides whether that
+//! callsite is enabled, for every thread, and another test reaching `request ended` first with
+//! no subscriber of its own disables it for this one.
 
+use std::cell::RefCell;
 use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Once};
 
 use bytes::Bytes;
 use fcgi_mux::{Address, Connection, ConnectionConfig};
 use fcgi_tests::responder::{Behaviour, Responder};
 use http_body_util::{BodyExt, Full};
+use tracing_subscriber::layer::SubscriberExt;
 
-/// Collects everything the subscriber writes.
+/// Collects everything the subscriber writes for the capturing thread.
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
 
@@ -24,16 +33,31 @@ impl Write for Captured {
     }
 }
 
+thread_local! {
+    /// Where this thread's events go, while it captures.
+    static CAPTURING: RefCell<Option<Captured>> = const { RefCell::new(None) };
+}
+
+/// Records every event (all levels) of the current thread from now on, into the returned buffer.
+fn capture() -> Captured {
+    static GLOBAL: Once = Once::new();
+    GLOBAL.call_once(|| {
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(|| CAPTURING.with(|c| c.borrow().clone().unwrap_or_default()))
+            .with_ansi(false)
+            .finish()
+            .with(tracing_subscriber::filter::filter_fn(|_| CAPTURING.with(|c| c.borrow().is_some())));
+        tracing::subscriber::set_global_default(subscriber).expect("no other global subscriber");
+    });
+    let captured = Captured::default();
+    CAPTURING.with(|c| *c.borrow_mut() = Some(captured.clone()));
+    captured
+}
+
 #[tokio::test]
 async fn credentials_never_reach_the_logs() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let captured = capture();
 
     let server = Responder::start(Behaviour::echo()).await;
     let address: Address = server.address_string().parse().unwrap();
@@ -50,6 +74,7 @@ async fn credentials_never_reach_the_logs() {
     drop(connection);
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
 
+    CAPTURING.with(|c| c.borrow_mut().take()); // this thread may run another test next
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     assert!(logs.contains("request started"), "the logs were captured: {logs}");
     assert!(logs.contains("request ended"), "{logs}");
