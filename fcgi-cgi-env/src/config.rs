@@ -38,6 +38,42 @@ impl PathInfo {
     }
 }
 
+/// What kind of application receives the request: it decides SCRIPT_NAME, PATH_INFO and
+/// whether there is a file (SCRIPT_FILENAME) at all.
+///
+/// Both kinds share the path rules: the path is percent-decoded once, NUL, CR, LF and the
+/// other control bytes are refused, and dot-segments are resolved (never above `/`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AppKind {
+    /// A directory of scripts (php-fpm, php-cgi, fcgiwrap): DOCUMENT_ROOT + SCRIPT_NAME is the
+    /// file to run (SCRIPT_FILENAME), the path-info split and the index apply.
+    #[default]
+    Scripts,
+    /// An application mounted at a URL prefix (WSGI per PEP 3333, PSGI, Rack, Go's
+    /// `net/http/fcgi`, uWSGI): SCRIPT_NAME is the prefix without its trailing slash (`""` for
+    /// `/`), PATH_INFO the rest of the decoded path (`""` for the prefix itself), and there is
+    /// no DOCUMENT_ROOT, SCRIPT_FILENAME or PATH_TRANSLATED unless set with
+    /// [`AppConfig::param`]. The prefix matches whole segments only (`/appx` is not under
+    /// `/app`); a path outside it is refused ([`Error::OutsideMount`]).
+    Mounted {
+        /// The mount prefix: a decoded absolute path such as `/`, `/app` or `/app/`.
+        prefix: String,
+    },
+}
+
+impl AppKind {
+    /// A mounted application at `prefix` (`/`, `/app`, `/app/`).
+    pub fn mounted(prefix: impl Into<String>) -> AppKind {
+        AppKind::Mounted { prefix: prefix.into() }
+    }
+
+    /// True for [`AppKind::Mounted`].
+    pub fn is_mounted(&self) -> bool {
+        matches!(self, AppKind::Mounted { .. })
+    }
+}
+
 /// When the script-extension allow-list applies.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -75,6 +111,7 @@ pub enum UnusualHeaderNames {
 /// chained setters; every default is listed in `docs/CGI-ENV.md`.
 #[derive(Debug, Clone)]
 pub struct AppConfig {
+    pub(crate) kind: AppKind,
     pub(crate) document_root: String,
     pub(crate) index: Option<String>,
     pub(crate) path_info: PathInfo,
@@ -105,6 +142,7 @@ impl AppConfig {
     /// application's host. Trailing slashes are removed.
     pub fn new(document_root: impl Into<String>) -> Self {
         AppConfig {
+            kind: AppKind::Scripts,
             document_root: trim_root(document_root.into()),
             index: Some("index.php".to_owned()),
             path_info: PathInfo::default(),
@@ -120,6 +158,36 @@ impl AppConfig {
             params: Vec::new(),
             unset: Vec::new(),
         }
+    }
+
+    /// A configuration for an application mounted at `prefix` ([`AppKind::Mounted`]): WSGI,
+    /// PSGI, Rack, Go's `net/http/fcgi`, uWSGI. `AppConfig::mounted("/")` serves every path with
+    /// SCRIPT_NAME `""` and PATH_INFO the whole path.
+    ///
+    /// ```
+    /// use fcgi_cgi_env::{AppConfig, Connection, derive};
+    ///
+    /// let request = http::Request::get("/app/users/42?x=1").body(())?;
+    /// let params = derive(&request, None, &Connection::new(), &AppConfig::mounted("/app"))?;
+    /// assert_eq!(params.get_str("SCRIPT_NAME"), Some("/app"));
+    /// assert_eq!(params.get_str("PATH_INFO"), Some("/users/42"));
+    /// assert_eq!(params.get_str("REQUEST_URI"), Some("/app/users/42?x=1"));
+    /// assert!(!params.contains("SCRIPT_FILENAME"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn mounted(prefix: impl Into<String>) -> Self {
+        AppConfig::default().kind(AppKind::mounted(prefix))
+    }
+
+    /// The kind of application (default [`AppKind::Scripts`]).
+    pub fn kind(mut self, kind: AppKind) -> Self {
+        self.kind = kind;
+        self
+    }
+
+    /// The kind of application this configuration is for.
+    pub fn app_kind(&self) -> &AppKind {
+        &self.kind
     }
 
     /// The document root (DOCUMENT_ROOT; prefix of SCRIPT_FILENAME and PATH_TRANSLATED).
@@ -220,6 +288,9 @@ impl AppConfig {
 
     /// Checks the parts of the configuration that can be wrong on their own.
     pub fn validate(&self) -> Result<(), Error> {
+        if let AppKind::Mounted { prefix } = &self.kind {
+            crate::path::mount_prefix(prefix)?;
+        }
         if let Some(index) = &self.index {
             let bad = index.is_empty()
                 || index == "."

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use http::Version;
 
-use crate::config::AppConfig;
+use crate::config::{AppConfig, AppKind};
 use crate::connection::{Connection, RequestHead};
 use crate::error::{Error, shorten};
 use crate::params::CgiParams;
@@ -45,7 +45,19 @@ pub fn derive<'a>(
     }
 
     let document_uri = path::normalize(raw_path)?;
-    let split = path_info::split(&document_uri, config)?;
+    let target = match &config.kind {
+        AppKind::Mounted { prefix } => {
+            let trimmed = path::mount_prefix(prefix)?;
+            let (script, info) = path::mount_split(&document_uri, trimmed).ok_or_else(|| {
+                Error::OutsideMount { prefix: shorten(prefix.as_bytes()), path: shorten(&document_uri) }
+            })?;
+            Target { script_name: script.to_vec(), path_info: info.to_vec(), mounted: true }
+        }
+        _ => {
+            let split = path_info::split(&document_uri, config)?;
+            Target { script_name: split.script_name, path_info: split.path_info, mounted: false }
+        }
+    };
     let facts = headers::collect(req.headers, config)?;
 
     if let Some(header) = facts.content_length {
@@ -108,12 +120,19 @@ pub fn derive<'a>(
     p.push_unchecked("REQUEST_URI", request_uri);
     p.push_unchecked("DOCUMENT_URI", document_uri);
     p.push_unchecked("QUERY_STRING", query.unwrap_or(""));
-    p.push_unchecked("DOCUMENT_ROOT", config.document_root.as_str());
-    p.push_unchecked("SCRIPT_NAME", split.script_name.as_slice());
-    p.push_unchecked("SCRIPT_FILENAME", joined(&split.script_name));
-    if !split.path_info.is_empty() {
-        p.push_unchecked("PATH_INFO", split.path_info.as_slice());
-        p.push_unchecked("PATH_TRANSLATED", joined(&split.path_info));
+    if target.mounted {
+        // PEP 3333: SCRIPT_NAME may be empty (mounted at `/`), PATH_INFO may be empty (the
+        // prefix itself); both are sent, and there is no file behind them.
+        p.push_unchecked("SCRIPT_NAME", target.script_name.as_slice());
+        p.push_unchecked("PATH_INFO", target.path_info.as_slice());
+    } else {
+        p.push_unchecked("DOCUMENT_ROOT", config.document_root.as_str());
+        p.push_unchecked("SCRIPT_NAME", target.script_name.as_slice());
+        p.push_unchecked("SCRIPT_FILENAME", joined(&target.script_name));
+        if !target.path_info.is_empty() {
+            p.push_unchecked("PATH_INFO", target.path_info.as_slice());
+            p.push_unchecked("PATH_TRANSLATED", joined(&target.path_info));
+        }
     }
     p.push_unchecked("CONTENT_LENGTH", body_len.to_string());
     if let Some(ct) = facts.content_type {
@@ -143,6 +162,13 @@ pub fn derive<'a>(
     check_content_length(&p, body_len)?;
     p.check_sizes()?;
     Ok(p)
+}
+
+/// SCRIPT_NAME and PATH_INFO for either kind of application; the mounted kind has no file.
+struct Target {
+    script_name: Vec<u8>,
+    path_info: Vec<u8>,
+    mounted: bool,
 }
 
 /// A configured CONTENT_LENGTH must still equal the body; it may be unset only without a body.

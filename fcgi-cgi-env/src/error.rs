@@ -37,6 +37,16 @@ pub enum Error {
     #[error("request path escapes the document root")]
     PathEscapesDocumentRoot,
 
+    /// The request path is not under the mount prefix of a mounted application
+    /// ([`crate::AppKind::Mounted`]); prefixes match whole segments (`/appx` is not under `/app`).
+    #[error("request path {path:?} is not under the mount prefix {prefix:?}")]
+    OutsideMount {
+        /// The mount prefix as configured (shortened).
+        prefix: String,
+        /// The decoded, normalised request path (shortened).
+        path: String,
+    },
+
     /// The script part of the path does not end in an allowed script extension.
     #[error("script {script_name:?} does not end in an allowed script extension")]
     ScriptExtensionNotAllowed {
@@ -118,6 +128,14 @@ pub enum Error {
         index: String,
     },
 
+    /// The mount prefix is not a decoded absolute path of ordinary segments (it must start with
+    /// `/` and contain no control byte and no empty, `.` or `..` segment).
+    #[error("invalid mount prefix {prefix:?}: it must be an absolute path such as / or /app")]
+    InvalidMountPrefix {
+        /// The configured prefix (shortened).
+        prefix: String,
+    },
+
     /// The path-info pattern does not compile.
     #[error("invalid path-info pattern: {message}")]
     InvalidPathInfoPattern {
@@ -141,6 +159,7 @@ impl Error {
             Error::ContentLengthOverride { .. }
                 | Error::InvalidParamName { .. }
                 | Error::InvalidIndex { .. }
+                | Error::InvalidMountPrefix { .. }
                 | Error::InvalidPathInfoPattern { .. }
                 | Error::PathInfoPatternCaptures { .. }
         )

@@ -8,7 +8,8 @@
 //!
 //! # Layout
 //!
-//! - [`config`](AppConfig): document root, index, path-info split ([`PathInfo`]), script
+//! - [`config`](AppConfig): the kind of application ([`AppKind`]: a directory of scripts, or an
+//!   application mounted at a prefix such as a WSGI or Go one), document root, index, path-info split ([`PathInfo`]), script
 //!   extension allow-list, header policy, server identity, parameter overrides.
 //! - [`connection`](Connection): the request head ([`RequestHead`]) and the connection facts
 //!   ([`Connection`], [`Endpoint`], unix sockets included).
@@ -71,7 +72,7 @@ mod path_info;
 /// The `http` crate this API is built on, re-exported so callers name the same version.
 pub use http;
 
-pub use config::{AppConfig, DEFAULT_SERVER_SOFTWARE, ExtensionCheck, PathInfo, UnusualHeaderNames};
+pub use config::{AppConfig, AppKind, DEFAULT_SERVER_SOFTWARE, ExtensionCheck, PathInfo, UnusualHeaderNames};
 pub use connection::{Connection, Endpoint, RequestHead};
 pub use derive::derive;
 pub use error::Error;

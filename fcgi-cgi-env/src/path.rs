@@ -83,6 +83,31 @@ fn resolve_segments(decoded: &[u8]) -> Result<Vec<u8>, Error> {
     Ok(out)
 }
 
+/// Checks a mount prefix and returns it without its trailing slashes (`""` for `/`).
+///
+/// A prefix is a decoded absolute path made of ordinary segments: no control bytes, no empty,
+/// `.` or `..` segment (a trailing `/` is allowed), so that it can be compared with normalised
+/// request paths byte for byte.
+pub(crate) fn mount_prefix(prefix: &str) -> Result<&[u8], Error> {
+    let bad = || Error::InvalidMountPrefix { prefix: crate::error::shorten(prefix.as_bytes()) };
+    let bytes = prefix.as_bytes();
+    if bytes.first() != Some(&b'/') || bytes.iter().any(|b| is_forbidden(*b)) {
+        return Err(bad());
+    }
+    let trimmed = prefix.trim_end_matches('/').as_bytes();
+    if trimmed.split(|b| *b == b'/').skip(1).any(|s| s.is_empty() || s == b"." || s == b"..") {
+        return Err(bad());
+    }
+    Ok(trimmed)
+}
+
+/// Splits a normalised path under a checked, trimmed mount prefix into SCRIPT_NAME (the
+/// prefix) and PATH_INFO (the rest, `""` for the prefix itself). Whole segments only.
+pub(crate) fn mount_split<'p>(path: &'p [u8], prefix: &[u8]) -> Option<(&'p [u8], &'p [u8])> {
+    let rest = path.strip_prefix(prefix)?;
+    if rest.is_empty() || rest.first() == Some(&b'/') { Some(path.split_at(prefix.len())) } else { None }
+}
+
 /// True when a part cut out of a normalised path still contains a `..` segment (defence in
 /// depth for parts chosen by a user pattern).
 pub(crate) fn has_dot_dot(part: &[u8]) -> bool {
@@ -153,6 +178,38 @@ mod tests {
         ];
         for (raw, want) in cases {
             assert_eq!(normalize(raw).unwrap_err(), *want, "{raw}");
+        }
+    }
+
+    #[test]
+    fn mount_prefixes() {
+        for (prefix, want) in
+            [("/", ""), ("//", ""), ("/app", "/app"), ("/app/", "/app"), ("/a b/c", "/a b/c")]
+        {
+            assert_eq!(mount_prefix(prefix).unwrap(), want.as_bytes(), "{prefix}");
+        }
+        for bad in ["", "app", "/a//b", "/a/./b", "/a/..", "/..", "/a\nb", "/a\0"] {
+            assert!(matches!(mount_prefix(bad), Err(Error::InvalidMountPrefix { .. })), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn mount_splits_on_whole_segments() {
+        #[rustfmt::skip]
+        let cases: &[(&str, &str, Option<(&str, &str)>)] = &[
+            ("/",        "",     Some(("", "/"))),
+            ("/raw",     "",     Some(("", "/raw"))),
+            ("/app",     "/app", Some(("/app", ""))),
+            ("/app/",    "/app", Some(("/app", "/"))),
+            ("/app/x/y", "/app", Some(("/app", "/x/y"))),
+            ("/appx",    "/app", None),
+            ("/ap",      "/app", None),
+            ("/",        "/app", None),
+        ];
+        for (path, prefix, want) in cases {
+            let got = mount_split(path.as_bytes(), prefix.as_bytes());
+            let want = want.map(|(s, i)| (s.as_bytes(), i.as_bytes()));
+            assert_eq!(got, want, "{path} under {prefix:?}");
         }
     }
 

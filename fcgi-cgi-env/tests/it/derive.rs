@@ -442,3 +442,76 @@ fn request_parts_and_iteration() {
     assert_eq!(v.len(), n);
     assert_eq!(p.into_iter().count(), n);
 }
+
+/// A mounted application (WSGI, PSGI, Rack, Go's net/http/fcgi, uWSGI): SCRIPT_NAME is the
+/// prefix without its trailing slash, PATH_INFO the rest, and no file parameters.
+#[test]
+fn mounted_application() {
+    #[rustfmt::skip]
+    let cases: &[(&str, &str, Result<Want<'_>, Error>)] = &[
+        // prefix  request                 SCRIPT_NAME, PATH_INFO, REQUEST_URI
+        ("/",      "/raw",                 Ok(&[("SCRIPT_NAME", Some("")), ("PATH_INFO", Some("/raw")), ("REQUEST_URI", Some("/raw"))])),
+        ("/",      "/",                    Ok(&[("SCRIPT_NAME", Some("")), ("PATH_INFO", Some("/"))])),
+        ("/",      "/api/items?id=3",      Ok(&[("SCRIPT_NAME", Some("")), ("PATH_INFO", Some("/api/items")), ("QUERY_STRING", Some("id=3")), ("REQUEST_URI", Some("/api/items?id=3"))])),
+        ("/app",   "/app",                 Ok(&[("SCRIPT_NAME", Some("/app")), ("PATH_INFO", Some(""))])),
+        ("/app/",  "/app",                 Ok(&[("SCRIPT_NAME", Some("/app")), ("PATH_INFO", Some(""))])),
+        ("/app",   "/app/",                Ok(&[("SCRIPT_NAME", Some("/app")), ("PATH_INFO", Some("/"))])),
+        ("/app",   "/app/users/42",        Ok(&[("SCRIPT_NAME", Some("/app")), ("PATH_INFO", Some("/users/42"))])),
+        ("/app",   "/app/a%20b/%2541",     Ok(&[("PATH_INFO", Some("/a b/%41")), ("REQUEST_URI", Some("/app/a%20b/%2541"))])),
+        ("/app",   "/app/x/../y",          Ok(&[("PATH_INFO", Some("/y")), ("REQUEST_URI", Some("/app/x/../y"))])),
+        ("/app",   "/app/index.php/x",     Ok(&[("SCRIPT_NAME", Some("/app")), ("PATH_INFO", Some("/index.php/x"))])),
+        ("/app",   "/app/dir/",            Ok(&[("PATH_INFO", Some("/dir/"))])),
+        ("/app",   "/appx",                Err(Error::OutsideMount { prefix: "/app".into(), path: "/appx".into() })),
+        ("/app",   "/",                    Err(Error::OutsideMount { prefix: "/app".into(), path: "/".into() })),
+        ("/app",   "/app/../etc",          Err(Error::OutsideMount { prefix: "/app".into(), path: "/etc".into() })),
+        ("/app",   "/app/%2e%2e/%2e%2e/x", Err(Error::PathEscapesDocumentRoot)),
+        ("/",      "/a%00b",               Err(Error::ForbiddenByteInPath { byte: 0 })),
+        ("/",      "/a%0d%0ab",            Err(Error::ForbiddenByteInPath { byte: b'\r' })),
+        ("/",      "/a%0ab",               Err(Error::ForbiddenByteInPath { byte: b'\n' })),
+        ("/",      "/%252e",               Ok(&[("PATH_INFO", Some("/%2e"))])),
+        ("app",    "/app",                 Err(Error::InvalidMountPrefix { prefix: "app".into() })),
+        ("/a/../b","/b",                   Err(Error::InvalidMountPrefix { prefix: "/a/../b".into() })),
+    ];
+    for (prefix, uri, want) in cases {
+        let config = AppConfig::mounted(*prefix);
+        let got = derive(&request("GET", uri, &[("Host", "example.com")]), None, &tcp(), &config);
+        match (got, want) {
+            (Ok(p), Ok(want)) => {
+                check(&p, want, uri);
+                for absent in ["DOCUMENT_ROOT", "SCRIPT_FILENAME", "PATH_TRANSLATED"] {
+                    assert!(!p.contains(absent), "{prefix} {uri}: {absent} in {p:?}");
+                }
+            }
+            (Err(e), Err(want)) => assert_eq!(e, *want, "{prefix} {uri}"),
+            (got, want) => panic!("{prefix} {uri}: got {got:?}, want {want:?}"),
+        }
+    }
+}
+
+#[test]
+fn mounted_application_keeps_what_is_given() {
+    let config = AppConfig::mounted("/")
+        .param("SCRIPT_FILENAME", "/srv/app/main.py")
+        .param("DOCUMENT_ROOT", "/srv/app");
+    let p = derive(&request("POST", "/hello", &[]), Some(3), &tcp(), &config).unwrap();
+    check(
+        &p,
+        &[
+            ("SCRIPT_NAME", Some("")),
+            ("PATH_INFO", Some("/hello")),
+            ("SCRIPT_FILENAME", Some("/srv/app/main.py")),
+            ("DOCUMENT_ROOT", Some("/srv/app")),
+            ("PATH_TRANSLATED", None),
+            ("CONTENT_LENGTH", Some("3")),
+            ("REQUEST_METHOD", Some("POST")),
+        ],
+        "mounted with params",
+    );
+    // The default is still a directory of scripts, as before.
+    let p = derive(&request("GET", "/raw", &[]), None, &tcp(), &AppConfig::new(ROOT)).unwrap();
+    check(
+        &p,
+        &[("SCRIPT_NAME", Some("/raw")), ("PATH_INFO", None), ("SCRIPT_FILENAME", Some("/srv/www/raw"))],
+        "scripts",
+    );
+}

@@ -4,7 +4,8 @@
 use std::net::SocketAddr;
 
 use fcgi_cgi_env::{
-    AppConfig, CgiParams, Connection, Endpoint, MAX_PAIR_LEN, PathInfo, UnusualHeaderNames, derive, pair_len,
+    AppConfig, AppKind, CgiParams, Connection, Endpoint, MAX_PAIR_LEN, PathInfo, UnusualHeaderNames, derive,
+    pair_len,
 };
 use http::{HeaderName, HeaderValue, Request, Uri};
 use proptest::prelude::*;
@@ -21,6 +22,9 @@ fn configs() -> Vec<AppConfig> {
             .index(None)
             .unusual_header_names(UnusualHeaderNames::Keep),
         AppConfig::new("/").pass_header(HeaderName::from_static("connection")),
+        AppConfig::mounted("/"),
+        AppConfig::mounted("/a.php/"),
+        AppConfig::mounted("/x").param("SCRIPT_FILENAME", "/srv/app.py"),
     ]
 }
 
@@ -38,18 +42,16 @@ fn connections() -> Vec<Connection> {
 }
 
 /// Checks the invariants of an accepted environment.
-fn assert_safe(p: &CgiParams, body: u64) {
-    let script = p.get("SCRIPT_NAME").expect("SCRIPT_NAME");
-    let filename = p.get("SCRIPT_FILENAME").expect("SCRIPT_FILENAME");
-    let root = p.get("DOCUMENT_ROOT").expect("DOCUMENT_ROOT");
-    assert_eq!(script.first(), Some(&b'/'), "{p:?}");
-    assert!(filename.starts_with(if root == b"/" { b"" } else { root }));
-    for part in [Some(script), p.get("PATH_INFO")].into_iter().flatten() {
-        assert_eq!(part.first(), Some(&b'/'));
-        assert!(!part.split(|b| *b == b'/').any(|s| s == b".."), "{p:?}");
-        assert!(!part.iter().any(|b| *b < 0x20 || *b == 0x7f), "{p:?}");
+fn assert_safe(p: &CgiParams, body: u64, config: &AppConfig) {
+    // Socket paths come from the caller's configuration, not from the request.
+    for (_, value) in p.iter().filter(|(n, _)| !n.ends_with("_ADDR")) {
+        assert!(!value.iter().any(|b| matches!(b, 0 | b'\r' | b'\n')), "NUL, CR or LF in a value: {p:?}");
     }
-    assert_eq!(p.contains("PATH_INFO"), p.contains("PATH_TRANSLATED"));
+    if config.app_kind().is_mounted() {
+        assert_mounted(p, config);
+    } else {
+        assert_scripts(p);
+    }
     assert!(!p.contains("HTTP_PROXY"));
     assert_eq!(p.get_str("CONTENT_LENGTH"), Some(body.to_string().as_str()));
     let mut names: Vec<&str> = p.iter().map(|(n, _)| n).collect();
@@ -62,6 +64,36 @@ fn assert_safe(p: &CgiParams, body: u64) {
     assert_eq!(names.len(), n, "duplicate names");
 }
 
+/// A mounted application: SCRIPT_NAME is the prefix, SCRIPT_NAME + PATH_INFO is the decoded,
+/// normalised path (DOCUMENT_URI), and there is no file unless configured.
+fn assert_mounted(p: &CgiParams, config: &AppConfig) {
+    let AppKind::Mounted { prefix } = config.app_kind() else { unreachable!() };
+    let script = p.get("SCRIPT_NAME").expect("SCRIPT_NAME");
+    let info = p.get("PATH_INFO").expect("PATH_INFO");
+    assert_eq!(script, prefix.trim_end_matches('/').as_bytes(), "{p:?}");
+    assert_eq!([script, info].concat(), p.get("DOCUMENT_URI").unwrap(), "{p:?}");
+    assert!(info.is_empty() || info.first() == Some(&b'/'), "{p:?}");
+    assert!(!info.split(|b| *b == b'/').any(|s| s == b".." || s == b"."), "{p:?}");
+    assert!(!info.iter().any(|b| *b < 0x20 || *b == 0x7f), "{p:?}");
+    assert!(!p.contains("PATH_TRANSLATED") && !p.contains("DOCUMENT_ROOT"), "{p:?}");
+    let configured = prefix == "/x"; // the one mounted config that sets SCRIPT_FILENAME
+    assert_eq!(p.contains("SCRIPT_FILENAME"), configured, "{p:?}");
+}
+
+fn assert_scripts(p: &CgiParams) {
+    let script = p.get("SCRIPT_NAME").expect("SCRIPT_NAME");
+    let filename = p.get("SCRIPT_FILENAME").expect("SCRIPT_FILENAME");
+    let root = p.get("DOCUMENT_ROOT").expect("DOCUMENT_ROOT");
+    assert_eq!(script.first(), Some(&b'/'), "{p:?}");
+    assert!(filename.starts_with(if root == b"/" { b"" } else { root }));
+    for part in [Some(script), p.get("PATH_INFO")].into_iter().flatten() {
+        assert_eq!(part.first(), Some(&b'/'));
+        assert!(!part.split(|b| *b == b'/').any(|s| s == b".."), "{p:?}");
+        assert!(!part.iter().any(|b| *b < 0x20 || *b == 0x7f), "{p:?}");
+    }
+    assert_eq!(p.contains("PATH_INFO"), p.contains("PATH_TRANSLATED"));
+}
+
 fn run_all(uri: &Uri, headers: &[(HeaderName, HeaderValue)], body: Option<u64>) {
     let mut req = Request::get(uri.clone()).body(()).unwrap();
     for (n, v) in headers {
@@ -70,7 +102,7 @@ fn run_all(uri: &Uri, headers: &[(HeaderName, HeaderValue)], body: Option<u64>) 
     for config in configs() {
         for conn in connections() {
             if let Ok(p) = derive(&req, body, &conn, &config) {
-                assert_safe(&p, body.unwrap_or(0));
+                assert_safe(&p, body.unwrap_or(0), &config);
                 let _ = p.redacted().to_string();
                 let _ = format!("{p:?}");
             }
