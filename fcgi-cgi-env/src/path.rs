@@ -194,6 +194,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::type_complexity)] // one tuple per table row
     fn mount_splits_on_whole_segments() {
         #[rustfmt::skip]
         let cases: &[(&str, &str, Option<(&str, &str)>)] = &[
