@@ -20,7 +20,7 @@
 //! let response = pool.request(request, params).await?;
 //! println!("{}", response.status());
 //! // STDERR and END_REQUEST's status stay reachable after the body is taken whole.
-//! let outcome = response.extensions().get::<Outcome>().cloned().expect("always there");
+//! let outcome: Outcome = response.body().outcome();
 //! let body = response.into_body().collect().await?.to_bytes();
 //! println!("{} bytes, stderr {:?}", body.len(), outcome.stderr().kept);
 //! # Ok(()) }

@@ -50,7 +50,6 @@ pub(crate) async fn receive(
     if let Some(reason) = head.reason {
         response.extensions_mut().insert(ReasonPhrase(reason));
     }
-    response.extensions_mut().insert(Outcome(shared));
     Ok(response)
 }
 
@@ -60,13 +59,13 @@ pub(crate) async fn receive(
 pub struct ReasonPhrase(pub String);
 
 /// The rest of a response that is not body: the application's STDERR and the END_REQUEST
-/// status. In every response's extensions, so that they stay reachable after the body was
+/// status, from [`ResponseBody::outcome`], so that they stay reachable after the body was
 /// consumed by something that takes it whole (`response.into_body().collect()`):
 ///
 /// ```no_run
 /// # async fn run(response: http::Response<fcgi_mux::ResponseBody>) -> Result<(), fcgi_mux::Error> {
 /// use http_body_util::BodyExt;
-/// let outcome = response.extensions().get::<fcgi_mux::Outcome>().cloned().expect("always there");
+/// let outcome = response.body().outcome();
 /// let body = response.into_body().collect().await?.to_bytes();
 /// println!("{} bytes, stderr {:?}, {:?}", body.len(), outcome.stderr().kept, outcome.end_status());
 /// # Ok(()) }
@@ -101,6 +100,11 @@ pub struct ResponseBody {
 }
 
 impl ResponseBody {
+    /// A handle to STDERR and the end status that outlives this body (see [`Outcome`]).
+    pub fn outcome(&self) -> Outcome {
+        Outcome(self.guard.shared.clone())
+    }
+
     /// END_REQUEST's statuses, once the body has been read to its end.
     pub fn end_status(&self) -> Option<EndStatus> {
         self.guard.shared.end_status()

@@ -65,10 +65,12 @@ impl Drop for Sender {
 }
 
 impl Receiver {
-    /// The queued requests, and whether every handle is gone.
-    pub(crate) fn take(&self) -> (Vec<Start>, bool) {
+    /// Moves the queued requests to `into` (empty); true once every handle is gone.
+    pub(crate) fn take(&self, into: &mut Vec<Start>) -> bool {
         let mut queue = lock(&self.0.queue);
-        (std::mem::take(&mut queue.starts), queue.handles_gone)
+        // Trade lists: both keep their allocations.
+        std::mem::swap(into, &mut queue.starts);
+        queue.handles_gone
     }
 
     /// Refuses further requests and returns those still queued.

@@ -58,6 +58,7 @@ pub(crate) struct Driver {
     conn: std::sync::Arc<ConnShared>,
     commands: Receiver,
     handles_gone: bool,
+    incoming: Vec<Start>,
     active: Vec<Active>,
     write_buf: BytesMut,
     timer: Pin<Box<Sleep>>,
@@ -79,6 +80,7 @@ impl Driver {
             conn,
             commands,
             handles_gone: false,
+            incoming: Vec::new(),
             active: Vec::new(),
             write_buf: BytesMut::with_capacity(64 * 1024),
             timer: Box::pin(tokio::time::sleep(std::time::Duration::from_secs(3600))),
@@ -93,10 +95,10 @@ impl Driver {
     }
 
     fn accept(&mut self, now: Instant) -> bool {
-        let (starts, handles_gone) = self.commands.take();
-        self.handles_gone = handles_gone;
-        let progress = !starts.is_empty();
-        for start in starts {
+        self.handles_gone = self.commands.take(&mut self.incoming);
+        let progress = !self.incoming.is_empty();
+        let mut incoming = std::mem::take(&mut self.incoming);
+        for start in incoming.drain(..) {
             let Start { prepared, shared, slot, deadline } = start;
             if shared.handle_gone() {
                 continue;
@@ -127,6 +129,9 @@ impl Driver {
                 span,
             });
         }
+        // Kept for the next turn: the queue and this list trade allocations instead of making
+        // new ones.
+        self.incoming = incoming;
         progress
     }
 
@@ -152,7 +157,11 @@ impl Driver {
                 break;
             }
             let buffer = self.machine.recv_buffer();
-            buffer.reserve(READ_CHUNK);
+            // Grow only when little room is left: received records are handed out as slices of
+            // this buffer, so a fresh allocation per read would be the usual case otherwise.
+            if buffer.capacity() - buffer.len() < READ_CHUNK / 4 {
+                buffer.reserve(READ_CHUNK);
+            }
             match tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, buffer) {
                 Poll::Ready(Ok(0)) => {
                     self.read_closed = true;
@@ -278,12 +287,16 @@ impl Driver {
     /// Sleeps until the machine's next deadline; true when one passed.
     fn timers(&mut self, cx: &mut Context<'_>) -> bool {
         let Some(deadline) = self.machine.next_deadline() else { return false };
-        let deadline = tokio::time::Instant::from_std(deadline);
-        if self.timer.deadline() != deadline {
-            self.timer.as_mut().reset(deadline);
+        let now = clock();
+        // Re-arm only when the timer would fire too late or has fired: one that fires early
+        // just finds nothing due. Deadlines move later with every request, and resetting a
+        // tokio timer costs more than an early wake-up.
+        let armed = self.timer.deadline().into_std();
+        if armed > deadline || armed <= now {
+            self.timer.as_mut().reset(deadline.into());
         }
         if self.timer.as_mut().poll(cx).is_ready() {
-            self.machine.handle_timeout(now());
+            self.machine.handle_timeout(now);
             return true;
         }
         false
@@ -338,7 +351,7 @@ fn untouched_stream(active: &mut Active) -> Option<RequestBody> {
     active.stream.take().map(|s| RequestBody::Stream { body: s.body, length: s.length })
 }
 
-fn now() -> Instant {
+fn clock() -> Instant {
     // tokio's clock, so that tests on a paused clock control the machine's time too.
     tokio::time::Instant::now().into_std()
 }
@@ -349,25 +362,24 @@ impl Future for Driver {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let this = &mut *self;
         this.conn.waker.register(cx.waker());
+        // New requests, cancellations and consumed bytes come with a wake-up, so once per poll
+        // is enough for them; time is read once per poll too.
+        let now = clock();
+        this.accept(now);
+        this.sync_handles(now);
         loop {
-            let now = now();
-            let mut progress = this.accept(now);
-            this.sync_handles(now);
             // Read before writing: a server that closed a kept-alive connection right after
             // END_REQUEST is noticed before a new request is written to it, so that request
             // fails as "nothing sent" and can go elsewhere.
-            progress |= this.read(cx, now);
+            let mut progress = this.read(cx, now);
             progress |= this.feed_bodies(cx, now);
-            this.publish();
             progress |= this.write(cx, now);
-            progress |= this.deliver();
-            progress |= this.timers(cx);
             this.publish();
             progress |= this.deliver();
             if this.machine.is_closed() {
                 return Poll::Ready(this.shutdown());
             }
-            if !progress {
+            if !progress && !this.timers(cx) {
                 return Poll::Pending;
             }
         }
@@ -389,7 +401,7 @@ pub(crate) async fn negotiate(driver: &mut Driver) -> Result<(), Error> {
     std::future::poll_fn(|cx| {
         let this = &mut *driver;
         loop {
-            let now = now();
+            let now = clock();
             let mut progress = this.read(cx, now);
             progress |= this.write(cx, now);
             progress |= this.timers(cx);

@@ -58,7 +58,7 @@ pub(crate) struct RequestShared {
 #[derive(Default)]
 struct Inner {
     head: Option<CgiHead>,
-    body: VecDeque<Bytes>,
+    body: Chunks,
     body_len: usize,
     stderr: BytesMut,
     stderr_dropped: u64,
@@ -205,6 +205,36 @@ impl RequestShared {
         if !ended {
             self.driver.wake();
         }
+    }
+}
+
+/// Body bytes waiting for the handle, oldest first. The handle usually takes each chunk before
+/// the next arrives, so the first one is kept inline and most requests allocate no queue.
+#[derive(Default)]
+struct Chunks {
+    /// The oldest chunk; `None` only when `rest` is empty too.
+    front: Option<Bytes>,
+    rest: VecDeque<Bytes>,
+}
+
+impl Chunks {
+    fn push_back(&mut self, data: Bytes) {
+        if self.front.is_none() {
+            self.front = Some(data);
+        } else {
+            self.rest.push_back(data);
+        }
+    }
+
+    fn pop_front(&mut self) -> Option<Bytes> {
+        let front = self.front.take()?;
+        self.front = self.rest.pop_front();
+        Some(front)
+    }
+
+    fn clear(&mut self) {
+        self.front = None;
+        self.rest.clear();
     }
 }
 

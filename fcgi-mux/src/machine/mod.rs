@@ -304,7 +304,7 @@ impl ConnectionMachine {
             phase: Phase::Queued,
             out: Outgoing::new(head.0, body_len),
             response: Response::Head {
-                scanner: Box::new(HeadScanner::new(self.config.max_head_len)),
+                scanner: HeadScanner::new(self.config.max_head_len),
                 buffered: BytesMut::new(),
             },
             head_only: options.head_only,

@@ -35,9 +35,12 @@ pub(super) enum Phase {
 }
 
 /// How far the response has come.
+// The scanner is large but there is one per request, in place: boxing it would cost an
+// allocation per request for nothing.
+#[allow(clippy::large_enum_variant)]
 pub(super) enum Response {
     /// Reading the CGI header block; `buffered` holds it when it spans records.
-    Head { scanner: Box<HeadScanner>, buffered: BytesMut },
+    Head { scanner: HeadScanner, buffered: BytesMut },
     /// The head was delivered; STDOUT is body from now on.
     Body,
 }
