@@ -11,6 +11,7 @@ use crate::observer::Observer;
 
 /// Whether requests share a connection.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Multiplexing {
     /// One request at a time per connection, without asking the server (the default:
     /// php-fpm, php-cgi and fcgiwrap never multiplex). No FCGI_GET_VALUES is sent.

@@ -88,6 +88,23 @@ pub struct StartOptions {
     pub deadline: Option<(Instant, Duration)>,
 }
 
+impl StartOptions {
+    /// Sets [`StartOptions::head_only`].
+    #[must_use]
+    pub fn head_only(mut self, head_only: bool) -> Self {
+        self.head_only = head_only;
+        self
+    }
+
+    /// Sets [`StartOptions::deadline`]: the request must be over at `at`, which stands for a
+    /// timeout of `after`.
+    #[must_use]
+    pub fn deadline(mut self, at: Instant, after: Duration) -> Self {
+        self.deadline = Some((at, after));
+        self
+    }
+}
+
 /// What happened to a request, in the order it happened. Every request given to
 /// [`ConnectionMachine::start`] gets exactly one [`Event::End`] (unless it was cancelled) and
 /// then exactly one [`Event::Released`].
