@@ -12,19 +12,13 @@
 //! | `records` | how records are shown by `dump` and `-v` (secrets masked) |
 //! | `commands::*` | one module per command; `exchange` sends one request under `--max-time` |
 //! | `commands::bench` | `fcgi bench`: a load through an `fcgi_mux::Pool` (`load`), its counters (`stats`), the report (`report`), the progress bar (`progress`) |
-//! | `entry` | the process entry point on Linux with glibc, without Rust's runtime start-up; the crate's only `unsafe` |
 //!
 //! The CLI holds no protocol logic: requests go through `fcgi-mux`, parameters come from
 //! `fcgi-cgi-env`, records are decoded by `fcgi-proto`.
 
-#![cfg_attr(all(target_os = "linux", target_env = "gnu", not(test)), no_main)]
-
 mod build;
 mod cli;
 mod commands;
-#[cfg(all(target_os = "linux", target_env = "gnu", not(test)))]
-#[allow(unsafe_code)] // The C `main` symbol and SIGPIPE's disposition; see the module docs.
-mod entry;
 mod exit;
 mod output;
 mod records;
@@ -35,24 +29,17 @@ use http::Method;
 use crate::cli::{Cli, Command};
 use crate::exit::{Exit, classify};
 
-#[cfg(not(all(target_os = "linux", target_env = "gnu", not(test))))]
 fn main() -> std::process::ExitCode {
     std::process::ExitCode::from(run_main())
 }
 
 /// Everything `fcgi` does; returns the exit code.
 fn run_main() -> u8 {
-    let cli = match parse_args() {
+    let cli = match <Cli as clap::Parser>::try_parse() {
         Ok(cli) => cli,
         Err(error) => return usage_error(&error),
     };
-    // 256 readiness events per poll (tokio's default: 1024) keep the event buffer to one page
-    // (3 KiB): a one-shot command uses one socket, and `bench` picks up the rest at the next poll.
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .max_io_events_per_tick(256)
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("fcgi: cannot start the async runtime: {err}");
@@ -71,16 +58,6 @@ fn run_main() -> u8 {
     // --max-time (getaddrinfo cannot be cancelled) would keep `fcgi` alive past its limit.
     runtime.shutdown_background();
     exit.code()
-}
-
-/// The command line, parsed. clap's command tree and matches are leaked rather than dropped:
-/// `fcgi` is a short-lived process and the operating system takes the memory back at exit, while
-/// freeing them one by one was 7% of the instructions of a one-shot `fcgi get`.
-fn parse_args() -> Result<Cli, clap::Error> {
-    use clap::{CommandFactory, FromArgMatches};
-    let command = Box::leak(Box::new(Cli::command()));
-    let matches = Box::leak(Box::new(command.try_get_matches_from_mut(std::env::args_os())?));
-    Cli::from_arg_matches_mut(matches).map_err(|error| error.format(command))
 }
 
 /// `--help` and `--version` print as clap does; a command-line error becomes one line

@@ -5,7 +5,7 @@
 //! `/echo`, `/sleep?ms=N`, `/big?bytes=N`, `/stderr`), run by the Python of the venv that
 //! [`crate::venv`] prepares:
 //!
-//! | instance      | socket                   | flup                | behaviour (brief §3)                    |
+//! | instance      | socket                   | flup                | behaviour                               |
 //! |---------------|--------------------------|---------------------|-----------------------------------------|
 //! | `multiplexed` | `<tempdir>/flup-mpx.sock` | `multiplexed=True`  | one thread per request, interleaves them |
 //! | `single`      | `<tempdir>/flup.sock`     | `multiplexed=False` | `CANT_MPX_CONN` to a 2nd BEGIN_REQUEST   |

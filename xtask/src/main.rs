@@ -7,7 +7,7 @@
 //! | `backends` | [`backends`]         | start the same backends, print their `export`s, wait         |
 //! | `ci`       | [`ci`]               | fmt check, clippy `-D warnings`, then `test`                 |
 //! | `bench`    | [`bench`](mod@bench) | benchmark sections, results in `docs/BENCHMARKS.md`          |
-//! | `dist`     | [`dist`]             | the release `fcgi` as shipped (static on Linux/glibc)        |
+//! | `dist`     | [`dist`]             | `fcgi` as shipped (a static PIE on Linux/glibc)             |
 //! | `fuzz`     | [`fuzz`]             | run a cargo-fuzz target on the stable toolchain              |
 //!
 //! Supporting modules: [`php_fpm`] (find/install, configure, start php-fpm), [`flup`] (two flup
@@ -84,14 +84,9 @@ enum Cmd {
         #[arg(long)]
         list: bool,
     },
-    /// Build the release `fcgi` as it is shipped and benchmarked (statically linked on
-    /// Linux with glibc) and print its path.
-    Dist {
-        /// Link a position-independent executable (ASLR for fcgi's own code), at ~0.05 ms more
-        /// per start.
-        #[arg(long)]
-        pie: bool,
-    },
+    /// Build `fcgi` as it is shipped and benchmarked (profile `dist`; a static PIE on Linux
+    /// with glibc) and print its path as the last line.
+    Dist,
     /// Run a cargo-fuzz target of fcgi-proto/fuzz on the stable toolchain
     /// (`--sanitizer none`); exit 1 on a finding. Installs cargo-fuzz if missing.
     Fuzz {
@@ -130,7 +125,7 @@ fn run(command: Cmd) -> Result<ExitCode> {
         Cmd::Backends => backends::serve(),
         Cmd::Ci => ci::run(),
         Cmd::Bench { sections, list } => bench::run(&sections, list),
-        Cmd::Dist { pie } => dist::run(pie),
+        Cmd::Dist => dist::run(),
         Cmd::Fuzz { target, time, libfuzzer_args } => fuzz::run(&target, time, &libfuzzer_args),
     }
 }

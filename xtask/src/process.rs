@@ -105,12 +105,18 @@ impl Signal {
 
 /// Sends `signal` to every process of process group `pgid`. Returns whether the group existed.
 fn signal_group(pgid: u32, signal: Signal) -> Result<bool> {
-    let status = Command::new("sh")
-        .args(["-c", "kill -s \"$1\" -- \"$2\" 2>/dev/null", "sh", signal.name(), &format!("-{pgid}")])
-        .stdin(Stdio::null())
-        .status()
-        .with_context(|| format!("running `sh -c kill -s {} -- -{pgid}`", signal.name()))?;
-    Ok(status.success())
+    use nix::sys::signal::{Signal as Sig, killpg};
+    let sig = match signal {
+        Signal::Int => Sig::SIGINT,
+        Signal::Term => Sig::SIGTERM,
+        Signal::Kill => Sig::SIGKILL,
+    };
+    let pgid = i32::try_from(pgid).context("a process group id beyond i32")?;
+    match killpg(nix::unistd::Pid::from_raw(pgid), sig) {
+        Ok(()) => Ok(true),
+        Err(nix::errno::Errno::ESRCH) => Ok(false),
+        Err(err) => Err(err).with_context(|| format!("sending SIG{} to group {pgid}", signal.name())),
+    }
 }
 
 /// A child running in its own process group, stopped (whole group) when dropped.

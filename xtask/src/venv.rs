@@ -26,7 +26,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::{apt, process, workspace};
 
-/// The PyPI packages the venv holds, pinned to the versions the brief measured.
+/// The PyPI packages the venv holds, pinned to the versions whose behaviour the tests were written against.
 pub const PACKAGES: &[&str] = &["flup==1.0.3"];
 
 /// A Python statement that succeeds when the packages are importable.

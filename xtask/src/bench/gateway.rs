@@ -30,6 +30,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use super::gateways::{self, Gateway, Stack};
+use super::measure::json::Number as _;
 use super::measure::{
     self, UnderTime, clock_ticks, cpu_ticks, json, load_average, median, run_to_end, thousands, verdict,
 };
@@ -47,14 +48,14 @@ const WARMUP_S: u32 = 1;
 /// Requests in flight (wrk's connections; `fcgi bench -c` and `--connections`).
 const CONCURRENCY: usize = 8;
 
-/// The flup check (from the issue).
+/// The flup check.
 const FLUP_REQUESTS: u64 = 2000;
 const FLUP_CONCURRENCY: usize = 32;
 
 /// Longest any one program may run.
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The targets (from the issue).
+/// The targets.
 const TARGET_CLIENT_CPU_US: f64 = 8.0;
 const TARGET_VS_HAPROXY: f64 = 1.25;
 const TARGET_OF_CEILING: f64 = 0.8;
@@ -379,10 +380,8 @@ impl BenchJson {
             bail!("fcgi bench printed schema {schema:?}, expected \"fcgi.bench/1\"");
         }
         let latency = value.get("latency_ms").context("no `latency_ms` in fcgi bench's JSON")?;
-        let status_200 = match value.get("status").and_then(|s| s.get("200")) {
-            Some(json::Value::Number(n)) => *n,
-            _ => 0.0,
-        };
+        let status_200 =
+            value.get("status").and_then(|s| s.get("200")).and_then(json::Value::as_f64).unwrap_or(0.0);
         Ok(BenchJson {
             completed: value.number("completed")?,
             errors: value.number("errors")?,

@@ -11,7 +11,7 @@
 //!   waiting in the listen queue behind connections that are merely idle.
 //! - **HAProxy** (`haproxy -db -f haproxy.cfg`: foreground, no master process): an `fcgi-app`
 //!   with `option keep-conn`, `use-fcgi-app` in the backend, one `server ... proto fcgi maxconn 8`
-//!   on php-fpm's unix socket (the brief's anchor setup), default threads (one per core).
+//!   on php-fpm's unix socket, default threads (one per core).
 //! - **nginx** (`nginx -p DIR -e ... -c nginx.conf -g 'daemon off;'`): `worker_processes auto`,
 //!   an upstream with `keepalive 8`, `fastcgi_keep_conn on`, Debian's `fastcgi_params` plus
 //!   `SCRIPT_FILENAME`, access log off, every temp path and the pid file in the temp dir.
@@ -283,7 +283,7 @@ fn read_log(path: &Path) -> String {
     }
 }
 
-/// HAProxy as in the brief's anchor: `proto fcgi`, keep-conn, `maxconn 8`.
+/// HAProxy: `proto fcgi`, keep-conn, `maxconn 8`.
 fn haproxy_config(port: u16, docroot: &Path, php_socket: &Path) -> String {
     format!(
         "# Written by `cargo xtask bench`; throw-away.\n\

@@ -14,12 +14,17 @@ use anyhow::{Context, Result, bail};
 use crate::process::{self, Group, Signal};
 use crate::workspace;
 
-/// Runs cargo with `args` (`build --release ...`, or `rustc ... -- RUSTC_ARGS`) plus
-/// `--message-format=json-render-diagnostics` and returns the executables it built, by file
+/// Runs cargo with `args` (`build --release ...`) and `env` plus
+/// `--message-format=json-render-diagnostics` and returns the executables it built, by target
 /// name, for every name in `names` (an error naming the first missing one). Reading them from
 /// cargo's JSON messages makes any target dir work: the default, `CARGO_TARGET_DIR`, a config's
 /// `build.target-dir`.
-pub fn build_bins(what: &str, args: &[&str], names: &[&str]) -> Result<BTreeMap<String, PathBuf>> {
+pub fn build_bins(
+    what: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+    names: &[&str],
+) -> Result<BTreeMap<String, PathBuf>> {
     println!("xtask: cargo {}", args.join(" "));
     let (subcommand, rest) = args.split_first().context("build_bins without a cargo subcommand")?;
     let output = workspace::cargo()
@@ -27,6 +32,7 @@ pub fn build_bins(what: &str, args: &[&str], names: &[&str]) -> Result<BTreeMap<
         // Before the rest: anything after a `--` in it goes to rustc.
         .arg("--message-format=json-render-diagnostics")
         .args(rest)
+        .envs(env.iter().copied())
         .stderr(Stdio::inherit())
         .output()
         .with_context(|| format!("running cargo build for {what}"))?;
@@ -41,11 +47,9 @@ pub fn build_bins(what: &str, args: &[&str], names: &[&str]) -> Result<BTreeMap<
         if message.get("reason").and_then(json::Value::as_str) != Some("compiler-artifact") {
             continue;
         }
-        if let Some(path) = message.get("executable").and_then(json::Value::as_str) {
-            let path = PathBuf::from(path);
-            if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
-                found.insert(name.to_owned(), path);
-            }
+        let name = message.get("target").and_then(|t| t.get("name")).and_then(json::Value::as_str);
+        if let (Some(name), Some(path)) = (name, message.get("executable").and_then(json::Value::as_str)) {
+            found.insert(name.to_owned(), PathBuf::from(path));
         }
     }
     for name in names {
@@ -328,203 +332,25 @@ pub fn load_average() -> String {
         .unwrap_or_else(|| "?".into())
 }
 
-/// Just enough JSON for cargo's messages and the benchmark programs' output lines.
+/// JSON through serde_json, with the one accessor the sections need.
 pub mod json {
-    use anyhow::{Context, Result, bail};
+    use anyhow::{Context, Result};
 
-    /// A parsed JSON value.
-    #[derive(Clone, Debug, PartialEq)]
-    pub enum Value {
-        Null,
-        Bool(bool),
-        Number(f64),
-        String(String),
-        Array(Vec<Value>),
-        Object(Vec<(String, Value)>),
-    }
-
-    impl Value {
-        /// The member `key` of an object.
-        pub fn get(&self, key: &str) -> Option<&Value> {
-            match self {
-                Value::Object(members) => members.iter().find(|(k, _)| k == key).map(|(_, v)| v),
-                _ => None,
-            }
-        }
-
-        pub fn as_str(&self) -> Option<&str> {
-            match self {
-                Value::String(s) => Some(s),
-                _ => None,
-            }
-        }
-
-        /// The number `key` of an object, or an error naming it.
-        pub fn number(&self, key: &str) -> Result<f64> {
-            match self.get(key) {
-                Some(Value::Number(n)) => Ok(*n),
-                Some(other) => bail!("`{key}` is {other:?}, not a number"),
-                None => bail!("no `{key}` in the program's output"),
-            }
-        }
-    }
+    pub use serde_json::Value;
 
     /// Parses one JSON document.
     pub fn parse(text: &str) -> Result<Value> {
-        let mut parser = Parser { bytes: text.as_bytes(), at: 0 };
-        let value = parser.value(0)?;
-        parser.skip_space();
-        if parser.at != parser.bytes.len() {
-            bail!("trailing characters at byte {}", parser.at);
-        }
-        Ok(value)
+        Ok(serde_json::from_str(text)?)
     }
 
-    struct Parser<'a> {
-        bytes: &'a [u8],
-        at: usize,
+    /// The number `key` of an object, or an error naming it.
+    pub trait Number {
+        fn number(&self, key: &str) -> Result<f64>;
     }
 
-    impl Parser<'_> {
-        fn skip_space(&mut self) {
-            while self.bytes.get(self.at).is_some_and(|b| b.is_ascii_whitespace()) {
-                self.at += 1;
-            }
-        }
-
-        fn expect(&mut self, literal: &str) -> Result<()> {
-            if self.bytes[self.at..].starts_with(literal.as_bytes()) {
-                self.at += literal.len();
-                Ok(())
-            } else {
-                bail!("expected `{literal}` at byte {}", self.at)
-            }
-        }
-
-        fn value(&mut self, depth: usize) -> Result<Value> {
-            if depth > 64 {
-                bail!("nested too deeply");
-            }
-            self.skip_space();
-            match self.bytes.get(self.at) {
-                Some(b'n') => self.expect("null").map(|()| Value::Null),
-                Some(b't') => self.expect("true").map(|()| Value::Bool(true)),
-                Some(b'f') => self.expect("false").map(|()| Value::Bool(false)),
-                Some(b'"') => self.string().map(Value::String),
-                Some(b'[') => {
-                    self.at += 1;
-                    let mut items = Vec::new();
-                    self.skip_space();
-                    if self.bytes.get(self.at) == Some(&b']') {
-                        self.at += 1;
-                        return Ok(Value::Array(items));
-                    }
-                    loop {
-                        items.push(self.value(depth + 1)?);
-                        self.skip_space();
-                        match self.bytes.get(self.at) {
-                            Some(b',') => self.at += 1,
-                            Some(b']') => {
-                                self.at += 1;
-                                return Ok(Value::Array(items));
-                            }
-                            _ => bail!("expected `,` or `]` at byte {}", self.at),
-                        }
-                    }
-                }
-                Some(b'{') => {
-                    self.at += 1;
-                    let mut members = Vec::new();
-                    self.skip_space();
-                    if self.bytes.get(self.at) == Some(&b'}') {
-                        self.at += 1;
-                        return Ok(Value::Object(members));
-                    }
-                    loop {
-                        self.skip_space();
-                        let key = self.string()?;
-                        self.skip_space();
-                        self.expect(":")?;
-                        members.push((key, self.value(depth + 1)?));
-                        self.skip_space();
-                        match self.bytes.get(self.at) {
-                            Some(b',') => self.at += 1,
-                            Some(b'}') => {
-                                self.at += 1;
-                                return Ok(Value::Object(members));
-                            }
-                            _ => bail!("expected `,` or `}}` at byte {}", self.at),
-                        }
-                    }
-                }
-                Some(b'-' | b'0'..=b'9') => {
-                    let start = self.at;
-                    while self
-                        .bytes
-                        .get(self.at)
-                        .is_some_and(|b| matches!(b, b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'))
-                    {
-                        self.at += 1;
-                    }
-                    let text = std::str::from_utf8(&self.bytes[start..self.at])?;
-                    text.parse().map(Value::Number).with_context(|| format!("bad number {text:?}"))
-                }
-                _ => bail!("unexpected character at byte {}", self.at),
-            }
-        }
-
-        fn string(&mut self) -> Result<String> {
-            self.expect("\"")?;
-            let mut out = Vec::new();
-            loop {
-                let Some(&byte) = self.bytes.get(self.at) else { bail!("unterminated string") };
-                self.at += 1;
-                match byte {
-                    b'"' => return String::from_utf8(out).context("string is not UTF-8"),
-                    b'\\' => {
-                        let Some(&escape) = self.bytes.get(self.at) else { bail!("unterminated escape") };
-                        self.at += 1;
-                        let simple = match escape {
-                            b'"' => Some('"'),
-                            b'\\' => Some('\\'),
-                            b'/' => Some('/'),
-                            b'b' => Some('\u{8}'),
-                            b'f' => Some('\u{c}'),
-                            b'n' => Some('\n'),
-                            b'r' => Some('\r'),
-                            b't' => Some('\t'),
-                            b'u' => None,
-                            other => bail!("bad escape \\{}", other as char),
-                        };
-                        let c = match simple {
-                            Some(c) => c,
-                            None => {
-                                let unit = self.hex4()?;
-                                if (0xD800..0xDC00).contains(&unit) {
-                                    self.expect("\\u")?;
-                                    let low = self.hex4()?;
-                                    if !(0xDC00..0xE000).contains(&low) {
-                                        bail!("unpaired surrogate");
-                                    }
-                                    let code = 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00);
-                                    char::from_u32(code).context("bad surrogate pair")?
-                                } else {
-                                    char::from_u32(unit).context("unpaired surrogate")?
-                                }
-                            }
-                        };
-                        let mut buf = [0; 4];
-                        out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-                    }
-                    other => out.push(other),
-                }
-            }
-        }
-
-        fn hex4(&mut self) -> Result<u32> {
-            let digits = self.bytes.get(self.at..self.at + 4).context("short \\u escape")?;
-            self.at += 4;
-            u32::from_str_radix(std::str::from_utf8(digits)?, 16).context("bad \\u escape")
+    impl Number for Value {
+        fn number(&self, key: &str) -> Result<f64> {
+            self.get(key).and_then(Value::as_f64).with_context(|| format!("no number `{key}` in the output"))
         }
     }
 }
@@ -532,30 +358,6 @@ pub mod json {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn json_parses_program_output_and_cargo_messages() {
-        let value = json::parse(
-            r#"{"requests":122549,"errors":0,"first_error":null,"wall_s":2.0e0,"x":[true,false,{}],
-                "s":"a\"b\\c\u00e9\ud83d\ude00","neg":-1.5}"#,
-        )
-        .unwrap();
-        assert_eq!(value.number("requests").unwrap(), 122549.0);
-        assert_eq!(value.number("wall_s").unwrap(), 2.0);
-        assert_eq!(value.number("neg").unwrap(), -1.5);
-        assert_eq!(value.get("first_error"), Some(&json::Value::Null));
-        assert_eq!(value.get("s").and_then(json::Value::as_str), Some("a\"b\\cé😀"));
-        assert!(value.number("first_error").is_err());
-        assert!(value.number("missing").is_err());
-        for bad in ["", "{", r#"{"a":}"#, r#"{"a":1} x"#, r#""\x""#, "[1,]"] {
-            assert!(json::parse(bad).is_err(), "{bad}");
-        }
-        let cargo = r#"{"reason":"compiler-artifact","executable":"/t/release/mux_load","fresh":true}"#;
-        assert_eq!(
-            json::parse(cargo).unwrap().get("executable").and_then(json::Value::as_str),
-            Some("/t/release/mux_load")
-        );
-    }
 
     #[test]
     fn proc_stat_fields() {

@@ -3,11 +3,11 @@
 //!
 //! Adding a section: write `bench/<name>.rs` with `pub fn run(ctx: &mut Ctx) -> Result<Report>`
 //! and list it in [`SECTIONS`]. A section measures our code *and* its peer side by side in the same
-//! run (brief, section 7), and returns a title, the exact command reproducing it, and a markdown
+//! run, and returns a title, the exact command reproducing it, and a markdown
 //! table. Sections needing php-fpm call [`Ctx::backends`], which starts the shared test backends
 //! once (see [`crate::backends`]); those measuring against HTTP gateways call [`Ctx::gateways`]
 //! (php-fpm with a large pool behind HAProxy and nginx, see [`gateways`]); [`Ctx::fcgi`] builds the
-//! release CLI once. Outside programs (wrk, hyperfine, curl, ...) come from [`tools`], installed
+//! release CLI once. Outside programs (wrk, cgi-fcgi, curl, ...) come from [`tools`], installed
 //! when missing; shared measuring helpers (running a program with a time limit, GNU time, CPU
 //! from `/proc`, medians, JSON) live in [`measure`].
 //!
@@ -66,7 +66,7 @@ pub const SECTIONS: &[Section] = &[
     },
     Section {
         name: "oneshot",
-        about: "`fcgi get` one-shot vs `cgi-fcgi` (hyperfine), peak RSS",
+        about: "`fcgi get` one-shot vs `cgi-fcgi` (interleaved), peak RSS",
         run: oneshot::run,
     },
     Section {
@@ -116,7 +116,7 @@ impl Ctx {
         if let Some(built) = &self.fcgi {
             return Ok(built.path.clone());
         }
-        let built = crate::dist::build(crate::dist::Linking::Fixed)?;
+        let built = crate::dist::build()?;
         let path = built.path.clone();
         self.fcgi = Some(built);
         Ok(path)

@@ -1,7 +1,7 @@
 //! Bench section `mux`: fcgi-mux against php-fpm and a multiplexing responder, beside the
 //! `fastcgi-client` crate, in the same run.
 //!
-//! Builds `fcgi-bench` in release and runs its programs (their docs say what each
+//! Builds the benchmark programs of `fcgi-mux/benches/` in release and runs them (their docs say what each
 //! measures and how):
 //!
 //! 1. **php-fpm, `hello.php`**, 8 concurrent requests over 7 connections (php-fpm has 8 static
@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+use super::measure::json::Number as _;
 use super::measure::{self, clock_ticks, cpu_ticks, json, load_average, median, thousands, verdict};
 use super::{Ctx, Report};
 use crate::process::{self, Group, Signal};
@@ -64,16 +65,29 @@ const STREAM_BYTES: u64 = 1 << 30;
 /// Longest a single benchmark program may run before it is stopped as hung.
 const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// The peer crates (fcgi-bench/Cargo.toml); their versions are read from Cargo.lock.
+/// The peer crates (fcgi-mux/Cargo.toml's dev-dependencies); their versions are read from Cargo.lock.
 const PEER_CRATES: &[&str] = &["fastcgi-client", "tokio-fastcgi"];
 
-/// The targets (from the issue).
+/// The targets.
 const TARGET_CLIENT_CPU_US: f64 = 8.0;
 const TARGET_THROUGHPUT_RATIO: f64 = 1.4;
 const TARGET_MPX_RATIO: f64 = 0.9;
 const TARGET_RSS_MIB: f64 = 32.0;
 
-const BUILD_ARGS: &[&str] = &["build", "--release", "-p", "fcgi-bench", "--bins"];
+const BUILD_ARGS: &[&str] = &[
+    "build",
+    "--release",
+    "-p",
+    "fcgi-mux",
+    "--bench",
+    "mux_load",
+    "--bench",
+    "fastcgi_client_load",
+    "--bench",
+    "mpx_responder",
+    "--bench",
+    "stream_1g",
+];
 
 /// Measures; returns the report.
 pub fn run(ctx: &mut Ctx) -> Result<Report> {
@@ -120,7 +134,7 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
     let version = |name: &str| peers.get(name).cloned().unwrap_or_else(|| "?".into());
     let mut notes = format!(
         "Peers: `fastcgi-client` {} (crates.io, feature `tokio`), `tokio-fastcgi` {} (crates.io), \
-         both release builds in `fcgi-bench` like fcgi-mux. Every figure is the median of \
+         both release builds in `fcgi-mux/benches/` like fcgi-mux's own programs. Every figure is the median of \
          {REPEATS} runs of {DURATION_S} s measured after {WARMUP_S} s of warm-up; the clients \
          alternate run by run. The 8-concurrent comparison runs both clients on tokio's \
          current-thread and multi-thread ({cores} workers) runtimes, and judges the targets on \
@@ -128,7 +142,7 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
          Everything else runs on the current-thread runtime: against the responder, which keeps \
          one core busy, the multi-thread runtime cost about twice the client CPU per request in \
          trial runs.\n\n\
-         How: the load generators (`fcgi-bench/src/bin/`) keep N requests in flight, each \
+         How: the load generators (`fcgi-mux/benches/`) keep N requests in flight, each \
          worker task sending its next request once the previous body was read to the end, and \
          check every response (status 200 and body `Hello, world!`; any error fails the section). \
          **Client CPU** is `getrusage(RUSAGE_SELF)` user + system of the load generator over its \
@@ -184,10 +198,10 @@ struct Bins {
 }
 
 impl Bins {
-    /// `cargo build --release -p fcgi-bench --bins` (see [`measure::build_bins`]).
+    /// [`BUILD_ARGS`] (see [`measure::build_bins`]).
     fn build() -> Result<Bins> {
         let names = ["mux_load", "fastcgi_client_load", "mpx_responder", "stream_1g"];
-        let mut found = measure::build_bins("fcgi-bench", BUILD_ARGS, &names)?;
+        let mut found = measure::build_bins("the benchmark programs", BUILD_ARGS, &[], &names)?;
         let mut take = |name: &str| found.remove(name).context("build_bins returned too few programs");
         Ok(Bins {
             mux_load: take("mux_load")?,

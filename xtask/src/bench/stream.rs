@@ -4,7 +4,7 @@
 //! - `fcgi get '/big.php?bytes=N' -o /dev/null` straight to php-fpm;
 //! - `curl -o /dev/null http://127.0.0.1:PORT/big.php?bytes=N` through HAProxy
 //!   ([`super::gateways`], `proto fcgi`) in front of the same php-fpm;
-//! - `raw_read` (fcgi-bench): one blocking socket, one fixed buffer, record headers walked
+//! - `raw_read` (fcgi-mux/benches): one blocking socket, one fixed buffer, record headers walked
 //!   and everything else discarded: the pipe limit, what php-fpm and the kernel can deliver.
 //!
 //! Each client runs under GNU time (`/usr/bin/time -f '%U %S %M'`: CPU and peak RSS); its wall
@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
+use super::measure::json::Number as _;
 use super::measure::{self, UnderTime, clock_ticks, cpu_ticks, json, load_average, median, verdict};
 use super::tools::{CURL, GNU_TIME};
 use super::{Ctx, Report};
@@ -33,11 +34,11 @@ const REPEATS: usize = 5;
 /// Longest one transfer may take.
 const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// The targets (from the issue).
+/// The targets.
 const TARGET_VS_CURL: f64 = 1.2;
 const TARGET_RSS_MIB: f64 = 32.0;
 
-const RAW_BUILD_ARGS: &[&str] = &["build", "--release", "-p", "fcgi-bench", "--bin", "raw_read"];
+const RAW_BUILD_ARGS: &[&str] = &["build", "--release", "-p", "fcgi-mux", "--bench", "raw_read"];
 
 /// One transfer.
 #[derive(Clone, Copy, Debug)]
@@ -76,7 +77,7 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
     let curl = CURL.require()?;
     let time = GNU_TIME.require()?;
     let fcgi = ctx.fcgi()?;
-    let raw = measure::build_bins("fcgi-bench", RAW_BUILD_ARGS, &["raw_read"])?
+    let raw = measure::build_bins("raw_read", RAW_BUILD_ARGS, &[], &["raw_read"])?
         .remove("raw_read")
         .context("build_bins returned no raw_read")?;
     let stack = ctx.gateways()?;
@@ -184,7 +185,7 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
          - `fcgi get \"/big.php?bytes=N\" --socket $SOCK --docroot $DOCROOT -o /dev/null -s`\n\
          - `curl -sS -o /dev/null -w '%{{http_code}} %{{size_download}}' \"http://127.0.0.1:PORT/big.php?bytes=N\"`\n\
          - `raw_read --address unix:$SOCK --script-filename $DOCROOT/big.php --bytes N` \
-         (fcgi-bench/src/bin/raw_read.rs: blocking reads into one 256 KiB buffer, record \
+         (fcgi-mux/benches/raw_read.rs: blocking reads into one 256 KiB buffer, record \
          headers walked, content dropped)\n\n\
          `big.php` writes the body in 64 KiB chunks, each flushed at once. Each client runs under `/usr/bin/time -f '%U %S %M'` (CPU and peak RSS of the \
          client process); wall time is taken around the process (start-up included for all three), \

@@ -25,14 +25,12 @@ pub struct Tool {
     pub version_args: &'static [&'static str],
 }
 
-/// HAProxy, the HTTP → FastCGI gateway of the brief's anchors.
+/// HAProxy, the HTTP → FastCGI gateway measured against.
 pub const HAPROXY: Tool = Tool { program: "haproxy", package: "haproxy", version_args: &["-v"] };
 /// nginx, the other common HTTP → FastCGI gateway.
 pub const NGINX: Tool = Tool { program: "nginx", package: "nginx", version_args: &["-v"] };
 /// The HTTP load generator run through the gateways.
 pub const WRK: Tool = Tool { program: "wrk", package: "wrk", version_args: &["--version"] };
-/// Timing of one-shot commands.
-pub const HYPERFINE: Tool = Tool { program: "hyperfine", package: "hyperfine", version_args: &["--version"] };
 /// libfcgi's one-shot FastCGI client, the peer of `fcgi get`.
 pub const CGI_FCGI: Tool = Tool { program: "cgi-fcgi", package: "libfcgi-bin", version_args: &[] };
 /// The HTTP client reading the 1 GiB response through HAProxy.

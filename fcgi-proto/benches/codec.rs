@@ -1,14 +1,16 @@
-//! Codec throughput benchmark, run by `cargo xtask bench codec` (release build).
+//! Codec throughput: `cargo bench -p fcgi-proto` (divan).
 //!
-//! Measures, on synthetic streams shaped like what php-fpm sends and what a web server sends
-//! to it, how fast the decoder and encoder go next to a plain `memcpy` of the same bytes
-//! (the ceiling for any codec that hands out owned buffers). Prints one tab-separated line
-//! per case: `case  bytes  records  median_seconds  runs`.
+//! Synthetic streams shaped like what php-fpm sends and what a web server sends to it. Decoding
+//! is fed [`READ_SIZE`] bytes at a time, as from a socket read; records are split off the buffer
+//! without copying. `memcpy` moves the same 64 MiB through the same buffer: the ceiling for any
+//! codec that hands out owned buffers, and the peer figure. Encoding writes into a reused buffer,
+//! as a connection's write buffer is reused.
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
+use divan::Bencher;
+use divan::counter::{BytesCount, ItemsCount};
 use fcgi_proto::{
     Decoder, Padding, ParamsOptions, ProtocolStatus, Record, RecordType, RequestId, Role,
     encode_end_of_stream, encode_params, encode_record, encode_stream,
@@ -16,20 +18,63 @@ use fcgi_proto::{
 
 /// Bytes handed to the decoder per call, like one socket read.
 const READ_SIZE: usize = 64 * 1024;
-const RUNS: usize = 15;
+const BIG: usize = 64 * 1024 * 1024;
 
 fn main() {
-    let big = big_response(64 * 1024 * 1024);
-    let small = many_small_responses(20_000);
-    report("decode: 64 MiB response (php-fpm record sizes)", big.len(), RUNS, || decode(&big));
-    report("decode: 20k hello-world responses", small.len(), RUNS, || decode(&small));
-    report("memcpy: 64 MiB response (ceiling)", big.len(), RUNS, || copy(&big));
-    let body = vec![b'y'; 64 * 1024 * 1024];
+    divan::main();
+}
+
+/// A 64 MiB response with php-fpm's record sizes.
+#[divan::bench(sample_count = 15)]
+fn decode_64_mib_response(bencher: Bencher<'_, '_>) {
+    let wire = big_response(BIG);
+    bencher.counter(BytesCount::of_slice(&wire)).bench(|| decode(&wire));
+}
+
+/// 20,000 hello-world responses: small padded STDOUT records, each followed by END_REQUEST.
+#[divan::bench(sample_count = 15)]
+fn decode_20k_small_responses(bencher: Bencher<'_, '_>) {
+    let wire = many_small_responses(20_000);
+    bencher.counter(ItemsCount::new(40_000usize)).bench(|| decode(&wire));
+}
+
+/// The ceiling: the same 64 MiB copied through the same 64 KiB buffer.
+#[divan::bench(sample_count = 15)]
+fn memcpy_64_mib_response(bencher: Bencher<'_, '_>) {
+    let wire = big_response(BIG);
+    bencher.counter(BytesCount::of_slice(&wire)).bench(|| {
+        let mut dst = BytesMut::with_capacity(2 * READ_SIZE);
+        for chunk in wire.chunks(READ_SIZE) {
+            dst.extend_from_slice(chunk);
+            black_box(dst.split().freeze());
+        }
+    });
+}
+
+/// A 64 MiB STDIN body split into records.
+#[divan::bench(sample_count = 15)]
+fn encode_64_mib_stdin(bencher: Bencher<'_, '_>) {
+    let body = vec![b'y'; BIG];
     let mut dst = BytesMut::new();
-    report("encode: 64 MiB STDIN body", body.len(), RUNS, || encode_body(&body, &mut dst));
-    let (request_bytes, _) = encode_requests(1);
-    report("encode: 20k requests (nginx-like params)", request_bytes * 20_000, RUNS, || {
-        encode_requests(20_000).1
+    bencher.counter(BytesCount::of_slice(&body)).bench_local(|| {
+        dst.clear();
+        encode_stream(&mut dst, RecordType::STDIN, RequestId(1), &body, Padding::None);
+        black_box(&dst);
+    });
+}
+
+/// One request: BEGIN_REQUEST, 26 nginx-like parameters, empty STDIN.
+#[divan::bench]
+fn encode_request(bencher: Bencher<'_, '_>) {
+    let mut dst = BytesMut::with_capacity(2048);
+    bencher.counter(ItemsCount::new(1usize)).bench_local(|| {
+        dst.clear();
+        let id = RequestId(1);
+        encode_record(&mut dst, &Record::begin_request(id, Role::RESPONDER, true), Padding::None)
+            .expect("fixed body");
+        encode_params(&mut dst, id, PARAMS.iter().copied(), ParamsOptions::default()).expect("small params");
+        encode_end_of_stream(&mut dst, RecordType::STDIN, id);
+        black_box(&dst);
     });
 }
 
@@ -53,6 +98,7 @@ fn big_response(body_len: usize) -> Vec<u8> {
     wire.to_vec()
 }
 
+/// `count` hello-world responses on request ids 1 to 8.
 fn many_small_responses(count: usize) -> Vec<u8> {
     let mut wire = BytesMut::new();
     for i in 0..count {
@@ -74,6 +120,7 @@ fn many_small_responses(count: usize) -> Vec<u8> {
     wire.to_vec()
 }
 
+/// Decodes `wire` fed [`READ_SIZE`] bytes at a time; returns the record count.
 fn decode(wire: &[u8]) -> usize {
     let mut decoder = Decoder::new();
     let mut src = BytesMut::with_capacity(2 * READ_SIZE);
@@ -87,23 +134,6 @@ fn decode(wire: &[u8]) -> usize {
     }
     decoder.finish(&src).expect("whole records");
     records
-}
-
-fn copy(wire: &[u8]) -> usize {
-    let mut dst = BytesMut::with_capacity(2 * READ_SIZE);
-    for chunk in wire.chunks(READ_SIZE) {
-        dst.extend_from_slice(chunk);
-        black_box(dst.split().freeze());
-    }
-    wire.len() / READ_SIZE
-}
-
-/// Encodes into a reused buffer, as a connection's write buffer is reused.
-fn encode_body(body: &[u8], dst: &mut BytesMut) -> usize {
-    dst.clear();
-    encode_stream(dst, RecordType::STDIN, RequestId(1), body, Padding::None);
-    black_box(&dst);
-    body.len().div_ceil(fcgi_proto::MAX_CONTENT_LEN)
 }
 
 /// The params nginx's stock fastcgi_params plus a few headers produce for a GET.
@@ -138,36 +168,3 @@ const PARAMS: &[(&str, &str)] = &[
     ("HTTP_ACCEPT_ENCODING", "gzip, deflate, br"),
     ("HTTP_COOKIE", "session=0123456789abcdef0123456789abcdef; theme=dark"),
 ];
-
-fn encode_requests(count: usize) -> (usize, usize) {
-    let mut dst = BytesMut::with_capacity(2048);
-    let mut total = 0;
-    for i in 0..count {
-        dst.clear();
-        let id = RequestId((i % 8 + 1) as u16);
-        encode_record(&mut dst, &Record::begin_request(id, Role::RESPONDER, true), Padding::None)
-            .expect("fixed body");
-        encode_params(&mut dst, id, PARAMS.iter().copied(), ParamsOptions::default()).expect("small params");
-        encode_end_of_stream(&mut dst, RecordType::STDIN, id);
-        total += dst.len();
-        black_box(&dst);
-    }
-    (total / count.max(1), count)
-}
-
-fn report(case: &str, bytes: usize, runs: usize, mut work: impl FnMut() -> usize) {
-    work();
-    let mut times: Vec<Duration> = Vec::with_capacity(runs);
-    let mut records = 0;
-    for _ in 0..runs {
-        let start = Instant::now();
-        records = work();
-        times.push(start.elapsed());
-    }
-    times.sort();
-    let median = times[runs / 2].as_secs_f64();
-    #[allow(clippy::print_stdout)]
-    {
-        println!("{case}\t{bytes}\t{records}\t{median:.6}\t{runs}");
-    }
-}

@@ -2,7 +2,7 @@
 //! against.
 //!
 //! Sends one GET (`--script-name`, `QUERY_STRING bytes=N`, the parameters of
-//! [`fcgi_bench::cgi_params`]) to a FastCGI server over a blocking unix or TCP socket, then reads
+//! [`common::cgi_params`]) to a FastCGI server over a blocking unix or TCP socket, then reads
 //! the connection into one fixed buffer (`--buffer`, default 256 KiB) as fast as the kernel hands
 //! it over, walking the record headers only to count STDOUT content bytes and to stop at
 //! END_REQUEST. Nothing is decoded, copied or allocated per record: no HTTP head parsing, no
@@ -22,7 +22,9 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use bytes::BytesMut;
 use clap::Parser;
-use fcgi_bench::{BigResponse, CpuTime, SocketAddress, cgi_params, peak_rss_bytes, print_json};
+mod common;
+
+use common::{BigResponse, CpuTime, SocketAddress, cgi_params, peak_rss_bytes, print_json};
 use fcgi_proto::{
     ParamsOptions, Record, RecordBody, RecordType, RequestId, Role, encode_params, encode_record,
 };

@@ -9,7 +9,7 @@
 //! keep-alive clients on tokio"; with one more worker than clients, a request always waits for the
 //! next free connection, as in fcgi-mux's pool.
 //!
-//! The parameters are the same list `mux_load` sends (`fcgi_bench::cgi_params`). The crate hands
+//! The parameters are the same list `mux_load` sends (`common::cgi_params`). The crate hands
 //! back the raw CGI output (headers and body in one buffer) without parsing it; a request counts
 //! as an error when `execute` fails, when the output is empty, or when it does not end with
 //! `--expect-body` if given. CPU and the measured period: see the crate docs.
@@ -24,7 +24,9 @@ use clap::Parser;
 use fastcgi_client::conn::KeepAlive;
 use fastcgi_client::io::TokioCompat;
 use fastcgi_client::{Client, Params, Request};
-use fcgi_bench::{LoadArgs, SocketAddress, drive, print_json};
+mod common;
+
+use common::{LoadArgs, SocketAddress, drive, print_json};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 use tokio::sync::Semaphore;

@@ -1,4 +1,5 @@
-//! Shared code of the benchmark programs (see `src/bin/`), run by `cargo xtask bench mux`.
+//! Shared code of the benchmark programs in `fcgi-mux/benches/`, run by `cargo xtask bench mux`
+//! and `stream` (each program includes it as `mod common;` and uses a part of it).
 //!
 //! | binary | measures |
 //! |---|---|
@@ -23,6 +24,8 @@
 //!
 //! Every program prints exactly one JSON object on one line on stdout (progress and errors go to
 //! stderr), which `xtask/src/bench/mux.rs` reads.
+
+#![allow(dead_code, reason = "each program uses a part of this module")]
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -62,7 +65,6 @@ impl RuntimeKind {
     }
 }
 
-/// The load options every load generator takes.
 /// Which large response the streaming programs ask for (`stream_1g`, `raw_read`).
 #[derive(Clone, Debug, clap::Args)]
 pub struct BigResponse {
@@ -80,6 +82,7 @@ pub struct BigResponse {
     pub bytes: u64,
 }
 
+/// The load options every load generator takes.
 #[derive(Clone, Debug, clap::Args)]
 pub struct LoadArgs {
     /// The FastCGI server: `unix:/path/to.sock` or `HOST:PORT`.
@@ -344,7 +347,7 @@ struct Counters {
 }
 
 /// Runs `options.concurrency` workers, each awaiting `request()` again and again, and measures the
-/// steady state (see the crate docs). A request's `Err` is counted as an error, never stops the
+/// steady state (see the module docs). A request's `Err` is counted as an error, never stops the
 /// run; its message is kept if it is the first one.
 ///
 /// Must be called inside a tokio runtime; the workers are spawned tasks.

@@ -29,7 +29,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use clap::Parser;
-use fcgi_bench::{LoadArgs, drive, print_json};
+mod common;
+
+use common::{LoadArgs, drive, print_json};
 use fcgi_mux::{Address, Connection, ConnectionConfig, EncodedParams, Multiplexing, Pool, PoolConfig};
 use http_body_util::{BodyExt, Empty};
 

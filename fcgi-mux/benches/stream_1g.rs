@@ -21,7 +21,9 @@ use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use clap::Parser;
 use fastcgi_client::{Client, Params, Request, StreamExt, response::Content};
-use fcgi_bench::{
+mod common;
+
+use common::{
     BigResponse, CpuTime, RuntimeKind, SocketAddress, cgi_params, peak_rss_bytes, print_json, rss_bytes,
 };
 use fcgi_mux::{Address, Pool, PoolConfig};

@@ -1,0 +1,54 @@
+//! `cargo xtask dist`: the `fcgi` executable as shipped, and the one the benchmarks measure.
+//!
+//! A thin wrapper around `cargo build --profile dist -p fcgi-cli --bin fcgi`: the `dist` profile
+//! (root `Cargo.toml`) is the release profile, stripped. On Linux with glibc the build names the
+//! host target explicitly and passes `-C target-feature=+crt-static` for it, which links a static
+//! PIE: no dynamic loader to run at start, and ASLR kept. With an explicit `--target`, cargo
+//! applies the target's rustflags to the target's artifacts only, so build scripts and proc macros
+//! are built and loaded as usual. glibc's resolver still works in a static executable for the
+//! `files` and `dns` sources of /etc/nsswitch.conf (built into libc since glibc 2.34); other NSS
+//! modules are loaded at run time and need the glibc version the executable was linked with.
+//! Elsewhere (macOS, musl, ...) it is the same profile without the extra flag.
+//!
+//! The path of the executable is the last line of standard output.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+
+use crate::bench::measure;
+
+/// The target named for the static build.
+const STATIC_TARGET: &str = "x86_64-unknown-linux-gnu";
+
+/// The `fcgi` that [`build`] made.
+pub struct Built {
+    /// The executable.
+    pub path: PathBuf,
+    /// The command that built it, for reports.
+    pub how: String,
+}
+
+/// Builds the shipped `fcgi`.
+pub fn build() -> Result<Built> {
+    let mut args = vec!["build", "--profile", "dist", "-p", "fcgi-cli", "--bin", "fcgi"];
+    let static_pie = cfg!(all(target_os = "linux", target_env = "gnu", target_arch = "x86_64"));
+    if static_pie {
+        args.extend(["--target", STATIC_TARGET]);
+    }
+    let env = [("CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS", "-C target-feature=+crt-static")];
+    let env: &[(&str, &str)] = if static_pie { &env } else { &[] };
+    let mut built = measure::build_bins("fcgi-cli", &args, env, &["fcgi"])?;
+    let path = built.remove("fcgi").context("cargo built no fcgi")?;
+    let flags = env.iter().map(|(k, v)| format!("{k}='{v}' ")).collect::<String>();
+    Ok(Built { path, how: format!("cargo xtask dist = {flags}cargo {}", args.join(" ")) })
+}
+
+/// `cargo xtask dist`: builds it and prints its path last.
+pub fn run() -> Result<ExitCode> {
+    let built = build()?;
+    println!("xtask: dist: built with {}", built.how);
+    println!("{}", built.path.display());
+    Ok(ExitCode::SUCCESS)
+}
