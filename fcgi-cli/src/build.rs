@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use fcgi_cgi_env::{AppConfig, Connection as CgiConnection, Endpoint};
+use fcgi_cgi_env::{AppConfig, AppKind, Connection as CgiConnection, Endpoint};
 use fcgi_mux::Address;
 use http::{HeaderName, HeaderValue, Method};
 use http_body_util::Full;
@@ -17,6 +17,8 @@ use crate::target::Target;
 
 /// The environment variable naming the default document root.
 pub const DOCROOT_VAR: &str = "FCGI_DOCROOT";
+/// The environment variable naming the default mount prefix (as `--mount`).
+pub const MOUNT_VAR: &str = "FCGI_MOUNT";
 
 /// A request ready to send.
 pub struct Built {
@@ -73,8 +75,15 @@ pub fn build(
         request.body(Full::new(body.clone())).map_err(|err| usage(format!("invalid request: {err}")))?;
     let config = app_config(spec)?;
     let connection = cgi_connection(&target.address);
-    let params = fcgi_cgi_env::derive(&request, Some(body_len), &connection, &config)
-        .map_err(|err| usage(format!("cannot build the request for {path}: {err}")))?;
+    let params = fcgi_cgi_env::derive(&request, Some(body_len), &connection, &config).map_err(|err| {
+        let hint = match (&err, config.app_kind()) {
+            (fcgi_cgi_env::Error::OutsideMount { .. }, AppKind::Mounted { prefix }) => {
+                format!(" (--mount {prefix} serves only {prefix} and the paths below it)")
+            }
+            _ => String::new(),
+        };
+        usage(format!("cannot build the request for {path}: {err}{hint}"))
+    })?;
     Ok(Built { request, body, params })
 }
 
@@ -150,8 +159,13 @@ fn read_data(data: &str) -> Result<Vec<u8>, Failure> {
 }
 
 fn app_config(spec: &RequestSpec) -> Result<AppConfig, Failure> {
-    let docroot = docroot(spec.docroot.as_deref())?;
-    let mut config = AppConfig::new(docroot.to_string_lossy().into_owned()).index(Some(&spec.index));
+    let mut config = match mount(spec) {
+        Some(prefix) => AppConfig::mounted(prefix),
+        None => {
+            let docroot = docroot(spec.docroot.as_deref())?;
+            AppConfig::new(docroot.to_string_lossy().into_owned()).index(Some(&spec.index))
+        }
+    };
     if let Some(filename) = &spec.script_filename {
         config = config.param("SCRIPT_FILENAME", filename.as_bytes().to_vec());
     }
@@ -166,6 +180,18 @@ fn app_config(spec: &RequestSpec) -> Result<AppConfig, Failure> {
     }
     config.validate().map_err(|err| usage(format!("invalid configuration: {err}")))?;
     Ok(config)
+}
+
+/// `--mount`, else `$FCGI_MOUNT` unless `--docroot` is given (an explicit flag beats the
+/// environment); an empty `$FCGI_MOUNT` counts as unset.
+fn mount(spec: &RequestSpec) -> Option<String> {
+    if let Some(prefix) = &spec.mount {
+        return Some(prefix.clone());
+    }
+    if spec.docroot.is_some() {
+        return None;
+    }
+    std::env::var(MOUNT_VAR).ok().filter(|v| !v.is_empty())
 }
 
 /// `--docroot`, else `$FCGI_DOCROOT`, else the current directory; made absolute.

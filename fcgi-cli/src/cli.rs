@@ -93,6 +93,11 @@ pub struct RequestSpec {
     /// File appended to a path ending in '/'
     #[arg(long, value_name = "FILE", default_value = "index.php")]
     pub index: String,
+    /// The application is mounted at PREFIX (WSGI, Go net/http/fcgi, uWSGI, PSGI, Rack), not a
+    /// directory of scripts: SCRIPT_NAME = PREFIX without its trailing '/' ("" for /),
+    /// PATH_INFO = the rest of the path, no SCRIPT_FILENAME [default: $FCGI_MOUNT]
+    #[arg(long, value_name = "PREFIX", conflicts_with_all = ["docroot", "index"])]
+    pub mount: Option<String>,
     /// Send this SCRIPT_FILENAME instead of the one derived from the document root
     #[arg(long, value_name = "PATH")]
     pub script_filename: Option<String>,
@@ -333,6 +338,7 @@ const ENVIRONMENT_HELP: &str = concat!(
     "Environment:\n",
     "  FCGI_ADDRESS  default server address (as --connect)\n",
     "  FCGI_DOCROOT  default document root\n",
+    "  FCGI_MOUNT    default mount prefix (as --mount; --docroot overrides it)\n",
 );
 
 #[cfg(test)]
@@ -372,7 +378,7 @@ mod tests {
         }
         expected.push_str("\nEnvironment:\n");
         assert!(AFTER_LONG_HELP.starts_with(&expected), "{AFTER_LONG_HELP}");
-        for variable in ["FCGI_ADDRESS", "FCGI_DOCROOT"] {
+        for variable in ["FCGI_ADDRESS", "FCGI_DOCROOT", "FCGI_MOUNT"] {
             assert!(AFTER_LONG_HELP.contains(variable), "{variable}");
         }
         let help = full_command().render_long_help().to_string();

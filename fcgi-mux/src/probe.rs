@@ -2,8 +2,11 @@
 //!
 //! Real servers differ (measured): php-fpm answers only `FCGI_MPXS_CONNS=0`; flup always
 //! answers an empty result; fcgiwrap answers only once another record arrives, so a lone
-//! query gets no answer in time; a server that is not FastCGI answers with bytes that are not
-//! records. The outcome keeps these apart.
+//! query gets no answer in time (so do libfcgi's other users and uWSGI, and php-fpm with every
+//! worker busy); a server that is not FastCGI answers with bytes that are not records (nginx's
+//! HTTP 400, a TLS alert, an SSH banner), or waits for a line end and says nothing. The outcome
+//! keeps these apart: foreign first bytes are reported as soon as they arrive, a FastCGI server
+//! whose answer is malformed is a protocol error, silence is "no answer".
 
 use std::time::{Duration, Instant};
 
@@ -33,12 +36,44 @@ pub enum ProbeOutcome {
     AnsweredEmpty,
     /// It answered FCGI_UNKNOWN_TYPE: a FastCGI server that does not support the query.
     UnknownType,
-    /// No answer within the timeout (fcgiwrap answers only once a request arrives).
+    /// No answer within the timeout: fcgiwrap, libfcgi and uWSGI answer only during a request
+    /// (or never), php-fpm with every worker busy accepts and waits, a line-based server
+    /// (Python's `http.server`, SMTP-like protocols) waits for a line end that never comes.
     NoAnswer,
     /// The server closed the connection without answering.
     Closed,
-    /// The server sent bytes that are not FastCGI records.
-    NotFastCgi(DecodeError),
+    /// The server's first bytes are not a FastCGI record header (the first byte of one is the
+    /// version, 1). Reported as soon as they arrive, without waiting for the timeout.
+    NotFastCgi {
+        /// What the bytes look like: `"an HTTP server"`, `"a TLS server"`, `"an SSH server"`,
+        /// `"a text (line-based) protocol"` or `"not a FastCGI record"`.
+        looks_like: &'static str,
+        /// The first bytes received (at most 64).
+        first_bytes: Vec<u8>,
+    },
+    /// The framing is FastCGI (version-1 record headers) but the records are malformed: a
+    /// FCGI_GET_VALUES_RESULT pair that runs past its record, a management record on a request
+    /// id, a fixed-size body of the wrong size, or a connection closed inside a record. A
+    /// FastCGI server with a bug: a protocol error, not "not FastCGI".
+    Malformed(DecodeError),
+}
+
+/// How many of a foreign server's first bytes [`ProbeOutcome::NotFastCgi`] keeps.
+pub(crate) const FIRST_BYTES: usize = 64;
+
+/// Names what a server that is not FastCGI seems to speak, from its first bytes.
+fn looks_like(first: &[u8]) -> &'static str {
+    let text_like = |bytes: &[u8]| {
+        !bytes.is_empty()
+            && bytes.iter().all(|b| b.is_ascii_graphic() || matches!(b, b' ' | b'\r' | b'\n' | b'\t'))
+    };
+    match first {
+        [b'H', b'T', b'T', b'P', b'/', ..] => "an HTTP server",
+        [0x14..=0x17, 0x03, ..] => "a TLS server",
+        [b'S', b'S', b'H', b'-', ..] => "an SSH server",
+        _ if text_like(&first[..first.len().min(16)]) => "a text (line-based) protocol",
+        _ => "not a FastCGI record",
+    }
 }
 
 /// The outcome and how long each step took.
@@ -117,12 +152,19 @@ pub async fn probe(address: &Address, config: &ProbeConfig) -> Result<ProbeRepor
     let wait = async {
         let mut decoder = Decoder::new();
         let mut input = BytesMut::new();
+        let mut checked_first = false;
         loop {
+            if !checked_first && !input.is_empty() {
+                checked_first = true;
+                if input[0] != fcgi_proto::VERSION_1 {
+                    return not_fastcgi(&mut io, input).await;
+                }
+            }
             loop {
                 let frame = match decoder.decode_frame(&mut input) {
                     Ok(Some(frame)) => frame,
                     Ok(None) => break,
-                    Err(error) => return ProbeOutcome::NotFastCgi(error),
+                    Err(error) => return ProbeOutcome::Malformed(error),
                 };
                 observe(config.observer.as_ref(), Direction::Received, frame.header, &frame.record);
                 match frame.record.body {
@@ -141,7 +183,7 @@ pub async fn probe(address: &Address, config: &ProbeConfig) -> Result<ProbeRepor
             match io.read_buf(&mut input).await {
                 Ok(0) => {
                     return match decoder.finish(&input) {
-                        Err(error) => ProbeOutcome::NotFastCgi(error),
+                        Err(error) => ProbeOutcome::Malformed(error),
                         Ok(()) => ProbeOutcome::Closed,
                     };
                 }
@@ -153,6 +195,26 @@ pub async fn probe(address: &Address, config: &ProbeConfig) -> Result<ProbeRepor
     let outcome = tokio::time::timeout(config.answer_timeout, wait).await.unwrap_or(ProbeOutcome::NoAnswer);
     Ok(ProbeReport { outcome, connect_time, answer_time: sent.elapsed() })
 }
+
+/// The first byte is not a record's version: not FastCGI. A short first read (a TLS alert is 7
+/// bytes, a banner may come in pieces) gets up to [`NAMING_WAIT`] more for naming it.
+async fn not_fastcgi<S: tokio::io::AsyncRead + Unpin>(io: &mut S, mut input: BytesMut) -> ProbeOutcome {
+    let more = async {
+        while input.len() < 8 {
+            input.reserve(FIRST_BYTES);
+            match io.read_buf(&mut input).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    };
+    let _ = tokio::time::timeout(NAMING_WAIT, more).await;
+    let first_bytes = input[..input.len().min(FIRST_BYTES)].to_vec();
+    ProbeOutcome::NotFastCgi { looks_like: looks_like(&first_bytes), first_bytes }
+}
+
+/// How long a probe waits for more of a foreign server's first bytes, only to name them.
+const NAMING_WAIT: Duration = Duration::from_millis(50);
 
 /// The FCGI_GET_VALUES query for the three standard names, encoded and shown to `observer`.
 pub(crate) fn get_values_query(observer: Option<&Observer>) -> Result<BytesMut, Error> {

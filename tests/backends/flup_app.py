@@ -9,8 +9,20 @@ flup's WSGIServer listens on the unix socket; `--multiplexed` runs each request 
 thread (several requests on one connection), `--single` answers a second BEGIN_REQUEST on a busy
 connection with END_REQUEST(CANT_MPX_CONN). SIGTERM/SIGINT stop the server.
 
-Routes (taken from PATH_INFO, or from SCRIPT_NAME when PATH_INFO is empty, so that a request with
-only SCRIPT_NAME=/echo works), all answering `200 OK` with `Content-Type: text/plain`:
+Routing is a mounted WSGI application's (PEP 3333): the route is PATH_INFO, and an empty PATH_INFO
+is the root of the application, whatever SCRIPT_NAME says (flup itself fills an empty PATH_INFO
+from REQUEST_URI minus SCRIPT_NAME). So `fcgi post /raw` (SCRIPT_NAME=/raw, no PATH_INFO) reaches
+the root handler, as it would on uWSGI, and `fcgi post /raw --mount /` (SCRIPT_NAME="",
+PATH_INFO=/raw) reaches /raw. One exception keeps the older tests, which send only
+SCRIPT_NAME=/echo (or /sleep, /big, /stderr), working: with an empty PATH_INFO, one of those four
+names in SCRIPT_NAME is taken as the route.
+
+Routes, all answering `200 OK` with `Content-Type: text/plain`:
+
+    /  (or empty)    body: "root\n" (the application's root handler)
+    /raw             body: the request body, byte for byte (nothing added)
+    /environ         body: one line NAME=VALUE for SCRIPT_NAME, PATH_INFO, REQUEST_URI,
+                     QUERY_STRING and SCRIPT_FILENAME (VALUE "<absent>" when not sent)
 
     /echo            body: "query=<QUERY_STRING>\n" then the request body, byte for byte
                      (wsgi.input read fully, CONTENT_LENGTH honoured); headers
@@ -81,10 +93,32 @@ def stream_big(total):
         yield piece
 
 
+# Routes an older test may name in SCRIPT_NAME alone (see the module's docstring).
+SCRIPT_NAME_ROUTES = ("/echo", "/sleep", "/big", "/stderr")
+ENVIRON_NAMES = ("SCRIPT_NAME", "PATH_INFO", "REQUEST_URI", "QUERY_STRING", "SCRIPT_FILENAME")
+
+
+def route(environ):
+    """The route: PATH_INFO, "/" when it is empty (the application root), except the older
+    tests' SCRIPT_NAME-only routes."""
+    path = environ.get("PATH_INFO") or ""
+    if path:
+        return path
+    script = environ.get("SCRIPT_NAME") or ""
+    return script if script in SCRIPT_NAME_ROUTES else "/"
+
+
 def app(environ, start_response):
-    path = environ.get("PATH_INFO") or environ.get("SCRIPT_NAME") or "/"
+    path = route(environ)
     query = environ.get("QUERY_STRING", "")
     try:
+        if path == "/":
+            return text(start_response, "200 OK", b"root\n")
+        if path == "/raw":
+            return text(start_response, "200 OK", read_body(environ))
+        if path == "/environ":
+            lines = "".join(f"{name}={environ.get(name, '<absent>')}\n" for name in ENVIRON_NAMES)
+            return text(start_response, "200 OK", lines.encode("latin-1"))
         if path == "/echo":
             body = read_body(environ)
             extra = [("X-Query-String", query), ("X-Body-Length", str(len(body)))]

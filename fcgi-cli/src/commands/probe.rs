@@ -14,7 +14,8 @@ use crate::target::Target;
 pub const JSON_SCHEMA: &str = "fcgi.probe/1";
 
 /// Runs the probe. Exits 0 when the server answered (even empty), 10 without an answer in
-/// time, 11 when it does not speak FastCGI.
+/// time, 11 when its first bytes are not FastCGI (at once, not at the time limit), 8 when it
+/// speaks FastCGI framing but its answer is malformed.
 pub async fn run(cmd: &ProbeCmd) -> anyhow::Result<Exit> {
     let target = Target::from_args(&cmd.target, CHECK_MAX_TIME)?;
     let config =
@@ -59,7 +60,8 @@ fn exit_for(outcome: &ProbeOutcome) -> Exit {
             Exit::Success
         }
         ProbeOutcome::NoAnswer | ProbeOutcome::Closed => Exit::ProbeNoAnswer,
-        ProbeOutcome::NotFastCgi(_) => Exit::ProbeNotFastCgi,
+        ProbeOutcome::NotFastCgi { .. } => Exit::ProbeNotFastCgi,
+        ProbeOutcome::Malformed(_) => Exit::Protocol,
         _ => Exit::Failure,
     }
 }
@@ -71,7 +73,8 @@ fn outcome_name(outcome: &ProbeOutcome) -> &'static str {
         ProbeOutcome::UnknownType => "unknown_type",
         ProbeOutcome::NoAnswer => "no_answer",
         ProbeOutcome::Closed => "closed",
-        ProbeOutcome::NotFastCgi(_) => "not_fastcgi",
+        ProbeOutcome::NotFastCgi { .. } => "not_fastcgi",
+        ProbeOutcome::Malformed(_) => "malformed",
         _ => "other",
     }
 }
@@ -96,12 +99,33 @@ fn document(target: &Target, report: &ProbeReport, exit: Exit) -> Value {
             fields.insert("max_reqs".into(), json!(values.max_reqs));
             fields.insert("mpxs_conns".into(), json!(values.mpxs_conns));
         }
-        ProbeOutcome::NotFastCgi(error) => {
+        ProbeOutcome::NotFastCgi { looks_like, first_bytes } => {
+            fields.insert("looks_like".into(), json!(looks_like));
+            fields.insert("first_bytes".into(), json!(records::escape(first_bytes)));
+            fields.insert("error".into(), json!(not_fastcgi_reason(first_bytes)));
+        }
+        ProbeOutcome::Malformed(error) => {
             fields.insert("error".into(), json!(error.to_string()));
+        }
+        ProbeOutcome::NoAnswer => {
+            fields.insert("causes".into(), json!(NO_ANSWER_CAUSES));
         }
         _ => {}
     }
     doc
+}
+
+/// Why a probe can get no answer at all, as measured (BRIEF §3).
+const NO_ANSWER_CAUSES: [&str; 3] = [
+    "fcgiwrap, libfcgi (Perl FCGI, spawn-fcgi) and uWSGI answer FCGI_GET_VALUES only during a request, or never",
+    "php-fpm with every worker busy accepts the connection and answers nothing until one is free",
+    "a server that is not FastCGI but line-based (Python's http.server, SMTP-like protocols) waits for a line end",
+];
+
+/// The rule the first bytes broke.
+fn not_fastcgi_reason(first_bytes: &[u8]) -> String {
+    let version = first_bytes.first().copied().unwrap_or(0);
+    format!("a FastCGI record starts with version byte 1, this version byte is {version}")
 }
 
 fn print_human(target: &Target, report: &ProbeReport) -> Result<(), Failure> {
@@ -116,7 +140,13 @@ fn print_human(target: &Target, report: &ProbeReport) -> Result<(), Failure> {
                     records::escape(&pair.value)
                 ));
             }
-            let known = |v: Option<u32>| v.map_or("not answered".to_string(), |n| n.to_string());
+            // A value that is not a number is shown as sent: it was answered, just not usably.
+            let known =
+                |name: &str, v: Option<u32>| match (v, pairs.iter().find(|p| p.name == name.as_bytes())) {
+                    (Some(n), _) => n.to_string(),
+                    (None, Some(pair)) => format!("\"{}\" (not a number)", records::escape(&pair.value)),
+                    (None, None) => "not answered".to_string(),
+                };
             let mpx = match values.mpxs_conns {
                 Some(true) => "yes",
                 Some(false) => "no",
@@ -124,8 +154,8 @@ fn print_human(target: &Target, report: &ProbeReport) -> Result<(), Failure> {
             };
             text.push_str(&format!(
                 "multiplexing: {mpx}; max connections: {}; max requests: {}\n",
-                known(values.max_conns),
-                known(values.max_reqs)
+                known("FCGI_MAX_CONNS", values.max_conns),
+                known("FCGI_MAX_REQS", values.max_reqs)
             ));
             text
         }
@@ -137,14 +167,30 @@ fn print_human(target: &Target, report: &ProbeReport) -> Result<(), Failure> {
             "{}: answered FCGI_UNKNOWN_TYPE in {wait} (a FastCGI server that does not support FCGI_GET_VALUES)\n",
             target.address
         ),
-        ProbeOutcome::NoAnswer => format!(
-            "{}: no answer to FCGI_GET_VALUES within {wait} (some servers, e.g. fcgiwrap, answer only once a request arrives)\n",
-            target.address
-        ),
+        ProbeOutcome::NoAnswer => {
+            let mut text =
+                format!("{}: no answer to FCGI_GET_VALUES within {wait}; known causes:\n", target.address);
+            for cause in NO_ANSWER_CAUSES {
+                text.push_str(&format!("  - {cause}\n"));
+            }
+            text.push_str(
+                "  a request tells them apart: fcgi get PATH (add --mount / for a mounted application)\n",
+            );
+            text
+        }
         ProbeOutcome::Closed => {
             format!("{}: closed the connection without answering FCGI_GET_VALUES\n", target.address)
         }
-        ProbeOutcome::NotFastCgi(error) => format!("{}: does not speak FastCGI: {error}\n", target.address),
+        ProbeOutcome::NotFastCgi { looks_like, first_bytes } => format!(
+            "{}: does not speak FastCGI: its first bytes look like {looks_like}: \"{}\" ({})\n",
+            target.address,
+            records::escape(first_bytes),
+            not_fastcgi_reason(first_bytes)
+        ),
+        ProbeOutcome::Malformed(error) => format!(
+            "{}: speaks FastCGI framing but its FCGI_GET_VALUES answer is malformed: {error}\n",
+            target.address
+        ),
         _ => format!("{}: unexpected probe outcome\n", target.address),
     };
     print(text.as_bytes())

@@ -7,6 +7,7 @@ mod dump;
 mod errors;
 mod generated;
 mod health;
+mod mount;
 mod output;
 mod probe;
 mod requests;

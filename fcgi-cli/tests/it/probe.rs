@@ -124,3 +124,125 @@ fn fcgi_address_works_for_probe() {
     let output = run(fcgi().arg("probe").env("FCGI_ADDRESS", php.tcp.to_string()));
     assert_code(&output, 0);
 }
+
+/// A server that writes `first` as soon as it accepts and then holds the connection open
+/// without reading a FastCGI record or closing (nginx's 400, a TLS alert, an SSH banner).
+fn speaking_first(first: &'static [u8]) -> FakeServer {
+    FakeServer::start(move |mut stream| {
+        use std::io::Write;
+        let _ = stream.write_all(first);
+        drain(&mut stream);
+    })
+}
+
+/// A server that answers FCGI_GET_VALUES with one FCGI_GET_VALUES_RESULT of `content`.
+fn answering(content: Vec<u8>) -> FakeServer {
+    FakeServer::start(move |mut stream| {
+        use std::io::Write;
+        read_request(&mut stream);
+        let _ = stream.write_all(&record(GET_VALUES + 1, 0, &content));
+        drain(&mut stream);
+    })
+}
+
+/// One name-value pair with 1-byte lengths.
+fn pair(name: &str, value: &str) -> Vec<u8> {
+    let mut bytes = vec![name.len() as u8, value.len() as u8];
+    bytes.extend_from_slice(name.as_bytes());
+    bytes.extend_from_slice(value.as_bytes());
+    bytes
+}
+
+#[test]
+fn foreign_first_bytes_are_not_fastcgi_at_once_and_named() {
+    #[rustfmt::skip]
+    let cases: [(&'static [u8], &str, &str); 4] = [
+        (b"HTTP/1.1 400 Bad Request\r\n", "an HTTP server", "HTTP/1.1 400 Bad Request\\r\\n"),
+        // A TLS alert is 7 bytes: less than a record header, so it used to wait for the limit.
+        (&[0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 0x46], "a TLS server", "\\u{15}"),
+        (b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n", "an SSH server", "SSH-2.0-OpenSSH_9.2p1"),
+        (b"220 mail.example ESMTP\r\n", "a text (line-based) protocol", "220 mail.example"),
+    ];
+    for (first, name, shown) in cases {
+        let server = speaking_first(first);
+        let started = Instant::now();
+        let output = probe(&["--socket", server.path.to_str().unwrap(), "--max-time", "5s"]);
+        let took = started.elapsed();
+        assert_code(&output, 11);
+        assert!(took < Duration::from_secs(2), "{name}: exit 11 as soon as the bytes arrive, took {took:?}");
+        let text = stdout(&output);
+        assert!(text.contains("does not speak FastCGI") && text.contains(name), "{text}");
+        assert!(text.contains(shown), "{shown:?} in {text}");
+
+        let output = probe(&["--socket", server.path.to_str().unwrap(), "--max-time", "5s", "--json"]);
+        assert_code(&output, 11);
+        let doc = json(&output);
+        assert_eq!(doc["outcome"], "not_fastcgi");
+        assert_eq!(doc["looks_like"], name);
+        assert!(doc["answer_ms"].as_f64().unwrap() < 2000.0, "{doc}");
+    }
+}
+
+#[test]
+fn a_line_based_server_is_no_answer_with_the_measured_causes() {
+    // Like Python's http.server: reads, waiting for a line end that the query never sends.
+    let server = FakeServer::start(|mut stream| {
+        use std::io::Read;
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 512];
+        while let Ok(n @ 1..) = stream.read(&mut buf) {
+            seen.extend_from_slice(&buf[..n]);
+            if seen.contains(&b'\n') {
+                let _ = std::io::Write::write_all(&mut stream, b"HTTP/1.0 400 Bad request\r\n");
+                return;
+            }
+        }
+    });
+    let output = probe(&["--socket", server.path.to_str().unwrap(), "--max-time", "500ms"]);
+    assert_code(&output, 10);
+    let text = stdout(&output);
+    for cause in ["fcgiwrap, libfcgi", "uWSGI", "php-fpm with every worker busy", "waits for a line end"] {
+        assert!(text.contains(cause), "{cause:?} in {text}");
+    }
+    let output = probe(&["--socket", server.path.to_str().unwrap(), "--max-time", "300ms", "--json"]);
+    assert_code(&output, 10);
+    let doc = json(&output);
+    assert_eq!(doc["outcome"], "no_answer");
+    assert_eq!(doc["causes"].as_array().map(Vec::len), Some(3), "{doc}");
+}
+
+#[test]
+fn a_malformed_pair_in_valid_framing_is_a_protocol_error() {
+    // FCGI_MAX_CONNS announces a 5-byte value, the record holds 1: the pair runs past its end.
+    let server = answering(b"\x0e\x05FCGI_MAX_CONNS1".to_vec());
+    let output = probe(&["--socket", server.path.to_str().unwrap()]);
+    assert_code(&output, 8);
+    let text = stdout(&output);
+    assert!(text.contains("speaks FastCGI framing") && text.contains("malformed"), "{text}");
+    assert!(!text.contains("does not speak FastCGI"), "{text}");
+    let output = probe(&["--socket", server.path.to_str().unwrap(), "--json"]);
+    assert_code(&output, 8);
+    let doc = json(&output);
+    assert_eq!(doc["outcome"], "malformed");
+    assert_eq!(doc["exit_code"], 8);
+    assert!(doc["error"].as_str().unwrap().contains("FCGI_GET_VALUES_RESULT"), "{doc}");
+}
+
+#[test]
+fn a_non_numeric_max_conns_is_answered_and_shown_as_sent() {
+    let content =
+        [pair("FCGI_MAX_CONNS", "lots"), pair("FCGI_MAX_REQS", "10"), pair("FCGI_MPXS_CONNS", "1")].concat();
+    let server = answering(content);
+    let output = probe(&["--socket", server.path.to_str().unwrap()]);
+    assert_code(&output, 0);
+    let text = stdout(&output);
+    assert!(text.contains("  FCGI_MAX_CONNS = lots"), "{text}");
+    assert!(
+        text.contains("multiplexing: yes; max connections: \"lots\" (not a number); max requests: 10"),
+        "{text}"
+    );
+    let doc = json(&probe(&["--socket", server.path.to_str().unwrap(), "--json"]));
+    assert_eq!(doc["values"]["FCGI_MAX_CONNS"], "lots");
+    assert!(doc["max_conns"].is_null(), "{doc}");
+    assert_eq!(doc["max_reqs"], 10);
+}
