@@ -31,7 +31,9 @@ use crate::address::Address;
 use crate::config::PoolConfig;
 use crate::conn::shared::lock;
 use crate::conn::state::{ConnEvent, Listener, Slot};
-use crate::conn::{BoxedStream, Connection, Lifecycle, Prepared, prepare, prepare_encoded, total_deadline};
+use crate::conn::{
+    BoxedStream, Connection, Lifecycle, Prepared, prepare, prepare_encoded, prepare_role, total_deadline,
+};
 use crate::error::{BoxError, Error, TimeoutKind};
 use crate::request::EncodedParams;
 use crate::response::ResponseBody;
@@ -185,6 +187,49 @@ impl Pool {
     {
         let asked = Instant::now();
         let prepared = prepare(request, params, &self.inner.config.connection).await?;
+        self.send(prepared, asked).await
+    }
+
+    /// [`Connection::authorize`] on a pooled connection.
+    pub async fn authorize<I, N, V>(
+        &self,
+        request: http::Request<()>,
+        params: I,
+    ) -> Result<http::Response<ResponseBody>, Error>
+    where
+        I: IntoIterator<Item = (N, V)>,
+        N: Into<Bytes>,
+        V: Into<Bytes>,
+    {
+        let asked = Instant::now();
+        let request = request.map(|()| http_body_util::Empty::<Bytes>::new());
+        let none: Option<http_body_util::Empty<Bytes>> = None;
+        let config = &self.inner.config.connection;
+        let prepared = prepare_role(request, params, fcgi_proto::Role::AUTHORIZER, none, config).await?;
+        self.send(prepared, asked).await
+    }
+
+    /// [`Connection::filter`] on a pooled connection.
+    pub async fn filter<B, D, I, N, V>(
+        &self,
+        request: http::Request<B>,
+        params: I,
+        data: D,
+    ) -> Result<http::Response<ResponseBody>, Error>
+    where
+        B: Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+        D: Body + Send + 'static,
+        D::Data: Send,
+        D::Error: Into<BoxError>,
+        I: IntoIterator<Item = (N, V)>,
+        N: Into<Bytes>,
+        V: Into<Bytes>,
+    {
+        let asked = Instant::now();
+        let config = &self.inner.config.connection;
+        let prepared = prepare_role(request, params, fcgi_proto::Role::FILTER, Some(data), config).await?;
         self.send(prepared, asked).await
     }
 

@@ -29,6 +29,15 @@ pub(crate) struct StreamBody {
     pub(crate) length: u64,
 }
 
+impl StreamBody {
+    /// A stream of one in-memory chunk.
+    pub(crate) fn full(bytes: Bytes) -> Self {
+        use http_body_util::{BodyExt, Full};
+        let length = bytes.len() as u64;
+        StreamBody { body: Full::new(bytes).map_err(|never| match never {}).boxed_unsync(), length }
+    }
+}
+
 impl RequestBody {
     /// The number of bytes the body will send.
     pub(crate) fn len(&self) -> u64 {
@@ -98,7 +107,18 @@ async fn buffer(mut body: UnsyncBoxBody<Bytes, BoxError>, limit: usize) -> Resul
 /// Makes CONTENT_LENGTH agree with the body: added when missing (and the body is not empty),
 /// refused when it says something else. An empty value counts as 0 (nginx sends one for GET).
 pub(crate) fn check_content_length(params: &mut Vec<(Bytes, Bytes)>, body_len: u64) -> Result<(), Error> {
-    match params.iter().find(|(name, _)| name.as_ref() == b"CONTENT_LENGTH") {
+    check_length(params, "CONTENT_LENGTH", "body", body_len)
+}
+
+/// Makes the length parameter `name` agree with a stream of `len` bytes, as
+/// [`check_content_length`] does for CONTENT_LENGTH.
+pub(crate) fn check_length(
+    params: &mut Vec<(Bytes, Bytes)>,
+    name: &'static str,
+    what: &str,
+    body_len: u64,
+) -> Result<(), Error> {
+    match params.iter().find(|(n, _)| n.as_ref() == name.as_bytes()) {
         Some((_, value)) => {
             let declared = if value.is_empty() {
                 Some(0)
@@ -107,13 +127,13 @@ pub(crate) fn check_content_length(params: &mut Vec<(Bytes, Bytes)>, body_len: u
             };
             if declared != Some(body_len) {
                 return Err(Error::InvalidRequest(format!(
-                    "CONTENT_LENGTH is {:?} but the body has {body_len} bytes (php-fpm hangs or resets on a mismatch)",
+                    "{name} is {:?} but the {what} has {body_len} bytes (php-fpm hangs or resets on a mismatch)",
                     String::from_utf8_lossy(value)
                 )));
             }
         }
         None if body_len > 0 => {
-            params.push((Bytes::from_static(b"CONTENT_LENGTH"), Bytes::from(body_len.to_string())));
+            params.push((Bytes::from_static(name.as_bytes()), Bytes::from(body_len.to_string())));
         }
         None => {}
     }
@@ -145,7 +165,7 @@ impl EncodedParams {
     ) -> Result<EncodedParams, Error> {
         check_content_length(&mut pairs, body_len)?;
         let mut head = BytesMut::new();
-        encode_head(&mut head, PLACEHOLDER_ID, &pairs, config.keep_conn, config.padding)?;
+        encode_head(&mut head, PLACEHOLDER_ID, &pairs, Role::RESPONDER, config.keep_conn, config.padding)?;
         Ok(EncodedParams {
             head: head.freeze(),
             body_len,
@@ -193,6 +213,8 @@ pub(crate) enum Head {
     Params {
         /// The parameters.
         pairs: Vec<(Bytes, Bytes)>,
+        /// BEGIN_REQUEST's role.
+        role: Role,
         /// BEGIN_REQUEST's KEEP_CONN flag.
         keep_conn: bool,
     },
@@ -202,15 +224,19 @@ pub(crate) enum Head {
 
 impl Head {
     /// Checks the parameters and, for a large head, encodes it.
-    pub(crate) fn new(pairs: Vec<(Bytes, Bytes)>, config: &ConnectionConfig) -> Result<Head, Error> {
+    pub(crate) fn new(
+        pairs: Vec<(Bytes, Bytes)>,
+        role: Role,
+        config: &ConnectionConfig,
+    ) -> Result<Head, Error> {
         // Each length takes 1 or 4 bytes: counting 4 gives an upper bound, cheaply.
         let params_len_bound: usize = pairs.iter().map(|(n, v)| n.len() + v.len() + 8).sum();
         if params_len_bound <= DIRECT_HEAD_LIMIT {
             // Within one record: no pair can be too large for php-fpm or the protocol.
-            return Ok(Head::Params { pairs, keep_conn: config.keep_conn });
+            return Ok(Head::Params { pairs, role, keep_conn: config.keep_conn });
         }
         let mut head = BytesMut::with_capacity(64 + params_len_bound);
-        encode_head(&mut head, PLACEHOLDER_ID, &pairs, config.keep_conn, config.padding)?;
+        encode_head(&mut head, PLACEHOLDER_ID, &pairs, role, config.keep_conn, config.padding)?;
         Ok(Head::Encoded(head.freeze()))
     }
 }
@@ -221,11 +247,12 @@ pub(crate) fn encode_head(
     dst: &mut BytesMut,
     id: RequestId,
     params: &[(Bytes, Bytes)],
+    role: Role,
     keep_conn: bool,
     padding: Padding,
 ) -> Result<(), Error> {
     let start = dst.len();
-    let begin = Record::begin_request(id, Role::RESPONDER, keep_conn);
+    let begin = Record::begin_request(id, role, keep_conn);
     encode_record(dst, &begin, padding).map_err(|err| Error::InvalidRequest(err.to_string()))?;
     let options = ParamsOptions::default().with_padding(padding);
     encode_params(dst, id, params.iter().map(|(n, v)| (n, v)), options).map_err(|err| {

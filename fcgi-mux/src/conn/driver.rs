@@ -45,6 +45,9 @@ struct Active {
     /// What can be sent again if the machine gives the head back: the whole body, or a stream
     /// nothing was read from.
     replay_body: Option<RequestBody>,
+    /// A Filter's FCGI_DATA, polled once the machine wants it; and what can be sent again.
+    data_stream: Option<StreamBody>,
+    replay_data: Option<RequestBody>,
     stream_touched: bool,
     cancelled: bool,
     /// Given back when the machine releases the request.
@@ -103,9 +106,11 @@ impl Driver {
             if shared.handle_gone() {
                 continue;
             }
-            let crate::conn::Prepared { head, body, head_only, span } = prepared;
+            let crate::conn::Prepared { head, body, data, head_only, span } = prepared;
             let body_len = body.len();
-            let options = StartOptions { head_only, deadline };
+            let mut options = StartOptions::default().head_only(head_only);
+            options.deadline = deadline;
+            options.data_len = data.as_ref().map(RequestBody::len);
             let key = self.machine.start(head, body_len, options, now);
             tracing::debug!(parent: &span, key = key.0, "request started");
             let (stream, replay_body) = match body {
@@ -118,11 +123,21 @@ impl Driver {
                 }
                 RequestBody::Stream { body, length } => (Some(StreamBody { body, length }), None),
             };
+            let (data_stream, replay_data) = match data {
+                None => (None, None),
+                Some(RequestBody::Full(bytes)) => {
+                    // Given now; the machine frames it once the body has gone.
+                    (Some(StreamBody::full(bytes.clone())), Some(RequestBody::Full(bytes)))
+                }
+                Some(RequestBody::Stream { body, length }) => (Some(StreamBody { body, length }), None),
+            };
             self.active.push(Active {
                 key,
                 shared,
                 stream,
                 replay_body,
+                data_stream,
+                replay_data,
                 stream_touched: false,
                 cancelled: false,
                 _slot: slot,
@@ -183,10 +198,11 @@ impl Driver {
         progress
     }
 
-    /// Feeds streamed bodies the machine is ready for.
+    /// Feeds streamed bodies (and a Filter's data) the machine is ready for.
     fn feed_bodies(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
         let mut progress = false;
         for active in &mut self.active {
+            progress |= feed_data(&mut self.machine, active, cx, now);
             let Some(stream) = &mut active.stream else { continue };
             while self.machine.wants_body(active.key) {
                 active.stream_touched = true;
@@ -262,8 +278,12 @@ impl Driver {
                         Err(error) => tracing::debug!(parent: &a.span, %error, "request failed"),
                     }
                     if let Some(head) = returned {
+                        let data_ok = a.data_stream.is_none() || a.replay_data.is_some();
                         if let Some(body) = a.replay_body.take().or_else(|| untouched_stream(a)) {
-                            a.shared.return_request(Replay { head, body });
+                            if data_ok {
+                                let data = a.replay_data.take();
+                                a.shared.return_request(Replay { head, body, data });
+                            }
                         }
                     }
                     a.shared.finish(result);
@@ -331,7 +351,7 @@ impl Driver {
         for start in self.commands.close() {
             // Never reached the machine: nothing was sent.
             let Start { prepared, shared, .. } = start;
-            shared.return_request(Replay { head: prepared.head, body: prepared.body });
+            shared.return_request(Replay { head: prepared.head, body: prepared.body, data: prepared.data });
             shared.finish(Err(Error::ConnectionClosed { sent_nothing: true }));
         }
         self.deliver();
@@ -341,6 +361,42 @@ impl Driver {
         self.conn.close();
         reason
     }
+}
+
+/// Gives the machine a Filter's FCGI_DATA once it wants it (after the body).
+fn feed_data(
+    machine: &mut ConnectionMachine,
+    active: &mut Active,
+    cx: &mut Context<'_>,
+    now: Instant,
+) -> bool {
+    let Some(stream) = &mut active.data_stream else { return false };
+    let mut progress = false;
+    while machine.wants_data(active.key) {
+        progress = true;
+        match Pin::new(&mut stream.body).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Ok(data) = frame.into_data() {
+                    machine.send_data(active.key, data, now);
+                }
+            }
+            Poll::Ready(Some(Err(error))) => {
+                machine.fail_body(active.key, error, now);
+                active.data_stream = None;
+                break;
+            }
+            Poll::Ready(None) => {
+                machine.finish_data(active.key, now);
+                active.data_stream = None;
+                break;
+            }
+            Poll::Pending => {
+                progress = false;
+                break;
+            }
+        }
+    }
+    progress
 }
 
 /// A streamed body can be sent again only if nothing was read from it.

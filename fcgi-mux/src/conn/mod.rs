@@ -46,6 +46,8 @@ pub(crate) type BoxedStream = Box<dyn driver::Io>;
 pub(crate) struct Prepared {
     pub(crate) head: RequestHead,
     pub(crate) body: RequestBody,
+    /// A Filter's FCGI_DATA.
+    pub(crate) data: Option<RequestBody>,
     pub(crate) head_only: bool,
     pub(crate) span: tracing::Span,
 }
@@ -54,6 +56,7 @@ pub(crate) struct Prepared {
 pub(crate) struct Replay {
     pub(crate) head: RequestHead,
     pub(crate) body: RequestBody,
+    pub(crate) data: Option<RequestBody>,
 }
 
 /// A handle to one FastCGI connection. Cheap to clone; every clone sends requests over the
@@ -241,10 +244,61 @@ impl Connection {
         let span = prepared.span.clone();
         let start = Start { prepared, shared: shared.clone(), slot, deadline };
         if let Err(start) = self.inner.commands.send(start) {
-            let replay = Replay { head: start.prepared.head, body: start.prepared.body };
+            let replay =
+                Replay { head: start.prepared.head, body: start.prepared.body, data: start.prepared.data };
             return Err((Error::ConnectionClosed { sent_nothing: true }, Some(replay)));
         }
         response::receive(shared.clone(), span).await.map_err(|error| (error, shared.take_returned()))
+    }
+
+    /// Sends an Authorizer request (FastCGI specification §6.3): the request's head and
+    /// `params` without CONTENT_LENGTH, PATH_INFO, PATH_TRANSLATED and SCRIPT_NAME, no body. The
+    /// response's status 200 means "authorized" (its `Variable-*` headers are the variables to
+    /// pass on); any other status is the answer to send to the client.
+    pub async fn authorize<I, N, V>(
+        &self,
+        request: http::Request<()>,
+        params: I,
+    ) -> Result<http::Response<ResponseBody>, Error>
+    where
+        I: IntoIterator<Item = (N, V)>,
+        N: Into<Bytes>,
+        V: Into<Bytes>,
+    {
+        let asked = Instant::now();
+        let request = request.map(|()| http_body_util::Empty::<Bytes>::new());
+        let none: Option<http_body_util::Empty<Bytes>> = None;
+        let prepared =
+            prepare_role(request, params, fcgi_proto::Role::AUTHORIZER, none, &self.inner.config).await?;
+        let slot = self.inner.shared.add_request();
+        self.send(prepared, slot, total_deadline(&self.inner.config, asked)).await.map_err(|(error, _)| error)
+    }
+
+    /// Sends a Filter request (FastCGI specification §6.4): the request and its body as for a
+    /// Responder, then `data` (the file to filter) as FCGI_DATA, with FCGI_DATA_LENGTH made to
+    /// agree with it. FCGI_DATA_LAST_MOD is the caller's to put in `params`.
+    pub async fn filter<B, D, I, N, V>(
+        &self,
+        request: http::Request<B>,
+        params: I,
+        data: D,
+    ) -> Result<http::Response<ResponseBody>, Error>
+    where
+        B: Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+        D: Body + Send + 'static,
+        D::Data: Send,
+        D::Error: Into<BoxError>,
+        I: IntoIterator<Item = (N, V)>,
+        N: Into<Bytes>,
+        V: Into<Bytes>,
+    {
+        let asked = Instant::now();
+        let prepared =
+            prepare_role(request, params, fcgi_proto::Role::FILTER, Some(data), &self.inner.config).await?;
+        let slot = self.inner.shared.add_request();
+        self.send(prepared, slot, total_deadline(&self.inner.config, asked)).await.map_err(|(error, _)| error)
     }
 
     /// What the server answered to FCGI_GET_VALUES ([`Multiplexing::Auto`](crate::Multiplexing::Auto) only).
@@ -275,7 +329,7 @@ impl Connection {
 impl Replay {
     /// The request again, ready for another attempt.
     pub(crate) fn into_prepared(self, head_only: bool, span: tracing::Span) -> Prepared {
-        Prepared { head: self.head, body: self.body, head_only, span }
+        Prepared { head: self.head, body: self.body, data: self.data, head_only, span }
     }
 }
 
@@ -304,6 +358,40 @@ where
 {
     let params: Vec<(Bytes, Bytes)> = params.into_iter().map(|(n, v)| (n.into(), v.into())).collect();
     prepare_with(request, config, |body_len| RequestHead::new(params, body_len, config)).await
+}
+
+/// An Authorizer or Filter request (see [`RequestHead::for_role`]): for a Filter, `data` is
+/// readied like a body (its length learned) and sent as FCGI_DATA after the body.
+pub(crate) async fn prepare_role<B, D, I, N, V>(
+    request: http::Request<B>,
+    params: I,
+    role: fcgi_proto::Role,
+    data: Option<D>,
+    config: &ConnectionConfig,
+) -> Result<Prepared, Error>
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+    D: Body + Send + 'static,
+    D::Data: Send,
+    D::Error: Into<BoxError>,
+    I: IntoIterator<Item = (N, V)>,
+    N: Into<Bytes>,
+    V: Into<Bytes>,
+{
+    let data = match data {
+        Some(data) => Some(prepare_body(data, None, config).await?),
+        None => None,
+    };
+    let data_len = data.as_ref().map(RequestBody::len);
+    let params: Vec<(Bytes, Bytes)> = params.into_iter().map(|(n, v)| (n.into(), v.into())).collect();
+    let mut prepared = prepare_with(request, config, |body_len| {
+        RequestHead::for_role(role, params, body_len, data_len, config)
+    })
+    .await?;
+    prepared.data = data;
+    Ok(prepared)
 }
 
 /// The same with parameters encoded beforehand.
@@ -335,7 +423,7 @@ where
     let body = prepare_body(body, declared_length(&parts)?, config).await?;
     let head = head(body.len())?;
     let span = tracing::debug_span!("fcgi_request", method = %parts.method, uri = %parts.uri);
-    Ok(Prepared { head, body, head_only: parts.method == http::Method::HEAD, span })
+    Ok(Prepared { head, body, data: None, head_only: parts.method == http::Method::HEAD, span })
 }
 
 /// The Content-Length header's value, if there is one.

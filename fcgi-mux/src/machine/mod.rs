@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use fcgi_proto::{
-    Decoder, Padding, ProtocolStatus, Record, RecordBody, RequestId, ServerValues, encode_record,
+    Decoder, Padding, ProtocolStatus, Record, RecordBody, RequestId, Role, ServerValues, encode_record,
 };
 
 pub use request::RequestKey;
@@ -32,7 +32,7 @@ use crate::cgi::{CgiHead, HeadScanner};
 use crate::config::{ConnectionConfig, Multiplexing};
 use crate::error::{BoxError, Error};
 use crate::observer::{Direction, observe, observe_written};
-use crate::request::{EncodedParams, Head, check_content_length};
+use crate::request::{EncodedParams, Head, check_content_length, check_length};
 
 /// Stop filling the transmit buffer past this many bytes (one more record may follow).
 const TRANSMIT_TARGET: usize = 64 * 1024;
@@ -66,9 +66,46 @@ impl RequestHead {
         N: Into<Bytes>,
         V: Into<Bytes>,
     {
+        Self::for_role(Role::RESPONDER, params, body_len, None, config)
+    }
+
+    /// The head of a request in any of the three roles of the specification:
+    ///
+    /// - [`Role::RESPONDER`]: as [`RequestHead::new`].
+    /// - [`Role::AUTHORIZER`] (§6.3): CONTENT_LENGTH, PATH_INFO, PATH_TRANSLATED and SCRIPT_NAME
+    ///   are left out, as the specification says; the body must be empty.
+    /// - [`Role::FILTER`] (§6.4): `data_len` bytes of FCGI_DATA follow the body, and
+    ///   FCGI_DATA_LENGTH is made to agree with them (added when missing) as CONTENT_LENGTH is
+    ///   with the body. FCGI_DATA_LAST_MOD is the caller's to give.
+    pub fn for_role<I, N, V>(
+        role: Role,
+        params: I,
+        body_len: u64,
+        data_len: Option<u64>,
+        config: &ConnectionConfig,
+    ) -> Result<Self, Error>
+    where
+        I: IntoIterator<Item = (N, V)>,
+        N: Into<Bytes>,
+        V: Into<Bytes>,
+    {
         let mut pairs: Vec<(Bytes, Bytes)> = params.into_iter().map(|(n, v)| (n.into(), v.into())).collect();
-        check_content_length(&mut pairs, body_len)?;
-        Head::new(pairs, config).map(RequestHead)
+        match role {
+            Role::AUTHORIZER => {
+                if body_len != 0 {
+                    return Err(Error::InvalidRequest("an Authorizer request has no body".into()));
+                }
+                const LEFT_OUT: [&[u8]; 4] =
+                    [b"CONTENT_LENGTH", b"PATH_INFO", b"PATH_TRANSLATED", b"SCRIPT_NAME"];
+                pairs.retain(|(name, _)| !LEFT_OUT.contains(&name.as_ref()));
+            }
+            Role::FILTER => {
+                check_content_length(&mut pairs, body_len)?;
+                check_length(&mut pairs, "FCGI_DATA_LENGTH", "filter data", data_len.unwrap_or(0))?;
+            }
+            _ => check_content_length(&mut pairs, body_len)?,
+        }
+        Head::new(pairs, role, config).map(RequestHead)
     }
 
     /// The head of parameters encoded once beforehand, for a body of `body_len` bytes.
@@ -86,9 +123,19 @@ pub struct StartOptions {
     /// When the whole request must be over, and the timeout it stands for. It may have started
     /// before the request reached the connection (a pool counts the wait for a connection).
     pub deadline: Option<(Instant, Duration)>,
+    /// A Filter's FCGI_DATA length: the data stream follows the body (see
+    /// [`send_data`](ConnectionMachine::send_data)). `None` for the other roles.
+    pub data_len: Option<u64>,
 }
 
 impl StartOptions {
+    /// Sets [`StartOptions::data_len`].
+    #[must_use]
+    pub fn data_len(mut self, len: u64) -> Self {
+        self.data_len = Some(len);
+        self
+    }
+
     /// Sets [`StartOptions::head_only`].
     #[must_use]
     pub fn head_only(mut self, head_only: bool) -> Self {
@@ -319,7 +366,7 @@ impl ConnectionMachine {
             key,
             id: None,
             phase: Phase::Queued,
-            out: Outgoing::new(head.0, body_len),
+            out: Outgoing::new(head.0, body_len, options.data_len),
             response: Response::Head {
                 scanner: HeadScanner::new(self.config.max_head_len),
                 buffered: BytesMut::new(),
@@ -362,6 +409,27 @@ impl ConnectionMachine {
     pub fn finish_body(&mut self, key: RequestKey, now: Instant) {
         let Some(at) = self.position(key) else { return };
         if let Err(error) = self.requests[at].out.end_body() {
+            self.abort(at, Some(error), now);
+        }
+    }
+
+    /// True when `key` can take FCGI_DATA bytes now (a Filter whose body has been written).
+    pub fn wants_data(&self, key: RequestKey) -> bool {
+        self.find(key).is_some_and(|r| r.phase == Phase::Sending && r.out.wants_data())
+    }
+
+    /// FCGI_DATA bytes for a Filter request. More than its declared length fails the request.
+    pub fn send_data(&mut self, key: RequestKey, data: Bytes, now: Instant) {
+        let Some(at) = self.position(key) else { return };
+        if let Err(error) = self.requests[at].out.push_data(data) {
+            self.abort(at, Some(error), now);
+        }
+    }
+
+    /// The end of a Filter's FCGI_DATA. Fewer bytes than declared fails the request.
+    pub fn finish_data(&mut self, key: RequestKey, now: Instant) {
+        let Some(at) = self.position(key) else { return };
+        if let Err(error) = self.requests[at].out.end_data() {
             self.abort(at, Some(error), now);
         }
     }
@@ -432,7 +500,7 @@ impl ConnectionMachine {
             let start = dst.len();
             match request.out.write_next(id, dst, padding) {
                 Ok(Wrote::Record) => {
-                    if request.out.stdin_closed {
+                    if request.out.all_written() {
                         request.phase = Phase::Waiting;
                     }
                     self.observe_sent(&dst[start..]);

@@ -255,7 +255,7 @@ impl ConnectionMachine {
             }
             _ => (Err(refused), None),
         };
-        if !request.out.stdin_closed {
+        if !request.out.all_written() {
             // Ended before reading all of the request: what the server makes of the rest of
             // its records is unknown, so this connection takes no more requests.
             self.retiring = true;

@@ -74,62 +74,40 @@ impl Request {
     }
 }
 
-/// The sending side of one request: its head records, then its body as STDIN records, then the
-/// empty STDIN record.
-pub(super) struct Outgoing {
-    /// Taken back (for a retry elsewhere) only when the request provably never ran.
-    pub(super) head: Option<Head>,
-    /// Bytes of an encoded head written so far.
-    head_sent: usize,
-    head_done: bool,
+/// One outgoing stream of a request (STDIN, or a Filter's FCGI_DATA): bytes given by the
+/// application, framed into records, then the empty record that ends it.
+struct StreamOut {
+    record_type: RecordType,
     declared: u64,
-    /// Body bytes framed so far.
+    /// Bytes framed so far.
     sent: u64,
-    /// Body bytes given by the application and not yet framed.
+    /// Bytes given and not yet framed.
     chunk: Bytes,
-    /// The application said the body has ended.
-    pub(super) body_ended: bool,
-    /// The empty STDIN record was written.
-    pub(super) stdin_closed: bool,
-    /// Any record of the request was written.
-    pub(super) wrote_any: bool,
+    /// The application said the stream has ended.
+    ended: bool,
+    /// The empty record was written.
+    closed: bool,
 }
 
-/// What writing the next record of a request did.
-pub(super) enum Wrote {
-    /// One record (or a whole small head) was appended.
-    Record,
-    /// Nothing to write until the application gives more body.
-    Nothing,
-}
-
-impl Outgoing {
-    pub(super) fn new(head: Head, declared: u64) -> Self {
-        let head_done = matches!(&head, Head::Encoded(records) if records.is_empty());
-        Self {
-            head: Some(head),
-            head_sent: 0,
-            head_done,
-            declared,
-            sent: 0,
-            chunk: Bytes::new(),
-            body_ended: false,
-            stdin_closed: false,
-            wrote_any: false,
-        }
+impl StreamOut {
+    fn new(record_type: RecordType, declared: u64) -> Self {
+        Self { record_type, declared, sent: 0, chunk: Bytes::new(), ended: false, closed: false }
     }
 
-    /// True while the application may give body bytes.
-    pub(super) fn wants_body(&self) -> bool {
-        !self.body_ended && self.chunk.is_empty()
+    fn what(&self) -> &'static str {
+        if self.record_type == RecordType::DATA { "filter data" } else { "body" }
     }
 
-    /// Takes body bytes from the application; an error when they exceed the declared length.
-    pub(super) fn push_body(&mut self, data: Bytes) -> Result<(), Error> {
+    fn wants(&self) -> bool {
+        !self.ended && self.chunk.is_empty()
+    }
+
+    fn push(&mut self, data: Bytes) -> Result<(), Error> {
         let total = self.sent + (self.chunk.len() + data.len()) as u64;
         if total > self.declared {
             return Err(body_error(format!(
-                "the body is longer than its declared length of {} bytes",
+                "the {} is longer than its declared length of {} bytes",
+                self.what(),
                 self.declared
             )));
         }
@@ -143,17 +121,116 @@ impl Outgoing {
         Ok(())
     }
 
-    /// The application's body has ended; an error when it is shorter than declared.
-    pub(super) fn end_body(&mut self) -> Result<(), Error> {
-        self.body_ended = true;
+    fn end(&mut self) -> Result<(), Error> {
+        self.ended = true;
         let total = self.sent + self.chunk.len() as u64;
         if total != self.declared {
             return Err(body_error(format!(
-                "the body ended after {total} of its declared {} bytes",
+                "the {} ended after {total} of its declared {} bytes",
+                self.what(),
                 self.declared
             )));
         }
         Ok(())
+    }
+
+    fn has_record(&self) -> bool {
+        !self.chunk.is_empty() || (self.ended && !self.closed)
+    }
+
+    /// Appends the stream's next record, if it has one ready.
+    fn write_next(&mut self, id: RequestId, dst: &mut BytesMut, padding: Padding) -> bool {
+        if !self.chunk.is_empty() {
+            let n = self.chunk.len().min(padding.max_content_len());
+            let data = self.chunk.split_to(n);
+            let pad = padding.for_content(n);
+            write_header(dst, &RecordHeader::new(self.record_type, id, n as u16, pad));
+            dst.extend_from_slice(&data);
+            dst.put_bytes(0, usize::from(pad));
+            self.sent += n as u64;
+            return true;
+        }
+        if self.ended && !self.closed {
+            encode_end_of_stream(dst, self.record_type, id);
+            self.closed = true;
+            return true;
+        }
+        false
+    }
+}
+
+/// The sending side of one request: its head records, then its body as STDIN records and the
+/// empty STDIN record, then (a Filter) its FCGI_DATA records and the empty DATA record.
+pub(super) struct Outgoing {
+    /// Taken back (for a retry elsewhere) only when the request provably never ran.
+    pub(super) head: Option<Head>,
+    /// Bytes of an encoded head written so far.
+    head_sent: usize,
+    head_done: bool,
+    stdin: StreamOut,
+    data: Option<StreamOut>,
+    /// Any record of the request was written.
+    pub(super) wrote_any: bool,
+}
+
+/// What writing the next record of a request did.
+pub(super) enum Wrote {
+    /// One record (or a whole small head) was appended.
+    Record,
+    /// Nothing to write until the application gives more.
+    Nothing,
+}
+
+impl Outgoing {
+    pub(super) fn new(head: Head, declared: u64, data_len: Option<u64>) -> Self {
+        let head_done = matches!(&head, Head::Encoded(records) if records.is_empty());
+        Self {
+            head: Some(head),
+            head_sent: 0,
+            head_done,
+            stdin: StreamOut::new(RecordType::STDIN, declared),
+            data: data_len.map(|len| StreamOut::new(RecordType::DATA, len)),
+            wrote_any: false,
+        }
+    }
+
+    /// True while the application may give body bytes.
+    pub(super) fn wants_body(&self) -> bool {
+        self.stdin.wants()
+    }
+
+    /// True while the application may give FCGI_DATA bytes: the body has been given whole.
+    pub(super) fn wants_data(&self) -> bool {
+        self.stdin.ended && self.data.as_ref().is_some_and(StreamOut::wants)
+    }
+
+    /// Takes body bytes from the application; an error when they exceed the declared length.
+    pub(super) fn push_body(&mut self, data: Bytes) -> Result<(), Error> {
+        self.stdin.push(data)
+    }
+
+    /// The application's body has ended; an error when it is shorter than declared.
+    pub(super) fn end_body(&mut self) -> Result<(), Error> {
+        self.stdin.end()
+    }
+
+    pub(super) fn push_data(&mut self, data: Bytes) -> Result<(), Error> {
+        match &mut self.data {
+            Some(stream) => stream.push(data),
+            None => Err(Error::InvalidRequest("FCGI_DATA for a request that is not a Filter".into())),
+        }
+    }
+
+    pub(super) fn end_data(&mut self) -> Result<(), Error> {
+        match &mut self.data {
+            Some(stream) => stream.end(),
+            None => Ok(()),
+        }
+    }
+
+    /// True once every record of the request was written.
+    pub(super) fn all_written(&self) -> bool {
+        self.stdin.closed && self.data.as_ref().is_none_or(|d| d.closed)
     }
 
     /// Appends the next record of request `id` to `dst`.
@@ -168,20 +245,12 @@ impl Outgoing {
             self.wrote_any = true;
             return Ok(Wrote::Record);
         }
-        if !self.chunk.is_empty() {
-            let n = self.chunk.len().min(padding.max_content_len());
-            let data = self.chunk.split_to(n);
-            let pad = padding.for_content(n);
-            write_header(dst, &RecordHeader::new(RecordType::STDIN, id, n as u16, pad));
-            dst.extend_from_slice(&data);
-            dst.put_bytes(0, usize::from(pad));
-            self.sent += n as u64;
-            self.wrote_any = true;
-            return Ok(Wrote::Record);
-        }
-        if self.body_ended && !self.stdin_closed {
-            encode_end_of_stream(dst, RecordType::STDIN, id);
-            self.stdin_closed = true;
+        // FCGI_DATA only after the whole of STDIN, empty record included.
+        let stream = match &mut self.data {
+            Some(data) if self.stdin.closed => data,
+            _ => &mut self.stdin,
+        };
+        if stream.write_next(id, dst, padding) {
             self.wrote_any = true;
             return Ok(Wrote::Record);
         }
@@ -190,15 +259,21 @@ impl Outgoing {
 
     /// True when `write_next` would append something.
     pub(super) fn has_record(&self) -> bool {
-        !self.head_done || !self.chunk.is_empty() || (self.body_ended && !self.stdin_closed)
+        if !self.head_done {
+            return true;
+        }
+        match &self.data {
+            Some(data) if self.stdin.closed => data.has_record(),
+            _ => self.stdin.has_record(),
+        }
     }
 
     /// Appends the whole head when it is small, else its next record: a huge head must not hold
     /// up the other requests of a multiplexed connection.
     fn write_head(&mut self, id: RequestId, dst: &mut BytesMut, padding: Padding) -> Result<(), Error> {
         match &self.head {
-            Some(Head::Params { pairs, keep_conn }) => {
-                encode_head(dst, id, pairs, *keep_conn, padding)?;
+            Some(Head::Params { pairs, role, keep_conn }) => {
+                encode_head(dst, id, pairs, *role, *keep_conn, padding)?;
                 self.head_done = true;
             }
             Some(Head::Encoded(records)) => {

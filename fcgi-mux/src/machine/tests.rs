@@ -705,3 +705,82 @@ proptest! {
         }
     }
 }
+
+fn param_names(record: &Record) -> Vec<String> {
+    let RecordBody::Params(data) = &record.body else { panic!("{record:?}") };
+    fcgi_proto::decode_pairs(data)
+        .unwrap()
+        .iter()
+        .map(|p| String::from_utf8_lossy(&p.name).into_owned())
+        .collect()
+}
+
+#[test]
+fn a_filter_sends_its_data_after_the_whole_body() {
+    let mut b = Bench::new(config());
+    let params = [("SCRIPT_NAME", "/f"), ("FCGI_DATA_LAST_MOD", "1700000000")];
+    let head = RequestHead::for_role(Role::FILTER, params, 2, Some(5), &b.m.config).unwrap();
+    let key = b.m.start(head, 2, StartOptions::default().data_len(5), b.t0);
+    let mut sent = b.sent();
+    assert!(b.m.wants_body(key) && !b.m.wants_data(key), "the data waits for the body");
+    b.m.send_body(key, Bytes::from_static(b"ab"), b.t0);
+    b.m.finish_body(key, b.t0);
+    assert!(b.m.wants_data(key));
+    b.m.send_data(key, Bytes::from_static(b"hello"), b.t0);
+    b.m.finish_data(key, b.t0);
+    sent.extend(b.sent());
+    assert_eq!(
+        kinds(&sent),
+        [
+            "BEGIN_REQUEST#1",
+            "PARAMS#1",
+            "PARAMS/empty#1",
+            "STDIN#1",
+            "STDIN/empty#1",
+            "DATA#1",
+            "DATA/empty#1"
+        ]
+    );
+    assert!(matches!(sent[0].body, RecordBody::BeginRequest(begin) if begin.role == Role::FILTER));
+    let names = param_names(&sent[1]);
+    assert!(
+        names.contains(&"FCGI_DATA_LENGTH".to_string()) && names.contains(&"CONTENT_LENGTH".to_string()),
+        "{names:?}"
+    );
+    b.feed(&wire(&[stdout(1, "\r\nfiltered"), complete(1)]), b.t0);
+    assert_eq!(b.log(), ["0 head 200", "0 body filtered", "0 end 0", "0 released"]);
+}
+
+#[test]
+fn filter_data_must_match_its_length() {
+    let mut b = Bench::new(config());
+    let head = RequestHead::for_role(Role::FILTER, [("A", "1")], 0, Some(3), &b.m.config).unwrap();
+    let key = b.m.start(head, 0, StartOptions::default().data_len(3), b.t0);
+    b.m.finish_body(key, b.t0);
+    b.m.send_data(key, Bytes::from_static(b"ab"), b.t0);
+    b.m.finish_data(key, b.t0);
+    assert_eq!(b.log(), ["0 error body", "0 released"]);
+    let err =
+        RequestHead::for_role(Role::FILTER, [("FCGI_DATA_LENGTH", "9")], 0, Some(3), &config()).unwrap_err();
+    assert!(err.to_string().contains("FCGI_DATA_LENGTH"), "{err}");
+}
+
+#[test]
+fn an_authorizer_leaves_out_what_the_specification_says_and_sends_no_body() {
+    let mut b = Bench::new(config());
+    let params = [
+        ("SCRIPT_NAME", "/x"),
+        ("PATH_INFO", "/y"),
+        ("PATH_TRANSLATED", "/z"),
+        ("CONTENT_LENGTH", "0"),
+        ("REMOTE_USER", "u"),
+    ];
+    let head = RequestHead::for_role(Role::AUTHORIZER, params, 0, None, &b.m.config).unwrap();
+    let key = b.m.start(head, 0, StartOptions::default(), b.t0);
+    b.m.finish_body(key, b.t0);
+    let sent = b.sent();
+    assert!(matches!(sent[0].body, RecordBody::BeginRequest(begin) if begin.role == Role::AUTHORIZER));
+    assert_eq!(param_names(&sent[1]), ["REMOTE_USER"]);
+    assert_eq!(kinds(&sent)[3], "STDIN/empty#1");
+    assert!(RequestHead::for_role(Role::AUTHORIZER, [("A", "1")], 4, None, &config()).is_err(), "no body");
+}
