@@ -35,11 +35,18 @@ fn main() -> std::process::ExitCode {
 
 /// Everything `fcgi` does; returns the exit code.
 fn run_main() -> u8 {
-    let cli = match <Cli as clap::Parser>::try_parse() {
+    let cli = match parse_args() {
         Ok(cli) => cli,
         Err(error) => return usage_error(&error),
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    // 256 readiness events per poll (tokio's default: 1024) keep the event buffer small: a
+    // one-shot command uses one socket, and `bench` picks up the rest at the next poll. Kept for
+    // its measured start-up gain (docs/BENCHMARKS.md, `oneshot`).
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_io_events_per_tick(256)
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("fcgi: cannot start the async runtime: {err}");
@@ -58,6 +65,17 @@ fn run_main() -> u8 {
     // --max-time (getaddrinfo cannot be cancelled) would keep `fcgi` alive past its limit.
     runtime.shutdown_background();
     exit.code()
+}
+
+/// The command line, parsed. clap's command tree and matches are leaked rather than dropped:
+/// `fcgi` is a short-lived process and the operating system takes the memory back at exit, while
+/// freeing them one by one is a measurable part of a one-shot request (docs/BENCHMARKS.md,
+/// `oneshot`).
+fn parse_args() -> Result<Cli, clap::Error> {
+    use clap::{CommandFactory, FromArgMatches};
+    let command = Box::leak(Box::new(Cli::command()));
+    let matches = Box::leak(Box::new(command.try_get_matches_from_mut(std::env::args_os())?));
+    Cli::from_arg_matches_mut(matches).map_err(|error| error.format(command))
 }
 
 /// `--help` and `--version` print as clap does; a command-line error becomes one line

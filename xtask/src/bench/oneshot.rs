@@ -110,7 +110,7 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
         tempfile::Builder::new().prefix("fcgi-bench-oneshot-").tempdir().context("creating a temp dir")?;
     let dir = work.path();
 
-    let contenders = [
+    let mut contenders = vec![
         Contender {
             name: "fcgi get /ping",
             expect: "pong",
@@ -136,6 +136,17 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
             args: vec!["--version".to_owned()],
         },
     ];
+    // Another build of `fcgi` timed in the same rounds (a start-up change measured against this
+    // build): `FCGI_BENCH_ONESHOT_OTHER=/path/to/fcgi`.
+    if let Some(other) = std::env::var_os("FCGI_BENCH_ONESHOT_OTHER") {
+        let args = contenders[0].args.clone();
+        contenders.push(Contender {
+            name: "other fcgi get /ping",
+            expect: "pong",
+            program: other.into(),
+            args,
+        });
+    }
     for contender in &contenders {
         let mut cmd = Command::new(&contender.program);
         cgi_env(&mut cmd).args(&contender.args);
