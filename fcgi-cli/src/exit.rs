@@ -1,9 +1,9 @@
 //! The exit-code table: the interface scripts and health checks depend on.
 //!
-//! Numbers follow curl where curl has one (6, 7, 8, 23, 26, 28, 56) and xh/HTTPie for HTTP
-//! statuses (4, 5). Status checking is on by default, unlike curl: a health check that
-//! exits 0 on HTTP 500 (as `cgi-fcgi` does) is the failure this tool exists to fix.
-//! `--no-fail` turns it off.
+//! Numbers follow curl where curl has one (6, 7, 8, 23, 26, 28, 56), xh/HTTPie for HTTP
+//! statuses (4, 5), and the shell's 128 + signal number for signals (129, 130, 143). Status
+//! checking is on by default, unlike curl: a health check that exits 0 on HTTP 500 (as
+//! `cgi-fcgi` does) is the failure this tool exists to fix. `--no-fail` turns it off.
 
 use std::fmt;
 
@@ -79,6 +79,13 @@ exit_codes! {
     Timeout = 28, "timeout", "timeout (connect, first byte, --max-time)";
     /// 56: the connection broke or closed before the response ended.
     ConnectionLost = 56, "connection_lost", "connection lost before the response ended";
+    /// 129: SIGHUP arrived while `-o FILE` was being written; the partial file was removed.
+    Hangup = 129, "sighup", "SIGHUP during -o FILE (the partial file removed)";
+    /// 130: SIGINT (Ctrl-C) arrived while `-o FILE` was being written; the partial file was
+    /// removed.
+    Interrupted = 130, "sigint", "SIGINT during -o FILE (the partial file removed)";
+    /// 143: SIGTERM arrived while `-o FILE` was being written; the partial file was removed.
+    Terminated = 143, "sigterm", "SIGTERM during -o FILE (the partial file removed)";
 }
 
 /// The title line of the exit-code list in `fcgi --help`.

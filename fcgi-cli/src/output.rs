@@ -7,7 +7,8 @@
 //! same directory and renamed over the destination only when the whole response arrived:
 //! an error never leaves a half-written file. Anything else (`/dev/null`, a FIFO, a
 //! terminal) is opened and written directly: renaming over `/dev/null` as root would replace
-//! the device with a regular file.
+//! the device with a regular file. While such a temporary file exists, SIGINT, SIGTERM and
+//! SIGHUP remove it and end the command ([`Interrupts`]).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, IsTerminal, Write};
@@ -57,22 +58,34 @@ impl Sink {
                     Some(parent) if !parent.as_os_str().is_empty() => parent,
                     _ => Path::new("."),
                 };
-                let temp =
-                    tempfile::Builder::new().prefix(".fcgi-").suffix(".part").tempfile_in(dir).map_err(
-                        |err| {
-                            // tempfile's message names the temporary file, which never existed.
-                            let why = match err.kind() {
-                                io::ErrorKind::NotFound => format!("no such directory {}", dir.display()),
-                                io::ErrorKind::PermissionDenied => {
-                                    format!("cannot create a file in {}: permission denied", dir.display())
-                                }
-                                _ => err.to_string(),
-                            };
-                            Failure::new(Exit::Write, format!("cannot write {}: {why}", path.display()))
-                        },
-                    )?;
+                // Mode 0666 less the umask, as `open(2)` creates any file (0644 under umask 022,
+                // 0600 under 077); a replaced file gets its old mode back in `finish`.
+                let temp = tempfile::Builder::new()
+                    .prefix(".fcgi-")
+                    .suffix(".part")
+                    .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
+                    .tempfile_in(dir)
+                    .map_err(|err| {
+                        // tempfile's message names the temporary file, which never existed.
+                        let why = match err.kind() {
+                            io::ErrorKind::NotFound => format!("no such directory {}", dir.display()),
+                            io::ErrorKind::PermissionDenied => {
+                                format!("cannot create a file in {}: permission denied", dir.display())
+                            }
+                            _ => err.to_string(),
+                        };
+                        Failure::new(Exit::Write, format!("cannot write {}: {why}", path.display()))
+                    })?;
                 Ok(Sink::Atomic { temp, dest: path.to_path_buf() })
             }
+        }
+    }
+
+    /// The temporary file of an atomic write, while it exists.
+    pub fn temp_path(&self) -> Option<PathBuf> {
+        match self {
+            Sink::Atomic { temp, .. } => Some(temp.path().to_path_buf()),
+            _ => None,
         }
     }
 
@@ -125,11 +138,10 @@ impl Sink {
                     Failure::new(Exit::Write, format!("cannot write {}: {err}", dest.display()))
                 };
                 temp.as_file().sync_all().map_err(fail)?;
-                let permissions = match std::fs::metadata(&dest) {
-                    Ok(meta) => meta.permissions(),
-                    Err(_) => std::os::unix::fs::PermissionsExt::from_mode(0o644),
-                };
-                temp.as_file().set_permissions(permissions).map_err(fail)?;
+                // A replaced file keeps its mode; a new one keeps 0666 & ~umask from `open`.
+                if let Ok(meta) = std::fs::metadata(&dest) {
+                    temp.as_file().set_permissions(meta.permissions()).map_err(fail)?;
+                }
                 temp.persist(&dest).map_err(|err| fail(err.error))?;
                 Ok(())
             }
@@ -162,6 +174,90 @@ pub fn error_document(schema: &str, fields: &[(&str, Value)], exit: Exit, messag
     document
         .insert("error".into(), json!({ "kind": exit.kind(), "exit_code": exit.code(), "message": message }));
     Value::Object(document)
+}
+
+/// SIGINT, SIGTERM and SIGHUP, caught while a command writes a file through a temporary
+/// file, so that the temporary file is removed and the exit code is 128 + the signal's number
+/// (130, 143, 129), as a shell reports a process killed by it.
+///
+/// No handler is installed (so nothing runs in signal context, and no runtime pays for tokio's
+/// signal driver): the three signals are blocked in the calling thread, and so in every thread
+/// it starts afterwards (`fcgi` starts none before), and one thread waits for them with
+/// `sigwait(2)`. Dropping this restores the calling thread's mask: a signal after that has its
+/// default effect. Commands that write no file never create one.
+pub struct Interrupts {
+    signals: nix::sys::signal::SigSet,
+    received: tokio::sync::oneshot::Receiver<nix::sys::signal::Signal>,
+}
+
+impl Interrupts {
+    /// Starts catching the three signals; `None` when that is impossible (they then have
+    /// their default effect).
+    pub fn catch() -> Option<Interrupts> {
+        use nix::sys::signal::{SigSet, Signal};
+        let mut signals = SigSet::empty();
+        for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+            signals.add(signal);
+        }
+        signals.thread_block().ok()?;
+        let (sender, received) = tokio::sync::oneshot::channel();
+        let waiter = std::thread::Builder::new().name("fcgi-signals".into()).spawn(move || {
+            if let Ok(signal) = signals.wait() {
+                let _ = sender.send(signal);
+            }
+        });
+        if waiter.is_err() {
+            let _ = signals.thread_unblock();
+            return None;
+        }
+        Some(Interrupts { signals, received })
+    }
+
+    /// Runs `work` to its end, or until a signal arrives: then `work` is dropped (with the
+    /// temporary file it holds) and the signal returned.
+    pub async fn guard<T>(
+        interrupts: &mut Option<Interrupts>,
+        work: impl std::future::Future<Output = T>,
+    ) -> Result<T, Interrupted> {
+        let Some(this) = interrupts else { return Ok(work.await) };
+        let mut work = std::pin::pin!(work);
+        tokio::select! {
+            biased;
+            signal = &mut this.received => match signal {
+                Ok(signal) => Err(Interrupted(signal)),
+                // The waiting thread ended without a signal: nothing more to wait for.
+                Err(_) => Ok(work.await),
+            },
+            done = &mut work => Ok(done),
+        }
+    }
+}
+
+impl Drop for Interrupts {
+    fn drop(&mut self) {
+        let _ = self.signals.thread_unblock();
+    }
+}
+
+/// A signal that ended a command; see [`Interrupts`].
+#[derive(Copy, Clone, Debug)]
+pub struct Interrupted(pub nix::sys::signal::Signal);
+
+impl Interrupted {
+    /// The failure to report: exit 128 + the signal's number, and what was removed.
+    pub fn failure(self, removed: Option<&Path>) -> Failure {
+        use nix::sys::signal::Signal;
+        let (exit, name) = match self.0 {
+            Signal::SIGHUP => (Exit::Hangup, "SIGHUP"),
+            Signal::SIGTERM => (Exit::Terminated, "SIGTERM"),
+            _ => (Exit::Interrupted, "SIGINT"),
+        };
+        let message = match removed {
+            Some(part) => format!("interrupted ({name}); removed the partial {}", part.display()),
+            None => format!("interrupted ({name})"),
+        };
+        Failure::new(exit, message)
+    }
 }
 
 /// A byte counter on stderr, shown only when stderr is a terminal and the body is not

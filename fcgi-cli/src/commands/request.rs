@@ -13,7 +13,7 @@ use crate::build::{self, Built};
 use crate::cli::{REQUEST_MAX_TIME, RequestCmd};
 use crate::commands::exchange::{self, Exchange};
 use crate::exit::{Exit, classify};
-use crate::output::{Progress, Sink, error_document, print_json};
+use crate::output::{Interrupts, Progress, Sink, error_document, print_json};
 use crate::records::{self, Way};
 use crate::target::Target;
 
@@ -45,7 +45,13 @@ async fn run_inner(cmd: &RequestCmd, default_method: Option<Method>) -> anyhow::
     let observer = verbose.then(|| verbose_observer(out.show_secrets));
     let head_only = built.request.method() == Method::HEAD;
     let params = built.param_pairs();
-    let mut exchange = exchange::send(&target, built.request, params, observer).await?;
+    // Writing a file: SIGINT, SIGTERM and SIGHUP remove the temporary file (see Interrupts).
+    let to_file = out.output.as_deref().is_some_and(|path| path.as_os_str() != "-") && !out.json;
+    let mut interrupts = if to_file { Interrupts::catch() } else { None };
+    let mut exchange =
+        Interrupts::guard(&mut interrupts, exchange::send(&target, built.request, params, observer))
+            .await
+            .map_err(|signal| signal.failure(None))??;
     if out.json {
         return finish_json(cmd, &target, exchange).await;
     }
@@ -60,16 +66,29 @@ async fn run_inner(cmd: &RequestCmd, default_method: Option<Method>) -> anyhow::
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse().ok());
     let progress = Progress::new(!out.silent && !sink.is_terminal(), length);
-    while let Some(chunk) = exchange.next_chunk().await? {
-        sink.write(&chunk)?;
-        progress.advance(chunk.len());
-        if sink.is_closed() {
-            // The reader went away (`| head -1`): nothing more to do, and not an error.
-            break;
+    let copy = async {
+        while let Some(chunk) = exchange.next_chunk().await? {
+            sink.write(&chunk)?;
+            progress.advance(chunk.len());
+            if sink.is_closed() {
+                // The reader went away (`| head -1`): nothing more to do, and not an error.
+                break;
+            }
+        }
+        Ok::<_, anyhow::Error>(())
+    };
+    match Interrupts::guard(&mut interrupts, copy).await {
+        Ok(copied) => copied?,
+        Err(signal) => {
+            progress.finish();
+            let part = sink.temp_path();
+            drop(sink); // removes the temporary file
+            return Err(signal.failure(part.as_deref()).into());
         }
     }
     progress.finish();
     sink.finish()?;
+    drop(interrupts);
     let body = exchange.response.body();
     print_app_stderr(&body.stderr(), out.silent);
     let exit = if out.no_fail { Exit::Success } else { Exit::for_status(status) };

@@ -11,3 +11,4 @@ mod mount;
 mod output;
 mod probe;
 mod requests;
+mod signals;

@@ -101,6 +101,7 @@ async fn run_inner(cmd: &BenchCmd) -> anyhow::Result<Exit> {
     let progress = Progress::new(!cmd.silent && !cmd.json, plan);
     let ticker = progress.clone();
     let send = move || template.send(&pool);
+    sigterm_as_ctrl_c();
     let local = tokio::task::LocalSet::new();
     let outcome = local.run_until(load::drive(plan, send, move |view| ticker.update(view))).await;
     progress.finish();
@@ -186,6 +187,26 @@ impl Template {
             }
             Ok((status, bytes))
         }
+    }
+}
+
+/// SIGTERM (`timeout`, `docker stop`, Kubernetes) ends the run as Ctrl-C does, with the
+/// report: it is blocked here (and so in every thread started later) and a thread waiting for
+/// it with `sigwait(2)` turns it into a SIGINT for the Ctrl-C handler of `load`.
+fn sigterm_as_ctrl_c() {
+    use nix::sys::signal::{SigSet, Signal, kill};
+    let mut sigterm = SigSet::empty();
+    sigterm.add(Signal::SIGTERM);
+    if sigterm.thread_block().is_err() {
+        return;
+    }
+    let waiter = std::thread::Builder::new().name("fcgi-sigterm".into()).spawn(move || {
+        while sigterm.wait().is_ok() {
+            let _ = kill(nix::unistd::Pid::this(), Signal::SIGINT);
+        }
+    });
+    if waiter.is_err() {
+        let _ = sigterm.thread_unblock();
     }
 }
 
