@@ -487,7 +487,7 @@ impl ConnectionMachine {
                 self.observe_sent(&dst[at..]);
             }
         }
-        if self.negotiating.is_some() {
+        if self.negotiating.is_some() || !self.has_work_to_send() {
             return;
         }
         self.activate();
@@ -598,6 +598,15 @@ impl ConnectionMachine {
     fn paused(&self) -> bool {
         let limit = self.config.response_buffer;
         self.requests.iter().any(|r| r.is_full(limit))
+    }
+
+    /// True when a request is queued or has a record ready (most calls find nothing to do).
+    fn has_work_to_send(&self) -> bool {
+        self.requests.iter().any(|r| match r.phase {
+            Phase::Queued => true,
+            Phase::Sending => r.out.has_record(),
+            _ => false,
+        })
     }
 
     /// Gives queued requests an id while there are free slots.
