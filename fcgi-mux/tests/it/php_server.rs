@@ -111,6 +111,26 @@ async fn axum_serves_hello() {
     assert_eq!(missing.status, StatusCode::NOT_FOUND, "php-fpm's own 404 passes through");
 }
 
+/// The reproduction: after 300 curl clients gave up after 10-90 ms, the example answered 504 to
+/// every request for good (the pool had leaked its counts of connections being opened).
+#[tokio::test]
+async fn axum_keeps_serving_after_clients_give_up() {
+    let addr = start_axum(php_pool(pool_config())).await;
+    let mut clients = Vec::new();
+    for i in 0..300u64 {
+        clients.push(tokio::spawn(async move {
+            let give_up = Duration::from_millis(10 + (i * 37) % 80);
+            let _ = tokio::time::timeout(give_up, get(addr, "/slow.php?ms=30")).await;
+        }));
+    }
+    for client in clients {
+        client.await.unwrap();
+    }
+    let reply = get(addr, "/hello.php").await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    assert_eq!(reply.text(), "Hello, world!");
+}
+
 #[tokio::test]
 async fn axum_answers_head_without_inventing_a_length() {
     let addr = start_axum(php_pool(pool_config())).await;
