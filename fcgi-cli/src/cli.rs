@@ -138,6 +138,11 @@ pub struct OutputArgs {
     /// output: not with -o)
     #[arg(long, conflicts_with = "output")]
     pub json: bool,
+    /// Fail with exit code 63 when the body is larger than SIZE (bytes, or with a binary
+    /// unit: 500k, 16M, 2G), before reading more [default with --json, which keeps the body in
+    /// memory: 16M; otherwise no limit]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_filesize: Option<u64>,
     /// Exit 0 even when the HTTP status is 4xx or 5xx
     #[arg(long)]
     pub no_fail: bool,
@@ -296,6 +301,40 @@ pub struct BenchCmd {
     pub spec: RequestSpec,
 }
 
+/// `--max-filesize` when `--json` keeps the body in memory and none was given: 16 MiB.
+pub const JSON_MAX_FILESIZE: u64 = 16 * 1024 * 1024;
+
+/// Parses `1000`, `500k`, `16M`, `2G` (also `16MiB`, `16MB`: binary units, as curl) into bytes.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(at) => text.split_at(at),
+        None => (text, ""),
+    };
+    let value: u64 =
+        number.trim().parse().map_err(|_| format!("{text:?} is not a size (e.g. 500k, 16M, 2G)"))?;
+    let unit = unit.to_ascii_lowercase();
+    let shift = match unit.trim_end_matches("ib").trim_end_matches('b') {
+        "" => 0,
+        "k" => 10,
+        "m" => 20,
+        "g" => 30,
+        "t" => 40,
+        _ => return Err(format!("unknown unit in {text:?} (use k, M, G or T)")),
+    };
+    value.checked_mul(1 << shift).ok_or_else(|| format!("{text:?} is too large"))
+}
+
+/// `16 MiB`, `500 KiB`, `1000 bytes`: a size as `--max-filesize` messages show it.
+pub fn show_size(bytes: u64) -> String {
+    for (shift, unit) in [(40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")] {
+        if bytes >= 1 << shift && bytes % (1 << shift) == 0 {
+            return format!("{} {unit}", bytes >> shift);
+        }
+    }
+    format!("{bytes} bytes")
+}
+
 /// Parses `2`, `2s`, `1.5s`, `500ms`, `1m` into a duration.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -345,6 +384,20 @@ const ENVIRONMENT_HELP: &str = concat!(
 mod tests {
     use super::*;
     use crate::exit::Exit;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert_eq!(parse_size("500k"), Ok(500 * 1024));
+        assert_eq!(parse_size("16M"), Ok(JSON_MAX_FILESIZE));
+        assert_eq!(parse_size("16MiB"), Ok(JSON_MAX_FILESIZE));
+        assert_eq!(parse_size("2G"), Ok(2 << 30));
+        assert!(parse_size("2X").is_err() && parse_size("-1").is_err() && parse_size("").is_err());
+        assert!(parse_size("99999999999T").is_err());
+        assert_eq!(show_size(JSON_MAX_FILESIZE), "16 MiB");
+        assert_eq!(show_size(500 * 1024), "500 KiB");
+        assert_eq!(show_size(1000), "1000 bytes");
+    }
 
     #[test]
     fn clap_definitions_are_consistent() {

@@ -1,6 +1,6 @@
 //! The exit-code table: the interface scripts and health checks depend on.
 //!
-//! Numbers follow curl where curl has one (6, 7, 8, 23, 26, 28, 56), xh/HTTPie for HTTP
+//! Numbers follow curl where curl has one (6, 7, 8, 23, 26, 28, 56, 63), xh/HTTPie for HTTP
 //! statuses (4, 5), and the shell's 128 + signal number for signals (129, 130, 143). Status
 //! checking is on by default, unlike curl: a health check that exits 0 on HTTP 500 (as
 //! `cgi-fcgi` does) is the failure this tool exists to fix. `--no-fail` turns it off.
@@ -79,6 +79,8 @@ exit_codes! {
     Timeout = 28, "timeout", "timeout (connect, first byte, --max-time)";
     /// 56: the connection broke or closed before the response ended.
     ConnectionLost = 56, "connection_lost", "connection lost before the response ended";
+    /// 63: the response body is larger than `--max-filesize` (16 MiB by default with `--json`).
+    MaxFilesize = 63, "max_filesize", "the response body exceeds --max-filesize (16 MiB with --json)";
     /// 129: SIGHUP arrived while `-o FILE` was being written; the partial file was removed.
     Hangup = 129, "sighup", "SIGHUP during -o FILE (the partial file removed)";
     /// 130: SIGINT (Ctrl-C) arrived while `-o FILE` was being written; the partial file was

@@ -10,9 +10,9 @@ use http::Method;
 use serde_json::{Value, json};
 
 use crate::build::{self, Built};
-use crate::cli::{REQUEST_MAX_TIME, RequestCmd};
+use crate::cli::{JSON_MAX_FILESIZE, OutputArgs, REQUEST_MAX_TIME, RequestCmd, show_size};
 use crate::commands::exchange::{self, Exchange};
-use crate::exit::{Exit, classify};
+use crate::exit::{Exit, Failure, classify};
 use crate::output::{Interrupts, Progress, Sink, error_document, print_json};
 use crate::records::{self, Way};
 use crate::target::Target;
@@ -52,22 +52,32 @@ async fn run_inner(cmd: &RequestCmd, default_method: Option<Method>) -> anyhow::
         Interrupts::guard(&mut interrupts, exchange::send(&target, built.request, params, observer))
             .await
             .map_err(|signal| signal.failure(None))??;
+    let length = exchange
+        .response
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse().ok());
+    let limit = BodyLimit::new(out);
+    if let (Some(limit), Some(length), false) = (&limit, length, head_only) {
+        // Announced too large: fail before anything is written (as curl does).
+        limit.check(length)?;
+    }
     if out.json {
-        return finish_json(cmd, &target, exchange).await;
+        return finish_json(cmd, &target, exchange, limit).await;
     }
     let status = exchange.response.status();
     let mut sink = Sink::open(out.output.as_deref())?;
     if out.include || head_only {
         sink.write(&head_text(&exchange.response).into_bytes())?;
     }
-    let length = exchange
-        .response
-        .headers()
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse().ok());
     let progress = Progress::new(!out.silent && !sink.is_terminal(), length);
     let copy = async {
+        let mut received = 0u64;
         while let Some(chunk) = exchange.next_chunk().await? {
+            received += chunk.len() as u64;
+            if let Some(limit) = &limit {
+                limit.check(received)?;
+            }
             sink.write(&chunk)?;
             progress.advance(chunk.len());
             if sink.is_closed() {
@@ -103,9 +113,17 @@ async fn run_inner(cmd: &RequestCmd, default_method: Option<Method>) -> anyhow::
     Ok(exit)
 }
 
-async fn finish_json(cmd: &RequestCmd, target: &Target, mut exchange: Exchange) -> anyhow::Result<Exit> {
+async fn finish_json(
+    cmd: &RequestCmd,
+    target: &Target,
+    mut exchange: Exchange,
+    limit: Option<BodyLimit>,
+) -> anyhow::Result<Exit> {
     let mut body = BytesMut::new();
     while let Some(chunk) = exchange.next_chunk().await? {
+        if let Some(limit) = &limit {
+            limit.check((body.len() + chunk.len()) as u64)?;
+        }
         body.extend_from_slice(&chunk);
     }
     let response = &exchange.response;
@@ -141,6 +159,35 @@ async fn finish_json(cmd: &RequestCmd, target: &Target, mut exchange: Exchange) 
     });
     print_json(&document)?;
     Ok(exit)
+}
+
+/// `--max-filesize`: how large a body may be (always set with `--json`, which keeps the body in
+/// memory), and whether it is the `--json` default.
+struct BodyLimit {
+    max: u64,
+    implied: bool,
+}
+
+impl BodyLimit {
+    fn new(out: &OutputArgs) -> Option<BodyLimit> {
+        match (out.max_filesize, out.json) {
+            (Some(max), _) => Some(BodyLimit { max, implied: false }),
+            (None, true) => Some(BodyLimit { max: JSON_MAX_FILESIZE, implied: true }),
+            (None, false) => None,
+        }
+    }
+
+    /// Fails (exit 63) once `bytes` of body exceed the limit.
+    fn check(&self, bytes: u64) -> Result<(), Failure> {
+        if bytes <= self.max {
+            return Ok(());
+        }
+        let default = if self.implied { " (the default with --json)" } else { "" };
+        Err(Failure::new(
+            Exit::MaxFilesize,
+            format!("the response body exceeds --max-filesize {}{default}", show_size(self.max)),
+        ))
+    }
 }
 
 /// `HTTP/1.1 200 OK` and the headers, as curl -i shows them.

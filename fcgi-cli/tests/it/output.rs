@@ -290,7 +290,8 @@ fn a_reader_closing_stdout_early_is_not_an_error() {
 #[test]
 fn stdout_closed_early_with_include_and_json_too() {
     let php = php();
-    for extra in [&["-i"][..], &["--json"]] {
+    // 20 MB: more than --json keeps by default (16 MiB), so --json raises the limit.
+    for extra in [&["-i"][..], &["--json", "--max-filesize", "32M"]] {
         let mut child = std_fcgi()
             .args(["get", "/big.php?bytes=20000000", "--socket"])
             .arg(&php.socket)
@@ -345,4 +346,90 @@ fn closed_stdin_and_stdout_are_not_confused_with_sockets() {
         assert_code(&output, 0);
         assert_eq!(stderr(&output), "", "{args:?}");
     }
+}
+
+/// Reads the request and streams `total` bytes of body as fast as the client reads them (32 KiB
+/// records), announcing `Content-Length: total` when `announce`, then ends the request.
+fn streaming_server(total: usize, announce: bool) -> FakeServer {
+    FakeServer::start(move |mut stream| {
+        use std::io::Write;
+        read_request(&mut stream);
+        let head = if announce {
+            format!("Content-Type: application/octet-stream\r\nContent-Length: {total}\r\n\r\n")
+        } else {
+            "Content-Type: application/octet-stream\r\n\r\n".to_string()
+        };
+        if stream.write_all(&record(STDOUT, 1, head.as_bytes())).is_err() {
+            return;
+        }
+        let chunk = record(STDOUT, 1, &[b'x'; 32 * 1024]);
+        for _ in 0..total / (32 * 1024) {
+            if stream.write_all(&chunk).is_err() {
+                return;
+            }
+        }
+        let mut end = record(STDOUT, 1, b"");
+        end.extend_from_slice(&end_request(1, 0, 0));
+        let _ = stream.write_all(&end);
+        drain(&mut stream);
+    })
+}
+
+#[test]
+fn json_keeps_at_most_16_mib_of_body_by_default() {
+    // A server streaming STDOUT drove `--json` to 1.4 GB: the body is capped, exit 63.
+    let server = streaming_server(40 << 20, false);
+    let output =
+        run(fcgi().args(["get", "/x.php", "--json", "--max-time", "30", "--socket"]).arg(&server.path));
+    assert_code(&output, 63);
+    let doc = json(&output);
+    assert_eq!(doc["error"]["kind"], "max_filesize", "{doc}");
+    assert_eq!(doc["error"]["exit_code"], 63, "{doc}");
+    let message = doc["error"]["message"].as_str().unwrap();
+    assert!(message.contains("--max-filesize 16 MiB"), "{message}");
+    // A larger limit, given explicitly, lets it through.
+    let output = run(fcgi()
+        .args(["get", "/x.php", "--json", "--max-filesize", "64M", "--max-time", "30", "--socket"])
+        .arg(&server.path));
+    assert_code(&output, 0);
+    assert_eq!(json(&output)["body_bytes"], 40 << 20);
+}
+
+#[test]
+fn max_filesize_applies_to_files_and_stdout() {
+    let server = streaming_server(4 << 20, false);
+    let dir = temp_dir();
+    let file = dir.path().join("out.bin");
+    let output = run(fcgi()
+        .args(["get", "/x.php", "--max-filesize", "1M", "-o"])
+        .arg(&file)
+        .arg("--socket")
+        .arg(&server.path));
+    let line = assert_error(&output, 63);
+    assert!(line.contains("exceeds --max-filesize 1 MiB"), "{line}");
+    assert!(!file.exists(), "no file");
+    assert!(part_files(dir.path()).is_empty(), "{:?}", part_files(dir.path()));
+
+    let output = run(fcgi().args(["get", "/x.php", "--max-filesize", "100k", "--socket"]).arg(&server.path));
+    assert_error(&output, 63);
+    assert!(output.stdout.len() <= 100 * 1024, "{} bytes written", output.stdout.len());
+
+    let output = run(fcgi()
+        .args(["get", "/x.php", "--max-filesize", "4M", "-o"])
+        .arg(&file)
+        .arg("--socket")
+        .arg(&server.path));
+    assert_code(&output, 0);
+    assert_eq!(std::fs::metadata(&file).unwrap().len(), 4 << 20);
+}
+
+#[test]
+fn an_announced_content_length_over_max_filesize_fails_before_writing() {
+    let server = streaming_server(2 << 20, true);
+    let output = run(fcgi().args(["get", "/x.php", "--max-filesize", "1M", "--socket"]).arg(&server.path));
+    assert_error(&output, 63);
+    assert!(output.stdout.is_empty(), "{} bytes written", output.stdout.len());
+    let output = run(fcgi().args(["get", "/x.php", "--max-filesize", "2M", "--socket"]).arg(&server.path));
+    assert_code(&output, 0);
+    assert_eq!(output.stdout.len(), 2 << 20);
 }
