@@ -226,3 +226,27 @@ pub(crate) fn get_values_query(observer: Option<&Observer>) -> Result<BytesMut, 
     observe(observer, Direction::Sent, header, &query);
     Ok(wire)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::looks_like;
+
+    #[test]
+    fn foreign_first_bytes_are_named() {
+        #[rustfmt::skip]
+        let cases: &[(&[u8], &str)] = &[
+            (b"HTTP/1.1 400 Bad Request\r\n", "an HTTP server"),
+            (b"HTTP/1.0 400 Bad request", "an HTTP server"),
+            (&[0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 0x46], "a TLS server"),
+            (&[0x16, 0x03, 0x03, 0x00, 0x31], "a TLS server"),
+            (b"SSH-2.0-OpenSSH_9.2p1\r\n", "an SSH server"),
+            (b"220 smtp.example ESMTP\r\n", "a text (line-based) protocol"),
+            (b"-ERR unknown command\r\n", "a text (line-based) protocol"),
+            (&[0x00, 0x00, 0x00, 0x10], "not a FastCGI record"),
+            (&[0xff], "not a FastCGI record"),
+        ];
+        for (bytes, want) in cases {
+            assert_eq!(looks_like(bytes), *want, "{bytes:?}");
+        }
+    }
+}
