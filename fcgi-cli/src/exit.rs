@@ -230,11 +230,17 @@ fn chain_text(error: &anyhow::Error) -> String {
     text
 }
 
-/// Joins lines and escapes control characters, so that an error is always one line.
+/// Longest error line, in bytes of the message (values in it are cut well before).
+const LINE_MAX: usize = 2048;
+
+/// Joins lines, escapes control and bidirectional characters and cuts the message at
+/// [`LINE_MAX`], so that an error is always one short line. The backslash is left alone: the
+/// values quoted in messages were escaped where they were quoted
+/// ([`records::escape_controls_cut`](crate::records::escape_controls_cut)).
 pub fn one_line(text: &str) -> String {
     let joined =
         text.split(['\r', '\n']).filter(|part| !part.trim().is_empty()).collect::<Vec<_>>().join(" ");
-    crate::records::escape(joined.as_bytes())
+    crate::records::escape_controls_cut(&joined, LINE_MAX)
 }
 
 #[cfg(test)]
@@ -310,5 +316,9 @@ mod tests {
     #[test]
     fn one_line_escapes() {
         assert_eq!(one_line("a\nb\r\nc\u{1b}[31m"), "a b c\\u{1b}[31m");
+        assert_eq!(one_line("\u{9b}2J \u{202e}x\tz"), "\\u{9b}2J \\u{202e}x\\tz");
+        // Already escaped by whoever quoted the value: not escaped twice.
+        assert_eq!(one_line(r#"bad header "X\r\n""#), r#"bad header "X\r\n""#);
+        assert!(one_line(&"y".repeat(10_000)).ends_with("…(7952 more bytes)"));
     }
 }

@@ -2,12 +2,22 @@
 //!
 //! Values of Authorization, Cookie and other credential parameters are masked unless the
 //! user asks for them (`--show-secrets`).
+//!
+//! [`escape`] is the one rule for every byte from the server or the application that reaches a
+//! terminal or a log (record previews, `-v`, application STDERR, the `HTTP 404 <reason>` line,
+//! `probe`): C0 and C1 controls, DEL and the bidirectional controls are escaped, and so is the
+//! backslash itself, so that a real line feed (`\n`) and the two characters `\` `n` (`\\n`)
+//! never look the same; invalid UTF-8 is shown as `\xNN`. [`escape_cut`] also cuts long values
+//! with a marker. JSON output carries text as it is (JSON's own escapes), never escaped twice.
 
 use fcgi_proto::{Record, RecordBody, RecordHeader, decode_pairs};
 use serde_json::{Value, json};
 
 /// Bytes of content shown in a preview.
 const PREVIEW_LEN: usize = 72;
+
+/// Bytes of a single value (a parameter, a reason phrase) shown in a line before the cut.
+pub const VALUE_MAX: usize = 256;
 
 /// Which way a record went, when known (`dump --input` does not know).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -106,7 +116,9 @@ pub fn json(
                 other => other.stream_data(),
             };
             if let Some(content) = content {
-                fields.insert("preview".into(), json!(preview(content)));
+                // As text (JSON escapes it), not escaped: `content_length` says whether it is cut.
+                let shown = &content[..content.len().min(PREVIEW_LEN)];
+                fields.insert("preview".into(), json!(String::from_utf8_lossy(shown)));
             }
         }
     }
@@ -118,7 +130,11 @@ fn pairs_json<'a>(pairs: impl Iterator<Item = (&'a [u8], &'a [u8])>, show_secret
         pairs
             .map(|(name, value)| {
                 let name_text = String::from_utf8_lossy(name).into_owned();
-                let value_text = shown_value(&name_text, value, show_secrets);
+                let value_text = if !show_secrets && fcgi_cgi_env::is_sensitive(&name_text) {
+                    masked(value)
+                } else {
+                    String::from_utf8_lossy(value).into_owned()
+                };
                 json!({ "name": name_text, "value": value_text })
             })
             .collect(),
@@ -159,17 +175,22 @@ fn pairs_text<'a>(pairs: impl Iterator<Item = (&'a [u8], &'a [u8])>, show_secret
         .join(" ")
 }
 
-/// A parameter value as shown: masked for credentials unless asked, escaped otherwise.
+/// A parameter value as shown in a line: masked for credentials unless asked, escaped and cut
+/// at [`VALUE_MAX`] otherwise.
 pub fn shown_value(name: &str, value: &[u8], show_secrets: bool) -> String {
     if !show_secrets && fcgi_cgi_env::is_sensitive(name) {
-        return format!("<masked, {} bytes>", value.len());
+        return masked(value);
     }
-    escape(value)
+    escape_cut(value, VALUE_MAX)
+}
+
+fn masked(value: &[u8]) -> String {
+    format!("<masked, {} bytes>", value.len())
 }
 
 /// Content as escaped text, cut at [`PREVIEW_LEN`] bytes.
 pub fn preview(data: &[u8]) -> String {
-    let shown = escape(&data[..data.len().min(PREVIEW_LEN)]);
+    let shown = escape(&data[..char_floor(data, PREVIEW_LEN)]);
     if data.len() > PREVIEW_LEN {
         format!("\"{shown}\"… ({} bytes)", data.len())
     } else {
@@ -177,12 +198,70 @@ pub fn preview(data: &[u8]) -> String {
     }
 }
 
-/// Bytes as printable text: lossy UTF-8 with control characters escaped.
+/// Bytes as printable text, the one rule of this module: C0 and C1 controls, DEL and the
+/// bidirectional controls escaped (`\t`, `\r`, `\n`, `\u{1b}`, `\u{9b}`, `\u{202e}`), the
+/// backslash as `\\`, invalid UTF-8 as `\xNN`; everything else as it is.
 pub fn escape(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes)
-        .chars()
-        .flat_map(|c| if c.is_control() { c.escape_default().collect() } else { vec![c] })
-        .collect()
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            push_escaped(&mut out, c, true);
+        }
+        for byte in chunk.invalid() {
+            out.push_str(&format!("\\x{byte:02x}"));
+        }
+    }
+    out
+}
+
+/// [`escape`], cut after `max` bytes of input (at a character boundary) with a marker that
+/// says how much was left out: `…(59744 more bytes)`.
+pub fn escape_cut(bytes: &[u8], max: usize) -> String {
+    if bytes.len() <= max {
+        return escape(bytes);
+    }
+    let cut = char_floor(bytes, max);
+    format!("{}…({} more bytes)", escape(&bytes[..cut]), bytes.len() - cut)
+}
+
+/// Text that is already escaped where it came from (our messages, which quote values through
+/// [`escape`]; `fcgi-mux`'s errors, which quote them with `escape_ascii`), made safe for one
+/// line all the same: controls escaped as [`escape`] does, but not the backslash (that would
+/// escape those values twice), cut after `max` bytes.
+pub fn escape_controls_cut(text: &str, max: usize) -> String {
+    let cut = char_floor(text.as_bytes(), max);
+    let mut out = String::with_capacity(cut);
+    for c in text[..cut].chars() {
+        push_escaped(&mut out, c, false);
+    }
+    if cut < text.len() {
+        out.push_str(&format!("…({} more bytes)", text.len() - cut));
+    }
+    out
+}
+
+fn push_escaped(out: &mut String, c: char, backslash: bool) {
+    match c {
+        '\\' if backslash => out.push_str("\\\\"),
+        // Cc: C0, DEL, C1. The bidirectional controls: ALM, LRM, RLM, LRE..RLO, LRI..PDI.
+        c if c.is_control()
+            || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') =>
+        {
+            out.extend(c.escape_default());
+        }
+        c => out.push(c),
+    }
+}
+
+/// The largest `n <= max` (and `<= bytes.len()`) that does not split a UTF-8 character.
+fn char_floor(bytes: &[u8], max: usize) -> usize {
+    let mut cut = max.min(bytes.len());
+    // At most 3 continuation bytes (10xxxxxx) follow a character's first byte.
+    let floor = cut.saturating_sub(3);
+    while cut > floor && cut < bytes.len() && bytes[cut] & 0xc0 == 0x80 {
+        cut -= 1;
+    }
+    cut
 }
 
 #[cfg(test)]
@@ -210,6 +289,46 @@ mod tests {
         assert!(shown.contains("HTTP_AUTHORIZATION=Basic c2VjcmV0"), "{shown}");
         let value = json(Way::Sent, &header, &record, false, None).to_string();
         assert!(!value.contains("c2VjcmV0") && !value.contains("sid=42"), "{value}");
+    }
+
+    #[test]
+    fn escape_is_one_rule_for_every_control() {
+        // C0, TAB, DEL, C1 (U+009B CSI as UTF-8 and as a raw byte), the bidi controls.
+        assert_eq!(escape(b"a\tb\x1b[31m\x7f"), "a\\tb\\u{1b}[31m\\u{7f}");
+        assert_eq!(escape("\u{9b}31m".as_bytes()), "\\u{9b}31m");
+        assert_eq!(escape(b"\x9b"), "\\x9b");
+        for c in ['\u{061c}', '\u{200e}', '\u{200f}', '\u{202a}', '\u{202e}', '\u{2066}', '\u{2069}'] {
+            assert_eq!(escape(c.to_string().as_bytes()), c.escape_default().to_string());
+        }
+        // The backslash itself: a real LF and the two characters `\n` differ.
+        assert_eq!(escape(b"\n"), "\\n");
+        assert_eq!(escape(b"\\n"), "\\\\n");
+        assert_ne!(escape(b"\n"), escape(b"\\n"));
+        // Printable text, UTF-8 included, is left alone.
+        assert_eq!(escape("café \"quoted\" 'x' ✓".as_bytes()), "café \"quoted\" 'x' ✓");
+    }
+
+    #[test]
+    fn long_values_are_cut_with_a_marker() {
+        let long = vec![b'x'; 60_000];
+        let shown = escape_cut(&long, VALUE_MAX);
+        assert_eq!(shown, format!("{}…(59744 more bytes)", "x".repeat(256)));
+        assert_eq!(escape_cut(b"short", VALUE_MAX), "short");
+        // Never inside a UTF-8 character.
+        let text = "é".repeat(200); // 400 bytes
+        assert_eq!(escape_cut(text.as_bytes(), 255), format!("{}…(146 more bytes)", "é".repeat(127)));
+        assert_eq!(escape_controls_cut("a\\n\u{202e}b", 100), "a\\n\\u{202e}b");
+        assert_eq!(escape_controls_cut("abcdef", 3), "abc…(3 more bytes)");
+    }
+
+    #[test]
+    fn json_carries_text_unescaped() {
+        let (header, record) = params_record(&[("A", "tab\there \\n \u{202e}")]);
+        let value = json(Way::Sent, &header, &record, false, None);
+        assert_eq!(value["pairs"][0]["value"], "tab\there \\n \u{202e}");
+        let record = Record::stream(RecordType::STDOUT, RequestId(1), "a\r\n\\").unwrap();
+        let header = RecordHeader::new(RecordType::STDOUT, RequestId(1), 5, 0);
+        assert_eq!(json(Way::Received, &header, &record, false, None)["preview"], "a\r\n\\");
     }
 
     #[test]

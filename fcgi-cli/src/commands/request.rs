@@ -103,12 +103,10 @@ async fn run_inner(cmd: &RequestCmd, default_method: Option<Method>) -> anyhow::
     print_app_stderr(&body.stderr(), out.silent);
     let exit = if out.no_fail { Exit::Success } else { Exit::for_status(status) };
     if exit != Exit::Success && !out.silent {
-        eprintln!(
-            "fcgi: HTTP {} from {}{}",
-            status_text(&exchange.response),
-            target.address,
-            busy_note(status)
-        );
+        // The reason phrase is the application's: escaped and cut as any byte it sends.
+        let reason = records::escape_cut(reason(&exchange.response).as_bytes(), records::VALUE_MAX);
+        let status_line = format!("{} {reason}", status.as_u16());
+        eprintln!("fcgi: HTTP {} from {}{}", status_line.trim_end(), target.address, busy_note(status));
     }
     Ok(exit)
 }
@@ -215,14 +213,17 @@ fn busy_note(status: http::StatusCode) -> &'static str {
     if status == http::StatusCode::SERVICE_UNAVAILABLE { " (the server is busy or unavailable)" } else { "" }
 }
 
-/// The application's STDERR, each line prefixed and escaped so it is safe in any log.
+/// Longest line of application STDERR shown, in bytes (PHP's stack traces fit).
+const STDERR_LINE_MAX: usize = 4096;
+
+/// The application's STDERR, each line prefixed, escaped and cut so it is safe in any log.
 pub fn print_app_stderr(stderr: &fcgi_mux::Stderr, silent: bool) {
     if silent || (stderr.kept.is_empty() && stderr.dropped == 0) {
         return;
     }
     let mut err = std::io::stderr().lock();
     for line in stderr.kept.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-        let _ = writeln!(err, "fcgi: app stderr: {}", records::escape(line));
+        let _ = writeln!(err, "fcgi: app stderr: {}", records::escape_cut(line, STDERR_LINE_MAX));
     }
     if stderr.dropped > 0 {
         let _ = writeln!(err, "fcgi: app stderr: ({} more bytes not kept)", stderr.dropped);

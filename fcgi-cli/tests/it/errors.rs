@@ -373,3 +373,55 @@ fn help_lists_every_exit_code() {
     }
     assert!(text.contains("FCGI_ADDRESS") && text.contains("FCGI_DOCROOT"), "{text}");
 }
+
+/// A reason phrase with a C1 CSI (U+009B), U+202E (right-to-left override), a TAB and 60 KB.
+fn hostile_reason() -> String {
+    format!("Not \u{9b}2J\u{202e}Found\there{}", "x".repeat(60_000))
+}
+
+#[test]
+fn the_http_error_line_escapes_and_cuts_the_reason_phrase() {
+    let head = format!("Status: 404 {}\r\nContent-Type: text/plain\r\n\r\nnope", hostile_reason());
+    let server = FakeServer::answer(Box::leak(head.into_bytes().into_boxed_slice()), true);
+    let output = run(fcgi().args(["get", "/x.php", "--socket"]).arg(&server.path));
+    let line = assert_error(&output, 4);
+    assert!(
+        line.starts_with("fcgi: HTTP 404 Not \\u{9b}2J\\u{202e}Found\\there"),
+        "{}",
+        &line[..line.len().min(200)]
+    );
+    assert!(line.len() < 400, "a short line, not {} bytes", line.len());
+    assert!(
+        line.contains(&format!("…({} more bytes) from unix:", hostile_reason().len() - 256)),
+        "{}",
+        &line[..line.len().min(400)]
+    );
+    for bad in ['\u{9b}', '\u{202e}', '\t', '\u{1b}'] {
+        assert!(!line.contains(bad), "{bad:?} reached the terminal");
+    }
+
+    // --json carries the reason losslessly: JSON's own escapes only.
+    let output = run(fcgi().args(["get", "/x.php", "--json", "--socket"]).arg(&server.path));
+    assert_code(&output, 4);
+    assert_eq!(json(&output)["reason"], hostile_reason());
+}
+
+#[test]
+fn app_stderr_escapes_the_backslash() {
+    // STDERR holds a real line feed and, on the second line, the two characters `\` `n`.
+    let mut stderr_records = record(7, 1, b"first\nsecond \\n not a line feed\x1b[2J\n");
+    stderr_records.extend_from_slice(&record(STDOUT, 1, b"Content-Type: text/plain\r\n\r\nok"));
+    stderr_records.extend_from_slice(&end_request(1, 0, 0));
+    let server = FakeServer::start(move |mut stream| {
+        use std::io::Write;
+        read_request(&mut stream);
+        let _ = stream.write_all(&stderr_records);
+        drain(&mut stream);
+    });
+    let output = run(fcgi().args(["get", "/x.php", "--socket"]).arg(&server.path));
+    assert_code(&output, 0);
+    assert_eq!(
+        stderr(&output),
+        "fcgi: app stderr: first\nfcgi: app stderr: second \\\\n not a line feed\\u{1b}[2J\n"
+    );
+}
