@@ -165,10 +165,10 @@ impl AppConfig {
     /// SCRIPT_NAME `""` and PATH_INFO the whole path.
     ///
     /// ```
-    /// use fcgi_cgi_env::{AppConfig, Connection, derive};
+    /// use fcgi_cgi_env::{AppConfig, ConnectionInfo, derive};
     ///
     /// let request = http::Request::get("/app/users/42?x=1").body(())?;
-    /// let params = derive(&request, None, &Connection::new(), &AppConfig::mounted("/app"))?;
+    /// let params = derive(&request, None, &ConnectionInfo::new(), &AppConfig::mounted("/app"))?;
     /// assert_eq!(params.get_str("SCRIPT_NAME"), Some("/app"));
     /// assert_eq!(params.get_str("PATH_INFO"), Some("/users/42"));
     /// assert_eq!(params.get_str("REQUEST_URI"), Some("/app/users/42?x=1"));

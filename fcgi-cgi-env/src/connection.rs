@@ -98,7 +98,7 @@ impl From<PathBuf> for Endpoint {
 /// unknown, and the matching parameters are then omitted (see `docs/CGI-ENV.md`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct Connection {
+pub struct ConnectionInfo {
     /// The HTTP client (REMOTE_ADDR, REMOTE_PORT).
     pub client: Option<Endpoint>,
     /// The local end that accepted the request (SERVER_ADDR, SERVER_PORT).
@@ -107,7 +107,7 @@ pub struct Connection {
     pub tls: bool,
 }
 
-impl Connection {
+impl ConnectionInfo {
     /// No known addresses, no TLS.
     pub fn new() -> Self {
         Self::default()

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use http::Version;
 
 use crate::config::{AppConfig, AppKind};
-use crate::connection::{Connection, RequestHead};
+use crate::connection::{ConnectionInfo, RequestHead};
 use crate::error::{Error, shorten};
 use crate::params::CgiParams;
 use crate::{headers, path, path_info};
@@ -22,7 +22,7 @@ use crate::{headers, path, path_info};
 pub fn derive<'a>(
     request: impl Into<RequestHead<'a>>,
     body_len: Option<u64>,
-    connection: &Connection,
+    connection: &ConnectionInfo,
     config: &AppConfig,
 ) -> Result<CgiParams, Error> {
     let req = request.into();

@@ -11,8 +11,8 @@
 //! - [`config`](AppConfig): the kind of application ([`AppKind`]: a directory of scripts, or an
 //!   application mounted at a prefix such as a WSGI or Go one), document root, index, path-info split ([`PathInfo`]), script
 //!   extension allow-list, header policy, server identity, parameter overrides.
-//! - [`connection`](Connection): the request head ([`RequestHead`]) and the connection facts
-//!   ([`Connection`], [`Endpoint`], unix sockets included).
+//! - [`connection`](ConnectionInfo): the request head ([`RequestHead`]) and the connection facts
+//!   ([`ConnectionInfo`], [`Endpoint`], unix sockets included).
 //! - `path`: percent-decoding exactly once, forbidden bytes, dot-segments, document-root
 //!   containment.
 //! - `path_info`: the SCRIPT_NAME / PATH_INFO split, the index, the extension allow-list.
@@ -27,14 +27,14 @@
 //! # Example
 //!
 //! ```
-//! use fcgi_cgi_env::{AppConfig, Connection, derive};
+//! use fcgi_cgi_env::{AppConfig, ConnectionInfo, derive};
 //!
 //! let request = http::Request::get("/index.php/users/42?page=2")
 //!     .header("Host", "example.com")
 //!     .header("Authorization", "Basic dXNlcjpwYXNz")
 //!     .header("Proxy", "http://evil.example:8080") // httpoxy: never becomes HTTP_PROXY
 //!     .body(())?;
-//! let connection = Connection::new()
+//! let connection = ConnectionInfo::new()
 //!     .client("192.0.2.7:51234".parse::<std::net::SocketAddr>()?)
 //!     .server("192.0.2.1:80".parse::<std::net::SocketAddr>()?);
 //! let config = AppConfig::new("/var/www/app");
@@ -73,7 +73,12 @@ mod path_info;
 pub use http;
 
 pub use config::{AppConfig, AppKind, DEFAULT_SERVER_SOFTWARE, ExtensionCheck, PathInfo, UnusualHeaderNames};
-pub use connection::{Connection, Endpoint, RequestHead};
+pub use connection::{ConnectionInfo, Endpoint, RequestHead};
+
+/// The former name of [`ConnectionInfo`] (it clashed with `fcgi_mux::Connection`, a different
+/// thing).
+#[deprecated(since = "0.2.0", note = "renamed to ConnectionInfo")]
+pub type Connection = ConnectionInfo;
 pub use derive::derive;
 pub use error::Error;
 pub use headers::{HIDDEN_BY_DEFAULT, HOP_BY_HOP, NEVER_PASSED};

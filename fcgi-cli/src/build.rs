@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use fcgi_cgi_env::{AppConfig, AppKind, Connection as CgiConnection, Endpoint};
+use fcgi_cgi_env::{AppConfig, AppKind, ConnectionInfo as CgiConnection, Endpoint};
 use fcgi_mux::Address;
 use http::{HeaderName, HeaderValue, Method};
 use http_body_util::Full;

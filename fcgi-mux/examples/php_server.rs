@@ -101,7 +101,7 @@ pub fn cgi_params(
 {
     let app = Arc::new(app);
     move |head, body_len| {
-        let mut connection = fcgi_cgi_env::Connection::new();
+        let mut connection = fcgi_cgi_env::ConnectionInfo::new();
         if let Some(ConnectInfo(peers)) = head.extensions.get::<ConnectInfo<Peers>>() {
             connection = connection.client(peers.client).server(peers.server);
         }

@@ -43,7 +43,7 @@ use crate::response::ResponseBody;
 /// use std::sync::Arc;
 ///
 /// use bytes::Bytes;
-/// use fcgi_cgi_env::{AppConfig, Connection, derive};
+/// use fcgi_cgi_env::{AppConfig, ConnectionInfo, derive};
 /// use fcgi_mux::{FcgiService, Pool, PoolConfig};
 /// use hyper_util::rt::TokioIo;
 /// use hyper_util::service::TowerToHyperService;
@@ -55,7 +55,7 @@ use crate::response::ResponseBody;
 /// loop {
 ///     let (stream, client) = listener.accept().await?;
 ///     let server = stream.local_addr()?;
-///     let connection = Connection::new().client(client).server(server);
+///     let connection = ConnectionInfo::new().client(client).server(server);
 ///     let app = app.clone();
 ///     let service = FcgiService::new(pool.clone(), move |head: &http::request::Parts, body_len: u64| {
 ///         let params = derive(head, Some(body_len), &connection, &app)?;

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use fcgi_cgi_env::{
-    AppConfig, CgiParams, Connection, Endpoint, Error, MAX_PAIR_LEN, PathInfo, derive, pair_len,
+    AppConfig, CgiParams, ConnectionInfo, Endpoint, Error, MAX_PAIR_LEN, PathInfo, derive, pair_len,
 };
 use http::{HeaderName, HeaderValue, Method, Request, Version};
 
@@ -23,8 +23,8 @@ fn request(method: &str, uri: &str, headers: &[(&str, &str)]) -> Request<()> {
     r
 }
 
-fn tcp() -> Connection {
-    Connection::new()
+fn tcp() -> ConnectionInfo {
+    ConnectionInfo::new()
         .client("198.51.100.7:40000".parse::<SocketAddr>().unwrap())
         .server("192.0.2.1:8080".parse::<SocketAddr>().unwrap())
 }
@@ -239,16 +239,17 @@ fn content_length_rules() {
 
 #[test]
 fn connection_facts() {
-    let v6 = Connection::new()
+    let v6 = ConnectionInfo::new()
         .client("[2001:db8::7]:5000".parse::<SocketAddr>().unwrap())
         .server("[2001:db8::1]:443".parse::<SocketAddr>().unwrap())
         .tls(true);
-    let mapped = Connection::new().client("[::ffff:192.0.2.9]:1234".parse::<SocketAddr>().unwrap());
-    let unix = Connection::new().client(Endpoint::Unix(None)).server(PathBuf::from("/run/fcgi-front.sock"));
-    let none = Connection::new();
-    let tls_only = Connection::new().tls(true);
+    let mapped = ConnectionInfo::new().client("[::ffff:192.0.2.9]:1234".parse::<SocketAddr>().unwrap());
+    let unix =
+        ConnectionInfo::new().client(Endpoint::Unix(None)).server(PathBuf::from("/run/fcgi-front.sock"));
+    let none = ConnectionInfo::new();
+    let tls_only = ConnectionInfo::new().tls(true);
     #[rustfmt::skip]
-    let cases: &[(&str, &Connection, &[(&str, &str)], Want<'_>)] = &[
+    let cases: &[(&str, &ConnectionInfo, &[(&str, &str)], Want<'_>)] = &[
         ("ipv6 + tls",     &v6,       &[],                   &[("REMOTE_ADDR", Some("2001:db8::7")), ("REMOTE_PORT", Some("5000")), ("SERVER_ADDR", Some("2001:db8::1")), ("SERVER_PORT", Some("443")), ("SERVER_NAME", Some("[2001:db8::1]")), ("HTTPS", Some("on")), ("REQUEST_SCHEME", Some("https"))]),
         ("v4-mapped",      &mapped,   &[],                   &[("REMOTE_ADDR", Some("192.0.2.9")), ("REMOTE_PORT", Some("1234"))]),
         ("unix sockets",   &unix,     &[("Host", "h:81")],   &[("REMOTE_ADDR", Some("unix:")), ("REMOTE_PORT", None), ("SERVER_ADDR", Some("unix:/run/fcgi-front.sock")), ("SERVER_PORT", Some("81")), ("SERVER_NAME", Some("h"))]),

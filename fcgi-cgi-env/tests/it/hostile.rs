@@ -4,8 +4,8 @@
 use std::net::SocketAddr;
 
 use fcgi_cgi_env::{
-    AppConfig, AppKind, CgiParams, Connection, Endpoint, MAX_PAIR_LEN, PathInfo, UnusualHeaderNames, derive,
-    pair_len,
+    AppConfig, AppKind, CgiParams, ConnectionInfo, Endpoint, MAX_PAIR_LEN, PathInfo, UnusualHeaderNames,
+    derive, pair_len,
 };
 use http::{HeaderName, HeaderValue, Request, Uri};
 use proptest::prelude::*;
@@ -28,14 +28,14 @@ fn configs() -> Vec<AppConfig> {
     ]
 }
 
-fn connections() -> Vec<Connection> {
+fn connections() -> Vec<ConnectionInfo> {
     vec![
-        Connection::new(),
-        Connection::new()
+        ConnectionInfo::new(),
+        ConnectionInfo::new()
             .client("[::ffff:10.0.0.1]:1".parse::<SocketAddr>().unwrap())
             .server("[fe80::1]:0".parse::<SocketAddr>().unwrap())
             .tls(true),
-        Connection::new()
+        ConnectionInfo::new()
             .client(Endpoint::Unix(None))
             .server(Endpoint::Unix(Some("/tmp/\u{e9}\n.sock".into()))),
     ]

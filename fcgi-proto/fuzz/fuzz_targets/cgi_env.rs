@@ -14,7 +14,7 @@
 #![no_main]
 
 use fcgi_cgi_env::http::{HeaderName, HeaderValue, Method, Request};
-use fcgi_cgi_env::{AppConfig, AppKind, Connection, PathInfo, UnusualHeaderNames, derive};
+use fcgi_cgi_env::{AppConfig, AppKind, ConnectionInfo, PathInfo, UnusualHeaderNames, derive};
 use libfuzzer_sys::fuzz_target;
 
 const ROOT: &str = "/srv/www";
@@ -47,7 +47,7 @@ fuzz_target!(|data: &[u8]| {
     }
     let config = config(choice);
     let body = (choice & 0x80 != 0).then_some(u64::from((choice >> 3) & 7));
-    let connection = Connection::new();
+    let connection = ConnectionInfo::new();
     let Ok(params) = derive(&request, body, &connection, &config) else { return };
 
     for (name, value) in &params {

@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 
 use fcgi_cgi_env::http::{self, Request};
-use fcgi_cgi_env::{AppConfig, CgiParams, Connection, Endpoint, derive};
+use fcgi_cgi_env::{AppConfig, CgiParams, ConnectionInfo, Endpoint, derive};
 use fcgi_tests::backends::{PhpFpm, php_fpm};
 use fcgi_tests::client::{self, Target};
 use serde_json::Value;
@@ -19,8 +19,8 @@ fn config(fpm: &PhpFpm) -> AppConfig {
     AppConfig::new(fpm.docroot.to_str().expect("UTF-8 docroot"))
 }
 
-fn tcp_connection() -> Connection {
-    Connection::new()
+fn tcp_connection() -> ConnectionInfo {
+    ConnectionInfo::new()
         .client("203.0.113.9:52000".parse::<SocketAddr>().unwrap())
         .server("192.0.2.10:8080".parse::<SocketAddr>().unwrap())
 }
@@ -43,7 +43,7 @@ fn php_sees(target: &Target, params: &CgiParams, body: &[u8]) -> Value {
     })
 }
 
-fn get_env(fpm: &PhpFpm, request: &Request<()>, conn: &Connection, config: &AppConfig) -> Vec<Value> {
+fn get_env(fpm: &PhpFpm, request: &Request<()>, conn: &ConnectionInfo, config: &AppConfig) -> Vec<Value> {
     let params = derive(request, None, conn, config).expect("derive");
     targets(fpm).iter().map(|t| php_sees(t, &params, b"")).collect()
 }
@@ -191,8 +191,9 @@ fn connection_facts_reach_php() {
         assert_eq!(s(&env, "REDIRECT_STATUS"), Some("200"));
         assert!(s(&env, "SERVER_SOFTWARE").is_some_and(|v| v.starts_with("fcgi/")));
     }
-    let unix =
-        Connection::new().client(Endpoint::Unix(None)).server(std::path::PathBuf::from("/run/front.sock"));
+    let unix = ConnectionInfo::new()
+        .client(Endpoint::Unix(None))
+        .server(std::path::PathBuf::from("/run/front.sock"));
     for env in get_env(&fpm, &req, &unix, &config(&fpm)) {
         assert_eq!(s(&env, "REMOTE_ADDR"), Some("unix:"));
         assert_eq!(s(&env, "REMOTE_PORT"), None);
