@@ -39,7 +39,7 @@
 //! | state machine | [`machine`] | every protocol rule of one connection, sans I/O: ids, record order, multiplexing, cancellation, deadlines, bounded buffers, the CGI head. Inputs are bytes, instants and commands; outputs are bytes, events and the next deadline |
 //! | driver | `conn` | [`Connection`] (the handle) and [`ConnectionDriver`] (the future that pumps a machine over any `AsyncRead + AsyncWrite` stream and resolves to why the connection ended) |
 //! | pool | `pool` | [`Pool`]: connections to one backend, a fair queue, resends of requests that never ran, guards for every count |
-//! | service | `service` | [`FcgiService`] / [`FcgiGateway`] (feature `tower`): the pool as a `tower::Service` |
+//! | service | `service` | `FcgiService` / `FcgiGateway` (feature `tower`): the pool as a `tower::Service` |
 //!
 //! Beside them: `address` ([`Address`] parsing and connecting), `config` ([`ConnectionConfig`],
 //! [`PoolConfig`], [`Multiplexing`]: every default is a number), `request` (bodies of known
