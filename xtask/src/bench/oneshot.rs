@@ -234,8 +234,11 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
 
     let versions =
         [CGI_FCGI.version(&cgi_fcgi), GNU_TIME.version(&time), measure::version_line(&fcgi, &["--version"])];
-    let lines: Vec<String> =
+    let mut lines: Vec<String> =
         contenders.iter().map(|c| format!("- `{}`: `{}`", c.name, shorten(&c.line()))).collect();
+    if other.is_some() {
+        lines.push("  (`other`: the build named by `FCGI_BENCH_ONESHOT_OTHER`, in the same rounds)".into());
+    }
     let notes = format!(
         "Commands, as timed (`$SOCK` is php-fpm's unix socket, `$DOCROOT` the docroot of the test \
          backends: php-fpm {} workers, `ping.path = /ping`, pid {php_pid} during the run), each in \
