@@ -81,6 +81,15 @@ impl Sink {
         }
     }
 
+    /// True when [`Sink::open`] would write `output` through a temporary file (a regular file,
+    /// or a name that does not exist yet), not standard output or a device in place.
+    pub fn is_atomic(output: Option<&Path>) -> bool {
+        output.filter(|p| p.as_os_str() != "-").is_some_and(|path| match std::fs::metadata(path) {
+            Ok(meta) => meta.is_file(),
+            Err(_) => true,
+        })
+    }
+
     /// The temporary file of an atomic write, while it exists.
     pub fn temp_path(&self) -> Option<PathBuf> {
         match self {

@@ -46,7 +46,7 @@ async fn run_inner(cmd: &RequestCmd, default_method: Option<Method>) -> anyhow::
     let head_only = built.request.method() == Method::HEAD;
     let params = built.param_pairs();
     // Writing a file: SIGINT, SIGTERM and SIGHUP remove the temporary file (see Interrupts).
-    let to_file = out.output.as_deref().is_some_and(|path| path.as_os_str() != "-") && !out.json;
+    let to_file = Sink::is_atomic(out.output.as_deref()) && !out.json;
     let mut interrupts = if to_file { Interrupts::catch() } else { None };
     let mut exchange =
         Interrupts::guard(&mut interrupts, exchange::send(&target, built.request, params, observer))

@@ -203,3 +203,23 @@ fn bench_reports_on_sigterm_as_on_ctrl_c() {
     assert_eq!(doc["stopped"], "interrupted", "{doc}");
     assert!(doc["completed"].as_u64().unwrap() > 10, "{doc}");
 }
+
+#[test]
+fn without_a_temporary_file_signals_keep_their_default_effect() {
+    // Standard output and -o /dev/null hold no temporary file: nothing is caught, SIGTERM
+    // kills `fcgi` as it would any process.
+    use std::os::unix::process::ExitStatusExt;
+    let server = slow_server();
+    for output in [None, Some("/dev/null")] {
+        let mut cmd = std_fcgi();
+        cmd.args(["get", "/x.php", "-s", "--socket"]).arg(&server.path).stdout(std::process::Stdio::null());
+        if let Some(path) = output {
+            cmd.args(["-o", path]);
+        }
+        let mut child = cmd.spawn().expect("spawn fcgi get");
+        std::thread::sleep(Duration::from_millis(300));
+        kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).expect("send SIGTERM");
+        let status = wait_bounded(&mut child);
+        assert_eq!(status.signal(), Some(Signal::SIGTERM as i32), "{output:?}: {status:?}");
+    }
+}
