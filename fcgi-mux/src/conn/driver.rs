@@ -29,6 +29,11 @@ use crate::request::{RequestBody, StreamBody};
 const READS_PER_POLL: usize = 4;
 /// Room made in the receive buffer before each read.
 const READ_CHUNK: usize = 64 * 1024;
+/// Records dispatched before the driver lets the tasks it woke run. On a multiplexed
+/// connection this lets them queue their next requests while the rest of a large batch of
+/// answers is still being dispatched, so that client and server work at the same time
+/// instead of taking turns with whole batches.
+const RECORDS_PER_TURN: usize = 32;
 
 /// Any byte stream a connection can run over: unix or TCP sockets, a TLS stream, an in-memory
 /// duplex.
@@ -66,6 +71,8 @@ pub(crate) struct Driver {
     write_buf: BytesMut,
     timer: Pin<Box<Sleep>>,
     read_closed: bool,
+    /// Whole records are buffered but were left for the next turn (see [`RECORDS_PER_TURN`]).
+    backlog: bool,
     span: tracing::Span,
 }
 
@@ -88,6 +95,7 @@ impl Driver {
             write_buf: BytesMut::with_capacity(64 * 1024),
             timer: Box::pin(tokio::time::sleep(std::time::Duration::from_secs(3600))),
             read_closed: false,
+            backlog: false,
             span,
         }
     }
@@ -167,6 +175,15 @@ impl Driver {
 
     fn read(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
         let mut progress = false;
+        // Records left from the last turn, or held while a receive buffer was full.
+        self.backlog = false;
+        if self.machine.has_input_pending() {
+            self.backlog = self.machine.handle_input_limited(now, RECORDS_PER_TURN);
+            if self.backlog {
+                return true;
+            }
+            progress = true;
+        }
         for _ in 0..READS_PER_POLL {
             if self.read_closed || !self.machine.wants_read() {
                 break;
@@ -184,8 +201,11 @@ impl Driver {
                     return true;
                 }
                 Poll::Ready(Ok(_)) => {
-                    self.machine.handle_input(now);
+                    self.backlog = self.machine.handle_input_limited(now, RECORDS_PER_TURN);
                     progress = true;
+                    if self.backlog {
+                        break;
+                    }
                 }
                 Poll::Ready(Err(error)) => {
                     self.read_closed = true;
@@ -434,6 +454,12 @@ impl Future for Driver {
             progress |= this.deliver();
             if this.machine.is_closed() {
                 return Poll::Ready(this.shutdown());
+            }
+            if this.backlog {
+                // Let the woken tasks run before dispatching the rest (see RECORDS_PER_TURN).
+                this.timers(cx);
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
             }
             if !progress && !this.timers(cx) {
                 return Poll::Pending;

@@ -524,7 +524,7 @@ impl ConnectionMachine {
     pub fn wants_read(&self) -> bool {
         // Decoding consumes every whole record while not paused, so what stays buffered is at
         // most one partial record plus one read.
-        self.closed.is_none() && !self.eof && !self.paused()
+        self.closed.is_none() && !self.eof && !self.paused() && !self.has_buffered_record()
     }
 
     /// True while new requests are taken (not retiring, not closed).

@@ -25,10 +25,24 @@ impl ConnectionMachine {
     /// Decodes and dispatches what [`recv_buffer`](Self::recv_buffer) holds, as far as the
     /// receive buffers allow.
     pub fn handle_input(&mut self, now: Instant) {
+        self.handle_input_limited(now, usize::MAX);
+    }
+
+    /// [`handle_input`](Self::handle_input) for at most `max_records` records; true when whole
+    /// records are still buffered (call again, [`wants_read`](Self::wants_read) is false till
+    /// then). A driver uses it to let the callers of the requests that just ended queue their
+    /// next ones while the rest of a large batch of answers is dispatched, so that client and
+    /// server work at the same time on a multiplexed connection.
+    pub fn handle_input_limited(&mut self, now: Instant, max_records: usize) -> bool {
+        let mut dispatched = 0;
         while self.closed.is_none() {
+            if dispatched == max_records {
+                return self.has_buffered_record();
+            }
+            dispatched += 1;
             if self.paused() {
                 self.paused_since.get_or_insert(now);
-                return;
+                return false;
             }
             match self.decoder.decode_frame(&mut self.received) {
                 Ok(Some(frame)) => {
@@ -45,6 +59,19 @@ impl ConnectionMachine {
         if self.eof && self.closed.is_none() {
             self.finish_input(now);
         }
+        false
+    }
+
+    /// True when whole records wait to be dispatched and nothing holds them back: after a
+    /// limited [`handle_input_limited`](Self::handle_input_limited), or once
+    /// [`release`](Self::release) made room again. Call [`handle_input`](Self::handle_input).
+    pub fn has_input_pending(&self) -> bool {
+        self.closed.is_none() && !self.paused() && self.has_buffered_record()
+    }
+
+    /// True when a whole record waits in the receive buffer.
+    pub(super) fn has_buffered_record(&self) -> bool {
+        !self.received.is_empty() && self.decoder.bytes_needed(&self.received) == 0
     }
 
     /// [`recv_buffer`](Self::recv_buffer) and [`handle_input`](Self::handle_input) in one: for

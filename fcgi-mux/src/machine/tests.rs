@@ -784,3 +784,25 @@ fn an_authorizer_leaves_out_what_the_specification_says_and_sends_no_body() {
     assert_eq!(kinds(&sent)[3], "STDIN/empty#1");
     assert!(RequestHead::for_role(Role::AUTHORIZER, [("A", "1")], 4, None, &config()).is_err(), "no body");
 }
+
+#[test]
+fn input_can_be_dispatched_a_few_records_at_a_time() {
+    let mut b = Bench::new(mpx_config());
+    for _ in 0..3 {
+        b.start(b"");
+    }
+    b.sent();
+    b.m.recv_buffer().extend_from_slice(&wire(&[
+        stdout(1, "\r\n"),
+        complete(1),
+        stdout(2, "\r\n"),
+        complete(2),
+        stdout(3, "\r\n"),
+        complete(3),
+    ]));
+    assert!(b.m.handle_input_limited(b.t0, 2), "records are left");
+    assert!(!b.m.wants_read() && b.m.has_input_pending());
+    assert!(!b.m.handle_input_limited(b.t0, 10));
+    assert!(b.m.wants_read() && !b.m.has_input_pending());
+    assert_eq!(b.log().iter().filter(|l| l.ends_with("end 0")).count(), 3);
+}

@@ -257,3 +257,15 @@ fn futures_are_send_and_errors_are_std_errors() {
     fn clone<T: Clone>() {}
     clone::<Pool>();
 }
+
+#[tokio::test(start_paused = true)]
+async fn records_held_by_a_full_buffer_are_dispatched_once_the_body_is_read() {
+    // The whole answer (body and END_REQUEST) arrives while the 4-byte receive buffer is full:
+    // reading the body must let the rest through without any further byte from the server.
+    let mut config = PoolConfig::default();
+    config.connection.response_buffer = 4;
+    let (pool, _) = Backend::default().pool(config);
+    let start = tokio::time::Instant::now();
+    assert_eq!(get(&pool, "/held", b"").await.unwrap(), "/held 0");
+    assert!(start.elapsed() < Duration::from_secs(1), "{:?}", start.elapsed());
+}
