@@ -22,8 +22,8 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// The commands. Each one's flags are built only when it is the one run (`defer`): building
-/// every subcommand's flags was half of a one-shot `fcgi get`'s instructions.
+/// The commands. Each one's flags are built only when it is the one run (`defer`), so a
+/// one-shot command does not build every other command's flags at start.
 #[derive(Debug, Subcommand)]
 #[command(defer = true)]
 pub enum Command {
