@@ -95,13 +95,12 @@ impl Watchdog {
             while !shared.stop.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(20));
                 let current = shared.current.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                if let Some((pid, started)) = *current
-                    && started.elapsed() > limit
-                    && !shared.killed.swap(true, Ordering::Relaxed)
-                {
-                    // The process is not reaped while it is `current` (the timing loop reaps,
-                    // then clears it under this lock), so `pid` is still this process.
-                    let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+                if let Some((pid, started)) = *current {
+                    if started.elapsed() > limit && !shared.killed.swap(true, Ordering::Relaxed) {
+                        // The process is not reaped while it is `current` (the timing loop
+                        // reaps, then clears it under this lock), so `pid` is still this process.
+                        let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+                    }
                 }
             }
         });
