@@ -441,6 +441,8 @@ impl ConnectionMachine {
     }
 
     /// The application consumed `n` body bytes of `key`: room in its receive buffer again.
+    /// Records held back meanwhile are dispatched by the next
+    /// [`handle_input`](Self::handle_input) (see [`has_input_pending`](Self::has_input_pending)).
     pub fn release(&mut self, key: RequestKey, n: usize) {
         if let Some(at) = self.position(key) {
             let request = &mut self.requests[at];

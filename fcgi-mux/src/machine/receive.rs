@@ -137,10 +137,8 @@ impl ConnectionMachine {
                 Ok(())
             }
             RecordBody::Unknown { .. } => self.stray(record_len),
-            RecordBody::Stdout(data) => {
-                self.on_record(id, record_len, now, |m, at| m.on_stdout(at, data, now))
-            }
-            RecordBody::Stderr(data) => self.on_record(id, record_len, now, |m, at| m.on_stderr(at, data)),
+            RecordBody::Stdout(data) => self.on_record(id, record_len, |m, at| m.on_stdout(at, data, now)),
+            RecordBody::Stderr(data) => self.on_record(id, record_len, |m, at| m.on_stderr(at, data)),
             RecordBody::EndRequest(end) => {
                 let Some(at) = self.position_of_id(id) else { return self.stray(record_len) };
                 if let Phase::Draining { .. } = self.requests[at].phase {
@@ -160,7 +158,6 @@ impl ConnectionMachine {
         &mut self,
         id: RequestId,
         record_len: usize,
-        _now: Instant,
         deliver: impl FnOnce(&mut Self, usize),
     ) -> Result<(), ProtocolViolation> {
         let Some(at) = self.position_of_id(id) else { return self.stray(record_len) };
