@@ -269,3 +269,26 @@ async fn records_held_by_a_full_buffer_are_dispatched_once_the_body_is_read() {
     assert_eq!(get(&pool, "/held", b"").await.unwrap(), "/held 0");
     assert!(start.elapsed() < Duration::from_secs(1), "{:?}", start.elapsed());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_connector_that_fails_or_hangs_gives_a_clear_error() {
+    let address: crate::Address = "unix:/in-memory".parse().unwrap();
+    let refusing = Pool::with_connector(address.clone(), PoolConfig::default(), || async {
+        Err::<tokio::io::DuplexStream, _>(std::io::Error::from(std::io::ErrorKind::ConnectionRefused))
+    });
+    let error = get(&refusing, "/x", b"").await.unwrap_err();
+    assert!(matches!(error, Error::Connect { .. }), "{error}");
+    assert_eq!(error.to_string(), "cannot connect to unix:/in-memory");
+    assert_clean(&refusing);
+
+    let mut config = PoolConfig::default();
+    config.connection.connect_timeout = Duration::from_secs(2);
+    let hanging = Pool::with_connector(address, config, || {
+        std::future::pending::<std::io::Result<tokio::io::DuplexStream>>()
+    });
+    let start = tokio::time::Instant::now();
+    let error = get(&hanging, "/x", b"").await.unwrap_err();
+    assert!(matches!(error, Error::Timeout { kind: TimeoutKind::Connect, .. }), "{error}");
+    assert_eq!(start.elapsed(), Duration::from_secs(2));
+    assert_clean(&hanging);
+}
