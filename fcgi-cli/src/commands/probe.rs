@@ -93,7 +93,8 @@ fn document(target: &Target, report: &ProbeReport, exit: Exit) -> Value {
     match &report.outcome {
         ProbeOutcome::Answered { pairs, values } => {
             let pairs: serde_json::Map<String, Value> =
-                pairs.iter().map(|p| (records::escape(&p.name), json!(records::escape(&p.value)))).collect();
+                // JSON carries the text as it is (its own escapes), as `dump --json` does.
+                pairs.iter().map(|p| (lossless(&p.name), json!(lossless(&p.value)))).collect();
             fields.insert("values".into(), Value::Object(pairs));
             fields.insert("max_conns".into(), json!(values.max_conns));
             fields.insert("max_reqs".into(), json!(values.max_reqs));
@@ -101,7 +102,7 @@ fn document(target: &Target, report: &ProbeReport, exit: Exit) -> Value {
         }
         ProbeOutcome::NotFastCgi { looks_like, first_bytes } => {
             fields.insert("looks_like".into(), json!(looks_like));
-            fields.insert("first_bytes".into(), json!(records::escape(first_bytes)));
+            fields.insert("first_bytes".into(), json!(lossless(first_bytes)));
             fields.insert("error".into(), json!(not_fastcgi_reason(first_bytes)));
         }
         ProbeOutcome::Malformed(error) => {
@@ -194,4 +195,9 @@ fn print_human(target: &Target, report: &ProbeReport) -> Result<(), Failure> {
         _ => format!("{}: unexpected probe outcome\n", target.address),
     };
     print(text.as_bytes())
+}
+
+/// Bytes as JSON text: UTF-8 as it is, nothing escaped twice.
+fn lossless(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
 }

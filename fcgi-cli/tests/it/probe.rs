@@ -179,6 +179,11 @@ fn foreign_first_bytes_are_not_fastcgi_at_once_and_named() {
         let doc = json(&output);
         assert_eq!(doc["outcome"], "not_fastcgi");
         assert_eq!(doc["looks_like"], name);
+        assert_eq!(
+            doc["first_bytes"],
+            *String::from_utf8_lossy(first),
+            "JSON carries the bytes as they came"
+        );
         assert!(doc["answer_ms"].as_f64().unwrap() < 2000.0, "{doc}");
     }
 }
