@@ -32,7 +32,8 @@ use crate::config::PoolConfig;
 use crate::conn::shared::lock;
 use crate::conn::state::{ConnEvent, Listener, Slot};
 use crate::conn::{
-    BoxedStream, Connection, Lifecycle, Prepared, prepare, prepare_encoded, prepare_role, total_deadline,
+    BoxedStream, Connection, Lifecycle, Prepared, prepare, prepare_authorizer, prepare_encoded, prepare_role,
+    total_deadline,
 };
 use crate::error::{BoxError, Error, TimeoutKind};
 use crate::request::EncodedParams;
@@ -202,10 +203,7 @@ impl Pool {
         V: Into<Bytes>,
     {
         let asked = Instant::now();
-        let request = request.map(|()| http_body_util::Empty::<Bytes>::new());
-        let none: Option<http_body_util::Empty<Bytes>> = None;
-        let config = &self.inner.config.connection;
-        let prepared = prepare_role(request, params, fcgi_proto::Role::AUTHORIZER, none, config).await?;
+        let prepared = prepare_authorizer(request, params, &self.inner.config.connection).await?;
         self.send(prepared, asked).await
     }
 

@@ -16,6 +16,7 @@ use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 
 use crate::config::ConnectionConfig;
+use crate::conn::declared_length;
 use crate::error::{BoxError, Error};
 use crate::pool::Pool;
 use crate::request::{RequestBody, prepare_body};
@@ -143,7 +144,7 @@ where
         let config = ConnectionConfig::default().max_buffered_body(self.max_buffered_body);
         Box::pin(async move {
             let (parts, body) = request.into_parts();
-            let content_length = content_length(&parts.headers)?;
+            let content_length = declared_length(&parts.headers)?;
             let body = prepare_body(body, content_length, &config).await?;
             let pairs = params(&parts, body.len()).map_err(|error| Error::Params(Arc::new(error)))?;
             let body: UnsyncBoxBody<Bytes, BoxError> = match body {
@@ -214,15 +215,6 @@ where
                 }
             })
         })
-    }
-}
-
-/// The `Content-Length` header's value, if any.
-fn content_length(headers: &http::HeaderMap) -> Result<Option<u64>, Error> {
-    let Some(value) = headers.get(http::header::CONTENT_LENGTH) else { return Ok(None) };
-    match value.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()) {
-        Some(length) => Ok(Some(length)),
-        None => Err(Error::InvalidRequest(format!("Content-Length header {value:?} is not a number"))),
     }
 }
 

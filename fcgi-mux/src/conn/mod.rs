@@ -266,12 +266,8 @@ impl Connection {
         V: Into<Bytes>,
     {
         let asked = Instant::now();
-        let request = request.map(|()| http_body_util::Empty::<Bytes>::new());
-        let none: Option<http_body_util::Empty<Bytes>> = None;
-        let prepared =
-            prepare_role(request, params, fcgi_proto::Role::AUTHORIZER, none, &self.inner.config).await?;
-        let slot = self.inner.shared.add_request();
-        self.send(prepared, slot, total_deadline(&self.inner.config, asked)).await.map_err(|(error, _)| error)
+        let prepared = prepare_authorizer(request, params, &self.inner.config).await?;
+        self.send_once(prepared, asked).await
     }
 
     /// Sends a Filter request (FastCGI specification §6.4): the request and its body as for a
@@ -297,6 +293,15 @@ impl Connection {
         let asked = Instant::now();
         let prepared =
             prepare_role(request, params, fcgi_proto::Role::FILTER, Some(data), &self.inner.config).await?;
+        self.send_once(prepared, asked).await
+    }
+
+    /// Sends a prepared request once (no retry), its total deadline counted from `asked`.
+    async fn send_once(
+        &self,
+        prepared: Prepared,
+        asked: Instant,
+    ) -> Result<http::Response<ResponseBody>, Error> {
         let slot = self.inner.shared.add_request();
         self.send(prepared, slot, total_deadline(&self.inner.config, asked)).await.map_err(|(error, _)| error)
     }
@@ -394,6 +399,22 @@ where
     Ok(prepared)
 }
 
+/// An Authorizer request: the head of `request` and `params`, no body.
+pub(crate) async fn prepare_authorizer<I, N, V>(
+    request: http::Request<()>,
+    params: I,
+    config: &ConnectionConfig,
+) -> Result<Prepared, Error>
+where
+    I: IntoIterator<Item = (N, V)>,
+    N: Into<Bytes>,
+    V: Into<Bytes>,
+{
+    let request = request.map(|()| http_body_util::Empty::<Bytes>::new());
+    let no_data: Option<http_body_util::Empty<Bytes>> = None;
+    prepare_role(request, params, fcgi_proto::Role::AUTHORIZER, no_data, config).await
+}
+
 /// The same with parameters encoded beforehand.
 pub(crate) async fn prepare_encoded<B>(
     request: http::Request<B>,
@@ -420,15 +441,15 @@ where
     B::Error: Into<BoxError>,
 {
     let (parts, body) = request.into_parts();
-    let body = prepare_body(body, declared_length(&parts)?, config).await?;
+    let body = prepare_body(body, declared_length(&parts.headers)?, config).await?;
     let head = head(body.len())?;
     let span = tracing::debug_span!("fcgi_request", method = %parts.method, uri = %parts.uri);
     Ok(Prepared { head, body, data: None, head_only: parts.method == http::Method::HEAD, span })
 }
 
 /// The Content-Length header's value, if there is one.
-fn declared_length(parts: &http::request::Parts) -> Result<Option<u64>, Error> {
-    match parts.headers.get(http::header::CONTENT_LENGTH) {
+pub(crate) fn declared_length(headers: &http::HeaderMap) -> Result<Option<u64>, Error> {
+    match headers.get(http::header::CONTENT_LENGTH) {
         None => Ok(None),
         Some(value) => {
             value.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()).map(Some).ok_or_else(|| {
