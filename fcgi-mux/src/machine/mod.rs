@@ -373,6 +373,7 @@ impl ConnectionMachine {
             },
             head_only: options.head_only,
             first_byte: Some(first_byte),
+            answers_from: 0,
             total,
             buffered: 0,
             stderr_kept: 0,
@@ -620,8 +621,10 @@ impl ConnectionMachine {
         while active < self.limit {
             let Some(at) = self.requests.iter().position(|r| r.phase == Phase::Queued) else { break };
             let id = self.allocate_id();
+            let answers_from = self.decoder.bytes_consumed() + self.received.len() as u64;
             let request = &mut self.requests[at];
             request.id = Some(id);
+            request.answers_from = answers_from;
             request.phase = Phase::Sending;
             active += 1;
         }

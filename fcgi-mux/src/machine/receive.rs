@@ -44,9 +44,10 @@ impl ConnectionMachine {
                 self.paused_since.get_or_insert(now);
                 return false;
             }
+            let offset = self.decoder.bytes_consumed();
             match self.decoder.decode_frame(&mut self.received) {
                 Ok(Some(frame)) => {
-                    if let Err(violation) = self.dispatch(frame, now) {
+                    if let Err(violation) = self.dispatch(frame, offset, now) {
                         self.fail_all(Closed::Failed(Error::Protocol(violation)));
                     }
                 }
@@ -111,7 +112,8 @@ impl ConnectionMachine {
         }
     }
 
-    fn dispatch(&mut self, frame: Frame, now: Instant) -> Result<(), ProtocolViolation> {
+    /// `offset`: where the record starts in the stream.
+    fn dispatch(&mut self, frame: Frame, offset: u64, now: Instant) -> Result<(), ProtocolViolation> {
         self.observe_received(&frame);
         let id = frame.record.request_id;
         let record_len = frame.header.record_len();
@@ -137,10 +139,15 @@ impl ConnectionMachine {
                 Ok(())
             }
             RecordBody::Unknown { .. } => self.stray(record_len),
-            RecordBody::Stdout(data) => self.on_record(id, record_len, |m, at| m.on_stdout(at, data, now)),
-            RecordBody::Stderr(data) => self.on_record(id, record_len, |m, at| m.on_stderr(at, data)),
+            RecordBody::Stdout(data) => {
+                self.on_record(id, offset, record_len, |m, at| m.on_stdout(at, data, now))
+            }
+            RecordBody::Stderr(data) => self.on_record(id, offset, record_len, |m, at| m.on_stderr(at, data)),
             RecordBody::EndRequest(end) => {
                 let Some(at) = self.position_of_id(id) else { return self.stray(record_len) };
+                if offset < self.requests[at].answers_from {
+                    return self.stray(record_len);
+                }
                 if let Phase::Draining { .. } = self.requests[at].phase {
                     let key = self.requests.remove(at).key;
                     self.events.push_back(Event::Released { key });
@@ -157,10 +164,16 @@ impl ConnectionMachine {
     fn on_record(
         &mut self,
         id: RequestId,
+        offset: u64,
         record_len: usize,
         deliver: impl FnOnce(&mut Self, usize),
     ) -> Result<(), ProtocolViolation> {
         let Some(at) = self.position_of_id(id) else { return self.stray(record_len) };
+        if offset < self.requests[at].answers_from {
+            // Held in the receive buffer since before this request had its id (the id of a
+            // request that ended, or never used): not an answer to it.
+            return self.stray(record_len);
+        }
         if !self.requests[at].is_live() {
             return Ok(());
         }

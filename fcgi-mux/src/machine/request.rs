@@ -58,6 +58,9 @@ pub(super) struct Request {
     pub(super) first_byte: Option<Instant>,
     /// The total deadline and the duration it stands for (for the error message).
     pub(super) total: Option<(Instant, Duration)>,
+    /// Stream offset from which received records can be answers to it: whatever was already
+    /// received when it was given its id was sent before the server could know of it.
+    pub(super) answers_from: u64,
     /// Body bytes delivered and not yet released by the application.
     pub(super) buffered: usize,
     pub(super) stderr_kept: usize,

@@ -495,6 +495,25 @@ fn records_for_unknown_ids_are_dropped_within_a_bound() {
 }
 
 #[test]
+fn records_held_from_before_an_id_was_given_out_do_not_reach_its_request() {
+    // Found by the random exchanges: while request 1's full buffer holds reading up, the
+    // server's stray records for id 2 wait in the receive buffer; the request that gets id 2
+    // afterwards must not take them as its answer.
+    let mut b = Bench::new(mpx_config().response_buffer(4));
+    let first = b.start(b"");
+    b.sent();
+    b.feed(&wire(&[stdout(1, "\r\nfull"), stdout(2, "X-Stale: 1\r\n\r\nstale"), complete(2)]), b.t0);
+    assert_eq!(b.log(), ["0 head 200", "0 body full"]);
+    b.start(b"");
+    assert_eq!(b.sent()[0].request_id.0, 2, "the second request gets id 2");
+    b.m.release(first, 4);
+    b.m.handle_input(b.t0);
+    assert_eq!(b.log(), Vec::<String>::new(), "nothing of the stale answer is delivered");
+    b.feed(&wire(&[stdout(2, "\r\nnew"), complete(2)]), b.t0);
+    assert_eq!(b.log(), ["1 head 200", "1 body new", "1 end 0", "1 released"]);
+}
+
+#[test]
 fn a_body_must_match_its_declared_length() {
     let mut b = Bench::new(config());
     let params = [("A", "1")];
@@ -633,7 +652,7 @@ fn step() -> impl Strategy<Value = Step> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 4000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 10_000, ..ProptestConfig::default() })]
 
     /// Whatever the server sends and whenever the application cancels: every request gets at
     /// most one End and exactly one Released by the time the machine closes, nothing is
@@ -650,6 +669,8 @@ proptest! {
         let mut wire_out = BytesMut::new();
         // id → key, from what the machine wrote.
         let mut by_id: std::collections::HashMap<u16, RequestKey> = std::collections::HashMap::new();
+        // Ids whose answer has begun with a head since they were last given out.
+        let mut heads_sent = std::collections::HashSet::new();
         for step in steps {
             match step {
                 Step::Start => {
@@ -660,10 +681,15 @@ proptest! {
                 }
                 Step::Cancel(i) => if let Some(&key) = keys.get(i) { b.m.cancel(key, now) },
                 Step::Release(i) => if let Some(&key) = keys.get(i) { b.m.release(key, 100) },
-                Step::Stdout(id, n) => b.m.receive(&wire(&[stdout(id, &format!("{id}\r\n\r\n{}", "x".repeat(n)))]), now),
+                // The first answer on an id starts with a head naming the id, and every body byte
+                // is the id's letter, so misrouted bytes show.
+                Step::Stdout(id, n) => {
+                    let head = if heads_sent.insert(id) { format!("X-Id: {id}\r\n\r\n") } else { String::new() };
+                    b.m.receive(&wire(&[stdout(id, &format!("{head}{}", id_letter(id).to_string().repeat(n)))]), now)
+                }
                 Step::Stderr(id) => b.m.receive(&wire(&[stderr(id, "e")]), now),
                 Step::End(id, s) => b.m.receive(&wire(&[end(id, ProtocolStatus(s))]), now),
-                Step::Stray(id) => b.m.receive(&wire(&[stdout(id, "s")]), now),
+                Step::Stray(id) => b.m.receive(&wire(&[stdout(id, &id_letter(id).to_string())]), now),
                 Step::Time(ms) => { now += Duration::from_millis(ms); b.m.handle_timeout(now) }
                 Step::Eof => b.m.handle_eof(now),
             }
@@ -676,6 +702,7 @@ proptest! {
                     let key = keys.iter().copied().find(|k| !live_ids.contains(k) && !released.contains(k) && !ended.contains(k));
                     prop_assert!(!by_id.contains_key(&record.request_id.0), "id {} reused while in use", record.request_id.0);
                     if let Some(key) = key { by_id.insert(record.request_id.0, key); }
+                    heads_sent.remove(&record.request_id.0);
                 }
             }
             while let Some(event) = b.m.poll_event() {
@@ -686,15 +713,23 @@ proptest! {
                     }
                     Event::Released { key } => {
                         prop_assert!(released.insert(*key), "two Released for {key:?}");
+                        if let Some(id) = id_of(&by_id, *key) {
+                            heads_sent.remove(&id);
+                        }
                         by_id.retain(|_, k| k != key);
                     }
-                    Event::Body { key, data } | Event::Stderr { key, data, .. } => {
+                    Event::Body { key, data } => {
                         prop_assert!(!released.contains(key) && !ended.contains(key), "data after the end");
-                        let _ = data;
+                        let id = id_of(&by_id, *key);
+                        prop_assert!(data.iter().all(|&byte| Some(byte as char) == id.map(id_letter)), "body bytes of another id: {key:?} has id {id:?}, got {:?}", String::from_utf8_lossy(data));
+                    }
+                    Event::Stderr { key, .. } => {
+                        prop_assert!(!released.contains(key) && !ended.contains(key), "data after the end");
                     }
                     Event::Head { key, head } => {
                         prop_assert!(!released.contains(key));
-                        let _ = head;
+                        let named = head.headers.get("x-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
+                        prop_assert_eq!(named, id_of(&by_id, *key).map(|id| id.to_string()), "a head of another id");
                     }
                 }
             }
@@ -704,6 +739,15 @@ proptest! {
             }
         }
     }
+}
+
+fn id_letter(id: u16) -> char {
+    char::from(b'a' + (id % 26) as u8)
+}
+
+/// The request id the machine gave `key`, from what it wrote.
+fn id_of(by_id: &std::collections::HashMap<u16, RequestKey>, key: RequestKey) -> Option<u16> {
+    by_id.iter().find(|(_, k)| **k == key).map(|(id, _)| *id)
 }
 
 fn param_names(record: &Record) -> Vec<String> {
