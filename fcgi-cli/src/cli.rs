@@ -61,8 +61,8 @@ pub enum Command {
 // Where the FastCGI server is.
 #[derive(Debug, Args, Clone)]
 pub struct TargetArgs {
-    /// Unix socket of the FastCGI server
-    #[arg(long, value_name = "PATH", conflicts_with = "connect")]
+    /// Unix socket of the FastCGI server (--unix-socket: curl's name)
+    #[arg(long, visible_alias = "unix-socket", value_name = "PATH", conflicts_with = "connect")]
     pub socket: Option<PathBuf>,
     /// Server address: HOST:PORT, [IPv6]:PORT, tcp://HOST:PORT or unix:/PATH
     /// [default: $FCGI_ADDRESS]
@@ -114,6 +114,9 @@ pub struct RequestSpec {
     /// Request body sent exactly as given: text, @FILE or @-
     #[arg(long = "data-binary", value_name = "DATA")]
     pub data_binary: Vec<String>,
+    /// curl's request flags (-G, --data-raw, --data-urlencode, -u, -A, -e, -b).
+    #[command(flatten)]
+    pub curl: crate::curl_compat::CurlRequestArgs,
     /// Where the server is.
     #[command(flatten)]
     pub target: TargetArgs,
@@ -149,6 +152,9 @@ pub struct OutputArgs {
     /// Show Authorization and Cookie values in -v output instead of masking them
     #[arg(long)]
     pub show_secrets: bool,
+    /// curl's transfer flags (-f, --fail-with-body, -S, -w, -D, --retry).
+    #[command(flatten)]
+    pub curl: crate::curl_compat::CurlTransferArgs,
 }
 
 // `get`, `post`, `request`.

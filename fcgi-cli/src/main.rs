@@ -19,10 +19,12 @@
 mod build;
 mod cli;
 mod commands;
+mod curl_compat;
 mod exit;
 mod output;
 mod records;
 mod target;
+mod write_out;
 
 use http::Method;
 
@@ -111,7 +113,17 @@ fn usage_error(error: &clap::Error) -> u8 {
         .collect();
     let hint =
         if command.is_empty() { String::new() } else { format!(" (see '{} --help')", command.join(" ")) };
-    eprintln!("fcgi: {}{hint}", exit::one_line(first));
+    // clap's nearest flag, value or subcommand ("tip: a similar argument exists").
+    let suggestion = [ContextKind::SuggestedArg, ContextKind::SuggestedValue, ContextKind::SuggestedSubcommand]
+        .into_iter()
+        .find_map(|kind| match error.get(kind) {
+            Some(ContextValue::String(s)) => Some(s.clone()),
+            Some(ContextValue::Strings(s)) => s.first().cloned(),
+            _ => None,
+        })
+        .map(|s| format!(" (did you mean '{s}'?)"))
+        .unwrap_or_default();
+    eprintln!("fcgi: {}{suggestion}{hint}", exit::one_line(first));
     Exit::Usage.code()
 }
 
