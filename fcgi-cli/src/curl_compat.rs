@@ -321,8 +321,8 @@ mod tests {
             cookies: vec!["a=1".into(), "b=2".into()],
             ..Default::default()
         };
-        let headers = headers(&args, &[]).unwrap();
-        let find = |n: &HeaderName| headers.iter().find(|(h, _)| h == n).map(|(_, v)| v.to_str().unwrap());
+        let added = headers(&args, &[]).unwrap();
+        let find = |n: &HeaderName| added.iter().find(|(h, _)| h == n).map(|(_, v)| v.to_str().unwrap());
         assert_eq!(find(&http::header::USER_AGENT), Some(DEFAULT_USER_AGENT));
         assert_eq!(find(&http::header::COOKIE), Some("a=1; b=2"));
         assert_eq!(find(&http::header::AUTHORIZATION), Some("Basic YWxpY2U6czNjcmV0"));
