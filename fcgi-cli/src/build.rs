@@ -231,6 +231,35 @@ fn docroot(flag: Option<&Path>) -> Result<PathBuf, Failure> {
     Ok(std::path::absolute(cwd.join(&chosen)).unwrap_or(cwd.join(chosen)))
 }
 
+/// The request headers that did not become a parameter, each with why (shown by `-v`): the
+/// safety rules of `fcgi-cgi-env` drop them without an error.
+pub fn dropped_headers(built: &Built) -> Vec<String> {
+    let mut dropped = Vec::new();
+    for name in built.request.headers().keys() {
+        let lower = name.as_str();
+        if lower == "content-type" || lower == "content-length" {
+            continue; // CONTENT_TYPE, CONTENT_LENGTH
+        }
+        let cgi = format!("HTTP_{}", lower.to_ascii_uppercase().replace('-', "_"));
+        if built.params.iter().any(|(n, _)| *n == cgi) {
+            continue;
+        }
+        let why = if lower == "proxy" {
+            "never passed: it would become HTTP_PROXY, which HTTP libraries take as their proxy (httpoxy)"
+        } else if fcgi_cgi_env::HOP_BY_HOP.contains(&lower) {
+            "a hop-by-hop header: it describes a connection, not the request"
+        } else if fcgi_cgi_env::HIDDEN_BY_DEFAULT.contains(&lower) {
+            "credentials for a proxy, not the application (--param HTTP_PROXY_AUTHORIZATION=... sends it)"
+        } else if !lower.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            "an unusual name: characters other than letters, digits and '-' could pass for another header"
+        } else {
+            "named in Connection, or another header of the same HTTP_ name won"
+        };
+        dropped.push(format!("header {name} not sent: {why}"));
+    }
+    dropped
+}
+
 /// The connection facts a web server would pass: the client is this machine.
 fn cgi_connection(address: &Address) -> CgiConnection {
     let server = match address {

@@ -180,6 +180,9 @@ pub struct ProbeCmd {
     /// Print one JSON document
     #[arg(long)]
     pub json: bool,
+    /// Show the server, the parameters sent and every record on stderr
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
 }
 
 // `dump`.
@@ -198,6 +201,9 @@ pub struct DumpCmd {
     /// Show Authorization and Cookie values instead of masking them
     #[arg(long)]
     pub show_secrets: bool,
+    /// Show the server and the parameters sent on stderr (the records are the dump itself)
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
     /// The request.
     #[command(flatten)]
     pub spec: RequestSpec,
@@ -218,6 +224,9 @@ pub struct PingCmd {
     /// Print nothing on success
     #[arg(short = 's', long)]
     pub silent: bool,
+    /// Show the server, the parameters sent and every record on stderr
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
     /// Where the server is.
     #[command(flatten)]
     pub target: TargetArgs,
@@ -257,6 +266,9 @@ pub struct StatusCmd {
     /// Print nothing on success
     #[arg(short = 's', long)]
     pub silent: bool,
+    /// Show the server, the parameters sent and every record on stderr
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
     /// Where the server is.
     #[command(flatten)]
     pub target: TargetArgs,
@@ -302,6 +314,9 @@ pub struct BenchCmd {
     /// Print one JSON document (schema fcgi.bench/1) instead of the report
     #[arg(long)]
     pub json: bool,
+    /// Show the server and the parameters of the request on stderr before the run
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
     /// The request (sent again and again; -m/--max-time applies to each).
     #[command(flatten)]
     pub spec: RequestSpec,

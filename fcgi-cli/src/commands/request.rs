@@ -6,7 +6,6 @@ use std::time::Instant;
 
 use base64::Engine;
 use bytes::BytesMut;
-use fcgi_mux::{Direction, Observer, RecordEvent};
 use http::Method;
 use serde_json::{Value, json};
 
@@ -16,7 +15,7 @@ use crate::commands::exchange::Exchange;
 use crate::curl_compat::{RetryPolicy, send_with_retry};
 use crate::exit::{Exit, Failure, classify};
 use crate::output::{Interrupts, Progress, Sink, error_document, print_json};
-use crate::records::{self, Way};
+use crate::records;
 use crate::target::Target;
 use crate::write_out::{Transfer, WriteOut};
 
@@ -60,11 +59,16 @@ async fn run_inner(cmd: &RequestCmd, default_method: Option<Method>, transfer: &
     let built = build::build(&cmd.path, default_method, &cmd.spec, &target)?;
     transfer.method = built.request.method().to_string();
     transfer.size_upload = built.body.len() as u64;
+    let script_filename = built
+        .params
+        .iter()
+        .find(|(name, _)| *name == "SCRIPT_FILENAME")
+        .map(|(_, value)| String::from_utf8_lossy(value).into_owned());
     let verbose = out.verbose && !out.silent;
     if verbose {
         print_params(&target, &built, out.show_secrets);
     }
-    let observer = verbose.then(|| verbose_observer(out.show_secrets));
+    let observer = verbose.then(|| crate::verbose::record_printer(out.show_secrets));
     let head_only = built.request.method() == Method::HEAD;
     // Writing a file: SIGINT, SIGTERM and SIGHUP remove the temporary file (see Interrupts).
     let to_file = Sink::is_atomic(out.output.as_deref()) && !out.json;
@@ -107,7 +111,7 @@ async fn run_inner(cmd: &RequestCmd, default_method: Option<Method>, transfer: &
     if out.curl.fail && exit != Exit::Success {
         // curl -f: no body, no file; only the exit code and the error line.
         drop(interrupts);
-        http_failure(out, &target, &exchange.response, transfer);
+        http_failure(out, &target, &exchange.response, script_filename.as_deref(), transfer);
         return Ok(exit);
     }
     let mut sink = Sink::open(out.output.as_deref())?;
@@ -146,7 +150,7 @@ async fn run_inner(cmd: &RequestCmd, default_method: Option<Method>, transfer: &
     let body = exchange.response.body();
     print_app_stderr(&body.stderr(), out.silent);
     if exit != Exit::Success {
-        http_failure(out, &target, &exchange.response, transfer);
+        http_failure(out, &target, &exchange.response, script_filename.as_deref(), transfer);
     }
     Ok(exit)
 }
@@ -157,13 +161,18 @@ fn http_failure(
     out: &OutputArgs,
     target: &Target,
     response: &http::Response<fcgi_mux::ResponseBody>,
+    script_filename: Option<&str>,
     transfer: &mut Transfer,
 ) {
     let status = response.status();
     // The reason phrase is the application's: escaped and cut as any byte it sends.
     let reason = records::escape_cut(reason(response).as_bytes(), records::VALUE_MAX);
     let status_line = format!("{} {reason}", status.as_u16());
-    let message = format!("HTTP {} from {}{}", status_line.trim_end(), target.address, busy_note(status));
+    let hint = match script_filename {
+        Some(file) if status == http::StatusCode::NOT_FOUND => crate::messages::docroot_hint(file),
+        _ => busy_note(status).to_string(),
+    };
+    let message = format!("HTTP {} from {}{hint}", status_line.trim_end(), target.address);
     if !out.silent || out.curl.show_error {
         eprintln!("fcgi: {message}");
     }
@@ -291,21 +300,14 @@ pub fn print_app_stderr(stderr: &fcgi_mux::Stderr, silent: bool) {
     }
 }
 
-fn print_params(target: &Target, built: &Built, show_secrets: bool) {
+pub fn print_params(target: &Target, built: &Built, show_secrets: bool) {
     let mut err = std::io::stderr().lock();
     let _ = writeln!(err, "* server {}", target.address);
     let _ = writeln!(err, "* {} {}", built.request.method(), built.request.uri());
     for (name, value) in built.params.iter() {
         let _ = writeln!(err, "* param {name}={}", records::shown_value(name, value, show_secrets));
     }
-}
-
-fn verbose_observer(show_secrets: bool) -> Observer {
-    Observer::new(move |event: &RecordEvent<'_>| {
-        let way = match event.direction {
-            Direction::Sent => Way::Sent,
-            Direction::Received => Way::Received,
-        };
-        eprintln!("{}", records::line(way, &event.header, event.record, show_secrets));
-    })
+    for dropped in build::dropped_headers(built) {
+        let _ = writeln!(err, "* {dropped}");
+    }
 }
