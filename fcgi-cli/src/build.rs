@@ -48,7 +48,18 @@ pub fn build(
     spec: &RequestSpec,
     target: &Target,
 ) -> Result<Built, Failure> {
-    let body = read_body(spec)?;
+    let mut body = read_body(spec)?;
+    let mut default_method = default_method;
+    let with_query;
+    let path = if spec.curl.get {
+        // -G: the data goes in the query string of a GET (curl's habit).
+        with_query = crate::curl_compat::path_with_query(path, &body);
+        body = Bytes::new();
+        default_method = Some(Method::GET);
+        with_query.as_str()
+    } else {
+        path
+    };
     let method = method(spec, default_method, !body.is_empty())?;
     if !path.starts_with('/') {
         return Err(usage(format!("the path must start with '/': {path:?}")));
@@ -58,16 +69,22 @@ pub fn build(
     let mut request = http::Request::builder().method(method).uri(uri);
     let mut has_host = false;
     let mut has_content_type = false;
+    let mut given = Vec::new();
     for header in &spec.headers {
         let (name, value) = parse_header(header)?;
         has_host |= name == http::header::HOST;
         has_content_type |= name == http::header::CONTENT_TYPE;
+        given.push(name.clone());
+        request = request.header(name, value);
+    }
+    for (name, value) in crate::curl_compat::headers(&spec.curl, &given)? {
         request = request.header(name, value);
     }
     if !has_host {
         request = request.header(http::header::HOST, "localhost");
     }
-    if !spec.data.is_empty() && !has_content_type {
+    let form = !spec.data.is_empty() || !spec.curl.data_raw.is_empty() || !spec.curl.data_urlencode.is_empty();
+    if form && !spec.curl.get && !has_content_type {
         request = request.header(http::header::CONTENT_TYPE, "application/x-www-form-urlencoded");
     }
     let body_len = body.len() as u64;
@@ -123,7 +140,9 @@ pub fn parse_header(text: &str) -> Result<(HeaderName, HeaderValue), Failure> {
 }
 
 fn read_body(spec: &RequestSpec) -> Result<Bytes, Failure> {
-    if spec.data.is_empty() && spec.data_binary.is_empty() {
+    let curl = &spec.curl;
+    if spec.data.is_empty() && spec.data_binary.is_empty() && curl.data_raw.is_empty() && curl.data_urlencode.is_empty()
+    {
         return Ok(Bytes::new());
     }
     let mut parts = Vec::new();
@@ -135,6 +154,7 @@ fn read_body(spec: &RequestSpec) -> Result<Bytes, Failure> {
         }
         parts.push(bytes);
     }
+    parts.extend(crate::curl_compat::data_parts(curl, read_data)?);
     for data in &spec.data_binary {
         parts.push(read_data(data)?);
     }
@@ -209,6 +229,35 @@ fn docroot(flag: Option<&Path>) -> Result<PathBuf, Failure> {
     let cwd = std::env::current_dir()
         .map_err(|err| Failure::new(Exit::Failure, format!("cannot read the current directory: {err}")))?;
     Ok(std::path::absolute(cwd.join(&chosen)).unwrap_or(cwd.join(chosen)))
+}
+
+/// The request headers that did not become a parameter, each with why (shown by `-v`): the
+/// safety rules of `fcgi-cgi-env` drop them without an error.
+pub fn dropped_headers(built: &Built) -> Vec<String> {
+    let mut dropped = Vec::new();
+    for name in built.request.headers().keys() {
+        let lower = name.as_str();
+        if lower == "content-type" || lower == "content-length" {
+            continue; // CONTENT_TYPE, CONTENT_LENGTH
+        }
+        let cgi = format!("HTTP_{}", lower.to_ascii_uppercase().replace('-', "_"));
+        if built.params.iter().any(|(n, _)| *n == cgi) {
+            continue;
+        }
+        let why = if lower == "proxy" {
+            "never passed: it would become HTTP_PROXY, which HTTP libraries take as their proxy (httpoxy)"
+        } else if fcgi_cgi_env::HOP_BY_HOP.contains(&lower) {
+            "a hop-by-hop header: it describes a connection, not the request"
+        } else if fcgi_cgi_env::HIDDEN_BY_DEFAULT.contains(&lower) {
+            "credentials for a proxy, not the application (--param HTTP_PROXY_AUTHORIZATION=... sends it)"
+        } else if !lower.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            "an unusual name: characters other than letters, digits and '-' could pass for another header"
+        } else {
+            "named in Connection, or another header of the same HTTP_ name won"
+        };
+        dropped.push(format!("header {name} not sent: {why}"));
+    }
+    dropped
 }
 
 /// The connection facts a web server would pass: the client is this machine.

@@ -61,8 +61,8 @@ pub enum Command {
 // Where the FastCGI server is.
 #[derive(Debug, Args, Clone)]
 pub struct TargetArgs {
-    /// Unix socket of the FastCGI server
-    #[arg(long, value_name = "PATH", conflicts_with = "connect")]
+    /// Unix socket of the FastCGI server (--unix-socket: curl's name)
+    #[arg(long, visible_alias = "unix-socket", value_name = "PATH", conflicts_with = "connect")]
     pub socket: Option<PathBuf>,
     /// Server address: HOST:PORT, [IPv6]:PORT, tcp://HOST:PORT or unix:/PATH
     /// [default: $FCGI_ADDRESS]
@@ -114,6 +114,9 @@ pub struct RequestSpec {
     /// Request body sent exactly as given: text, @FILE or @-
     #[arg(long = "data-binary", value_name = "DATA")]
     pub data_binary: Vec<String>,
+    /// curl's request flags (-G, --data-raw, --data-urlencode, -u, -A, -e, -b).
+    #[command(flatten)]
+    pub curl: crate::curl_compat::CurlRequestArgs,
     /// Where the server is.
     #[command(flatten)]
     pub target: TargetArgs,
@@ -149,6 +152,9 @@ pub struct OutputArgs {
     /// Show Authorization and Cookie values in -v output instead of masking them
     #[arg(long)]
     pub show_secrets: bool,
+    /// curl's transfer flags (-f, --fail-with-body, -S, -w, -D, --retry).
+    #[command(flatten)]
+    pub curl: crate::curl_compat::CurlTransferArgs,
 }
 
 // `get`, `post`, `request`.
@@ -174,6 +180,9 @@ pub struct ProbeCmd {
     /// Print one JSON document
     #[arg(long)]
     pub json: bool,
+    /// Show the server, the parameters sent and every record on stderr
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
 }
 
 // `dump`.
@@ -192,6 +201,9 @@ pub struct DumpCmd {
     /// Show Authorization and Cookie values instead of masking them
     #[arg(long)]
     pub show_secrets: bool,
+    /// Show the server and the parameters sent on stderr (the records are the dump itself)
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
     /// The request.
     #[command(flatten)]
     pub spec: RequestSpec,
@@ -212,6 +224,9 @@ pub struct PingCmd {
     /// Print nothing on success
     #[arg(short = 's', long)]
     pub silent: bool,
+    /// Show the server, the parameters sent and every record on stderr
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
     /// Where the server is.
     #[command(flatten)]
     pub target: TargetArgs,
@@ -251,6 +266,9 @@ pub struct StatusCmd {
     /// Print nothing on success
     #[arg(short = 's', long)]
     pub silent: bool,
+    /// Show the server, the parameters sent and every record on stderr
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
     /// Where the server is.
     #[command(flatten)]
     pub target: TargetArgs,
@@ -296,6 +314,9 @@ pub struct BenchCmd {
     /// Print one JSON document (schema fcgi.bench/1) instead of the report
     #[arg(long)]
     pub json: bool,
+    /// Show the server and the parameters of the request on stderr before the run
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
     /// The request (sent again and again; -m/--max-time applies to each).
     #[command(flatten)]
     pub spec: RequestSpec,

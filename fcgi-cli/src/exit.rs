@@ -161,7 +161,7 @@ impl Exit {
     pub fn for_mux_error(error: &MuxError) -> Exit {
         match error {
             MuxError::Resolve { .. } => Exit::Resolve,
-            MuxError::Connect { .. } => Exit::Connect,
+            MuxError::Connect { address, source } => crate::messages::connect_failed(address, source).0,
             MuxError::Timeout { .. } | MuxError::Stalled { .. } => Exit::Timeout,
             MuxError::Io(_) | MuxError::ConnectionClosed { .. } | MuxError::Closed => Exit::ConnectionLost,
             MuxError::Protocol(_) | MuxError::Cgi(_) => Exit::Protocol,
@@ -204,6 +204,18 @@ pub fn classify(error: &anyhow::Error) -> (Exit, String) {
         return (failure.exit, failure.message.clone());
     }
     if let Some(mux) = error.downcast_ref::<MuxError>() {
+        if let MuxError::Connect { address, source } = mux {
+            // One wording for a failed connect, whichever command (crate::messages), after
+            // the context that callers added.
+            let (exit, message) = crate::messages::connect_failed(address, source);
+            let mut parts: Vec<String> = error
+                .chain()
+                .take_while(|cause| cause.downcast_ref::<MuxError>().is_none())
+                .map(ToString::to_string)
+                .collect();
+            parts.push(message);
+            return (exit, one_line(&parts.join(": ")));
+        }
         return (Exit::for_mux_error(mux), one_line(&chain_text(error)));
     }
     if error.downcast_ref::<fcgi_cgi_env::Error>().is_some() {
@@ -310,7 +322,14 @@ mod tests {
         .context("request");
         let (exit, message) = classify(&error);
         assert_eq!(exit, Exit::Connect);
-        assert_eq!(message, "request: cannot connect to unix:/nowhere: refused");
+        assert_eq!(
+            message,
+            "request: cannot connect to unix:/nowhere: connection refused: nothing listens on the socket \
+             (a stale socket file left by a stopped server?)"
+        );
+        let io = std::io::Error::other("reset");
+        let error = anyhow::Error::new(io).context("reading: reset").context("request");
+        assert_eq!(classify(&error).1, "request: reading: reset");
     }
 
     #[test]

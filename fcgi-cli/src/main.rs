@@ -19,10 +19,14 @@
 mod build;
 mod cli;
 mod commands;
+mod curl_compat;
 mod exit;
+mod messages;
 mod output;
 mod records;
 mod target;
+mod verbose;
+mod write_out;
 
 use http::Method;
 
@@ -53,11 +57,18 @@ fn run_main() -> u8 {
             return Exit::Failure.code();
         }
     };
+    let json_schema = json_schema(&cli.command);
     let exit = match runtime.block_on(run(cli.command)) {
         Ok(exit) => exit,
         Err(error) => {
             let (exit, message) = classify(&error);
-            eprintln!("fcgi: {message}");
+            match json_schema {
+                // Under --json every failure is a document on stdout (for `dump`, its last line).
+                Some(schema) => {
+                    let _ = output::print_json(&output::error_document(schema, &[], exit, &message));
+                }
+                None => eprintln!("fcgi: {message}"),
+            }
             exit
         }
     };
@@ -65,6 +76,22 @@ fn run_main() -> u8 {
     // --max-time (getaddrinfo cannot be cancelled) would keep `fcgi` alive past its limit.
     runtime.shutdown_background();
     exit.code()
+}
+
+/// The `--json` schema of the command when `--json` was given.
+fn json_schema(command: &Command) -> Option<&'static str> {
+    let (name, json) = match command {
+        Command::Get(cmd) => ("get", cmd.output.json),
+        Command::Post(cmd) => ("post", cmd.output.json),
+        Command::Request(cmd) => ("request", cmd.output.json),
+        Command::Probe(cmd) => ("probe", cmd.json),
+        Command::Dump(cmd) => ("dump", cmd.json),
+        Command::Ping(cmd) => ("ping", cmd.json),
+        Command::Status(cmd) => ("status", cmd.json),
+        Command::Bench(cmd) => ("bench", cmd.json),
+        Command::Completions { .. } | Command::Manpage => return None,
+    };
+    if json { output::json_schema(name) } else { None }
 }
 
 /// The command line, parsed. clap's command tree and matches are leaked rather than dropped:
@@ -111,7 +138,26 @@ fn usage_error(error: &clap::Error) -> u8 {
         .collect();
     let hint =
         if command.is_empty() { String::new() } else { format!(" (see '{} --help')", command.join(" ")) };
-    eprintln!("fcgi: {}{hint}", exit::one_line(first));
+    // clap's nearest flag, value or subcommand ("tip: a similar argument exists").
+    let suggestion = [ContextKind::SuggestedArg, ContextKind::SuggestedValue, ContextKind::SuggestedSubcommand]
+        .into_iter()
+        .find_map(|kind| match error.get(kind) {
+            Some(ContextValue::String(s)) => Some(s.clone()),
+            Some(ContextValue::Strings(s)) => s.first().cloned(),
+            _ => None,
+        })
+        .map(|s| format!(" (did you mean '{s}'?)"))
+        .unwrap_or_default();
+    let message = format!("{}{suggestion}{hint}", exit::one_line(first));
+    // `--json` on a command line that did not parse: the document all the same.
+    let mut args = std::env::args().skip(1);
+    let command = args.next().unwrap_or_default();
+    if std::env::args().any(|arg| arg == "--json") {
+        let schema = output::json_schema(&command).unwrap_or(output::ERROR_SCHEMA);
+        let _ = output::print_json(&output::error_document(schema, &[], Exit::Usage, &message));
+    } else {
+        eprintln!("fcgi: {message}");
+    }
     Exit::Usage.code()
 }
 
@@ -120,10 +166,25 @@ async fn run(command: Command) -> anyhow::Result<Exit> {
         Command::Get(cmd) => commands::request::run(&cmd, Some(Method::GET)).await,
         Command::Post(cmd) => commands::request::run(&cmd, Some(Method::POST)).await,
         Command::Request(cmd) => commands::request::run(&cmd, None).await,
-        Command::Probe(cmd) => commands::probe::run(&cmd).await,
+        Command::Probe(cmd) => {
+            if cmd.verbose {
+                verbose::enable(false);
+            }
+            commands::probe::run(&cmd).await
+        }
         Command::Dump(cmd) => commands::dump::run(&cmd).await,
-        Command::Ping(cmd) => commands::health::ping(&cmd).await,
-        Command::Status(cmd) => commands::health::status(&cmd).await,
+        Command::Ping(cmd) => {
+            if cmd.verbose {
+                verbose::enable(false);
+            }
+            commands::health::ping(&cmd).await
+        }
+        Command::Status(cmd) => {
+            if cmd.verbose {
+                verbose::enable(false);
+            }
+            commands::health::status(&cmd).await
+        }
         Command::Bench(cmd) => commands::bench::run(&cmd).await,
         Command::Completions { shell } => {
             let mut command = cli::full_command();

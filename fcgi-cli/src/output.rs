@@ -180,9 +180,27 @@ pub fn error_document(schema: &str, fields: &[(&str, Value)], exit: Exit, messag
     for (name, value) in fields {
         document.insert((*name).into(), value.clone());
     }
+    document.insert("exit_code".into(), json!(exit.code()));
     document
         .insert("error".into(), json!({ "kind": exit.kind(), "exit_code": exit.code(), "message": message }));
     Value::Object(document)
+}
+
+/// The schema of a failure's `--json` document when the command's own layout cannot be
+/// filled in: `dump --json` (whose last line it is), and a command line that did not parse.
+pub const ERROR_SCHEMA: &str = "fcgi.error/1";
+
+/// The `--json` schema of each command (`None`: it has no `--json`).
+pub fn json_schema(command: &str) -> Option<&'static str> {
+    Some(match command {
+        "get" | "post" | "request" => "fcgi.response/1",
+        "probe" => "fcgi.probe/1",
+        "ping" => "fcgi.ping/1",
+        "status" => "fcgi.status/1",
+        "bench" => "fcgi.bench/1",
+        "dump" => ERROR_SCHEMA,
+        _ => return None,
+    })
 }
 
 /// SIGINT, SIGTERM and SIGHUP, caught while a command writes a file through a temporary

@@ -37,6 +37,9 @@ impl Target {
                     )
                 })?,
             };
+            if let Some(message) = crate::messages::url_scheme(&text) {
+                return Err(Failure::new(Exit::Usage, message));
+            }
             text.parse::<Address>().map_err(|err| Failure::new(Exit::Usage, err.to_string()))?
         };
         let max_time = args.max_time.unwrap_or(default_max_time);

@@ -29,6 +29,9 @@ pub async fn run(cmd: &DumpCmd) -> anyhow::Result<Exit> {
 async fn dump_request(path: &str, cmd: &DumpCmd) -> anyhow::Result<Exit> {
     let target = Target::from_args(&cmd.spec.target, REQUEST_MAX_TIME)?;
     let built = build::build(path, Some(Method::GET), &cmd.spec, &target)?;
+    if cmd.verbose {
+        crate::commands::request::print_params(&target, &built, cmd.show_secrets);
+    }
     let printer = Printer::new(cmd.json, cmd.show_secrets);
     let observer = {
         let printer = printer.clone();

@@ -8,6 +8,7 @@ use fcgi_mux::{Connection, ConnectionConfig, Observer, ResponseBody};
 use http_body::Body;
 
 use crate::exit::{Exit, Failure};
+use crate::messages;
 use crate::target::Target;
 
 /// When each step completed, from the start.
@@ -39,6 +40,7 @@ pub struct Exchange {
     pub deadline: Instant,
     /// Connect and first-byte times so far.
     pub timings: Timings,
+    address: String,
     max_time: Duration,
 }
 
@@ -54,6 +56,11 @@ where
     B::Data: Send,
     B::Error: Into<fcgi_mux::BoxError>,
 {
+    // `-v` of ping and status: their requests are built here (crate::verbose).
+    let observer = match observer {
+        Some(observer) => Some(observer),
+        None => crate::verbose::announce(&target.address, &params),
+    };
     let started = Instant::now();
     let deadline = started + target.max_time;
     let config = ConnectionConfig::default()
@@ -70,10 +77,16 @@ where
     };
     let (response, connect) = match tokio::time::timeout_at(deadline.into(), work).await {
         Ok(result) => result.map_err(|err| with_address(err, target))?,
-        Err(_) => return Err(max_time_exceeded(target.max_time).into()),
+        Err(_) => return Err(max_time_exceeded(target).into()),
     };
+    let status = response.status().as_u16();
+    if !(100..=599).contains(&status) {
+        // http accepts 100-999; nothing outside HTTP's range is a status a client can act on.
+        let message = messages::status_out_of_range(&target.address.to_string(), status);
+        return Err(Failure::new(Exit::Protocol, message).into());
+    }
     let timings = Timings { connect, first_byte: started.elapsed(), total: Duration::ZERO };
-    Ok(Exchange { response, started, deadline, timings, max_time: target.max_time })
+    Ok(Exchange { response, started, deadline, timings, address: target.address.to_string(), max_time: target.max_time })
 }
 
 impl Exchange {
@@ -84,7 +97,10 @@ impl Exchange {
             let frame =
                 match tokio::time::timeout_at(self.deadline.into(), self.response.body_mut().frame()).await {
                     Ok(frame) => frame,
-                    Err(_) => return Err(max_time_exceeded(self.max_time).into()),
+                    Err(_) => {
+                        let message = messages::timed_out(&self.address, None, self.max_time);
+                        return Err(Failure::new(Exit::Timeout, message).into());
+                    }
                 };
             match frame {
                 None => {
@@ -102,15 +118,26 @@ impl Exchange {
     }
 }
 
+/// The library's error with the wording of [`messages`] for connects and timeouts (the
+/// library's error stays inside, for `--retry` to look at), or with the address added.
 fn with_address(error: fcgi_mux::Error, target: &Target) -> anyhow::Error {
-    match &error {
-        fcgi_mux::Error::Connect { .. } | fcgi_mux::Error::Resolve { .. } => error.into(),
-        _ => anyhow::Error::new(error).context(format!("request to {}", target.address)),
-    }
+    let address = target.address.to_string();
+    let failure = match &error {
+        fcgi_mux::Error::Connect { address, source } => {
+            let (exit, message) = messages::connect_failed(address, source);
+            Failure::new(exit, message)
+        }
+        fcgi_mux::Error::Timeout { kind, after } => {
+            Failure::new(Exit::Timeout, messages::timed_out(&address, Some(*kind), *after))
+        }
+        fcgi_mux::Error::Resolve { .. } => return error.into(),
+        _ => return anyhow::Error::new(error).context(format!("request to {address}")),
+    };
+    anyhow::Error::new(error).context(failure)
 }
 
-fn max_time_exceeded(max_time: Duration) -> Failure {
-    Failure::new(Exit::Timeout, format!("no complete response within {} (--max-time)", human(max_time)))
+fn max_time_exceeded(target: &Target) -> Failure {
+    Failure::new(Exit::Timeout, messages::timed_out(&target.address.to_string(), None, target.max_time))
 }
 
 /// `1.5 s`, `250 ms`.

@@ -19,7 +19,10 @@ pub const JSON_SCHEMA: &str = "fcgi.probe/1";
 pub async fn run(cmd: &ProbeCmd) -> anyhow::Result<Exit> {
     let target = Target::from_args(&cmd.target, CHECK_MAX_TIME)?;
     let config =
-        ProbeConfig::default().connect_timeout(target.connect_timeout).answer_timeout(target.max_time);
+        ProbeConfig::default()
+            .connect_timeout(target.connect_timeout)
+            .answer_timeout(target.max_time)
+            .observer(crate::verbose::announce(&target.address, &[]));
     let started = std::time::Instant::now();
     // The answer may take what is left of --max-time once connected.
     let probed = match tokio::time::timeout(target.max_time, fcgi_mux::probe(&target.address, &config)).await
@@ -38,9 +41,9 @@ pub async fn run(cmd: &ProbeCmd) -> anyhow::Result<Exit> {
             report
         }
         Err(error) if cmd.json => {
-            let exit = Exit::for_mux_error(&error);
+            let (exit, message) = crate::exit::classify(&anyhow::Error::new(error));
             let fields = [("address", json!(target.address.to_string())), ("outcome", json!("error"))];
-            print_json(&error_document(JSON_SCHEMA, &fields, exit, &error.to_string()))?;
+            print_json(&error_document(JSON_SCHEMA, &fields, exit, &message))?;
             return Ok(exit);
         }
         Err(error) => return Err(error.into()),

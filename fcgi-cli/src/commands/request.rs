@@ -2,20 +2,22 @@
 //! exit code from the HTTP status.
 
 use std::io::Write;
+use std::time::Instant;
 
 use base64::Engine;
 use bytes::BytesMut;
-use fcgi_mux::{Direction, Observer, RecordEvent};
 use http::Method;
 use serde_json::{Value, json};
 
 use crate::build::{self, Built};
 use crate::cli::{JSON_MAX_FILESIZE, OutputArgs, REQUEST_MAX_TIME, RequestCmd, show_size};
-use crate::commands::exchange::{self, Exchange};
+use crate::commands::exchange::Exchange;
+use crate::curl_compat::{RetryPolicy, send_with_retry};
 use crate::exit::{Exit, Failure, classify};
 use crate::output::{Interrupts, Progress, Sink, error_document, print_json};
-use crate::records::{self, Way};
+use crate::records;
 use crate::target::Target;
+use crate::write_out::{Transfer, WriteOut};
 
 /// Version of the `--json` document's layout (`schema` key).
 pub const JSON_SCHEMA: &str = "fcgi.response/1";
@@ -23,35 +25,74 @@ pub const JSON_SCHEMA: &str = "fcgi.response/1";
 /// Runs a request command; `default_method` is `None` for `request` (needs -X).
 pub async fn run(cmd: &RequestCmd, default_method: Option<Method>) -> anyhow::Result<Exit> {
     let out = &cmd.output;
-    let result = run_inner(cmd, default_method).await;
-    match result {
-        Err(error) if out.json => {
-            let (exit, message) = classify(&error);
+    let started = Instant::now();
+    let mut transfer = Transfer { url: cmd.path.clone(), ..Transfer::default() };
+    // -w is parsed before anything is sent: a misspelt variable is a usage error.
+    let write_out = out.curl.write_out.as_deref().map(WriteOut::from_arg).transpose();
+    let result = match &write_out {
+        Err(failure) => Err(Failure::new(failure.exit, failure.message.clone()).into()),
+        Ok(_) => run_inner(cmd, default_method, &mut transfer).await,
+    };
+    transfer.time_total = started.elapsed();
+    let (exit, message) = match &result {
+        Ok(exit) => (*exit, transfer.errormsg.clone()),
+        Err(error) => classify(error),
+    };
+    transfer.exit = Some(exit);
+    transfer.errormsg = message.clone();
+    let result = match result {
+        Err(_) if out.json => {
             print_json(&error_document(JSON_SCHEMA, &[("path", json!(cmd.path))], exit, &message))?;
             Ok(exit)
         }
         other => other,
+    };
+    if let Ok(Some(write_out)) = &write_out {
+        write_out.write(&transfer);
     }
+    result
 }
 
-async fn run_inner(cmd: &RequestCmd, default_method: Option<Method>) -> anyhow::Result<Exit> {
+async fn run_inner(cmd: &RequestCmd, default_method: Option<Method>, transfer: &mut Transfer) -> anyhow::Result<Exit> {
     let out = &cmd.output;
     let target = Target::from_args(&cmd.spec.target, REQUEST_MAX_TIME)?;
     let built = build::build(&cmd.path, default_method, &cmd.spec, &target)?;
+    transfer.method = built.request.method().to_string();
+    transfer.size_upload = built.body.len() as u64;
+    let script_filename = built
+        .params
+        .iter()
+        .find(|(name, _)| *name == "SCRIPT_FILENAME")
+        .map(|(_, value)| String::from_utf8_lossy(value).into_owned());
     let verbose = out.verbose && !out.silent;
     if verbose {
         print_params(&target, &built, out.show_secrets);
     }
-    let observer = verbose.then(|| verbose_observer(out.show_secrets));
+    let observer = verbose.then(|| crate::verbose::record_printer(out.show_secrets));
     let head_only = built.request.method() == Method::HEAD;
-    let params = built.param_pairs();
     // Writing a file: SIGINT, SIGTERM and SIGHUP remove the temporary file (see Interrupts).
     let to_file = Sink::is_atomic(out.output.as_deref()) && !out.json;
     let mut interrupts = if to_file { Interrupts::catch() } else { None };
-    let mut exchange =
-        Interrupts::guard(&mut interrupts, exchange::send(&target, built.request, params, observer))
-            .await
-            .map_err(|signal| signal.failure(None))??;
+    let policy = RetryPolicy::new(&out.curl);
+    let send = send_with_retry(&target, &built, observer, policy, out.silent, &mut transfer.retries);
+    let mut exchange = Interrupts::guard(&mut interrupts, send).await.map_err(|signal| signal.failure(None))??;
+    let head = head_text(&exchange.response);
+    transfer.status = Some(exchange.response.status().as_u16());
+    transfer.headers = exchange
+        .response
+        .headers()
+        .iter()
+        .map(|(name, value)| (name.to_string(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
+        .collect();
+    transfer.size_header = head.len() as u64;
+    transfer.time_connect = Some(exchange.timings.connect);
+    transfer.time_starttransfer = Some(exchange.timings.first_byte);
+    if let Some(path) = &out.curl.dump_header {
+        // -D: the head as -i prints it, to FILE or (`-`) standard output before the body.
+        let mut headers = Sink::open(Some(path))?;
+        headers.write(head.as_bytes())?;
+        headers.finish()?;
+    }
     let length = exchange
         .response
         .headers()
@@ -63,20 +104,27 @@ async fn run_inner(cmd: &RequestCmd, default_method: Option<Method>) -> anyhow::
         limit.check(length)?;
     }
     if out.json {
-        return finish_json(cmd, &target, exchange, limit).await;
+        return finish_json(cmd, &target, exchange, limit, transfer).await;
     }
     let status = exchange.response.status();
+    let exit = if out.no_fail { Exit::Success } else { Exit::for_status(status) };
+    if out.curl.fail && exit != Exit::Success {
+        // curl -f: no body, no file; only the exit code and the error line.
+        drop(interrupts);
+        http_failure(out, &target, &exchange.response, script_filename.as_deref(), transfer);
+        return Ok(exit);
+    }
     let mut sink = Sink::open(out.output.as_deref())?;
     if out.include || head_only {
-        sink.write(&head_text(&exchange.response).into_bytes())?;
+        sink.write(head.as_bytes())?;
     }
     let progress = Progress::new(!out.silent && !sink.is_terminal(), length);
+    let received = &mut transfer.size_download;
     let copy = async {
-        let mut received = 0u64;
         while let Some(chunk) = exchange.next_chunk().await? {
-            received += chunk.len() as u64;
+            *received += chunk.len() as u64;
             if let Some(limit) = &limit {
-                limit.check(received)?;
+                limit.check(*received)?;
             }
             sink.write(&chunk)?;
             progress.advance(chunk.len());
@@ -101,14 +149,34 @@ async fn run_inner(cmd: &RequestCmd, default_method: Option<Method>) -> anyhow::
     drop(interrupts);
     let body = exchange.response.body();
     print_app_stderr(&body.stderr(), out.silent);
-    let exit = if out.no_fail { Exit::Success } else { Exit::for_status(status) };
-    if exit != Exit::Success && !out.silent {
-        // The reason phrase is the application's: escaped and cut as any byte it sends.
-        let reason = records::escape_cut(reason(&exchange.response).as_bytes(), records::VALUE_MAX);
-        let status_line = format!("{} {reason}", status.as_u16());
-        eprintln!("fcgi: HTTP {} from {}{}", status_line.trim_end(), target.address, busy_note(status));
+    if exit != Exit::Success {
+        http_failure(out, &target, &exchange.response, script_filename.as_deref(), transfer);
     }
     Ok(exit)
+}
+
+/// The error line of an HTTP 4xx/5xx (`fcgi: HTTP 404 Not Found from ...`), kept as
+/// `%{errormsg}` and printed unless -s (or with -sS).
+fn http_failure(
+    out: &OutputArgs,
+    target: &Target,
+    response: &http::Response<fcgi_mux::ResponseBody>,
+    script_filename: Option<&str>,
+    transfer: &mut Transfer,
+) {
+    let status = response.status();
+    // The reason phrase is the application's: escaped and cut as any byte it sends.
+    let reason = records::escape_cut(reason(response).as_bytes(), records::VALUE_MAX);
+    let status_line = format!("{} {reason}", status.as_u16());
+    let hint = match script_filename {
+        Some(file) if status == http::StatusCode::NOT_FOUND => crate::messages::docroot_hint(file),
+        _ => busy_note(status).to_string(),
+    };
+    let message = format!("HTTP {} from {}{hint}", status_line.trim_end(), target.address);
+    if !out.silent || out.curl.show_error {
+        eprintln!("fcgi: {message}");
+    }
+    transfer.errormsg = message;
 }
 
 async fn finish_json(
@@ -116,6 +184,7 @@ async fn finish_json(
     target: &Target,
     mut exchange: Exchange,
     limit: Option<BodyLimit>,
+    transfer: &mut Transfer,
 ) -> anyhow::Result<Exit> {
     let mut body = BytesMut::new();
     while let Some(chunk) = exchange.next_chunk().await? {
@@ -123,6 +192,7 @@ async fn finish_json(
             limit.check((body.len() + chunk.len()) as u64)?;
         }
         body.extend_from_slice(&chunk);
+        transfer.size_download = body.len() as u64;
     }
     let response = &exchange.response;
     let status = response.status();
@@ -230,21 +300,14 @@ pub fn print_app_stderr(stderr: &fcgi_mux::Stderr, silent: bool) {
     }
 }
 
-fn print_params(target: &Target, built: &Built, show_secrets: bool) {
+pub fn print_params(target: &Target, built: &Built, show_secrets: bool) {
     let mut err = std::io::stderr().lock();
     let _ = writeln!(err, "* server {}", target.address);
     let _ = writeln!(err, "* {} {}", built.request.method(), built.request.uri());
     for (name, value) in built.params.iter() {
         let _ = writeln!(err, "* param {name}={}", records::shown_value(name, value, show_secrets));
     }
-}
-
-fn verbose_observer(show_secrets: bool) -> Observer {
-    Observer::new(move |event: &RecordEvent<'_>| {
-        let way = match event.direction {
-            Direction::Sent => Way::Sent,
-            Direction::Received => Way::Received,
-        };
-        eprintln!("{}", records::line(way, &event.header, event.record, show_secrets));
-    })
+    for dropped in build::dropped_headers(built) {
+        let _ = writeln!(err, "* {dropped}");
+    }
 }

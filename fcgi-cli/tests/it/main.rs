@@ -3,6 +3,7 @@
 
 mod bench;
 mod common;
+mod curl_habits;
 mod dump;
 mod errors;
 mod generated;

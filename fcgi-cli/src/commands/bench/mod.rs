@@ -39,14 +39,8 @@ pub async fn run(cmd: &BenchCmd) -> anyhow::Result<Exit> {
     match run_inner(cmd).await {
         Err(error) if cmd.json => {
             let (exit, message) = classify(&error);
-            print(&format!(
-                "{}\n",
-                json!({
-                    "schema": JSON_SCHEMA,
-                    "path": cmd.path,
-                    "error": { "kind": exit.kind(), "exit_code": exit.code(), "message": message },
-                })
-            ))?;
+            let document = crate::output::error_document(JSON_SCHEMA, &[("path", json!(cmd.path))], exit, &message);
+            print(&format!("{document}\n"))?;
             Ok(exit)
         }
         other => other,
@@ -56,9 +50,16 @@ pub async fn run(cmd: &BenchCmd) -> anyhow::Result<Exit> {
 async fn run_inner(cmd: &BenchCmd) -> anyhow::Result<Exit> {
     let target = Target::from_args(&cmd.spec.target, REQUEST_MAX_TIME)?;
     // As curl and h2load: a body makes it a POST unless -X says otherwise.
-    let has_body = !cmd.spec.data.is_empty() || !cmd.spec.data_binary.is_empty();
-    let default_method = if has_body { Method::POST } else { Method::GET };
+    let curl = &cmd.spec.curl;
+    let has_body = !cmd.spec.data.is_empty()
+        || !cmd.spec.data_binary.is_empty()
+        || !curl.data_raw.is_empty()
+        || !curl.data_urlencode.is_empty();
+    let default_method = if has_body && !curl.get { Method::POST } else { Method::GET };
     let built = build::build(&cmd.path, Some(default_method), &cmd.spec, &target)?;
+    if cmd.verbose {
+        crate::commands::request::print_params(&target, &built, false);
+    }
 
     let concurrency = cmd.concurrency;
     let connections = match (cmd.multiplex, cmd.connections) {

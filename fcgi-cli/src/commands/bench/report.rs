@@ -116,11 +116,7 @@ fn status_text(code: u16) -> String {
 
 fn hint(code: u16, setup: &Setup) -> String {
     match (code, &setup.script_filename) {
-        (404, Some(file)) => {
-            format!(
-                " (if it is php-fpm's \"File not found.\", SCRIPT_FILENAME {file} does not exist: check --docroot)"
-            )
-        }
+        (404, Some(file)) => crate::messages::docroot_hint(file),
         (503, _) => " (the server is busy or unavailable)".into(),
         _ => String::new(),
     }
@@ -138,8 +134,9 @@ pub fn notes(outcome: &Outcome, setup: &Setup) -> Vec<String> {
     let advice = if setup.multiplex {
         "the server may not serve that many requests at once on one connection: lower -c"
     } else {
-        "the server probably has fewer workers than the connections opened \
-         (php-fpm serves one connection per worker: keep -c/--connections below pm.max_children)"
+        "the server served fewer requests at once than there were connections: php-fpm serves one \
+         connection per worker, so keep -c/--connections below pm.max_children, counting the workers \
+         that other clients (health checks, the site itself) hold"
     };
     if stuck > 0 {
         notes.push(format!(

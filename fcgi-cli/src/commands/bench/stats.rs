@@ -143,6 +143,9 @@ impl Stats {
 
 /// The message of a client error, on one line.
 pub fn error_message(error: &fcgi_mux::Error) -> String {
+    if let fcgi_mux::Error::Connect { address, source } = error {
+        return exit::one_line(&crate::messages::connect_failed(address, source).1);
+    }
     exit::one_line(&error.to_string())
 }
 
