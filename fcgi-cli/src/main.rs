@@ -11,6 +11,8 @@
 //! | `output` | stdout / atomic file / device output, progress bar |
 //! | `records` | how records are shown by `dump` and `-v` (secrets masked) |
 //! | `commands::*` | one module per command; `exchange` sends one request under `--max-time` |
+//! | `phpfpm` | php-fpm's status page: the JSON parser, the scrape, Prometheus/OpenMetrics text |
+//! | `commands::exporter` | `fcgi exporter`: the HTTP server, shared scrapes, socket discovery |
 //! | `commands::bench` | `fcgi bench`: a load through an `fcgi_mux::Pool` (`load`), its counters (`stats`), the report (`report`), the progress bar (`progress`) |
 //!
 //! The CLI holds no protocol logic: requests go through `fcgi-mux`, parameters come from
@@ -18,9 +20,11 @@
 
 mod build;
 mod cli;
+mod cli_monitor;
 mod commands;
 mod exit;
 mod output;
+mod phpfpm;
 mod records;
 mod target;
 
@@ -125,6 +129,7 @@ async fn run(command: Command) -> anyhow::Result<Exit> {
         Command::Ping(cmd) => commands::health::ping(&cmd).await,
         Command::Status(cmd) => commands::health::status(&cmd).await,
         Command::Bench(cmd) => commands::bench::run(&cmd).await,
+        Command::Exporter(cmd) => commands::exporter::run(&cmd).await,
         Command::Completions { shell } => {
             let mut command = cli::full_command();
             let mut out = Vec::new();
