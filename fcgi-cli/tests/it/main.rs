@@ -12,3 +12,4 @@ mod output;
 mod probe;
 mod requests;
 mod signals;
+mod status_pools;
