@@ -43,6 +43,8 @@ pub enum Command {
     Status(StatusCmd),
     /// Load test: keep -c requests in flight for -D or -n, report requests/s and latency
     Bench(BenchCmd),
+    /// Prometheus exporter for php-fpm pools: /metrics, /healthz and / over HTTP
+    Exporter(crate::cli_monitor::ExporterCmd),
     /// Print shell completions for SHELL
     Completions {
         /// The shell.
@@ -260,7 +262,7 @@ pub struct StatusCmd {
     /// Fail when more than N slow requests were counted
     #[arg(long, value_name = "N")]
     pub max_slow_requests: Option<u64>,
-    /// Print the status document (and check results) as JSON
+    /// Print the status document (and check results) as JSON (as --format json)
     #[arg(long)]
     pub json: bool,
     /// Print nothing on success
@@ -269,9 +271,34 @@ pub struct StatusCmd {
     /// Show the server, the parameters sent and every record on stderr
     #[arg(short = 'v', long)]
     pub verbose: bool,
-    /// Where the server is.
+    /// Also ask php-fpm for per-process data (?full): in --json, and for the per-process checks
+    #[arg(long)]
+    pub full: bool,
+    /// Fail when fewer than N workers are available: idle ones (the one answering this check
+    /// counted as idle) plus the room left below pm.max_children; works in every pm mode
+    #[arg(long, value_name = "N")]
+    pub min_available: Option<u64>,
+    /// The pool's pm.max_children, for --min-available and --max-busy-ratio when pm is dynamic or
+    /// ondemand (the status page gives it only for static pools)
+    #[arg(long, value_name = "N")]
+    pub max_children: Option<u64>,
+    /// Fail when a process has been busy with one request for longer than DURATION (stuck
+    /// workers; asks for ?full)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub max_request_duration: Option<Duration>,
+    /// Fail when more than RATIO of pm.max_children is busy (0 to 1, or a percentage: 90%)
+    #[arg(long, value_name = "RATIO", value_parser = crate::cli_monitor::parse_ratio)]
+    pub max_busy_ratio: Option<f64>,
+    /// Output: text, json, prometheus (text format 0.0.4) or openmetrics; the last two accept
+    /// several pools and ask for ?full
+    #[arg(long, value_enum, value_name = "FORMAT", default_value = "text", conflicts_with = "json")]
+    pub format: crate::cli_monitor::StatusFormat,
+    /// With --format prometheus or openmetrics: no phpfpm_process_* series (no ?full asked)
+    #[arg(long)]
+    pub no_process_metrics: bool,
+    /// Where the pools are.
     #[command(flatten)]
-    pub target: TargetArgs,
+    pub target: crate::cli_monitor::PoolTargets,
 }
 
 /// Default `-c` of `bench`: below the 5 children of a stock php-fpm pool (`pm.max_children`),

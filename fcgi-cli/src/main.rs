@@ -11,6 +11,8 @@
 //! | `output` | stdout / atomic file / device output, progress bar |
 //! | `records` | how records are shown by `dump` and `-v` (secrets masked) |
 //! | `commands::*` | one module per command; `exchange` sends one request under `--max-time` |
+//! | `phpfpm` | php-fpm's status page: the JSON parser, the scrape, Prometheus/OpenMetrics text |
+//! | `commands::exporter` | `fcgi exporter`: the HTTP server, shared scrapes, socket discovery |
 //! | `commands::bench` | `fcgi bench`: a load through an `fcgi_mux::Pool` (`load`), its counters (`stats`), the report (`report`), the progress bar (`progress`) |
 //!
 //! The CLI holds no protocol logic: requests go through `fcgi-mux`, parameters come from
@@ -18,11 +20,13 @@
 
 mod build;
 mod cli;
+mod cli_monitor;
 mod commands;
 mod curl_compat;
 mod exit;
 mod messages;
 mod output;
+mod phpfpm;
 mod records;
 mod target;
 mod verbose;
@@ -89,7 +93,7 @@ fn json_schema(command: &Command) -> Option<&'static str> {
         Command::Ping(cmd) => ("ping", cmd.json),
         Command::Status(cmd) => ("status", cmd.json),
         Command::Bench(cmd) => ("bench", cmd.json),
-        Command::Completions { .. } | Command::Manpage => return None,
+        Command::Completions { .. } | Command::Manpage | Command::Exporter(_) => return None,
     };
     if json { output::json_schema(name) } else { None }
 }
@@ -186,6 +190,7 @@ async fn run(command: Command) -> anyhow::Result<Exit> {
             commands::health::status(&cmd).await
         }
         Command::Bench(cmd) => commands::bench::run(&cmd).await,
+        Command::Exporter(cmd) => commands::exporter::run(&cmd).await,
         Command::Completions { shell } => {
             let mut command = cli::full_command();
             let mut out = Vec::new();

@@ -17,6 +17,9 @@
 //! | `FCGI_TEST_FLUP_SOCKET`      | [`FLUP_SOCKET`]         | unix socket of flup 1.0.3 with `multiplexed=False`            |
 //! | `FCGI_TEST_FCGIWRAP_SOCKET`  | [`FCGIWRAP_SOCKET`]     | unix socket of fcgiwrap (libfcgi, 2 preforked processes)      |
 //! | `FCGI_TEST_CGI_DIR`          | [`CGI_DIR`]             | absolute path of the CGI dir, a copy of `tests/backends/cgi/` |
+//! | `FCGI_TEST_PHP_FPM_POOL_<NAME>` | [`PHP_FPM_POOLS`] | unix socket of php-fpm's monitoring pool NAME: `STATIC`, `DYNAMIC`, `ONDEMAND` (max_children 5), `BUSY`, `BACKLOG` (1 child) |
+//! | `FCGI_TEST_PROMETHEUS`       | [`PROMETHEUS`]          | the Prometheus server binary (Debian package `prometheus`)    |
+//! | `FCGI_TEST_PROMTOOL`         | [`PROMTOOL`]            | its promtool                                                  |
 //!
 //! The setting side is `xtask/src/backends.rs` (`Backends::env`), the reading side
 //! `tests/src/backends.rs` (`fcgi_tests::backends::{php_fpm, flup, fcgiwrap}()`), which also
@@ -49,3 +52,16 @@ pub const FLUP_SOCKET: &str = "FCGI_TEST_FLUP_SOCKET";
 pub const FCGIWRAP_SOCKET: &str = "FCGI_TEST_FCGIWRAP_SOCKET";
 /// Absolute path of the CGI script dir, a copy of `tests/backends/cgi/`.
 pub const CGI_DIR: &str = "FCGI_TEST_CGI_DIR";
+/// php-fpm's monitoring pools (their php-fpm pool name) and the variable naming each one's unix
+/// socket.
+pub const PHP_FPM_POOLS: [(&str, &str); 5] = [
+    ("static", "FCGI_TEST_PHP_FPM_POOL_STATIC"),
+    ("dynamic", "FCGI_TEST_PHP_FPM_POOL_DYNAMIC"),
+    ("ondemand", "FCGI_TEST_PHP_FPM_POOL_ONDEMAND"),
+    ("busy", "FCGI_TEST_PHP_FPM_POOL_BUSY"),
+    ("backlog", "FCGI_TEST_PHP_FPM_POOL_BACKLOG"),
+];
+/// The Prometheus server binary.
+pub const PROMETHEUS: &str = "FCGI_TEST_PROMETHEUS";
+/// The promtool binary.
+pub const PROMTOOL: &str = "FCGI_TEST_PROMTOOL";

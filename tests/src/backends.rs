@@ -123,6 +123,41 @@ pub fn fcgiwrap() -> Fcgiwrap {
     Fcgiwrap { socket: PathBuf::from(var(FCGIWRAP_SOCKET)), cgi_dir: PathBuf::from(var(CGI_DIR)) }
 }
 
+/// The unix socket of php-fpm's monitoring pool `name` (`static`, `dynamic`, `ondemand`: 5
+/// max_children each; `busy`, `backlog`: 1 child; see `xtask/src/php_fpm.rs`).
+///
+/// # Panics
+///
+/// When the variable is missing (like [`php_fpm()`]) or `name` is not such a pool.
+pub fn php_fpm_pool(name: &str) -> PathBuf {
+    let (_, variable) = crate::backend_env::PHP_FPM_POOLS
+        .into_iter()
+        .find(|(pool, _)| *pool == name)
+        .unwrap_or_else(|| panic!("no php-fpm monitoring pool {name:?}"));
+    PathBuf::from(var(variable))
+}
+
+/// The Prometheus binaries found (or installed) by `cargo xtask test`.
+#[derive(Debug, Clone)]
+pub struct Prometheus {
+    /// The server.
+    pub server: PathBuf,
+    /// promtool.
+    pub promtool: PathBuf,
+}
+
+/// Reads the variables naming the Prometheus binaries.
+///
+/// # Panics
+///
+/// When a variable is missing, like [`php_fpm()`].
+pub fn prometheus() -> Prometheus {
+    Prometheus {
+        server: PathBuf::from(var(crate::backend_env::PROMETHEUS)),
+        promtool: PathBuf::from(var(crate::backend_env::PROMTOOL)),
+    }
+}
+
 fn var(name: &str) -> String {
     match env::var(name) {
         Ok(value) if !value.is_empty() => value,

@@ -12,6 +12,9 @@
 //! | flup ×2  | [`crate::flup`]     | a real multiplexing server, and one answering CANT_MPX_CONN |
 //! | fcgiwrap | [`crate::fcgiwrap`] | libfcgi: CGI scripts, one request per connection            |
 //!
+//! Prometheus and promtool ([`crate::prometheus`]) are only found (or installed): the monitoring
+//! tests start their Prometheus server themselves.
+//!
 //! Everything lives in a fresh temp dir (`$TMPDIR/fcgi-xtask-*`): config files, logs, unix
 //! sockets, the docroot (a copy of `tests/php/`) and the CGI dir (a copy of
 //! `tests/backends/cgi/`). A backend that fails to start fails the run with its log. Dropping
@@ -41,6 +44,7 @@ use tempfile::TempDir;
 use crate::fcgiwrap::{self, Fcgiwrap};
 use crate::flup::Flup;
 use crate::php_fpm::{self, PhpFpm};
+use crate::prometheus::{self, Prometheus};
 use crate::{process, venv, workspace};
 
 // The names of the `FCGI_TEST_*` variables: the same file the tests read them with.
@@ -60,6 +64,8 @@ pub struct Backends {
     pub fcgiwrap: Fcgiwrap,
     /// Absolute path of the docroot copy.
     pub docroot: PathBuf,
+    /// The Prometheus and promtool binaries.
+    pub prometheus: Prometheus,
     dir: TempDir,
 }
 
@@ -71,6 +77,7 @@ impl Backends {
         let php_fpm_binary = php_fpm::find_or_install()?;
         let fcgiwrap_binary = fcgiwrap::find_or_install()?;
         let venv = venv::ensure().context("preparing the Python venv for flup")?;
+        let prometheus = prometheus::find_or_install()?;
 
         let dir = tempfile::Builder::new()
             .prefix("fcgi-xtask-")
@@ -111,7 +118,7 @@ impl Backends {
             fcgiwrap.service.socket.display(),
             fcgiwrap.cgi_dir.display()
         );
-        Ok(Backends { php_fpm, flup, fcgiwrap, docroot, dir })
+        Ok(Backends { php_fpm, flup, fcgiwrap, docroot, prometheus, dir })
     }
 
     /// The environment contract (see the module docs) as name/value pairs.
@@ -127,7 +134,18 @@ impl Backends {
             (backend_env::FLUP_SOCKET, self.flup.single.socket.display().to_string()),
             (backend_env::FCGIWRAP_SOCKET, self.fcgiwrap.service.socket.display().to_string()),
             (backend_env::CGI_DIR, self.fcgiwrap.cgi_dir.display().to_string()),
+            (backend_env::PROMETHEUS, self.prometheus.server.display().to_string()),
+            (backend_env::PROMTOOL, self.prometheus.promtool.display().to_string()),
         ]
+        .into_iter()
+        .chain(self.php_fpm.monitor_pools().map(|(pool, socket)| {
+            let (_, name) = backend_env::PHP_FPM_POOLS
+                .into_iter()
+                .find(|(known, _)| *known == pool)
+                .expect("every monitoring pool has a variable in backend_env::PHP_FPM_POOLS");
+            (name, socket.display().to_string())
+        }))
+        .collect()
     }
 
     /// Fails, with the logs of the one that stopped, if any backend has exited.

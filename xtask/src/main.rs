@@ -31,6 +31,7 @@ mod flup;
 mod fuzz;
 mod php_fpm;
 mod process;
+mod prometheus;
 mod service;
 mod test_cmd;
 mod venv;

@@ -8,7 +8,14 @@
 //! | `unix` | `<tempdir>/php-fpm.sock` (mode 0666) |
 //! | `tcp`  | `127.0.0.1:<free port>`             |
 //!
-//! Both: `pm = static` with [`WORKERS`] children, `ping.path = /ping` answering `pong`,
+//! Five more pools on unix sockets serve the health-check and monitoring tests
+//! ([`MONITOR_POOLS`]): `static`, `dynamic` and `ondemand` (each with `pm.max_children = 5`;
+//! dynamic starts 1 with 1 to 2 spare, ondemand starts none and ends a
+//! child idle for 10 s), `busy` (static, 1 child: a test keeps it busy to get a pool that does
+//! not answer) and `backlog` (static, 1 child, `listen.backlog = 1`: a test fills its backlog
+//! to see a refused connect). Socket of pool `NAME`: `<tempdir>/php-fpm-NAME.sock`.
+//!
+//! The first two: `pm = static` with [`WORKERS`] children, `ping.path = /ping` answering `pong`,
 //! `pm.status_path = /status`, `catch_workers_output = yes`, `clear_env = yes` (so variables of
 //! the caller's environment, e.g. a CI's `HTTP_PROXY`, never show up in PHP's `$_SERVER`),
 //! `memory_limit = 256M`, `log_errors = on`, `display_errors = off`. PHP's `error_log` setting is
@@ -36,6 +43,18 @@ use crate::{apt, service};
 /// Children per pool (`pm = static`).
 pub const WORKERS: usize = 8;
 
+/// The monitoring pools (see the module docs): name, and the pool's `pm` lines.
+pub const MONITOR_POOLS: [(&str, &str); 5] = [
+    ("static", "pm = static\npm.max_children = 5\n"),
+    (
+        "dynamic",
+        "pm = dynamic\npm.max_children = 5\npm.start_servers = 1\npm.min_spare_servers = 1\npm.max_spare_servers = 2\n",
+    ),
+    ("ondemand", "pm = ondemand\npm.max_children = 5\npm.process_idle_timeout = 10s\n"),
+    ("busy", "pm = static\npm.max_children = 1\n"),
+    ("backlog", "pm = static\npm.max_children = 1\nlisten.backlog = 1\n"),
+];
+
 /// How long php-fpm may take to accept connections on both pools.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -54,6 +73,8 @@ pub struct PhpFpm {
     pub tcp: SocketAddr,
     /// php-fpm's error log (`[global] error_log`).
     pub log: PathBuf,
+    /// The monitoring pools' sockets, in the order of [`MONITOR_POOLS`].
+    pub monitor_sockets: Vec<PathBuf>,
     /// Where php-fpm's own stdout/stderr go (errors before the log is open).
     pub output: PathBuf,
 }
@@ -98,6 +119,11 @@ impl PhpFpm {
         all[all.len().saturating_sub(lines)..].join("\n")
     }
 
+    /// The monitoring pools: name and socket.
+    pub fn monitor_pools(&self) -> impl Iterator<Item = (&'static str, &Path)> {
+        MONITOR_POOLS.iter().map(|(name, _)| *name).zip(self.monitor_sockets.iter().map(PathBuf::as_path))
+    }
+
     /// Fails if the master has exited.
     pub fn check_running(&mut self) -> Result<()> {
         if let Some(status) = self.group.try_wait()? {
@@ -135,6 +161,9 @@ impl Files {
         for stale in [&files.socket, &files.log, &files.output, &files.pid] {
             let _ = fs::remove_file(stale);
         }
+        for stale in monitor_sockets(&files.socket) {
+            let _ = fs::remove_file(stale);
+        }
         Ok(files)
     }
 }
@@ -162,6 +191,7 @@ fn start_once(binary: &Path, files: &Files) -> Result<PhpFpm> {
         tcp: files.tcp,
         log: files.log.clone(),
         output: files.output.clone(),
+        monitor_sockets: monitor_sockets(&files.socket),
     };
     wait_ready(&mut php_fpm)?;
     Ok(php_fpm)
@@ -188,10 +218,17 @@ fn wait_ready(php_fpm: &mut PhpFpm) -> Result<()> {
     }
 }
 
-/// Both pools accept a connection (closed at once; php-fpm's worker just sees EOF).
+/// Every pool accepts a connection (closed at once; php-fpm's worker just sees EOF).
 fn accepts(php_fpm: &PhpFpm) -> bool {
     UnixStream::connect(&php_fpm.socket).is_ok()
         && TcpStream::connect_timeout(&php_fpm.tcp, Duration::from_millis(500)).is_ok()
+        && php_fpm.monitor_sockets.iter().all(|socket| UnixStream::connect(socket).is_ok())
+}
+
+/// `<dir>/php-fpm-NAME.sock` for each monitoring pool, beside the `unix` pool's socket.
+fn monitor_sockets(socket: &Path) -> Vec<PathBuf> {
+    let dir = socket.parent().unwrap_or(Path::new("."));
+    MONITOR_POOLS.iter().map(|(name, _)| dir.join(format!("php-fpm-{name}.sock"))).collect()
 }
 
 fn port_was_taken(files: &Files) -> bool {
@@ -257,6 +294,21 @@ fn render_config(files: &Files, root: bool) -> String {
              php_admin_flag[html_errors] = off\n",
             files.workers
         ));
+    }
+    for ((pool, pm), socket) in MONITOR_POOLS.iter().zip(monitor_sockets(&files.socket)) {
+        conf.push_str(&format!("\n[{pool}]\nlisten = \"{}\"\nlisten.mode = 0666\n", socket.display()));
+        if root {
+            conf.push_str("user = root\ngroup = root\n");
+        }
+        conf.push_str(pm);
+        conf.push_str(
+            "ping.path = /ping\n\
+             ping.response = pong\n\
+             pm.status_path = /status\n\
+             catch_workers_output = yes\n\
+             clear_env = yes\n\
+             php_admin_flag[display_errors] = off\n",
+        );
     }
     conf
 }
@@ -339,7 +391,10 @@ mod tests {
         assert!(conf.contains("[unix]\nlisten = \"/t/php-fpm.sock\"\n"));
         assert!(conf.contains("[tcp]\nlisten = 127.0.0.1:9123\n"));
         assert_eq!(conf.matches("pm.max_children = 8\n").count(), 2);
-        assert_eq!(conf.matches("user = root\n").count(), 2);
+        assert_eq!(conf.matches("user = root\n").count(), 2 + MONITOR_POOLS.len());
+        assert!(conf.contains("[ondemand]\nlisten = \"/t/php-fpm-ondemand.sock\"\n"));
+        assert!(conf.contains("pm = ondemand\npm.max_children = 5\n"));
+        assert!(conf.contains("[backlog]\nlisten = \"/t/php-fpm-backlog.sock\"\n"));
         assert!(!render_config(&files, false).contains("user ="));
         assert!(conf.contains("daemonize = no\n"));
     }

@@ -3,20 +3,20 @@
 //! php-fpm serves both itself, matched on SCRIPT_NAME; SCRIPT_FILENAME must be present (any
 //! value) or it answers 404, so no document root is involved.
 
-use bytes::{Bytes, BytesMut};
-use http_body_util::Empty;
+use std::time::Duration;
+
 use serde_json::{Value, json};
 
-use crate::build::status_page_params;
 use crate::cli::{CHECK_MAX_TIME, PingCmd, StatusCmd};
-use crate::commands::exchange::{self, Exchange, human};
+use crate::cli_monitor::StatusFormat;
+use crate::commands::exchange::human;
 use crate::exit::{Exit, Failure, classify};
 use crate::output::{print, print_json};
+use crate::phpfpm::metrics::{Format, PoolReport, families, render};
+use crate::phpfpm::scrape::{self, ScrapeError, StatusPage, fetch, listen_queue_full, page_exit};
+use crate::phpfpm::status::{PoolStatus, Process};
 use crate::records;
 use crate::target::Target;
-
-/// Most bytes of a health page read (php-fpm's full status of a big pool is a few KiB).
-const MAX_PAGE: usize = 1024 * 1024;
 
 /// Runs `ping`.
 pub async fn ping(cmd: &PingCmd) -> anyhow::Result<Exit> {
@@ -26,7 +26,8 @@ pub async fn ping(cmd: &PingCmd) -> anyhow::Result<Exit> {
         Ok((status, body, elapsed)) => {
             let text = String::from_utf8_lossy(&body).trim().to_string();
             if !status.is_success() {
-                (page_exit(status), status_problem("ping", &cmd.path, status), text, Some(elapsed))
+                let problem = scrape::status_problem("ping", &target.address.to_string(), &cmd.path, status);
+                (page_exit(status), format!("ping: {problem}"), text, Some(elapsed))
             } else if text != cmd.expect {
                 let message = format!(
                     "ping: {} answered {:?} on {}, expected {:?}",
@@ -42,6 +43,7 @@ pub async fn ping(cmd: &PingCmd) -> anyhow::Result<Exit> {
         }
         Err(error) => {
             let (exit, message) = classify(&error);
+            let message = listen_queue_full(&error, &target).unwrap_or(message);
             (exit, format!("ping: {message}"), String::new(), None)
         }
     };
@@ -74,7 +76,7 @@ fn report(document: Option<Value>, silent: bool, exit: Exit, message: &str) -> a
     Ok(exit)
 }
 
-/// One threshold: `field` compared with `limit`.
+/// One threshold on a count: `field` compared with `limit`.
 #[derive(Clone, Debug, PartialEq)]
 struct Check {
     field: String,
@@ -82,54 +84,74 @@ struct Check {
     limit: u64,
 }
 
+/// A threshold's outcome, as `--json` lists it.
+#[derive(Clone, Debug, PartialEq)]
+struct Outcome {
+    field: String,
+    op: &'static str,
+    limit: Value,
+    value: Value,
+    /// Why it failed, and with which exit code (12, or 2 when the command line lacks what the
+    /// check needs, such as --max-children for a dynamic pool).
+    failure: Option<(Exit, String)>,
+}
+
 /// Runs `status`.
 pub async fn status(cmd: &StatusCmd) -> anyhow::Result<Exit> {
-    let target = Target::from_args(&cmd.target, CHECK_MAX_TIME)?;
-    let checks = checks(cmd)?;
-    let outcome = fetch(&target, &cmd.path, "json").await;
-    let (status_doc, results, exit, message) = match outcome {
-        Err(error) => {
-            let (exit, message) = classify(&error);
-            (Value::Null, Vec::new(), exit, format!("status: {message}"))
-        }
-        Ok((status, body, _)) if !status.is_success() => {
-            let _ = body;
-            (Value::Null, Vec::new(), page_exit(status), status_problem("status", &cmd.path, status))
-        }
-        Ok((_, body, _)) => match serde_json::from_slice::<Value>(&body) {
-            Err(err) => (
-                Value::Null,
-                Vec::new(),
-                Exit::Protocol,
-                format!("status: {} did not answer JSON on {}?json: {err}", target.address, cmd.path),
-            ),
-            Ok(doc) => {
-                let results: Vec<(Check, Result<u64, String>)> =
-                    checks.iter().map(|check| (check.clone(), field_value(&doc, &check.field))).collect();
-                let failed: Vec<String> =
-                    results.iter().filter_map(|(check, value)| failure_text(check, value)).collect();
-                if failed.is_empty() {
-                    let summary = summary(&doc);
-                    (doc, results, Exit::Success, summary)
-                } else {
-                    (doc, results, Exit::CheckFailed, format!("status: {}", failed.join("; ")))
-                }
-            }
-        },
+    let format = if cmd.json { StatusFormat::Json } else { cmd.format };
+    let targets = cmd.target.targets(CHECK_MAX_TIME)?;
+    if matches!(format, StatusFormat::Prometheus | StatusFormat::Openmetrics) {
+        return metrics(cmd, &targets, format).await;
+    }
+    let [target] = targets.as_slice() else {
+        return Err(Failure::new(
+            Exit::Usage,
+            "several pools (--socket/--connect) need --format prometheus or openmetrics",
+        )
+        .into());
     };
-    let document = cmd.json.then(|| {
+    let checks = checks(cmd)?;
+    let page = StatusPage::new(&cmd.path, cmd.full || cmd.max_request_duration.is_some());
+    let (status_doc, parsed, results, exit, message) = match scrape::scrape_document(target, &page).await {
+        Err(error) => (Value::Null, None, Vec::new(), error.exit, format!("status: {}", error.message)),
+        Ok((doc, parsed)) => {
+            let results = evaluate(cmd, &checks, &doc, &parsed);
+            let failed: Vec<&(Exit, String)> = results.iter().filter_map(|r| r.failure.as_ref()).collect();
+            if failed.is_empty() {
+                let summary = summary(&parsed, cmd.max_children);
+                (doc, Some(parsed), results, Exit::Success, summary)
+            } else {
+                let exit = if failed.iter().any(|(exit, _)| *exit == Exit::Usage) {
+                    Exit::Usage
+                } else {
+                    Exit::CheckFailed
+                };
+                let text: Vec<&str> = failed.iter().map(|(_, text)| text.as_str()).collect();
+                let message = format!("status: {}", text.join("; "));
+                (doc, Some(parsed), results, exit, message)
+            }
+        }
+    };
+    let document = (format == StatusFormat::Json).then(|| {
         let checks: Vec<Value> = results
             .iter()
-            .map(|(check, value)| {
+            .map(|result| {
                 json!({
-                    "field": check.field,
-                    "op": if check.at_least { ">=" } else { "<=" },
-                    "limit": check.limit,
-                    "value": value.as_ref().ok(),
-                    "ok": failure_text(check, value).is_none(),
+                    "field": result.field,
+                    "op": result.op,
+                    "limit": result.limit,
+                    "value": result.value,
+                    "ok": result.failure.is_none(),
                 })
             })
             .collect();
+        let counted = parsed.as_ref().map(|p| {
+            json!({
+                "idle processes": p.idle,
+                "active processes": p.active,
+                "available": p.available(cmd.max_children),
+            })
+        });
         json!({
             "schema": "fcgi.status/1",
             "address": target.address.to_string(),
@@ -137,10 +159,48 @@ pub async fn status(cmd: &StatusCmd) -> anyhow::Result<Exit> {
             "exit_code": exit.code(),
             "message": message,
             "status": status_doc,
+            "counted": counted,
             "checks": checks,
         })
     });
     report(document, cmd.silent, exit, &message)
+}
+
+/// `--format prometheus|openmetrics`: every pool asked at once, the metrics on stdout (also for
+/// pools that failed: `phpfpm_up 0`), one error line per failed pool; the exit code is the
+/// first failure's, else 0.
+async fn metrics(cmd: &StatusCmd, targets: &[Target], format: StatusFormat) -> anyhow::Result<Exit> {
+    let page = StatusPage::new(&cmd.path, !cmd.no_process_metrics);
+    let mut scrapes = tokio::task::JoinSet::new();
+    for (index, target) in targets.iter().cloned().enumerate() {
+        let page = page.clone();
+        scrapes.spawn(async move { (index, scrape::scrape(&target, &page).await) });
+    }
+    let mut outcomes: Vec<Option<Result<PoolStatus, ScrapeError>>> = vec![None; targets.len()];
+    while let Some(joined) = scrapes.join_next().await {
+        let (index, outcome) = joined?;
+        outcomes[index] = Some(outcome);
+    }
+    let mut exit = Exit::Success;
+    let mut reports = Vec::new();
+    for (target, outcome) in targets.iter().zip(outcomes) {
+        let outcome = outcome.expect("every scrape joined");
+        let (pool, status, failures) = match outcome {
+            Ok(status) => (status.pool.clone(), Some(status), 0),
+            Err(error) => {
+                eprintln!("fcgi: status: {}", error.message);
+                if exit == Exit::Success {
+                    exit = error.exit;
+                }
+                (String::new(), None, 1)
+            }
+        };
+        reports.push(PoolReport { scrape_uri: target.address.to_string(), pool, status, failures });
+    }
+    let format = if format == StatusFormat::Openmetrics { Format::OpenMetrics } else { Format::Prometheus };
+    let text = render(&families(&reports, !cmd.no_process_metrics), format);
+    print(text.as_bytes())?;
+    Ok(exit)
 }
 
 fn checks(cmd: &StatusCmd) -> Result<Vec<Check>, Failure> {
@@ -170,17 +230,144 @@ fn checks(cmd: &StatusCmd) -> Result<Vec<Check>, Failure> {
     Ok(checks)
 }
 
+/// Every threshold of the command line against the page.
+fn evaluate(cmd: &StatusCmd, checks: &[Check], doc: &Value, status: &PoolStatus) -> Vec<Outcome> {
+    let mut out: Vec<Outcome> = checks
+        .iter()
+        .map(|check| {
+            let value = field_value(doc, status, &check.field);
+            Outcome {
+                field: check.field.clone(),
+                op: if check.at_least { ">=" } else { "<=" },
+                limit: json!(check.limit),
+                value: value.as_ref().ok().map_or(Value::Null, |v| json!(v)),
+                failure: failure_text(check, &value).map(|text| (Exit::CheckFailed, text)),
+            }
+        })
+        .collect();
+    let max_children = cmd.max_children.or_else(|| status.implied_max_children());
+    let needs_max_children = |flag: &str| {
+        (
+            Exit::Usage,
+            format!(
+                "{flag} needs pm.max_children, which php-fpm's status page gives only for pm = static \
+                 (this pool is pm = {}): add --max-children N",
+                status.process_manager
+            ),
+        )
+    };
+    if let Some(limit) = cmd.min_available {
+        let value = status.available(cmd.max_children);
+        let failure = match value {
+            None => Some(needs_max_children("--min-available")),
+            Some(value) if value < limit => Some((
+                Exit::CheckFailed,
+                format!(
+                    "available workers are {value} ({} idle + {} more allowed by pm.max_children {}), below the minimum {limit}",
+                    status.idle,
+                    value - status.idle,
+                    max_children.unwrap_or_default()
+                ),
+            )),
+            Some(_) => None,
+        };
+        out.push(Outcome {
+            field: "available".into(),
+            op: ">=",
+            limit: json!(limit),
+            value: json!(value),
+            failure,
+        });
+    }
+    if let Some(limit) = cmd.max_busy_ratio {
+        let ratio = max_children.filter(|max| *max > 0).map(|max| status.active as f64 / max as f64);
+        let failure = match ratio {
+            None => Some(needs_max_children("--max-busy-ratio")),
+            Some(ratio) if ratio > limit => Some((
+                Exit::CheckFailed,
+                format!(
+                    "busy ratio is {:.2} ({} of pm.max_children {} busy), above the maximum {limit}",
+                    ratio,
+                    status.active,
+                    max_children.unwrap_or_default()
+                ),
+            )),
+            Some(_) => None,
+        };
+        out.push(Outcome {
+            field: "busy ratio".into(),
+            op: "<=",
+            limit: json!(limit),
+            value: ratio.map_or(Value::Null, |r| json!((r * 1000.0).round() / 1000.0)),
+            failure,
+        });
+    }
+    if let Some(limit) = cmd.max_request_duration {
+        out.push(request_duration(status, limit));
+    }
+    out
+}
+
+/// `--max-request-duration`: every busy process (not the one answering the check) against the
+/// limit; the failure names the first few with their pid, time and request.
+fn request_duration(status: &PoolStatus, limit: Duration) -> Outcome {
+    let busy: Vec<&Process> = status.processes.iter().flatten().filter(|process| process.is_busy()).collect();
+    let longest = busy.iter().map(|p| p.request_duration_us).max().unwrap_or(0);
+    let mut stuck: Vec<&&Process> =
+        busy.iter().filter(|p| u128::from(p.request_duration_us) > limit.as_micros()).collect();
+    stuck.sort_by_key(|p| std::cmp::Reverse(p.request_duration_us));
+    let failure = (!stuck.is_empty()).then(|| {
+        let named: Vec<String> = stuck
+            .iter()
+            .take(3)
+            .map(|p| {
+                format!(
+                    "pid {} {} for {} on {} {}",
+                    p.pid,
+                    records::escape(p.state.as_bytes()),
+                    human(Duration::from_micros(p.request_duration_us)),
+                    records::escape(p.request_method.as_bytes()),
+                    records::escape_cut(p.request_uri.as_bytes(), 200)
+                )
+            })
+            .collect();
+        let more = if stuck.len() > 3 { format!(" and {} more", stuck.len() - 3) } else { String::new() };
+        (
+            Exit::CheckFailed,
+            format!(
+                "{} busy longer than {} (--max-request-duration): {}{more}",
+                if stuck.len() == 1 { "1 process".to_string() } else { format!("{} processes", stuck.len()) },
+                human(limit),
+                named.join(", ")
+            ),
+        )
+    });
+    Outcome {
+        field: "request duration".into(),
+        op: "<=",
+        limit: json!(limit.as_secs_f64()),
+        value: json!(Duration::from_micros(longest).as_secs_f64()),
+        failure,
+    }
+}
+
 /// `idle-processes`, `idle_processes`, `Idle Processes` → `idle processes` (php-fpm's keys).
 fn normalize(field: &str) -> String {
     field.trim().to_ascii_lowercase().replace(['-', '_'], " ")
 }
 
-fn field_value(doc: &Value, field: &str) -> Result<u64, String> {
+/// A count of the page: php-fpm's keys from the parsed status (the check's own worker counted
+/// as idle), any other numeric key (a newer php-fpm's) from the document as sent.
+fn field_value(doc: &Value, status: &PoolStatus, field: &str) -> Result<u64, String> {
+    if let Some(value) = status.count(field) {
+        return Ok(value);
+    }
     let Some(object) = doc.as_object() else { return Err("the status is not a JSON object".into()) };
     match object.iter().find(|(key, _)| normalize(key) == field) {
         Some((_, value)) => value.as_u64().ok_or_else(|| format!("{field:?} is not a count: {value}")),
         None => {
-            let keys: Vec<&str> = object.keys().map(String::as_str).collect();
+            let keys: Vec<&str> =
+                object.keys().filter(|key| *key != "processes").map(String::as_str).collect();
             Err(format!("no field {field:?} in the status (fields: {})", keys.join(", ")))
         }
     }
@@ -199,65 +386,21 @@ fn failure_text(check: &Check, value: &Result<u64, String>) -> Option<String> {
     }
 }
 
-fn summary(doc: &Value) -> String {
-    let get = |key: &str| {
-        doc.get(key).map(|v| v.to_string().trim_matches('"').to_string()).unwrap_or_else(|| "?".into())
+fn summary(status: &PoolStatus, max_children: Option<u64>) -> String {
+    let available = match status.available(max_children) {
+        Some(available) => format!(", {available} available"),
+        None => String::new(),
     };
     format!(
-        "ok: pool {}, {} idle, {} active, {} total, listen queue {}, accepted {}",
-        get("pool"),
-        get("idle processes"),
-        get("active processes"),
-        get("total processes"),
-        get("listen queue"),
-        get("accepted conn")
+        "ok: pool {} (pm {}), {} idle, {} active, {} total{available}, listen queue {}, accepted {}",
+        records::escape(status.pool.as_bytes()),
+        records::escape(status.process_manager.as_bytes()),
+        status.idle,
+        status.active,
+        status.total,
+        status.listen_queue,
+        status.accepted_conn
     )
-}
-
-/// The exit code for a health page that did not answer 2xx: 4 or 5 like `get`, and a failed
-/// check (12) for anything else (a redirect, a 1xx), which `get` would count as success.
-fn page_exit(status: http::StatusCode) -> Exit {
-    match Exit::for_status(status) {
-        Exit::Success => Exit::CheckFailed,
-        exit => exit,
-    }
-}
-
-fn status_problem(command: &str, path: &str, status: http::StatusCode) -> String {
-    let hint = match status.as_u16() {
-        404 => format!(
-            " (is {path} configured as php-fpm's {}?)",
-            if command == "ping" { "ping.path" } else { "pm.status_path" }
-        ),
-        503 => " (busy: php-fpm is overloaded or shutting down)".to_string(),
-        _ => String::new(),
-    };
-    format!("{command}: HTTP {status} on {path}{hint}")
-}
-
-/// Fetches a health page: status, body (bounded) and time taken.
-async fn fetch(
-    target: &Target,
-    path: &str,
-    query: &str,
-) -> anyhow::Result<(http::StatusCode, Bytes, std::time::Duration)> {
-    let uri = if query.is_empty() { path.to_string() } else { format!("{path}?{query}") };
-    let request = http::Request::get(uri.as_str())
-        .body(Empty::<Bytes>::new())
-        .map_err(|err| Failure::new(Exit::Usage, format!("invalid path {path:?}: {err}")))?;
-    let mut exchange: Exchange =
-        exchange::send(target, request, status_page_params(path, query), None).await?;
-    let status = exchange.response.status();
-    let mut body = BytesMut::new();
-    while let Some(chunk) = exchange.next_chunk().await? {
-        if body.len() + chunk.len() > MAX_PAGE {
-            return Err(
-                Failure::new(Exit::Protocol, format!("{path} answered more than {MAX_PAGE} bytes")).into()
-            );
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok((status, body.freeze(), exchange.started.elapsed()))
 }
 
 #[cfg(test)]
@@ -266,15 +409,42 @@ mod tests {
 
     #[test]
     fn fields_are_matched_loosely_and_checked_both_ways() {
-        let doc = json!({"idle processes": 3, "listen queue": 12, "pool": "www"});
-        assert_eq!(field_value(&doc, &normalize("idle-processes")), Ok(3));
-        assert_eq!(field_value(&doc, &normalize("Listen_Queue")), Ok(12));
-        assert!(field_value(&doc, "pool").unwrap_err().contains("not a count"));
-        assert!(field_value(&doc, "nope").unwrap_err().contains("fields: "));
+        let page = crate::phpfpm::status::tests::FULL;
+        let doc: Value = serde_json::from_str(page).unwrap();
+        let mut extra = doc.clone();
+        extra["memory peak"] = json!(12);
+        let status = PoolStatus::from_json(&doc, "/status?json&full").unwrap();
+        assert_eq!(field_value(&doc, &status, &normalize("idle-processes")), Ok(2), "own worker idle");
+        assert_eq!(field_value(&doc, &status, &normalize("Listen_Queue")), Ok(0));
+        assert_eq!(field_value(&extra, &status, "memory peak"), Ok(12), "a newer php-fpm's key");
+        assert!(field_value(&doc, &status, "pool").unwrap_err().contains("not a count"));
+        let unknown = field_value(&doc, &status, "nope").unwrap_err();
+        assert!(unknown.contains("fields: ") && !unknown.contains(", processes,"), "{unknown}");
         let min = Check { field: "idle processes".into(), at_least: true, limit: 4 };
         assert_eq!(failure_text(&min, &Ok(3)).unwrap(), "idle processes is 3, below the minimum 4");
         assert_eq!(failure_text(&min, &Ok(4)), None);
         let max = Check { field: "listen queue".into(), at_least: false, limit: 10 };
         assert_eq!(failure_text(&max, &Ok(12)).unwrap(), "listen queue is 12, above the maximum 10");
+    }
+
+    #[test]
+    fn stuck_processes_are_named_and_the_own_worker_is_not() {
+        let page = crate::phpfpm::status::tests::FULL
+            .replace("\"state\":\"Idle\"", "\"state\":\"Running\"")
+            .replace("\"request duration\":1520", "\"request duration\":31000000");
+        let status = PoolStatus::parse(page.as_bytes(), "/status?json&full").unwrap();
+        let outcome = request_duration(&status, Duration::from_secs(30));
+        let (exit, text) = outcome.failure.unwrap();
+        assert_eq!(exit, Exit::CheckFailed);
+        assert_eq!(
+            text,
+            "1 process busy longer than 30 s (--max-request-duration): pid 101 Running for 31 s on GET /hello.php"
+        );
+        assert_eq!(outcome.value, json!(31.0));
+        // The own worker (pid 102, running /status) is never stuck, however long it took.
+        let page = crate::phpfpm::status::tests::FULL
+            .replace("\"request duration\":180", "\"request duration\":99000000");
+        let status = PoolStatus::parse(page.as_bytes(), "/status?json&full").unwrap();
+        assert_eq!(request_duration(&status, Duration::from_secs(30)).failure, None);
     }
 }

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod dump;
 pub mod exchange;
+pub mod exporter;
 pub mod health;
 pub mod probe;
 pub mod request;

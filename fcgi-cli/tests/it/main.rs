@@ -13,3 +13,4 @@ mod output;
 mod probe;
 mod requests;
 mod signals;
+mod status_pools;
