@@ -10,7 +10,8 @@
 //! | `build` | flags → HTTP request → CGI params (through `fcgi-cgi-env`) |
 //! | `output` | stdout / atomic file / device output, progress bar |
 //! | `records` | how records are shown by `dump` and `-v` (secrets masked) |
-//! | `commands::*` | one module per command; `exchange` sends one request under `--max-time` |
+//! | `commands::*` | one module per command; `exchange` sends one request under `--max-time`; `roles` the Authorizer and Filter roles of the request commands |
+//! | `filter_data` | `--filter-data`: the Filter's data file streamed as FCGI_DATA (standard input spooled) |
 //! | `commands::bench` | `fcgi bench`: a load through an `fcgi_mux::Pool` (`load`), its counters (`stats`), the report (`report`), the progress bar (`progress`) |
 //!
 //! The CLI holds no protocol logic: requests go through `fcgi-mux`, parameters come from
@@ -20,6 +21,7 @@ mod build;
 mod cli;
 mod commands;
 mod exit;
+mod filter_data;
 mod output;
 mod records;
 mod target;

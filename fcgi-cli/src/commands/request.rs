@@ -10,8 +10,9 @@ use http::Method;
 use serde_json::{Value, json};
 
 use crate::build::{self, Built};
-use crate::cli::{JSON_MAX_FILESIZE, OutputArgs, REQUEST_MAX_TIME, RequestCmd, show_size};
-use crate::commands::exchange::{self, Exchange};
+use crate::cli::{JSON_MAX_FILESIZE, OutputArgs, REQUEST_MAX_TIME, RequestCmd, Role, show_size};
+use crate::commands::exchange::Exchange;
+use crate::commands::roles;
 use crate::exit::{Exit, Failure, classify};
 use crate::output::{Interrupts, Progress, Sink, error_document, print_json};
 use crate::records::{self, Way};
@@ -37,21 +38,30 @@ pub async fn run(cmd: &RequestCmd, default_method: Option<Method>) -> anyhow::Re
 async fn run_inner(cmd: &RequestCmd, default_method: Option<Method>) -> anyhow::Result<Exit> {
     let out = &cmd.output;
     let target = Target::from_args(&cmd.spec.target, REQUEST_MAX_TIME)?;
-    let built = build::build(&cmd.path, default_method, &cmd.spec, &target)?;
+    let role = cmd.role.role;
+    roles::check_flags(cmd)?;
+    let built = build::build(&cmd.path, roles::default_method(role, default_method), &cmd.spec, &target)?;
     let verbose = out.verbose && !out.silent;
     if verbose {
         print_params(&target, &built, out.show_secrets);
     }
     let observer = verbose.then(|| verbose_observer(out.show_secrets));
     let head_only = built.request.method() == Method::HEAD;
-    let params = built.param_pairs();
+    let mut params = built.param_pairs();
+    let role_request = roles::prepare(cmd, &mut params)?;
     // Writing a file: SIGINT, SIGTERM and SIGHUP remove the temporary file (see Interrupts).
     let to_file = Sink::is_atomic(out.output.as_deref()) && !out.json;
     let mut interrupts = if to_file { Interrupts::catch() } else { None };
+    let sending = roles::send(role_request, &target, built.request, params, observer);
     let mut exchange =
-        Interrupts::guard(&mut interrupts, exchange::send(&target, built.request, params, observer))
-            .await
-            .map_err(|signal| signal.failure(None))??;
+        Interrupts::guard(&mut interrupts, sending).await.map_err(|signal| signal.failure(None))??;
+    let authorized = match role {
+        Role::Authorizer => roles::authorized(&exchange.response),
+        _ => None,
+    };
+    if let Some(variables) = authorized {
+        return finish_authorized(cmd, &target, exchange, &variables, &mut interrupts).await;
+    }
     let length = exchange
         .response
         .headers()
@@ -63,7 +73,7 @@ async fn run_inner(cmd: &RequestCmd, default_method: Option<Method>) -> anyhow::
         limit.check(length)?;
     }
     if out.json {
-        return finish_json(cmd, &target, exchange, limit).await;
+        return finish_json(cmd, &target, exchange, limit, None).await;
     }
     let status = exchange.response.status();
     let mut sink = Sink::open(out.output.as_deref())?;
@@ -101,21 +111,75 @@ async fn run_inner(cmd: &RequestCmd, default_method: Option<Method>) -> anyhow::
     drop(interrupts);
     let body = exchange.response.body();
     print_app_stderr(&body.stderr(), out.silent);
-    let exit = if out.no_fail { Exit::Success } else { Exit::for_status(status) };
+    let exit = status_exit(cmd, status);
     if exit != Exit::Success && !out.silent {
         // The reason phrase is the application's: escaped and cut as any byte it sends.
         let reason = records::escape_cut(reason(&exchange.response).as_bytes(), records::VALUE_MAX);
         let status_line = format!("{} {reason}", status.as_u16());
-        eprintln!("fcgi: HTTP {} from {}{}", status_line.trim_end(), target.address, busy_note(status));
+        let denied = if role == Role::Authorizer { "access denied: " } else { "" };
+        eprintln!(
+            "fcgi: {denied}HTTP {} from {}{}",
+            status_line.trim_end(),
+            target.address,
+            busy_note(status)
+        );
     }
     Ok(exit)
 }
 
+/// The exit code for the response's status: by class, `--no-fail` aside; an Authorizer's
+/// answer is only here when it denied access (3 below 400).
+fn status_exit(cmd: &RequestCmd, status: http::StatusCode) -> Exit {
+    match (cmd.output.no_fail, cmd.role.role) {
+        (true, _) => Exit::Success,
+        (false, Role::Authorizer) => roles::denied_exit(status),
+        (false, _) => Exit::for_status(status),
+    }
+}
+
+/// An Authorizer's "authorized": the variables as `NAME=value` lines (or in `--json`), exit 0.
+/// The rest of the answer is read to its end (STDERR, `--max-time`) and dropped, as a web
+/// server drops it.
+async fn finish_authorized(
+    cmd: &RequestCmd,
+    target: &Target,
+    mut exchange: Exchange,
+    variables: &[(String, Vec<u8>)],
+    interrupts: &mut Option<Interrupts>,
+) -> anyhow::Result<Exit> {
+    let out = &cmd.output;
+    if out.json {
+        return finish_json(cmd, target, exchange, BodyLimit::new(out), Some(variables)).await;
+    }
+    let mut sink = Sink::open(out.output.as_deref())?;
+    let drain = async {
+        while exchange.next_chunk().await?.is_some() {}
+        Ok::<_, anyhow::Error>(())
+    };
+    match Interrupts::guard(interrupts, drain).await {
+        Ok(drained) => drained?,
+        Err(signal) => {
+            let part = sink.temp_path();
+            drop(sink);
+            return Err(signal.failure(part.as_deref()).into());
+        }
+    }
+    if out.include {
+        sink.write(&head_text(&exchange.response).into_bytes())?;
+    }
+    sink.write(roles::variable_lines(variables).as_bytes())?;
+    sink.finish()?;
+    print_app_stderr(&exchange.response.body().stderr(), out.silent);
+    Ok(Exit::Success)
+}
+
+/// The `--json` document; `authorized` holds an Authorizer's variables when it authorized.
 async fn finish_json(
     cmd: &RequestCmd,
     target: &Target,
     mut exchange: Exchange,
     limit: Option<BodyLimit>,
+    authorized: Option<&[(String, Vec<u8>)]>,
 ) -> anyhow::Result<Exit> {
     let mut body = BytesMut::new();
     while let Some(chunk) = exchange.next_chunk().await? {
@@ -137,8 +201,8 @@ async fn finish_json(
         .iter()
         .map(|(name, value)| json!([name.as_str(), String::from_utf8_lossy(value.as_bytes())]))
         .collect();
-    let exit = if cmd.output.no_fail { Exit::Success } else { Exit::for_status(status) };
-    let document = json!({
+    let exit = if authorized.is_some() { Exit::Success } else { status_exit(cmd, status) };
+    let mut document = json!({
         "schema": JSON_SCHEMA,
         "address": target.address.to_string(),
         "path": cmd.path,
@@ -155,6 +219,18 @@ async fn finish_json(
         "timings": exchange.timings.to_json(),
         "exit_code": exit.code(),
     });
+    if cmd.role.role == Role::Authorizer {
+        if let Some(fields) = document.as_object_mut() {
+            for (name, value) in roles::json_fields(authorized) {
+                fields.insert(name.into(), value);
+            }
+        }
+    }
+    if cmd.role.role == Role::Filter {
+        if let Some(fields) = document.as_object_mut() {
+            fields.insert("role".into(), json!("filter"));
+        }
+    }
     print_json(&document)?;
     Ok(exit)
 }

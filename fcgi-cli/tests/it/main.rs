@@ -11,4 +11,5 @@ mod mount;
 mod output;
 mod probe;
 mod requests;
+mod roles;
 mod signals;
