@@ -168,9 +168,38 @@ pub struct RequestCmd {
     /// The request.
     #[command(flatten)]
     pub spec: RequestSpec,
+    /// The FastCGI role.
+    #[command(flatten)]
+    pub role: RoleArgs,
     /// The output.
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+// Which FastCGI role the request plays (specification §6), for `get`, `post`, `request`.
+#[derive(Debug, Args, Clone)]
+pub struct RoleArgs {
+    /// FastCGI role: responder (the usual), authorizer (no body; exit 0 and the Variable-*
+    /// headers as NAME=value lines when the application answers 200, else its answer and the
+    /// exit code of its status) or filter (sends --filter-data as FCGI_DATA)
+    #[arg(long, value_enum, value_name = "ROLE", default_value_t = Role::Responder)]
+    pub role: Role,
+    /// The file a Filter filters, sent as the FCGI_DATA stream after the body, with
+    /// FCGI_DATA_LENGTH and FCGI_DATA_LAST_MOD (its mtime): @FILE, or @- for standard input
+    /// (spooled to an unnamed temporary file first unless it is a regular file)
+    #[arg(long, value_name = "@FILE|@-")]
+    pub filter_data: Option<String>,
+}
+
+/// `--role`: the FastCGI roles (specification §6).
+#[derive(Debug, Copy, Clone, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    /// FCGI_RESPONDER: a request and its response.
+    Responder,
+    /// FCGI_AUTHORIZER: may this request go on?
+    Authorizer,
+    /// FCGI_FILTER: the response made from a data file (FCGI_DATA).
+    Filter,
 }
 
 // `probe`.

@@ -51,6 +51,9 @@ exit_codes! {
     /// 2: bad command line, or a request that cannot be sent as asked (e.g. a path outside the
     /// document root, a parameter too large for php-fpm).
     Usage = 2, "usage", "bad command line, or a request that cannot be sent as asked";
+    /// 3: `--role authorizer`: the application denied access with a status below 400 other than
+    /// 200 (a redirect to a login page, say); 4xx and 5xx give 4 and 5 as for any request.
+    Denied = 3, "denied", "authorizer: access denied with a status below 400 (e.g. a redirect)";
     /// 4: the application answered with an HTTP 4xx status.
     Http4xx = 4, "http_4xx", "HTTP 4xx from the application";
     /// 5: the application answered with an HTTP 5xx status.

@@ -10,7 +10,8 @@
 //! | `build` | flags → HTTP request → CGI params (through `fcgi-cgi-env`) |
 //! | `output` | stdout / atomic file / device output, progress bar |
 //! | `records` | how records are shown by `dump` and `-v` (secrets masked) |
-//! | `commands::*` | one module per command; `exchange` sends one request under `--max-time` |
+//! | `commands::*` | one module per command; `exchange` sends one request under `--max-time`; `roles` the Authorizer and Filter roles of the request commands |
+//! | `filter_data` | `--filter-data`: the Filter's data file streamed as FCGI_DATA (standard input spooled) |
 //! | `phpfpm` | php-fpm's status page: the JSON parser, the scrape, Prometheus/OpenMetrics text |
 //! | `commands::exporter` | `fcgi exporter`: the HTTP server, shared scrapes, socket discovery |
 //! | `commands::bench` | `fcgi bench`: a load through an `fcgi_mux::Pool` (`load`), its counters (`stats`), the report (`report`), the progress bar (`progress`) |
@@ -24,6 +25,7 @@ mod cli_monitor;
 mod commands;
 mod curl_compat;
 mod exit;
+mod filter_data;
 mod messages;
 mod output;
 mod phpfpm;

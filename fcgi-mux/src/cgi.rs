@@ -61,6 +61,15 @@ pub struct CgiHead {
     /// All other header fields (`Status` removed). Repeated names such as `Set-Cookie` are
     /// kept as separate values, in the order received.
     pub headers: HeaderMap,
+    /// True when a `Status:` line set [`status`](CgiHead::status) (false when it is the 200 or
+    /// the 302 of a `Location:` that the rules above give): an Authorizer's answer without
+    /// `Status:` means "authorized" whatever else it sends (lighttpd's reading).
+    pub status_given: bool,
+    /// The `Variable-NAME: value` fields (FastCGI specification §6.3, an Authorizer's
+    /// variables), NAME with its case as sent ([`HeaderMap`] lowercases names, and the variables
+    /// a web server passes on keep theirs), in the order received. They stay in
+    /// [`headers`](CgiHead::headers) too. A bare `Variable-` (no NAME) is not one.
+    pub variables: Vec<(String, HeaderValue)>,
 }
 
 /// What [`parse_head`] found so far.
@@ -312,7 +321,11 @@ struct Fields {
     headers: HeaderMap,
     status: Option<Status>,
     has_location: bool,
+    variables: Vec<(String, HeaderValue)>,
 }
+
+/// The prefix of an Authorizer's variables (§6.3), matched case-insensitively.
+const VARIABLE_PREFIX: &[u8] = b"variable-";
 
 #[derive(Debug)]
 struct Status {
@@ -332,6 +345,13 @@ impl Fields {
         // HeaderValue checks the bytes itself; we only look for the culprit on failure.
         let header_value = HeaderValue::from_bytes(value).map_err(|_| value_error(name, value, n))?;
         self.has_location |= header_name == LOCATION;
+        if name.len() > VARIABLE_PREFIX.len()
+            && name[..VARIABLE_PREFIX.len()].eq_ignore_ascii_case(VARIABLE_PREFIX)
+        {
+            // A token is ASCII: the name is valid UTF-8.
+            let variable = String::from_utf8_lossy(&name[VARIABLE_PREFIX.len()..]).into_owned();
+            self.variables.push((variable, header_value.clone()));
+        }
         self.headers
             .try_append(header_name, header_value)
             .map_err(|_| CgiError::TooManyHeaders { line: n })?;
@@ -354,12 +374,13 @@ impl Fields {
     }
 
     fn into_head(self) -> CgiHead {
+        let status_given = self.status.is_some();
         let (status, reason) = match self.status {
             Some(Status { code, reason, .. }) => (code, reason),
             None if self.has_location => (StatusCode::FOUND, None),
             None => (StatusCode::OK, None),
         };
-        CgiHead { status, reason, headers: self.headers }
+        CgiHead { status, reason, headers: self.headers, status_given, variables: self.variables }
     }
 }
 
@@ -564,6 +585,28 @@ mod tests {
                 parsed.headers.iter().map(|(name, value)| (name.as_str(), value.as_bytes())).collect();
             assert_eq!(got, fields, "{shown}");
         }
+    }
+
+    /// What an Authorizer's answer needs beyond the status: whether `Status:` was there, and
+    /// the `Variable-*` fields with their names' case as sent.
+    #[test]
+    fn status_given_and_variables() {
+        let complete = |head: &[u8]| match parse_head(head, DEFAULT_MAX_HEAD_LEN) {
+            Ok(HeadParse::Complete { head, .. }) => head,
+            other => panic!("{other:?}"),
+        };
+        let head = complete(b"Variable-REMOTE_USER: alice\r\nvariable-X-Mixed-Case:  v 1 \r\nVariable-: no\r\nVariables: no\r\n\r\n");
+        assert!(!head.status_given);
+        let got: Vec<(&str, &[u8])> =
+            head.variables.iter().map(|(n, v)| (n.as_str(), v.as_bytes())).collect();
+        assert_eq!(got, [("REMOTE_USER", &b"alice"[..]), ("X-Mixed-Case", &b"v 1"[..])]);
+        assert_eq!(head.headers.get("variable-remote_user").unwrap(), "alice", "kept in headers too");
+        // A Location alone gives 302 but no Status line: lighttpd still reads that as 200.
+        let head = complete(b"Location: /login\r\n\r\n");
+        assert_eq!((head.status.as_u16(), head.status_given), (302, false));
+        let head = complete(b"Location: /login\r\nStatus: 302\r\n\r\n");
+        assert_eq!((head.status.as_u16(), head.status_given), (302, true));
+        assert!(complete(b"\r\n").variables.is_empty());
     }
 
     fn name(s: &str) -> String {

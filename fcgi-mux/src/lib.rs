@@ -133,7 +133,7 @@ pub use observer::{Direction, Observer, RecordEvent};
 pub use pool::{Pool, PoolStats};
 pub use probe::{ProbeConfig, ProbeOutcome, ProbeReport, probe};
 pub use request::EncodedParams;
-pub use response::{Outcome, ReasonPhrase, ResponseBody};
+pub use response::{Outcome, ReasonPhrase, ResponseBody, StatusGiven, Variables};
 
 /// The wire codec, whose types ([`ProtocolStatus`](fcgi_proto::ProtocolStatus),
 /// [`ServerValues`](fcgi_proto::ServerValues), [`Padding`](fcgi_proto::Padding), records)

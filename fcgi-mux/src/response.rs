@@ -50,8 +50,26 @@ pub(crate) async fn receive(
     if let Some(reason) = head.reason {
         response.extensions_mut().insert(ReasonPhrase(reason));
     }
+    if head.status_given {
+        response.extensions_mut().insert(StatusGiven);
+    }
+    if !head.variables.is_empty() {
+        response.extensions_mut().insert(Variables(head.variables));
+    }
     Ok(response)
 }
+
+/// In the response's extensions when a `Status:` line set the status (not when it is the
+/// 200 of a head without one, or the 302 of a `Location:` alone): an Authorizer's answer
+/// without `Status:` means "authorized" (FastCGI §6.3 as lighttpd reads it).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct StatusGiven;
+
+/// The `Variable-NAME: value` fields of the head (an Authorizer's variables, FastCGI §6.3),
+/// NAME with its case as sent, in order; in the response's extensions when there was one.
+/// They are in the headers too (lowercased there, as every [`http::HeaderName`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Variables(pub Vec<(String, http::HeaderValue)>);
 
 /// The reason phrase of a `Status:` line (`404 Not Found` → `Not Found`), in the response's
 /// extensions when the application gave one.

@@ -36,14 +36,49 @@ Routes, all answering `200 OK` with `Content-Type: text/plain`:
     anything else    404 Not Found, "no such route: <path>\n"
 
 A malformed number answers 400 Bad Request.
+
+Both servers serve all three roles of the FastCGI specification (flup's `roles=`); the app
+sees the role as FCGI_ROLE and a Filter's FCGI_DATA stream as `fcgi.data` (put there by
+RolesServer below: flup keeps both to itself). The Authorizer and Filter roles ignore the route:
+
+    Authorizer       decides on QUERY_STRING, as lighttpd's test authorizer does:
+                     "allow"    200: authorized, with Variable-REMOTE_USER: alice,
+                                Variable-X-Mixed-Case: Kept and Variable-LEFT-OUT: the names
+                                among CONTENT_LENGTH, PATH_INFO, PATH_TRANSLATED, SCRIPT_NAME
+                                that were sent ("none"), and a body "dropped\n"
+                     "location" 200 and Location: /login (authorized; flup sends a Status
+                                line for every answer, so a head without one is the libfcgi
+                                peers' to test)
+                     "redirect" Status: 302 Found, Location: /login (denied)
+                     otherwise  Status: 403 Forbidden, body "denied\n"
+    Filter           body: one line NAME=VALUE for FCGI_DATA_LENGTH, FCGI_DATA_LAST_MOD,
+                     data_md5 (the md5 of the FCGI_DATA stream read), data_bytes, stdin_md5
+                     and stdin_bytes (the same for the request body)
 """
 
 import argparse
+import hashlib
 import sys
 import time
 from urllib.parse import parse_qs, unquote
 
 from flup.server.fcgi import WSGIServer
+from flup.server.fcgi_base import FCGI_AUTHORIZER, FCGI_FILTER, FCGI_RESPONDER
+
+ROLE_NAMES = {FCGI_RESPONDER: "RESPONDER", FCGI_AUTHORIZER: "AUTHORIZER", FCGI_FILTER: "FILTER"}
+# What the specification leaves out of an Authorizer's parameters (section 6.3), in the order
+# Variable-LEFT-OUT names them; recorded before flup fills in SCRIPT_NAME and PATH_INFO itself.
+AUTHORIZER_LEFT_OUT = ("CONTENT_LENGTH", "PATH_INFO", "PATH_TRANSLATED", "SCRIPT_NAME")
+
+
+class RolesServer(WSGIServer):
+    """flup's WSGIServer serving every role, with the role and a Filter's data in the environ."""
+
+    def handler(self, req):
+        req.params["FCGI_ROLE"] = ROLE_NAMES.get(req.role, str(req.role))
+        req.params["fcgi.data"] = req.data
+        req.params["fcgi.sent"] = tuple(name for name in AUTHORIZER_LEFT_OUT if name in req.params)
+        return super().handler(req)
 
 CHUNK = 64 * 1024
 MAX_SLEEP_MS = 60_000
@@ -108,7 +143,63 @@ def route(environ):
     return script if script in SCRIPT_NAME_ROUTES else "/"
 
 
+def md5_of(stream, length):
+    """(md5 hex, bytes read) of `length` bytes of `stream`, read in CHUNK-sized pieces."""
+    digest, left, total = hashlib.md5(), length, 0
+    while left > 0:
+        chunk = stream.read(min(left, CHUNK))
+        if not chunk:
+            break
+        digest.update(chunk)
+        left -= len(chunk)
+        total += len(chunk)
+    return digest.hexdigest(), total
+
+
+def authorizer(environ, start_response):
+    """The Authorizer role (see the module's docstring)."""
+    query = environ.get("QUERY_STRING", "")
+    if query == "allow":
+        sent = ",".join(environ["fcgi.sent"]) or "none"
+        headers = [
+            ("Variable-REMOTE_USER", "alice"),
+            ("Variable-X-Mixed-Case", "Kept"),
+            ("Variable-LEFT-OUT", sent),
+            ("Content-Type", "text/plain"),
+        ]
+        start_response("200 OK", headers)
+        return [b"dropped\n"]
+    if query == "location":
+        start_response("200 OK", [("Location", "/login")])
+        return [b""]
+    if query == "redirect":
+        start_response("302 Found", [("Location", "/login"), ("Content-Type", "text/plain")])
+        return [b"to /login\n"]
+    return text(start_response, "403 Forbidden", b"denied\n")
+
+
+def filter_role(environ, start_response):
+    """The Filter role (see the module's docstring)."""
+    data_length = int(environ.get("FCGI_DATA_LENGTH") or 0)
+    stdin_md5, stdin_bytes = md5_of(environ["wsgi.input"], int(environ.get("CONTENT_LENGTH") or 0))
+    data_md5, data_bytes = md5_of(environ["fcgi.data"], data_length)
+    lines = [
+        f"FCGI_DATA_LENGTH={environ.get('FCGI_DATA_LENGTH', '<absent>')}",
+        f"FCGI_DATA_LAST_MOD={environ.get('FCGI_DATA_LAST_MOD', '<absent>')}",
+        f"data_md5={data_md5}",
+        f"data_bytes={data_bytes}",
+        f"stdin_md5={stdin_md5}",
+        f"stdin_bytes={stdin_bytes}",
+    ]
+    return text(start_response, "200 OK", ("\n".join(lines) + "\n").encode())
+
+
 def app(environ, start_response):
+    role = environ.get("FCGI_ROLE")
+    if role == "AUTHORIZER":
+        return authorizer(environ, start_response)
+    if role == "FILTER":
+        return filter_role(environ, start_response)
     path = route(environ)
     query = environ.get("QUERY_STRING", "")
     try:
@@ -151,7 +242,8 @@ def main():
     args = parser.parse_args()
     print(f"flup_app: serving on {args.socket} (multiplexed={args.multiplexed})", file=sys.stderr, flush=True)
     # umask 0o111: the socket is rw for everyone, like php-fpm's listen.mode = 0666.
-    WSGIServer(app, bindAddress=args.socket, multiplexed=args.multiplexed, umask=0o111).run()
+    roles = (FCGI_RESPONDER, FCGI_AUTHORIZER, FCGI_FILTER)
+    RolesServer(app, bindAddress=args.socket, multiplexed=args.multiplexed, umask=0o111, roles=roles).run()
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ pub struct Exchange {
     max_time: Duration,
 }
 
-/// Connects and sends `request`, within the target's timeouts.
+/// Connects and sends `request` as a Responder, within the target's timeouts.
 pub async fn send<B>(
     target: &Target,
     request: http::Request<B>,
@@ -61,6 +61,21 @@ where
         Some(observer) => Some(observer),
         None => crate::verbose::announce(&target.address, &params),
     };
+    send_with(target, observer, move |connection| async move { connection.request(request, params).await })
+        .await
+}
+
+/// Connects and hands the connection to `ask`, which sends one request in any role
+/// (`Connection::request`, `authorize`, `filter`), all within the target's timeouts.
+pub async fn send_with<F, Fut>(
+    target: &Target,
+    observer: Option<Observer>,
+    ask: F,
+) -> Result<Exchange, anyhow::Error>
+where
+    F: FnOnce(Connection) -> Fut,
+    Fut: std::future::Future<Output = Result<http::Response<ResponseBody>, fcgi_mux::Error>>,
+{
     let started = Instant::now();
     let deadline = started + target.max_time;
     let config = ConnectionConfig::default()
@@ -72,7 +87,7 @@ where
         let (connection, driver) = Connection::connect(&target.address, config).await?;
         tokio::spawn(driver);
         let connect = started.elapsed();
-        let response = connection.request(request, params).await?;
+        let response = ask(connection).await?;
         Ok::<_, fcgi_mux::Error>((response, connect))
     };
     let (response, connect) = match tokio::time::timeout_at(deadline.into(), work).await {

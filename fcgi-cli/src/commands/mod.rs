@@ -7,3 +7,4 @@ pub mod exporter;
 pub mod health;
 pub mod probe;
 pub mod request;
+pub mod roles;

@@ -10,8 +10,9 @@ use http::Method;
 use serde_json::{Value, json};
 
 use crate::build::{self, Built};
-use crate::cli::{JSON_MAX_FILESIZE, OutputArgs, REQUEST_MAX_TIME, RequestCmd, show_size};
+use crate::cli::{JSON_MAX_FILESIZE, OutputArgs, REQUEST_MAX_TIME, RequestCmd, Role, show_size};
 use crate::commands::exchange::Exchange;
+use crate::commands::roles::{self, RoleRequest};
 use crate::curl_compat::{RetryPolicy, send_with_retry};
 use crate::exit::{Exit, Failure, classify};
 use crate::output::{Interrupts, Progress, Sink, error_document, print_json};
@@ -56,7 +57,9 @@ pub async fn run(cmd: &RequestCmd, default_method: Option<Method>) -> anyhow::Re
 async fn run_inner(cmd: &RequestCmd, default_method: Option<Method>, transfer: &mut Transfer) -> anyhow::Result<Exit> {
     let out = &cmd.output;
     let target = Target::from_args(&cmd.spec.target, REQUEST_MAX_TIME)?;
-    let built = build::build(&cmd.path, default_method, &cmd.spec, &target)?;
+    let role = cmd.role.role;
+    roles::check_flags(cmd)?;
+    let built = build::build(&cmd.path, roles::default_method(role, default_method), &cmd.spec, &target)?;
     transfer.method = built.request.method().to_string();
     transfer.size_upload = built.body.len() as u64;
     let script_filename = built
@@ -73,11 +76,27 @@ async fn run_inner(cmd: &RequestCmd, default_method: Option<Method>, transfer: &
     // Writing a file: SIGINT, SIGTERM and SIGHUP remove the temporary file (see Interrupts).
     let to_file = Sink::is_atomic(out.output.as_deref()) && !out.json;
     let mut interrupts = if to_file { Interrupts::catch() } else { None };
-    let policy = RetryPolicy::new(&out.curl);
-    let send = send_with_retry(&target, &built, observer, policy, out.silent, &mut transfer.retries);
-    let mut exchange = Interrupts::guard(&mut interrupts, send).await.map_err(|signal| signal.failure(None))??;
-    let head = head_text(&exchange.response);
+    let mut params = built.param_pairs();
+    let sending = match roles::prepare(cmd, &mut params)? {
+        // --retry sends the request again: a Responder's body is in memory. An Authorizer or a
+        // Filter (whose data is streamed) goes once.
+        RoleRequest::Responder => {
+            let policy = RetryPolicy::new(&out.curl);
+            Box::pin(send_with_retry(&target, &built, observer, policy, out.silent, &mut transfer.retries))
+        }
+        role_request => roles::send(role_request, &target, built.request, params, observer),
+    };
+    let mut exchange =
+        Interrupts::guard(&mut interrupts, sending).await.map_err(|signal| signal.failure(None))??;
+    let authorized = match role {
+        Role::Authorizer => roles::authorized(&exchange.response),
+        _ => None,
+    };
     transfer.status = Some(exchange.response.status().as_u16());
+    if let Some(variables) = authorized {
+        return finish_authorized(cmd, &target, exchange, &variables, &mut interrupts, transfer).await;
+    }
+    let head = head_text(&exchange.response);
     transfer.headers = exchange
         .response
         .headers()
@@ -104,14 +123,14 @@ async fn run_inner(cmd: &RequestCmd, default_method: Option<Method>, transfer: &
         limit.check(length)?;
     }
     if out.json {
-        return finish_json(cmd, &target, exchange, limit, transfer).await;
+        return finish_json(cmd, &target, exchange, limit, None, transfer).await;
     }
     let status = exchange.response.status();
-    let exit = if out.no_fail { Exit::Success } else { Exit::for_status(status) };
+    let exit = status_exit(cmd, status);
     if out.curl.fail && exit != Exit::Success {
         // curl -f: no body, no file; only the exit code and the error line.
         drop(interrupts);
-        http_failure(out, &target, &exchange.response, script_filename.as_deref(), transfer);
+        http_failure(out, role, &target, &exchange.response, script_filename.as_deref(), transfer);
         return Ok(exit);
     }
     let mut sink = Sink::open(out.output.as_deref())?;
@@ -150,7 +169,7 @@ async fn run_inner(cmd: &RequestCmd, default_method: Option<Method>, transfer: &
     let body = exchange.response.body();
     print_app_stderr(&body.stderr(), out.silent);
     if exit != Exit::Success {
-        http_failure(out, &target, &exchange.response, script_filename.as_deref(), transfer);
+        http_failure(out, role, &target, &exchange.response, script_filename.as_deref(), transfer);
     }
     Ok(exit)
 }
@@ -159,6 +178,7 @@ async fn run_inner(cmd: &RequestCmd, default_method: Option<Method>, transfer: &
 /// `%{errormsg}` and printed unless -s (or with -sS).
 fn http_failure(
     out: &OutputArgs,
+    role: Role,
     target: &Target,
     response: &http::Response<fcgi_mux::ResponseBody>,
     script_filename: Option<&str>,
@@ -172,18 +192,68 @@ fn http_failure(
         Some(file) if status == http::StatusCode::NOT_FOUND => crate::messages::docroot_hint(file),
         _ => busy_note(status).to_string(),
     };
-    let message = format!("HTTP {} from {}{hint}", status_line.trim_end(), target.address);
+    let denied = if role == Role::Authorizer { "access denied: " } else { "" };
+    let message = format!("{denied}HTTP {} from {}{hint}", status_line.trim_end(), target.address);
     if !out.silent || out.curl.show_error {
         eprintln!("fcgi: {message}");
     }
     transfer.errormsg = message;
 }
 
+/// The exit code for the response's status: by class, `--no-fail` aside; an Authorizer's
+/// answer is only here when it denied access (3 below 400).
+fn status_exit(cmd: &RequestCmd, status: http::StatusCode) -> Exit {
+    match (cmd.output.no_fail, cmd.role.role) {
+        (true, _) => Exit::Success,
+        (false, Role::Authorizer) => roles::denied_exit(status),
+        (false, _) => Exit::for_status(status),
+    }
+}
+
+/// An Authorizer's "authorized": the variables as `NAME=value` lines (or in `--json`), exit 0.
+/// The rest of the answer is read to its end (STDERR, `--max-time`) and dropped, as a web
+/// server drops it.
+async fn finish_authorized(
+    cmd: &RequestCmd,
+    target: &Target,
+    mut exchange: Exchange,
+    variables: &[(String, Vec<u8>)],
+    interrupts: &mut Option<Interrupts>,
+    transfer: &mut Transfer,
+) -> anyhow::Result<Exit> {
+    let out = &cmd.output;
+    if out.json {
+        return finish_json(cmd, target, exchange, BodyLimit::new(out), Some(variables), transfer).await;
+    }
+    let mut sink = Sink::open(out.output.as_deref())?;
+    let drain = async {
+        while exchange.next_chunk().await?.is_some() {}
+        Ok::<_, anyhow::Error>(())
+    };
+    match Interrupts::guard(interrupts, drain).await {
+        Ok(drained) => drained?,
+        Err(signal) => {
+            let part = sink.temp_path();
+            drop(sink);
+            return Err(signal.failure(part.as_deref()).into());
+        }
+    }
+    if out.include {
+        sink.write(&head_text(&exchange.response).into_bytes())?;
+    }
+    sink.write(roles::variable_lines(variables).as_bytes())?;
+    sink.finish()?;
+    print_app_stderr(&exchange.response.body().stderr(), out.silent);
+    Ok(Exit::Success)
+}
+
+/// The `--json` document; `authorized` holds an Authorizer's variables when it authorized.
 async fn finish_json(
     cmd: &RequestCmd,
     target: &Target,
     mut exchange: Exchange,
     limit: Option<BodyLimit>,
+    authorized: Option<&[(String, Vec<u8>)]>,
     transfer: &mut Transfer,
 ) -> anyhow::Result<Exit> {
     let mut body = BytesMut::new();
@@ -207,8 +277,8 @@ async fn finish_json(
         .iter()
         .map(|(name, value)| json!([name.as_str(), String::from_utf8_lossy(value.as_bytes())]))
         .collect();
-    let exit = if cmd.output.no_fail { Exit::Success } else { Exit::for_status(status) };
-    let document = json!({
+    let exit = if authorized.is_some() { Exit::Success } else { status_exit(cmd, status) };
+    let mut document = json!({
         "schema": JSON_SCHEMA,
         "address": target.address.to_string(),
         "path": cmd.path,
@@ -225,6 +295,18 @@ async fn finish_json(
         "timings": exchange.timings.to_json(),
         "exit_code": exit.code(),
     });
+    if cmd.role.role == Role::Authorizer {
+        if let Some(fields) = document.as_object_mut() {
+            for (name, value) in roles::json_fields(authorized) {
+                fields.insert(name.into(), value);
+            }
+        }
+    }
+    if cmd.role.role == Role::Filter {
+        if let Some(fields) = document.as_object_mut() {
+            fields.insert("role".into(), json!("filter"));
+        }
+    }
     print_json(&document)?;
     Ok(exit)
 }

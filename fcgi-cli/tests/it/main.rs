@@ -12,5 +12,6 @@ mod mount;
 mod output;
 mod probe;
 mod requests;
+mod roles;
 mod signals;
 mod status_pools;

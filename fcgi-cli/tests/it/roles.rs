@@ -1,0 +1,255 @@
+//! `--role authorizer` and `--role filter` (FastCGI specification §6.3, §6.4) against the peers
+//! that really serve those roles: flup (`tests/backends/flup_app.py`, all three roles) and
+//! libfcgi under fcgiwrap (`tests/backends/cgi/authorizer.sh`, which sends no `Status:` line
+//! when it authorizes), and against php-fpm, which runs every role as a Responder and ignores
+//! FCGI_DATA. The Authorizer's answers are read as lighttpd 1.4 reads them (the script's four
+//! answers gave 200 file, 200 file, 302 and 403 through lighttpd 1.4.69 in authorizer mode).
+
+use std::path::PathBuf;
+use std::process::Output;
+
+use crate::common::*;
+
+/// The multiplexed flup server (all three roles).
+fn flup() -> PathBuf {
+    fcgi_tests::backends::flup().multiplexed
+}
+
+/// `fcgi request --role authorizer PATH` to flup.
+fn flup_authorize(path: &str, extra: &[&str]) -> Output {
+    run(fcgi().args(["request", "--role", "authorizer", path]).args(extra).arg("--socket").arg(flup()))
+}
+
+/// `fcgi request --role authorizer PATH` to fcgiwrap running authorizer.sh.
+fn libfcgi_authorize(path: &str, extra: &[&str]) -> Output {
+    let wrap = fcgi_tests::backends::fcgiwrap();
+    run(fcgi()
+        .args(["request", "--role", "authorizer", path])
+        .args(extra)
+        .arg("--script-filename")
+        .arg(wrap.script_path("authorizer.sh"))
+        .arg("--socket")
+        .arg(&wrap.socket))
+}
+
+/// `NAME=VALUE` lines of a body.
+fn lines(output: &Output) -> Vec<String> {
+    stdout(output).lines().map(str::to_owned).collect()
+}
+
+#[test]
+fn an_authorizer_that_answers_200_authorizes_and_its_variables_are_printed() {
+    let output = flup_authorize("/private/report?allow", &[]);
+    assert_code(&output, 0);
+    // Names keep their case (a web server passes REMOTE_USER on, not remote_user); the
+    // parameters §6.3 leaves out were not sent although the request is for a script path; the
+    // body ("dropped") is dropped as lighttpd drops it.
+    assert_eq!(lines(&output), ["REMOTE_USER=alice", "X-Mixed-Case=Kept", "LEFT-OUT=none"]);
+    assert_eq!(stderr(&output), "");
+
+    let output = flup_authorize("/private/report?allow", &["--json"]);
+    assert_code(&output, 0);
+    let doc = json(&output);
+    assert_eq!(doc["role"], "authorizer");
+    assert_eq!(doc["authorized"], true);
+    assert_eq!(doc["status"], 200);
+    assert_eq!(doc["exit_code"], 0);
+    assert_eq!(
+        doc["variables"],
+        serde_json::json!([["REMOTE_USER", "alice"], ["X-Mixed-Case", "Kept"], ["LEFT-OUT", "none"]])
+    );
+}
+
+#[test]
+fn an_authorizer_that_denies_gives_its_answer_and_the_exit_code_of_its_status() {
+    let output = flup_authorize("/private?nobody", &[]);
+    assert_code(&output, 4);
+    assert_eq!(stdout(&output), "denied\n", "the body the web server would send");
+    assert!(stderr(&output).contains("access denied: HTTP 403 Forbidden"), "{}", stderr(&output));
+
+    let output = flup_authorize("/private?nobody", &["--json"]);
+    assert_code(&output, 4);
+    let doc = json(&output);
+    assert_eq!((doc["authorized"].clone(), doc["status"].clone()), (false.into(), 403.into()));
+    assert_eq!(doc["body"], "denied\n");
+    assert_eq!(doc["variables"], serde_json::json!([]));
+
+    // A redirect to a login page is a denial too, below 400: exit 3.
+    let output = flup_authorize("/private?redirect", &["-i"]);
+    assert_code(&output, 3);
+    let text = stdout(&output);
+    assert!(text.starts_with("HTTP/1.1 302 Found\r\n") && text.contains("location: /login\r\n"), "{text}");
+
+    // --no-fail: the answer, exit 0.
+    assert_code(&flup_authorize("/private?nobody", &["--no-fail"]), 0);
+}
+
+#[test]
+fn libfcgi_authorizer_without_a_status_line_authorizes_as_lighttpd_reads_it() {
+    let output = libfcgi_authorize("/private?allow", &[]);
+    assert_code(&output, 0);
+    assert_eq!(lines(&output), ["REMOTE_USER=bob", "ROLE=AUTHORIZER", "LEFT-OUT=none"]);
+
+    // A Location alone (no Status) would be a 302 from a Responder; lighttpd authorizes.
+    let output = libfcgi_authorize("/private?location", &[]);
+    assert_code(&output, 0);
+    assert_eq!(stdout(&output), "", "authorized, no variables");
+
+    let output = libfcgi_authorize("/private?redirect", &[]);
+    assert_code(&output, 3);
+    assert!(stderr(&output).contains("access denied: HTTP 302 Found"), "{}", stderr(&output));
+
+    let output = libfcgi_authorize("/private?other", &[]);
+    assert_code(&output, 4);
+    assert_eq!(stdout(&output), "denied\n");
+}
+
+#[test]
+fn php_fpm_runs_an_authorizer_as_a_responder() {
+    let php = php();
+    let output = run(fcgi()
+        .args(["request", "--role", "authorizer", "/env.php", "--json", "--socket"])
+        .arg(&php.socket)
+        .current_dir(&php.docroot));
+    assert_code(&output, 0);
+    let doc = json(&output);
+    assert_eq!(doc["authorized"], true, "the script answered 200");
+    let env: serde_json::Value = serde_json::from_str(doc["body"].as_str().unwrap()).unwrap();
+    assert_eq!(env["FCGI_ROLE"], "AUTHORIZER", "php-fpm only sets FCGI_ROLE");
+    assert!(env.get("CONTENT_LENGTH").is_none_or(|v| v == ""), "no CONTENT_LENGTH sent: {env}");
+}
+
+#[test]
+fn an_authorizer_request_has_no_body() {
+    let output =
+        run(fcgi().args(["request", "--role", "authorizer", "/x", "-d", "a=1", "--socket", "/nonexistent"]));
+    let line = assert_error(&output, 2);
+    assert!(line.contains("an Authorizer request has no body"), "{line}");
+}
+
+/// `NAME=VALUE` lines of flup's Filter answer, as a map.
+fn filter_report(output: &Output) -> std::collections::BTreeMap<String, String> {
+    assert_code(output, 0);
+    stdout(output).lines().filter_map(|l| l.split_once('=')).map(|(n, v)| (n.into(), v.into())).collect()
+}
+
+/// A body of `len` bytes that is not a repeating pattern, and its md5 (computed by md5sum).
+fn data_file(dir: &std::path::Path, name: &str, len: usize) -> (PathBuf, String) {
+    let mut state: u32 = 0x2545_f491;
+    let bytes: Vec<u8> = (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            (state >> 24) as u8
+        })
+        .collect();
+    let path = dir.join(name);
+    std::fs::write(&path, &bytes).unwrap();
+    let md5 = std::process::Command::new("md5sum").arg(&path).output().expect("md5sum");
+    let md5 = String::from_utf8_lossy(&md5.stdout).split_whitespace().next().unwrap().to_owned();
+    (path, md5)
+}
+
+fn mtime(path: &std::path::Path) -> u64 {
+    let modified = std::fs::metadata(path).unwrap().modified().unwrap();
+    modified.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
+
+#[test]
+fn a_filter_gets_the_file_as_fcgi_data_after_the_body() {
+    let dir = temp_dir();
+    // 3 MiB + 1: many FCGI_DATA records, more than any buffer of the client.
+    let (file, md5) = data_file(dir.path(), "data.bin", 3 * (1 << 20) + 1);
+    let output = run(fcgi()
+        .args(["post", "/filter", "--role", "filter", "-d", "abc", "--filter-data"])
+        .arg(format!("@{}", file.display()))
+        .arg("--socket")
+        .arg(flup()));
+    let report = filter_report(&output);
+    assert_eq!(report["FCGI_DATA_LENGTH"], (3 * (1 << 20) + 1).to_string());
+    assert_eq!(report["data_bytes"], report["FCGI_DATA_LENGTH"]);
+    assert_eq!(report["data_md5"], md5);
+    assert_eq!(report["FCGI_DATA_LAST_MOD"], mtime(&file).to_string(), "the file's mtime, in seconds");
+    assert_eq!(report["stdin_md5"], "900150983cd24fb0d6963f7d28e17f72", "md5 of the body abc");
+}
+
+#[test]
+fn a_filter_reads_its_data_from_a_pipe_or_a_redirected_file() {
+    let dir = temp_dir();
+    let (file, md5) = data_file(dir.path(), "data.bin", 1 << 20);
+    let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    // A pipe: spooled, then sent; FCGI_DATA_LAST_MOD is the time the spool ended.
+    let output = run(fcgi()
+        .args(["get", "/filter", "--role", "filter", "--filter-data", "@-", "--socket"])
+        .arg(flup())
+        .pipe_stdin(&file)
+        .unwrap());
+    let report = filter_report(&output);
+    assert_eq!((report["data_bytes"].as_str(), report["data_md5"].as_str()), ("1048576", md5.as_str()));
+    let last_mod: u64 = report["FCGI_DATA_LAST_MOD"].parse().unwrap();
+    assert!(last_mod >= before && last_mod <= before + 60, "{last_mod} vs {before}");
+
+    // Standard input redirected from a regular file: used in place, its own mtime.
+    let mut cmd = std_fcgi();
+    cmd.args(["get", "/filter", "--role", "filter", "--filter-data", "@-", "--socket"])
+        .arg(flup())
+        .stdin(std::fs::File::open(&file).unwrap());
+    let output = cmd.output().unwrap();
+    let report = filter_report(&output);
+    assert_eq!(report["data_md5"], md5);
+    assert_eq!(report["FCGI_DATA_LAST_MOD"], mtime(&file).to_string());
+
+    // An empty file: FCGI_DATA_LENGTH=0 and the empty FCGI_DATA record.
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, b"").unwrap();
+    let output = run(fcgi()
+        .args(["get", "/filter", "--role", "filter", "--filter-data"])
+        .arg(format!("@{}", empty.display()))
+        .arg("--socket")
+        .arg(flup()));
+    let report = filter_report(&output);
+    assert_eq!((report["FCGI_DATA_LENGTH"].as_str(), report["data_bytes"].as_str()), ("0", "0"));
+}
+
+#[test]
+fn php_fpm_ignores_fcgi_data() {
+    let php = php();
+    let dir = temp_dir();
+    let (file, _) = data_file(dir.path(), "data.bin", 1 << 20);
+    let output = run(fcgi()
+        .args(["post", "/echo.php", "--role", "filter", "-d", "abc", "-i", "--filter-data"])
+        .arg(format!("@{}", file.display()))
+        .arg("--socket")
+        .arg(&php.socket)
+        .current_dir(&php.docroot));
+    assert_code(&output, 0);
+    let text = stdout(&output);
+    assert!(text.contains("x-body-length: 3\r\n") && text.ends_with("\r\n\r\nabc"), "only the body: {text}");
+}
+
+#[test]
+fn filter_flags_are_checked_before_anything_is_sent() {
+    let socket = ["--socket", "/nonexistent/fcgi.sock"];
+    for (args, exit, why) in [
+        (&["get", "/f", "--filter-data", "@/etc/hostname"][..], 2, "--filter-data needs --role filter"),
+        (&["get", "/f", "--role", "filter"][..], 2, "--role filter needs --filter-data"),
+        (
+            &["post", "/f", "--role", "filter", "--filter-data", "@-", "-d", "@-"][..],
+            2,
+            "standard input cannot be both",
+        ),
+        (&["get", "/f", "--role", "filter", "--filter-data", "data"][..], 2, "takes @FILE or @-"),
+        (
+            &["get", "/f", "--role", "filter", "--filter-data", "@/nonexistent/data"][..],
+            26,
+            "cannot read filter data file",
+        ),
+        (&["get", "/f", "--role", "filter", "--filter-data", "@/tmp"][..], 26, "not a regular file"),
+        (&["get", "/f", "--role", "bogus"][..], 2, "bogus"),
+    ] {
+        let output = run(fcgi().args(args).args(socket));
+        let line = assert_error(&output, exit);
+        assert!(line.contains(why), "{args:?}: {line}");
+    }
+}
