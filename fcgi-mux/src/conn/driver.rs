@@ -71,6 +71,9 @@ pub(crate) struct Driver {
     write_buf: BytesMut,
     timer: Pin<Box<Sleep>>,
     read_closed: bool,
+    /// The stream answered `Pending` during this poll: it wakes the task when there is more,
+    /// and asking again before that only registers the same interest again.
+    read_blocked: bool,
     /// Whole records are buffered but were left for the next turn (see [`RECORDS_PER_TURN`]).
     backlog: bool,
     span: tracing::Span,
@@ -95,6 +98,7 @@ impl Driver {
             write_buf: BytesMut::with_capacity(64 * 1024),
             timer: Box::pin(tokio::time::sleep(std::time::Duration::from_secs(3600))),
             read_closed: false,
+            read_blocked: false,
             backlog: false,
             span,
         }
@@ -185,7 +189,7 @@ impl Driver {
             progress = true;
         }
         for _ in 0..READS_PER_POLL {
-            if self.read_closed || !self.machine.wants_read() {
+            if self.read_closed || self.read_blocked || !self.machine.wants_read() {
                 break;
             }
             let buffer = self.machine.recv_buffer();
@@ -212,7 +216,10 @@ impl Driver {
                     self.machine.handle_io_error(error);
                     return true;
                 }
-                Poll::Pending => break,
+                Poll::Pending => {
+                    self.read_blocked = true;
+                    break;
+                }
             }
         }
         progress
@@ -302,7 +309,7 @@ impl Driver {
                         if let Some(body) = a.replay_body.take().or_else(|| untouched_stream(a)) {
                             if data_ok {
                                 let data = a.replay_data.take();
-                                a.shared.return_request(Replay { head, body, data });
+                                a.shared.return_request(Replay { head: *head, body, data });
                             }
                         }
                     }
@@ -441,6 +448,7 @@ impl Future for Driver {
         // New requests, cancellations and consumed bytes come with a wake-up, so once per poll
         // is enough for them; time is read once per poll too.
         let now = clock();
+        this.read_blocked = false;
         this.accept(now);
         this.sync_handles(now);
         loop {
@@ -482,6 +490,7 @@ impl Drop for Driver {
 pub(crate) async fn negotiate(driver: &mut Driver) -> Result<(), Error> {
     std::future::poll_fn(|cx| {
         let this = &mut *driver;
+        this.read_blocked = false;
         loop {
             let now = clock();
             let mut progress = this.read(cx, now);

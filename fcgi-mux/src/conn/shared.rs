@@ -57,7 +57,7 @@ pub(crate) struct RequestShared {
 
 #[derive(Default)]
 struct Inner {
-    head: Option<CgiHead>,
+    head: Option<Box<CgiHead>>,
     body: Chunks,
     body_len: usize,
     stderr: BytesMut,
@@ -87,7 +87,7 @@ impl RequestShared {
 
     // ---- driver side ----
 
-    pub(crate) fn push_head(&self, head: CgiHead) {
+    pub(crate) fn push_head(&self, head: Box<CgiHead>) {
         let mut inner = lock(&self.inner);
         inner.head = Some(head);
         wake_handle(&mut inner);
@@ -140,7 +140,7 @@ impl RequestShared {
     // ---- handle side ----
 
     /// Ready with the response head, or with the error that ended the request before it.
-    pub(crate) fn poll_head(&self, cx: &mut Context<'_>) -> Poll<Result<CgiHead, Error>> {
+    pub(crate) fn poll_head(&self, cx: &mut Context<'_>) -> Poll<Result<Box<CgiHead>, Error>> {
         let mut inner = lock(&self.inner);
         if let Some(head) = inner.head.take() {
             return Poll::Ready(Ok(head));

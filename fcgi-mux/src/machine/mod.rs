@@ -162,8 +162,9 @@ pub enum Event {
     Head {
         /// The request.
         key: RequestKey,
-        /// The parsed head.
-        head: CgiHead,
+        /// The parsed head (boxed: events are moved several times on their way, and every
+        /// other kind is small).
+        head: Box<CgiHead>,
     },
     /// Response body bytes. Give them back with [`ConnectionMachine::release`] once consumed:
     /// that is the receive window.
@@ -192,7 +193,7 @@ pub enum Event {
         /// The head given back when the request provably never ran (nothing of it was written,
         /// or the server refused it with CANT_MPX_CONN or OVERLOADED): it may be sent again
         /// elsewhere with the same body.
-        returned: Option<RequestHead>,
+        returned: Option<Box<RequestHead>>,
     },
     /// The request no longer occupies the connection (its slot and id are free).
     Released {
@@ -380,7 +381,7 @@ impl ConnectionMachine {
         };
         self.idle_since = None;
         if !self.accepts_requests() {
-            let returned = request.out.head.map(RequestHead);
+            let returned = request.out.head.map(|head| Box::new(RequestHead(head)));
             let error = Error::ConnectionClosed { sent_nothing: true };
             self.events.push_back(Event::End { key, result: Err(error), returned });
             self.events.push_back(Event::Released { key });
@@ -718,7 +719,10 @@ impl ConnectionMachine {
                     Closed::Clean | Closed::Failed(Error::Closed | Error::ConnectionClosed { .. })
                         if !request.out.wrote_any =>
                     {
-                        (Error::ConnectionClosed { sent_nothing: true }, request.out.head.map(RequestHead))
+                        (
+                            Error::ConnectionClosed { sent_nothing: true },
+                            request.out.head.map(|head| Box::new(RequestHead(head))),
+                        )
                     }
                     Closed::Clean | Closed::Failed(Error::Closed) => {
                         (Error::ConnectionClosed { sent_nothing: false }, None)

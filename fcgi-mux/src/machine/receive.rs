@@ -235,7 +235,7 @@ impl ConnectionMachine {
                     Ok(None) => return,
                     Ok(Some((head, rest))) => {
                         request.response = Response::Body;
-                        self.events.push_back(Event::Head { key, head });
+                        self.events.push_back(Event::Head { key, head: Box::new(head) });
                         rest
                     }
                     Err(error) => {
@@ -284,11 +284,11 @@ impl ConnectionMachine {
             // The application never ran it: it may be sent again, here one at a time.
             ProtocolStatus::CANT_MPX_CONN => {
                 self.limit = 1;
-                (Err(refused), request.out.head.take().map(RequestHead))
+                (Err(refused), request.out.head.take().map(|head| Box::new(RequestHead(head))))
             }
             ProtocolStatus::OVERLOADED => {
                 self.retiring = true;
-                (Err(refused), request.out.head.take().map(RequestHead))
+                (Err(refused), request.out.head.take().map(|head| Box::new(RequestHead(head))))
             }
             _ => (Err(refused), None),
         };
