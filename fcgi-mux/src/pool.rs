@@ -342,35 +342,55 @@ impl Pool {
         asked: Instant,
         total: Option<(Instant, Duration)>,
     ) -> Result<(Connection, Slot), Error> {
+        match self.reserve_or_queue()? {
+            Checkout::Ready(connection, slot) => Ok((connection, slot)),
+            // Waiting and connecting hold a timer, a channel and a connect in progress: boxed,
+            // so that the future of a request that finds a free connection stays small (it is
+            // moved on every await of the caller's).
+            pending => Box::pin(self.wait_or_connect(pending, asked, total)).await,
+        }
+    }
+
+    /// A free slot now, or what to wait for: a connection this caller may open, or a place in
+    /// the queue.
+    fn reserve_or_queue(&self) -> Result<Checkout, Error> {
+        let mut state = lock(&self.inner.state);
+        if state.closed {
+            return Err(Error::Closed);
+        }
+        state.connections.retain(|c| !c.is_closed());
+        if state.waiters.iter().all(|w| w.is_closed()) {
+            if let Some((connection, slot)) = reserve(&state.connections) {
+                return Ok(Checkout::Ready(connection, slot));
+            }
+        }
+        if state.connections.len() + state.connecting < self.inner.config.max_connections {
+            state.connecting += 1;
+            Ok(Checkout::Connect(ConnectPermit { pool: self.inner.weak_self.clone(), armed: true }))
+        } else {
+            let (sender, receiver) = oneshot::channel();
+            state.waiters.push_back(sender);
+            Ok(Checkout::Wait(receiver))
+        }
+    }
+
+    /// Waits for a grant or opens a connection, within the queue timeout and the total deadline.
+    async fn wait_or_connect(
+        &self,
+        pending: Checkout,
+        asked: Instant,
+        total: Option<(Instant, Duration)>,
+    ) -> Result<(Connection, Slot), Error> {
         let queue_timeout = self.inner.config.queue_timeout;
         let queue_deadline = asked + queue_timeout;
         let (deadline, timeout_error) = match total {
             Some((at, after)) if at < queue_deadline => (at, Error::timeout(TimeoutKind::Total, after)),
             _ => (queue_deadline, Error::timeout(TimeoutKind::Queue, queue_timeout)),
         };
-        let waiter = {
-            let mut state = lock(&self.inner.state);
-            if state.closed {
-                return Err(Error::Closed);
-            }
-            state.connections.retain(|c| !c.is_closed());
-            if state.waiters.iter().all(|w| w.is_closed()) {
-                if let Some((connection, slot)) = reserve(&state.connections) {
-                    return Ok((connection, slot));
-                }
-            }
-            if state.connections.len() + state.connecting < self.inner.config.max_connections {
-                state.connecting += 1;
-                Err(ConnectPermit { pool: self.inner.weak_self.clone(), armed: true })
-            } else {
-                let (sender, receiver) = oneshot::channel();
-                state.waiters.push_back(sender);
-                Ok(receiver)
-            }
-        };
-        let permit = match waiter {
-            Err(permit) => permit,
-            Ok(receiver) => match tokio::time::timeout_at(deadline.into(), receiver).await {
+        let permit = match pending {
+            Checkout::Ready(connection, slot) => return Ok((connection, slot)),
+            Checkout::Connect(permit) => permit,
+            Checkout::Wait(receiver) => match tokio::time::timeout_at(deadline.into(), receiver).await {
                 Ok(Ok(Grant::Slot(connection, slot))) => return Ok((connection, slot)),
                 Ok(Ok(Grant::Connect(permit))) => permit,
                 Ok(Err(_)) => return Err(Error::Closed),
@@ -434,6 +454,16 @@ impl Pool {
             }
         }
     }
+}
+
+/// What [`Pool::checkout`] found.
+enum Checkout {
+    /// A slot on an open connection.
+    Ready(Connection, Slot),
+    /// Room for one more connection, which this caller opens.
+    Connect(ConnectPermit),
+    /// A place in the queue.
+    Wait(oneshot::Receiver<Grant>),
 }
 
 /// A slot on the first connection that has one free.
