@@ -7,6 +7,7 @@ mod curl_habits;
 mod dump;
 mod errors;
 mod generated;
+mod messages;
 mod health;
 mod mount;
 mod output;
