@@ -49,8 +49,12 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff) on standard output
-    Manpage,
+    /// Print the man page (roff) on standard output, or write one per command into --dir
+    Manpage {
+        /// Write fcgi.1 and a page per command (fcgi-get.1, ...) into DIR instead
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 // The `#[derive(Args)]` structs below are described in plain comments, not doc comments: clap
@@ -393,6 +397,13 @@ const AFTER_LONG_HELP: &str = match std::str::from_utf8(&AFTER_LONG_HELP_BYTES) 
     Err(_) => panic!("the help text is UTF-8"),
 };
 const AFTER_LONG_HELP_BYTES: [u8; exit::help_len(ENVIRONMENT_HELP)] = exit::help(ENVIRONMENT_HELP);
+/// The environment variables `fcgi` reads, for the man pages (`ENVIRONMENT_HELP` is the
+/// same list as `--help` shows it).
+pub const ENVIRONMENT: &[(&str, &str)] = &[
+    ("FCGI_ADDRESS", "default server address (as --connect)"),
+    ("FCGI_DOCROOT", "default document root"),
+    ("FCGI_MOUNT", "default mount prefix (as --mount; --docroot overrides it)"),
+];
 const ENVIRONMENT_HELP: &str = concat!(
     "\n",
     "Environment:\n",
@@ -461,12 +472,17 @@ mod tests {
 
     #[test]
     fn man_page_lists_every_exit_code() {
-        let mut roff = Vec::new();
-        clap_mangen::Man::new(full_command()).render(&mut roff).unwrap();
-        let man = String::from_utf8(roff).unwrap().replace("\\-", "-");
+        let pages = crate::manpages::pages().unwrap();
+        let man = String::from_utf8(pages[0].roff.clone()).unwrap().replace("\\-", "-");
         for exit in Exit::ALL {
-            assert!(man.contains(&format!("{:>3}  {}", exit.code(), exit.meaning())), "{exit:?}:\n{man}");
+            assert!(man.contains(&format!("\\fB{}\\fR\n{}", exit.code(), exit.meaning())), "{exit:?}:\n{man}");
         }
+        // The environment list of --help and of the man pages is the same.
+        for (name, meaning) in ENVIRONMENT {
+            assert!(ENVIRONMENT_HELP.contains(&format!("{name} ")) && ENVIRONMENT_HELP.contains(meaning), "{name}");
+            assert!(man.contains(&format!("\\fB{name}\\fR\n{meaning}")), "{name}");
+        }
+        assert_eq!(ENVIRONMENT_HELP.lines().filter(|l| l.starts_with("  ")).count(), ENVIRONMENT.len());
     }
 
     #[test]

@@ -21,6 +21,7 @@ mod cli;
 mod commands;
 mod curl_compat;
 mod exit;
+mod manpages;
 mod messages;
 mod output;
 mod records;
@@ -89,7 +90,7 @@ fn json_schema(command: &Command) -> Option<&'static str> {
         Command::Ping(cmd) => ("ping", cmd.json),
         Command::Status(cmd) => ("status", cmd.json),
         Command::Bench(cmd) => ("bench", cmd.json),
-        Command::Completions { .. } | Command::Manpage => return None,
+        Command::Completions { .. } | Command::Manpage { .. } => return None,
     };
     if json { output::json_schema(name) } else { None }
 }
@@ -192,10 +193,13 @@ async fn run(command: Command) -> anyhow::Result<Exit> {
             clap_complete::generate(shell, &mut command, "fcgi", &mut out);
             write_stdout(&out)
         }
-        Command::Manpage => {
-            let mut out = Vec::new();
-            clap_mangen::Man::new(cli::full_command()).render(&mut out)?;
-            write_stdout(&out)
+        Command::Manpage { dir: Some(dir) } => {
+            manpages::write_all(&dir)?;
+            Ok(Exit::Success)
+        }
+        Command::Manpage { dir: None } => {
+            let pages = manpages::pages()?;
+            write_stdout(&pages[0].roff)
         }
     }
 }
