@@ -20,6 +20,10 @@ pub struct Cli {
     /// The command.
     #[command(subcommand)]
     pub command: Command,
+    /// Exit with CODE on every failure instead of its own code (1 for Docker's HEALTHCHECK,
+    /// which reserves 2); messages and --json documents keep the real code
+    #[arg(long, global = true, value_name = "CODE", value_parser = clap::value_parser!(u8).range(1..))]
+    pub fail_exit: Option<u8>,
 }
 
 /// The commands. Each one's flags are built only when it is the one run (`defer`), so a
@@ -239,8 +243,8 @@ pub struct PingCmd {
 // `status`.
 #[derive(Debug, Args, Clone)]
 pub struct StatusCmd {
-    /// php-fpm's pm.status_path
-    #[arg(long, value_name = "PATH", default_value = "/status")]
+    /// php-fpm's pm.status_path ($FCGI_STATUS_PATH: php-fpm-healthcheck's name)
+    #[arg(long, value_name = "PATH", default_value = "/status", env = "FCGI_STATUS_PATH")]
     pub path: String,
     /// Fail unless FIELD >= N; FIELD is a status key such as "idle processes" or
     /// idle-processes; repeatable
@@ -403,6 +407,8 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ("FCGI_ADDRESS", "default server address (as --connect)"),
     ("FCGI_DOCROOT", "default document root"),
     ("FCGI_MOUNT", "default mount prefix (as --mount; --docroot overrides it)"),
+    ("FCGI_CONNECT", "php-fpm-healthcheck's name for FCGI_ADDRESS (used when FCGI_ADDRESS is unset)"),
+    ("FCGI_STATUS_PATH", "php-fpm-healthcheck's name for the default of status --path"),
 ];
 const ENVIRONMENT_HELP: &str = concat!(
     "\n",
@@ -410,6 +416,8 @@ const ENVIRONMENT_HELP: &str = concat!(
     "  FCGI_ADDRESS  default server address (as --connect)\n",
     "  FCGI_DOCROOT  default document root\n",
     "  FCGI_MOUNT    default mount prefix (as --mount; --docroot overrides it)\n",
+    "  FCGI_CONNECT  php-fpm-healthcheck's name for FCGI_ADDRESS (used when FCGI_ADDRESS is unset)\n",
+    "  FCGI_STATUS_PATH  php-fpm-healthcheck's name for the default of status --path\n",
 );
 
 #[cfg(test)]

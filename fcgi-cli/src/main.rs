@@ -42,8 +42,12 @@ fn main() -> std::process::ExitCode {
 fn run_main() -> u8 {
     let cli = match parse_args() {
         Ok(cli) => cli,
-        Err(error) => return usage_error(&error),
+        Err(error) => {
+            let code = usage_error(&error);
+            return fail_exit_in_args().unwrap_or(code);
+        }
     };
+    let fail_exit = cli.fail_exit;
     // 256 readiness events per poll (tokio's default: 1024) keep the event buffer small: a
     // one-shot command uses one socket, and `bench` picks up the rest at the next poll. Kept for
     // its measured start-up gain (docs/BENCHMARKS.md, `oneshot`).
@@ -76,7 +80,23 @@ fn run_main() -> u8 {
     // Dropping a runtime waits for its blocking threads: a DNS lookup that outlived
     // --max-time (getaddrinfo cannot be cancelled) would keep `fcgi` alive past its limit.
     runtime.shutdown_background();
-    exit.code()
+    match fail_exit {
+        // --fail-exit: one code for every failure (Docker's HEALTHCHECK: 1 = unhealthy).
+        Some(code) if exit != Exit::Success => code,
+        _ => exit.code(),
+    }
+}
+
+/// `--fail-exit CODE` read from a command line that did not parse, so that a typo in a
+/// HEALTHCHECK still exits CODE.
+fn fail_exit_in_args() -> Option<u8> {
+    let args: Vec<String> = std::env::args().collect();
+    let value = args.iter().enumerate().find_map(|(i, arg)| match arg.strip_prefix("--fail-exit") {
+        Some("") => args.get(i + 1).cloned(),
+        Some(rest) => rest.strip_prefix('=').map(str::to_string),
+        None => None,
+    })?;
+    value.parse::<u8>().ok().filter(|code| *code != 0)
 }
 
 /// The `--json` schema of the command when `--json` was given.

@@ -46,7 +46,7 @@ fn help_and_version() {
     // `fcgi` alone shows the help on stderr and exits 2.
     let output = run(&mut fcgi());
     assert_code(&output, 2);
-    assert!(stderr(&output).contains("Usage: fcgi <COMMAND>"), "{}", stderr(&output));
+    assert!(stderr(&output).contains("Usage: fcgi [OPTIONS] <COMMAND>"), "{}", stderr(&output));
 }
 
 #[test]

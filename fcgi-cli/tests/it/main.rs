@@ -11,6 +11,7 @@ mod messages;
 mod health;
 mod mount;
 mod output;
+mod php_fpm_healthcheck;
 mod probe;
 mod requests;
 mod signals;
