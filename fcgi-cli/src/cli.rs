@@ -483,11 +483,17 @@ mod tests {
         let pages = crate::manpages::pages().unwrap();
         let man = String::from_utf8(pages[0].roff.clone()).unwrap().replace("\\-", "-");
         for exit in Exit::ALL {
-            assert!(man.contains(&format!("\\fB{}\\fR\n{}", exit.code(), exit.meaning())), "{exit:?}:\n{man}");
+            assert!(
+                man.contains(&format!("\\fB{}\\fR\n{}", exit.code(), exit.meaning())),
+                "{exit:?}:\n{man}"
+            );
         }
         // The environment list of --help and of the man pages is the same.
         for (name, meaning) in ENVIRONMENT {
-            assert!(ENVIRONMENT_HELP.contains(&format!("{name} ")) && ENVIRONMENT_HELP.contains(meaning), "{name}");
+            assert!(
+                ENVIRONMENT_HELP.contains(&format!("{name} ")) && ENVIRONMENT_HELP.contains(meaning),
+                "{name}"
+            );
             assert!(man.contains(&format!("\\fB{name}\\fR\n{meaning}")), "{name}");
         }
         assert_eq!(ENVIRONMENT_HELP.lines().filter(|l| l.starts_with("  ")).count(), ENVIRONMENT.len());

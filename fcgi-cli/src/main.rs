@@ -160,15 +160,16 @@ fn usage_error(error: &clap::Error) -> u8 {
     let hint =
         if command.is_empty() { String::new() } else { format!(" (see '{} --help')", command.join(" ")) };
     // clap's nearest flag, value or subcommand ("tip: a similar argument exists").
-    let suggestion = [ContextKind::SuggestedArg, ContextKind::SuggestedValue, ContextKind::SuggestedSubcommand]
-        .into_iter()
-        .find_map(|kind| match error.get(kind) {
-            Some(ContextValue::String(s)) => Some(s.clone()),
-            Some(ContextValue::Strings(s)) => s.first().cloned(),
-            _ => None,
-        })
-        .map(|s| format!(" (did you mean '{s}'?)"))
-        .unwrap_or_default();
+    let suggestion =
+        [ContextKind::SuggestedArg, ContextKind::SuggestedValue, ContextKind::SuggestedSubcommand]
+            .into_iter()
+            .find_map(|kind| match error.get(kind) {
+                Some(ContextValue::String(s)) => Some(s.clone()),
+                Some(ContextValue::Strings(s)) => s.first().cloned(),
+                _ => None,
+            })
+            .map(|s| format!(" (did you mean '{s}'?)"))
+            .unwrap_or_default();
     let message = format!("{}{suggestion}{hint}", exit::one_line(first));
     // `--json` on a command line that did not parse: the document all the same.
     let mut args = std::env::args().skip(1);

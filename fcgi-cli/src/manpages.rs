@@ -42,7 +42,12 @@ fn render(command: &clap::Command, names: &[String]) -> Result<Page, Failure> {
     man.render(&mut roff).map_err(fail)?;
     let mut tail = String::from(".SH \"EXIT STATUS\"\n");
     for exit in Exit::ALL {
-        tail.push_str(&format!(".TP\n\\fB{}\\fR\n{} (\\fI{}\\fR)\n", exit.code(), text(exit.meaning()), exit.kind()));
+        tail.push_str(&format!(
+            ".TP\n\\fB{}\\fR\n{} (\\fI{}\\fR)\n",
+            exit.code(),
+            text(exit.meaning()),
+            exit.kind()
+        ));
     }
     tail.push_str(".SH ENVIRONMENT\n");
     for (name, meaning) in crate::cli::ENVIRONMENT {
@@ -70,7 +75,8 @@ fn text(plain: &str) -> String {
 
 /// `fcgi manpage --dir DIR`: writes every page into DIR (created if missing).
 pub fn write_all(dir: &Path) -> Result<(), Failure> {
-    let fail = |what: &str, err: std::io::Error| Failure::new(Exit::Write, format!("cannot write {what}: {err}"));
+    let fail =
+        |what: &str, err: std::io::Error| Failure::new(Exit::Write, format!("cannot write {what}: {err}"));
     std::fs::create_dir_all(dir).map_err(|err| fail(&dir.display().to_string(), err))?;
     for page in pages()? {
         let path = dir.join(&page.file_name);
@@ -105,15 +111,18 @@ mod tests {
         assert_eq!(names[0], "fcgi.1");
         for sub in command.get_subcommands().filter(|s| s.get_name() != "help") {
             let file = format!("fcgi-{}.1", sub.get_name());
-            let page = pages.iter().find(|p| p.file_name == file).unwrap_or_else(|| panic!("{file} in {names:?}"));
+            let page =
+                pages.iter().find(|p| p.file_name == file).unwrap_or_else(|| panic!("{file} in {names:?}"));
             let man = text(page);
             assert!(man.contains(&format!(".TH {} 1", file.trim_end_matches(".1"))), "{file}");
             for option in long_options(sub) {
                 assert!(man.contains(&option), "{file} has {option}");
             }
-            let exits = man.split(".SH \"EXIT STATUS\"").nth(1).unwrap_or_else(|| panic!("{file}: EXIT STATUS"));
+            let exits =
+                man.split(".SH \"EXIT STATUS\"").nth(1).unwrap_or_else(|| panic!("{file}: EXIT STATUS"));
             for exit in Exit::ALL {
-                let row = format!(".TP\n\\fB{}\\fR\n{} (\\fI{}\\fR)", exit.code(), exit.meaning(), exit.kind());
+                let row =
+                    format!(".TP\n\\fB{}\\fR\n{} (\\fI{}\\fR)", exit.code(), exit.meaning(), exit.kind());
                 assert!(exits.contains(&row), "{file}: {row}");
             }
             assert!(man.contains(".SH ENVIRONMENT\n.TP\n\\fBFCGI_ADDRESS\\fR"), "{file}");
@@ -140,7 +149,8 @@ mod tests {
                 assert!(help.contains(&option), "fcgi {} --help lists {option}", sub.get_name());
                 // As written in the manual's tables and text: `--name` followed by a space,
                 // a backtick, a comma or '='.
-                let written = [" ", "`", ",", "="].iter().any(|end| manual.contains(&format!("{option}{end}")));
+                let written =
+                    [" ", "`", ",", "="].iter().any(|end| manual.contains(&format!("{option}{end}")));
                 if !written {
                     missing.push(format!("fcgi {} {option}", sub.get_name()));
                 }

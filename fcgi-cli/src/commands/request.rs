@@ -53,7 +53,11 @@ pub async fn run(cmd: &RequestCmd, default_method: Option<Method>) -> anyhow::Re
     result
 }
 
-async fn run_inner(cmd: &RequestCmd, default_method: Option<Method>, transfer: &mut Transfer) -> anyhow::Result<Exit> {
+async fn run_inner(
+    cmd: &RequestCmd,
+    default_method: Option<Method>,
+    transfer: &mut Transfer,
+) -> anyhow::Result<Exit> {
     let out = &cmd.output;
     let target = Target::from_args(&cmd.spec.target, REQUEST_MAX_TIME)?;
     let built = build::build(&cmd.path, default_method, &cmd.spec, &target)?;
@@ -75,7 +79,8 @@ async fn run_inner(cmd: &RequestCmd, default_method: Option<Method>, transfer: &
     let mut interrupts = if to_file { Interrupts::catch() } else { None };
     let policy = RetryPolicy::new(&out.curl);
     let send = send_with_retry(&target, &built, observer, policy, out.silent, &mut transfer.retries);
-    let mut exchange = Interrupts::guard(&mut interrupts, send).await.map_err(|signal| signal.failure(None))??;
+    let mut exchange =
+        Interrupts::guard(&mut interrupts, send).await.map_err(|signal| signal.failure(None))??;
     let head = head_text(&exchange.response);
     transfer.status = Some(exchange.response.status().as_u16());
     transfer.headers = exchange

@@ -31,7 +31,9 @@ fn a_stale_socket_file_is_not_just_refused() {
 /// A unix listener with a backlog of 0 that never accepts, its queue filled by
 /// non-blocking connects until the kernel refuses more (EAGAIN).
 fn full_listener(path: &Path) -> (std::os::fd::OwnedFd, Vec<std::os::fd::OwnedFd>) {
-    use nix::sys::socket::{AddressFamily, Backlog, SockFlag, SockType, UnixAddr, bind, connect, listen, socket};
+    use nix::sys::socket::{
+        AddressFamily, Backlog, SockFlag, SockType, UnixAddr, bind, connect, listen, socket,
+    };
     let addr = UnixAddr::new(path).unwrap();
     let listener = socket(AddressFamily::Unix, SockType::Stream, SockFlag::empty(), None).unwrap();
     bind(listener.as_raw_fd(), &addr).unwrap();
@@ -76,7 +78,10 @@ fn urls_given_to_connect_are_explained() {
     ] {
         let line = assert_error(&run(fcgi().args(args)), 2);
         assert!(line.contains("a FastCGI server is not reached by URL: give HOST:PORT"), "{args:?}: {line}");
-        assert!(line.contains("--connect 127.0.0.1:9000") || line.contains("--connect localhost:9000"), "{line}");
+        assert!(
+            line.contains("--connect 127.0.0.1:9000") || line.contains("--connect localhost:9000"),
+            "{line}"
+        );
     }
     let line = assert_error(&run(fcgi().args(["get", "/x"]).env("FCGI_ADDRESS", "http://127.0.0.1:9000")), 2);
     assert!(line.contains("is a http:// URL"), "{line}");
@@ -93,8 +98,10 @@ fn urls_given_to_connect_are_explained() {
 fn get_from_the_wrong_directory_hints_at_the_document_root() {
     let php = php();
     let elsewhere = temp_dir();
-    let output =
-        run(fcgi().args(["get", "/hello.php", "-s", "-S", "--socket"]).arg(&php.socket).current_dir(elsewhere.path()));
+    let output = run(fcgi()
+        .args(["get", "/hello.php", "-s", "-S", "--socket"])
+        .arg(&php.socket)
+        .current_dir(elsewhere.path()));
     let line = assert_error(&output, 4);
     let expected = format!("SCRIPT_FILENAME {}/hello.php does not exist", elsewhere.path().display());
     assert!(line.contains(&expected), "{line}");
@@ -167,7 +174,9 @@ fn running_out_of_file_descriptors_is_a_local_limit() {
         let line = assert_error(&output, 1);
         assert!(
             line.contains("cannot connect to unix:")
-                && line.ends_with("too many open files, this process's (ulimit -n) limit: a local limit, not the server's"),
+                && line.ends_with(
+                    "too many open files, this process's (ulimit -n) limit: a local limit, not the server's"
+                ),
             "ulimit -n {limit}: {line}"
         );
         return;
@@ -214,11 +223,22 @@ fn verbose_works_on_every_command() {
     let php = php();
     let socket = php.socket.to_str().unwrap();
     for (args, expected) in [
-        (vec!["ping", "-v"], vec!["* server unix:", "* param SCRIPT_NAME=/ping", "-> FCGI_BEGIN_REQUEST", "<- FCGI_END_REQUEST"]),
+        (
+            vec!["ping", "-v"],
+            vec![
+                "* server unix:",
+                "* param SCRIPT_NAME=/ping",
+                "-> FCGI_BEGIN_REQUEST",
+                "<- FCGI_END_REQUEST",
+            ],
+        ),
         (vec!["status", "--verbose"], vec!["* param QUERY_STRING=json", "<- FCGI_STDOUT"]),
         (vec!["probe", "-v"], vec!["* server unix:", "-> FCGI_GET_VALUES ", "<- FCGI_GET_VALUES_RESULT"]),
         (vec!["dump", "/hello.php", "-v"], vec!["* param SCRIPT_FILENAME=", "* GET /hello.php"]),
-        (vec!["bench", "/hello.php", "-n", "2", "-s", "-v"], vec!["* param SCRIPT_FILENAME=", "* server unix:"]),
+        (
+            vec!["bench", "/hello.php", "-n", "2", "-s", "-v"],
+            vec!["* param SCRIPT_FILENAME=", "* server unix:"],
+        ),
     ] {
         let mut cmd = fcgi();
         cmd.args(&args).args(["--socket", socket]).current_dir(&php.docroot);
@@ -280,7 +300,8 @@ fn every_command_fails_with_a_json_document_under_json() {
 fn dump_json_ends_with_the_error_document() {
     // Records first, one object per line, then the failure as the last line.
     let server = FakeServer::answer(b"Status: 200\r\nContent-Type: text/plain\r\n\r\npartial", false);
-    let output = run(fcgi().args(["dump", "/x.php", "--json", "--max-time", "500ms", "--socket"]).arg(&server.path));
+    let output =
+        run(fcgi().args(["dump", "/x.php", "--json", "--max-time", "500ms", "--socket"]).arg(&server.path));
     assert_code(&output, 56);
     assert_eq!(stderr(&output), "");
     let text = stdout(&output);
@@ -302,4 +323,35 @@ fn dump_json_ends_with_the_error_document() {
     let doc = last_json_line(&output);
     assert_error_document(&doc, 8, "protocol");
     assert!(doc["error"]["message"].as_str().unwrap().contains("malformed record at byte 10"), "{doc}");
+}
+
+#[test]
+fn a_timeout_is_worded_one_way_whichever_step_and_command() {
+    // A script still running, a server that never answers: the same sentence.
+    let output = php_get(&["get", "/slow.php?ms=3000", "-m", "300ms"]);
+    let line = assert_error(&output, 28);
+    assert!(
+        line.starts_with("fcgi: no complete response from unix:")
+            && line.ends_with(" within 300 ms (--max-time)"),
+        "{line}"
+    );
+    let server = FakeServer::silent();
+    for args in [&["get", "/x.php"][..], &["dump", "/x.php"]] {
+        let output = run(fcgi().args(args).args(["-m", "300ms", "--socket"]).arg(&server.path));
+        let line = assert_error(&output, 28);
+        assert!(
+            line.ends_with(&format!(
+                "no complete response from unix:{} within 300 ms (--max-time)",
+                server.path.display()
+            )),
+            "{args:?}: {line}"
+        );
+    }
+    let output = run(fcgi().args(["ping", "-m", "300ms", "--socket"]).arg(&server.path));
+    let line = assert_error(&output, 28);
+    assert!(line.ends_with("within 300 ms (--max-time)"), "{line}");
+    // bench: the report names the address once; the error the same way without it.
+    let output = php_get(&["bench", "/slow.php?ms=3000", "-n", "1", "-m", "300ms", "--json"]);
+    let doc = json(&output);
+    assert_eq!(doc["error_messages"]["timeout"], "no complete response within 300 ms (--max-time)", "{doc}");
 }

@@ -46,13 +46,19 @@ fn status(args: &[String]) -> (i32, serde_json::Value) {
 #[test]
 fn the_migration_table_covers_every_option_and_each_row_checks_that_field() {
     let rows = migration_rows();
-    let listed: Vec<&str> = rows.iter().map(|(option, _)| option.trim_start_matches("--").trim_end_matches("=n")).collect();
+    let listed: Vec<&str> =
+        rows.iter().map(|(option, _)| option.trim_start_matches("--").trim_end_matches("=n")).collect();
     assert_eq!(listed, OPTIONS, "one row per php-fpm-healthcheck option, in its order");
     for (option, mapped) in &rows {
         // php-fpm-healthcheck: fail when the value is greater than n.
         let field = option.trim_start_matches("--").trim_end_matches("=n").replace('-', " ");
         let with = |n: u64| -> Vec<String> {
-            mapped.replace("=n", &format!("={n}")).replace(" n", &format!(" {n}")).split(' ').map(String::from).collect()
+            mapped
+                .replace("=n", &format!("={n}"))
+                .replace(" n", &format!(" {n}"))
+                .split(' ')
+                .map(String::from)
+                .collect()
         };
         let (exit, doc) = status(&with(1_000_000_000));
         assert_eq!(exit, 0, "{option} -> {mapped} with a large n passes: {doc}");
@@ -85,7 +91,10 @@ fn fcgi_connect_and_fcgi_status_path_are_honoured() {
         .env("FCGI_ADDRESS", &php.socket)
         .env("FCGI_CONNECT", "/nonexistent/php.sock"));
     assert_code(&output, 0);
-    let output = run(fcgi().args(["ping", "-s", "--socket"]).arg(&php.socket).env("FCGI_CONNECT", "/nonexistent/x.sock"));
+    let output = run(fcgi()
+        .args(["ping", "-s", "--socket"])
+        .arg(&php.socket)
+        .env("FCGI_CONNECT", "/nonexistent/x.sock"));
     assert_code(&output, 0);
     let line = assert_error(&run(fcgi().args(["ping"]).env("FCGI_CONNECT", "/nonexistent/php.sock")), 7);
     assert!(line.contains("/nonexistent/php.sock"), "{line}");
@@ -133,7 +142,8 @@ fn fail_exit_maps_every_failure_to_one_code_for_docker() {
     // Success stays 0; --json documents keep the real code.
     let output = run(fcgi().args(["ping", "--fail-exit", "1", "-s", "--socket", socket]));
     assert_code(&output, 0);
-    let output = run(fcgi().args(["ping", "--json", "--fail-exit", "1", "--socket", "/nonexistent/php.sock"]));
+    let output =
+        run(fcgi().args(["ping", "--json", "--fail-exit", "1", "--socket", "/nonexistent/php.sock"]));
     assert_code(&output, 1);
     assert_eq!(json(&output)["exit_code"], 7);
     // 0 is not a failure code.

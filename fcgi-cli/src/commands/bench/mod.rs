@@ -39,7 +39,8 @@ pub async fn run(cmd: &BenchCmd) -> anyhow::Result<Exit> {
     match run_inner(cmd).await {
         Err(error) if cmd.json => {
             let (exit, message) = classify(&error);
-            let document = crate::output::error_document(JSON_SCHEMA, &[("path", json!(cmd.path))], exit, &message);
+            let document =
+                crate::output::error_document(JSON_SCHEMA, &[("path", json!(cmd.path))], exit, &message);
             print(&format!("{document}\n"))?;
             Ok(exit)
         }
@@ -111,10 +112,12 @@ async fn run_inner(cmd: &BenchCmd) -> anyhow::Result<Exit> {
     let send = move || template.send(&pool);
     sigterm_as_ctrl_c();
     let local = tokio::task::LocalSet::new();
-    let outcome = local.run_until(load::drive(plan, send, move |view| {
-        ticks.set(ticks.get().max(sampled.stats().open));
-        ticker.update(view)
-    })).await;
+    let outcome = local
+        .run_until(load::drive(plan, send, move |view| {
+            ticks.set(ticks.get().max(sampled.stats().open));
+            ticker.update(view)
+        }))
+        .await;
     progress.finish();
     let outcome = outcome?;
     let opened = peak.get().max(watched.stats().open);

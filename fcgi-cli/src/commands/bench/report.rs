@@ -129,8 +129,13 @@ fn hint(code: u16, setup: &Setup) -> String {
 /// served (php-fpm pins a worker to each open connection).
 pub fn notes(outcome: &Outcome, setup: &Setup) -> Vec<String> {
     let mut notes = Vec::new();
-    let local = outcome.stats.errors().iter().filter(|e| e.exit == Exit::Failure && e.first_message.contains("a local limit"))
-        .map(|e| e.count).sum::<u64>();
+    let local = outcome
+        .stats
+        .errors()
+        .iter()
+        .filter(|e| e.exit == Exit::Failure && e.first_message.contains("a local limit"))
+        .map(|e| e.count)
+        .sum::<u64>();
     if local > 0 {
         // EMFILE and the like (crate::messages): the client's limit, not the server's.
         notes.push(format!(
