@@ -71,8 +71,9 @@ pub struct CurlTransferArgs {
     /// @FILE or @- reads FORMAT from a file
     #[arg(short = 'w', long = "write-out", value_name = "FORMAT")]
     pub write_out: Option<String>,
-    /// Write the status line and headers to FILE ('-': standard output, before the body)
-    #[arg(short = 'D', long = "dump-header", value_name = "FILE")]
+    /// Write the status line and headers to FILE ('-': standard output, before the body; not
+    /// with --json, whose document has them)
+    #[arg(short = 'D', long = "dump-header", value_name = "FILE", conflicts_with = "json")]
     pub dump_header: Option<std::path::PathBuf>,
     /// Try again up to N times when the request failed before the application saw it
     /// (connect refused or timed out, socket missing, listen queue full, FastCGI OVERLOADED)
@@ -251,14 +252,18 @@ pub fn is_retryable(error: &anyhow::Error) -> bool {
 /// first. Each wait is announced on stderr unless `quiet`, as curl's "Will retry" warning.
 pub async fn send_with_retry(
     target: &Target,
-    built: &Built,
+    built: Built,
     observer: Option<Observer>,
     policy: RetryPolicy,
     quiet: bool,
     retries: &mut u32,
 ) -> anyhow::Result<Exchange> {
-    let first = Instant::now();
     let params = built.param_pairs();
+    if policy.retries == 0 {
+        // One try: the request is sent as built, nothing copied.
+        return exchange::send(target, built.request, params, observer).await;
+    }
+    let first = Instant::now();
     loop {
         let attempt = copy_request(&built.request, &built.body);
         let error = match exchange::send(target, attempt, params.clone(), observer.clone()).await {

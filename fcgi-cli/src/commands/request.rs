@@ -78,7 +78,7 @@ async fn run_inner(
     let to_file = Sink::is_atomic(out.output.as_deref()) && !out.json;
     let mut interrupts = if to_file { Interrupts::catch() } else { None };
     let policy = RetryPolicy::new(&out.curl);
-    let send = send_with_retry(&target, &built, observer, policy, out.silent, &mut transfer.retries);
+    let send = send_with_retry(&target, built, observer, policy, out.silent, &mut transfer.retries);
     let mut exchange =
         Interrupts::guard(&mut interrupts, send).await.map_err(|signal| signal.failure(None))??;
     let head = head_text(&exchange.response);

@@ -271,6 +271,10 @@ fn dump_header_to_stdout_or_a_file() {
     );
     let output = php_get(&["get", "/headers.php", "-D", "/nonexistent/dir/head.txt"]);
     assert_error(&output, 23);
+    // Not with --json, whose document has the headers (-D - would break its one line).
+    let output = php_get(&["get", "/headers.php", "-D", "-", "--json"]);
+    assert_code(&output, 2);
+    assert_eq!(json(&output)["error"]["kind"], "usage");
 }
 
 #[test]
