@@ -83,7 +83,8 @@ pub fn build(
     if !has_host {
         request = request.header(http::header::HOST, "localhost");
     }
-    let form = !spec.data.is_empty() || !spec.curl.data_raw.is_empty() || !spec.curl.data_urlencode.is_empty();
+    let form =
+        !spec.data.is_empty() || !spec.curl.data_raw.is_empty() || !spec.curl.data_urlencode.is_empty();
     if form && !spec.curl.get && !has_content_type {
         request = request.header(http::header::CONTENT_TYPE, "application/x-www-form-urlencoded");
     }
@@ -141,7 +142,10 @@ pub fn parse_header(text: &str) -> Result<(HeaderName, HeaderValue), Failure> {
 
 fn read_body(spec: &RequestSpec) -> Result<Bytes, Failure> {
     let curl = &spec.curl;
-    if spec.data.is_empty() && spec.data_binary.is_empty() && curl.data_raw.is_empty() && curl.data_urlencode.is_empty()
+    if spec.data.is_empty()
+        && spec.data_binary.is_empty()
+        && curl.data_raw.is_empty()
+        && curl.data_urlencode.is_empty()
     {
         return Ok(Bytes::new());
     }

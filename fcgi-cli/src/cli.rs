@@ -20,6 +20,10 @@ pub struct Cli {
     /// The command.
     #[command(subcommand)]
     pub command: Command,
+    /// Exit with CODE on every failure instead of its own code (1 for Docker's HEALTHCHECK,
+    /// which reserves 2); messages and --json documents keep the real code
+    #[arg(long, global = true, value_name = "CODE", value_parser = clap::value_parser!(u8).range(1..))]
+    pub fail_exit: Option<u8>,
 }
 
 /// The commands. Each one's flags are built only when it is the one run (`defer`), so a
@@ -51,8 +55,12 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff) on standard output
-    Manpage,
+    /// Print the man page (roff) on standard output, or write one per command into --dir
+    Manpage {
+        /// Write fcgi.1 and a page per command (fcgi-get.1, ...) into DIR instead
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 // The `#[derive(Args)]` structs below are described in plain comments, not doc comments: clap
@@ -266,8 +274,8 @@ pub struct PingCmd {
 // `status`.
 #[derive(Debug, Args, Clone)]
 pub struct StatusCmd {
-    /// php-fpm's pm.status_path
-    #[arg(long, value_name = "PATH", default_value = "/status")]
+    /// php-fpm's pm.status_path ($FCGI_STATUS_PATH: php-fpm-healthcheck's name)
+    #[arg(long, value_name = "PATH", default_value = "/status", env = "FCGI_STATUS_PATH")]
     pub path: String,
     /// Fail unless FIELD >= N; FIELD is a status key such as "idle processes" or
     /// idle-processes; repeatable
@@ -449,12 +457,23 @@ const AFTER_LONG_HELP: &str = match std::str::from_utf8(&AFTER_LONG_HELP_BYTES) 
     Err(_) => panic!("the help text is UTF-8"),
 };
 const AFTER_LONG_HELP_BYTES: [u8; exit::help_len(ENVIRONMENT_HELP)] = exit::help(ENVIRONMENT_HELP);
+/// The environment variables `fcgi` reads, for the man pages (`ENVIRONMENT_HELP` is the
+/// same list as `--help` shows it).
+pub const ENVIRONMENT: &[(&str, &str)] = &[
+    ("FCGI_ADDRESS", "default server address (as --connect)"),
+    ("FCGI_DOCROOT", "default document root"),
+    ("FCGI_MOUNT", "default mount prefix (as --mount; --docroot overrides it)"),
+    ("FCGI_CONNECT", "php-fpm-healthcheck's name for FCGI_ADDRESS (used when FCGI_ADDRESS is unset)"),
+    ("FCGI_STATUS_PATH", "php-fpm-healthcheck's name for the default of status --path"),
+];
 const ENVIRONMENT_HELP: &str = concat!(
     "\n",
     "Environment:\n",
     "  FCGI_ADDRESS  default server address (as --connect)\n",
     "  FCGI_DOCROOT  default document root\n",
     "  FCGI_MOUNT    default mount prefix (as --mount; --docroot overrides it)\n",
+    "  FCGI_CONNECT  php-fpm-healthcheck's name for FCGI_ADDRESS (used when FCGI_ADDRESS is unset)\n",
+    "  FCGI_STATUS_PATH  php-fpm-healthcheck's name for the default of status --path\n",
 );
 
 #[cfg(test)]
@@ -517,12 +536,23 @@ mod tests {
 
     #[test]
     fn man_page_lists_every_exit_code() {
-        let mut roff = Vec::new();
-        clap_mangen::Man::new(full_command()).render(&mut roff).unwrap();
-        let man = String::from_utf8(roff).unwrap().replace("\\-", "-");
+        let pages = crate::manpages::pages().unwrap();
+        let man = String::from_utf8(pages[0].roff.clone()).unwrap().replace("\\-", "-");
         for exit in Exit::ALL {
-            assert!(man.contains(&format!("{:>3}  {}", exit.code(), exit.meaning())), "{exit:?}:\n{man}");
+            assert!(
+                man.contains(&format!("\\fB{}\\fR\n{}", exit.code(), exit.meaning())),
+                "{exit:?}:\n{man}"
+            );
         }
+        // The environment list of --help and of the man pages is the same.
+        for (name, meaning) in ENVIRONMENT {
+            assert!(
+                ENVIRONMENT_HELP.contains(&format!("{name} ")) && ENVIRONMENT_HELP.contains(meaning),
+                "{name}"
+            );
+            assert!(man.contains(&format!("\\fB{name}\\fR\n{meaning}")), "{name}");
+        }
+        assert_eq!(ENVIRONMENT_HELP.lines().filter(|l| l.starts_with("  ")).count(), ENVIRONMENT.len());
     }
 
     #[test]

@@ -17,9 +17,9 @@ use http_body_util::Full;
 use crate::build::Built;
 use crate::cli::parse_duration;
 use crate::commands::exchange::{self, Exchange};
+use crate::exit::{Exit, Failure};
 use crate::target::Target;
 use fcgi_mux::Observer;
-use crate::exit::{Exit, Failure};
 
 /// The `User-Agent` sent when neither `-A` nor `-H 'User-Agent: ...'` is given.
 pub const DEFAULT_USER_AGENT: &str = concat!("fcgi/", env!("CARGO_PKG_VERSION"));
@@ -71,8 +71,9 @@ pub struct CurlTransferArgs {
     /// @FILE or @- reads FORMAT from a file
     #[arg(short = 'w', long = "write-out", value_name = "FORMAT")]
     pub write_out: Option<String>,
-    /// Write the status line and headers to FILE ('-': standard output, before the body)
-    #[arg(short = 'D', long = "dump-header", value_name = "FILE")]
+    /// Write the status line and headers to FILE ('-': standard output, before the body; not
+    /// with --json, whose document has them)
+    #[arg(short = 'D', long = "dump-header", value_name = "FILE", conflicts_with = "json")]
     pub dump_header: Option<std::path::PathBuf>,
     /// Try again up to N times when the request failed before the application saw it
     /// (connect refused or timed out, socket missing, listen queue full, FastCGI OVERLOADED)
@@ -88,14 +89,18 @@ pub struct CurlTransferArgs {
 
 /// The headers the curl flags add, each only when `-H` did not give that header already (as
 /// curl, an explicit `-H` wins). `-A ''` removes the default User-Agent.
-pub fn headers(args: &CurlRequestArgs, given: &[HeaderName]) -> Result<Vec<(HeaderName, HeaderValue)>, Failure> {
+pub fn headers(
+    args: &CurlRequestArgs,
+    given: &[HeaderName],
+) -> Result<Vec<(HeaderName, HeaderValue)>, Failure> {
     let mut out = Vec::new();
     let mut add = |name: HeaderName, value: String, flag: &str| -> Result<(), Failure> {
         if given.contains(&name) || value.is_empty() {
             return Ok(());
         }
-        let value = HeaderValue::try_from(value)
-            .map_err(|_| Failure::new(Exit::Usage, format!("{flag}: the value is not a valid header value")))?;
+        let value = HeaderValue::try_from(value).map_err(|_| {
+            Failure::new(Exit::Usage, format!("{flag}: the value is not a valid header value"))
+        })?;
         out.push((name, value));
         Ok(())
     };
@@ -150,7 +155,7 @@ fn urlencode_part(data: &str, read: &impl Fn(&str) -> Result<Vec<u8>, Failure>) 
     let at = data.find('@');
     let (name, content) = match (equals, at) {
         // `=` first (or no `@`): NAME=CONTENT, where NAME may be empty.
-        (Some(eq), at) if at.is_none_or(|at| eq < at) => (&data[..eq], data[eq + 1..].as_bytes().to_vec()),
+        (Some(eq), at) if at.is_none_or(|at| eq < at) => (&data[..eq], data.as_bytes()[eq + 1..].to_vec()),
         (_, Some(at)) => (&data[..at], read(&format!("@{}", &data[at + 1..]))?),
         _ => ("", data.as_bytes().to_vec()),
     };
@@ -247,21 +252,26 @@ pub fn is_retryable(error: &anyhow::Error) -> bool {
 /// first. Each wait is announced on stderr unless `quiet`, as curl's "Will retry" warning.
 pub async fn send_with_retry(
     target: &Target,
-    built: &Built,
+    built: Built,
     observer: Option<Observer>,
     policy: RetryPolicy,
     quiet: bool,
     retries: &mut u32,
 ) -> anyhow::Result<Exchange> {
-    let first = Instant::now();
     let params = built.param_pairs();
+    if policy.retries == 0 {
+        // One try: the request is sent as built, nothing copied.
+        return exchange::send(target, built.request, params, observer).await;
+    }
+    let first = Instant::now();
     loop {
         let attempt = copy_request(&built.request, &built.body);
         let error = match exchange::send(target, attempt, params.clone(), observer.clone()).await {
             Ok(exchange) => return Ok(exchange),
             Err(error) => error,
         };
-        let wait = if is_retryable(&error) { policy.next_wait(*retries + 1, first, Instant::now()) } else { None };
+        let wait =
+            if is_retryable(&error) { policy.next_wait(*retries + 1, first, Instant::now()) } else { None };
         let Some(wait) = wait else { return Err(error) };
         if !quiet {
             let (_, message) = crate::exit::classify(&error);

@@ -46,8 +46,9 @@ macro_rules! exit_codes {
 exit_codes! {
     /// 0: the request succeeded (HTTP status below 400, or `--no-fail`).
     Success = 0, "success", "success (HTTP status < 400, or --no-fail)";
-    /// 1: an unexpected error (a bug, or an environment problem not covered below).
-    Failure = 1, "failure", "unexpected error";
+    /// 1: an unexpected error (a bug, or an environment problem not covered below, such as a
+    /// local limit: too many open files).
+    Failure = 1, "failure", "unexpected error, or a local limit (too many open files)";
     /// 2: bad command line, or a request that cannot be sent as asked (e.g. a path outside the
     /// document root, a parameter too large for php-fpm).
     Usage = 2, "usage", "bad command line, or a request that cannot be sent as asked";

@@ -26,6 +26,7 @@ mod commands;
 mod curl_compat;
 mod exit;
 mod filter_data;
+mod manpages;
 mod messages;
 mod output;
 mod phpfpm;
@@ -47,8 +48,12 @@ fn main() -> std::process::ExitCode {
 fn run_main() -> u8 {
     let cli = match parse_args() {
         Ok(cli) => cli,
-        Err(error) => return usage_error(&error),
+        Err(error) => {
+            let code = usage_error(&error);
+            return fail_exit_in_args().unwrap_or(code);
+        }
     };
+    let fail_exit = cli.fail_exit;
     // 256 readiness events per poll (tokio's default: 1024) keep the event buffer small: a
     // one-shot command uses one socket, and `bench` picks up the rest at the next poll. Kept for
     // its measured start-up gain (docs/BENCHMARKS.md, `oneshot`).
@@ -81,7 +86,23 @@ fn run_main() -> u8 {
     // Dropping a runtime waits for its blocking threads: a DNS lookup that outlived
     // --max-time (getaddrinfo cannot be cancelled) would keep `fcgi` alive past its limit.
     runtime.shutdown_background();
-    exit.code()
+    match fail_exit {
+        // --fail-exit: one code for every failure (Docker's HEALTHCHECK: 1 = unhealthy).
+        Some(code) if exit != Exit::Success => code,
+        _ => exit.code(),
+    }
+}
+
+/// `--fail-exit CODE` read from a command line that did not parse, so that a typo in a
+/// HEALTHCHECK still exits CODE.
+fn fail_exit_in_args() -> Option<u8> {
+    let args: Vec<String> = std::env::args().collect();
+    let value = args.iter().enumerate().find_map(|(i, arg)| match arg.strip_prefix("--fail-exit") {
+        Some("") => args.get(i + 1).cloned(),
+        Some(rest) => rest.strip_prefix('=').map(str::to_string),
+        None => None,
+    })?;
+    value.parse::<u8>().ok().filter(|code| *code != 0)
 }
 
 /// The `--json` schema of the command when `--json` was given.
@@ -95,7 +116,7 @@ fn json_schema(command: &Command) -> Option<&'static str> {
         Command::Ping(cmd) => ("ping", cmd.json),
         Command::Status(cmd) => ("status", cmd.json),
         Command::Bench(cmd) => ("bench", cmd.json),
-        Command::Completions { .. } | Command::Manpage | Command::Exporter(_) => return None,
+        Command::Completions { .. } | Command::Manpage { .. } | Command::Exporter(_) => return None,
     };
     if json { output::json_schema(name) } else { None }
 }
@@ -145,15 +166,16 @@ fn usage_error(error: &clap::Error) -> u8 {
     let hint =
         if command.is_empty() { String::new() } else { format!(" (see '{} --help')", command.join(" ")) };
     // clap's nearest flag, value or subcommand ("tip: a similar argument exists").
-    let suggestion = [ContextKind::SuggestedArg, ContextKind::SuggestedValue, ContextKind::SuggestedSubcommand]
-        .into_iter()
-        .find_map(|kind| match error.get(kind) {
-            Some(ContextValue::String(s)) => Some(s.clone()),
-            Some(ContextValue::Strings(s)) => s.first().cloned(),
-            _ => None,
-        })
-        .map(|s| format!(" (did you mean '{s}'?)"))
-        .unwrap_or_default();
+    let suggestion =
+        [ContextKind::SuggestedArg, ContextKind::SuggestedValue, ContextKind::SuggestedSubcommand]
+            .into_iter()
+            .find_map(|kind| match error.get(kind) {
+                Some(ContextValue::String(s)) => Some(s.clone()),
+                Some(ContextValue::Strings(s)) => s.first().cloned(),
+                _ => None,
+            })
+            .map(|s| format!(" (did you mean '{s}'?)"))
+            .unwrap_or_default();
     let message = format!("{}{suggestion}{hint}", exit::one_line(first));
     // `--json` on a command line that did not parse: the document all the same.
     let mut args = std::env::args().skip(1);
@@ -199,10 +221,13 @@ async fn run(command: Command) -> anyhow::Result<Exit> {
             clap_complete::generate(shell, &mut command, "fcgi", &mut out);
             write_stdout(&out)
         }
-        Command::Manpage => {
-            let mut out = Vec::new();
-            clap_mangen::Man::new(cli::full_command()).render(&mut out)?;
-            write_stdout(&out)
+        Command::Manpage { dir: Some(dir) } => {
+            manpages::write_all(&dir)?;
+            Ok(Exit::Success)
+        }
+        Command::Manpage { dir: None } => {
+            let pages = manpages::pages()?;
+            write_stdout(&pages[0].roff)
         }
     }
 }

@@ -53,12 +53,20 @@ pub fn connect_failed(address: &str, error: &io::Error) -> (Exit, String) {
 
 /// A timeout: `connecting to ADDRESS timed out after 2 s (--connect-timeout)`, or for any
 /// later step `no complete response from ADDRESS within 5 s (--max-time)`.
-pub fn timed_out(address: &str, kind: Option<TimeoutKind>, after: Duration) -> String {
-    match kind {
-        Some(TimeoutKind::Connect) => {
+/// Without an address (`bench`, whose report names it once): `connecting timed out after …`,
+/// `no complete response within …`.
+pub fn timed_out(address: Option<&str>, kind: Option<TimeoutKind>, after: Duration) -> String {
+    match (kind, address) {
+        (Some(TimeoutKind::Connect), Some(address)) => {
             format!("connecting to {address} timed out after {} (--connect-timeout)", human(after))
         }
-        _ => format!("no complete response from {address} within {} (--max-time)", human(after)),
+        (Some(TimeoutKind::Connect), None) => {
+            format!("connecting timed out after {} (--connect-timeout)", human(after))
+        }
+        (_, Some(address)) => {
+            format!("no complete response from {address} within {} (--max-time)", human(after))
+        }
+        (_, None) => format!("no complete response within {} (--max-time)", human(after)),
     }
 }
 
@@ -148,8 +156,12 @@ mod tests {
         let (exit, message) = connect_failed("127.0.0.1:9000", &io::Error::from_raw_os_error(24));
         assert_eq!(exit, Exit::Failure);
         assert!(message.contains("too many open files") && message.contains("local limit"), "{message}");
-        let (_, message) = connect_failed("unix:/nonexistent-dir/a/php.sock", &io::Error::from_raw_os_error(2));
-        assert_eq!(message, "cannot connect to unix:/nonexistent-dir/a/php.sock: no such socket: the directory /nonexistent-dir does not exist");
+        let (_, message) =
+            connect_failed("unix:/nonexistent-dir/a/php.sock", &io::Error::from_raw_os_error(2));
+        assert_eq!(
+            message,
+            "cannot connect to unix:/nonexistent-dir/a/php.sock: no such socket: the directory /nonexistent-dir does not exist"
+        );
         let (_, message) = connect_failed("unix:/tmp/php.sock", &io::Error::from_raw_os_error(2));
         assert_eq!(message, "cannot connect to unix:/tmp/php.sock: no such socket");
     }
@@ -168,9 +180,16 @@ mod tests {
     fn timeouts_have_one_shape() {
         let s = Duration::from_secs(2);
         assert_eq!(
-            timed_out("unix:/x", Some(TimeoutKind::Connect), s),
+            timed_out(Some("unix:/x"), Some(TimeoutKind::Connect), s),
             "connecting to unix:/x timed out after 2 s (--connect-timeout)"
         );
-        assert_eq!(timed_out("unix:/x", Some(TimeoutKind::FirstByte), s), timed_out("unix:/x", None, s));
+        assert_eq!(
+            timed_out(Some("unix:/x"), Some(TimeoutKind::FirstByte), s),
+            timed_out(Some("unix:/x"), None, s)
+        );
+        assert_eq!(
+            timed_out(None, Some(TimeoutKind::Total), s),
+            "no complete response within 2 s (--max-time)"
+        );
     }
 }

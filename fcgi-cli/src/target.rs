@@ -9,6 +9,9 @@ use crate::exit::{Exit, Failure};
 
 /// The environment variable naming the default server address.
 pub const ADDRESS_VAR: &str = "FCGI_ADDRESS";
+/// php-fpm-healthcheck's name for it, honoured when [`ADDRESS_VAR`] is unset (compatibility:
+/// its users' Dockerfiles and pod specs set it).
+pub const CONNECT_VAR: &str = "FCGI_CONNECT";
 
 /// A resolved target with its timeouts.
 #[derive(Clone, Debug)]
@@ -30,7 +33,7 @@ impl Target {
         } else {
             let text = match &args.connect {
                 Some(text) => text.clone(),
-                None => std::env::var(ADDRESS_VAR).map_err(|_| {
+                None => std::env::var(ADDRESS_VAR).or_else(|_| std::env::var(CONNECT_VAR)).map_err(|_| {
                     Failure::new(
                         Exit::Usage,
                         format!("no FastCGI server given: use --socket PATH, --connect HOST:PORT or set {ADDRESS_VAR}"),

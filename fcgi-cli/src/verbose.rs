@@ -19,7 +19,6 @@ pub fn enable(show_secrets: bool) {
     let _ = VERBOSE.set(show_secrets);
 }
 
-
 /// With `-v`: prints the server and the parameters about to be sent, and returns the
 /// observer printing every record both ways; `None` without `-v`.
 pub fn announce(address: &dyn std::fmt::Display, params: &[(Bytes, Bytes)]) -> Option<Observer> {

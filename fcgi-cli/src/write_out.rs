@@ -90,7 +90,9 @@ impl WriteOut {
         } else {
             std::fs::read_to_string(source)
         }
-        .map_err(|err| Failure::new(Exit::Read, format!("cannot read the --write-out file {source}: {err}")))?;
+        .map_err(|err| {
+            Failure::new(Exit::Read, format!("cannot read the --write-out file {source}: {err}"))
+        })?;
         WriteOut::parse(&text)
     }
 
@@ -111,7 +113,8 @@ impl WriteOut {
             } else if let Some(after) = rest.strip_prefix("%{") {
                 let (name, after) = closed(after, "%{")?;
                 let Some(known) = VARIABLES.iter().find(|v| **v == name) else {
-                    let hint = nearest(name).map(|n| format!(" (did you mean %{{{n}}}?)")).unwrap_or_default();
+                    let hint =
+                        nearest(name).map(|n| format!(" (did you mean %{{{n}}}?)")).unwrap_or_default();
                     return Err(Failure::new(
                         Exit::Usage,
                         format!(
@@ -198,12 +201,7 @@ fn closed<'a>(after: &'a str, opening: &str) -> Result<(&'a str, &'a str), Failu
 
 /// The variable nearest to `name` (at most 3 edits away).
 fn nearest(name: &str) -> Option<&'static str> {
-    VARIABLES
-        .iter()
-        .map(|v| (edit_distance(name, v), *v))
-        .filter(|(d, _)| *d <= 3)
-        .min()
-        .map(|(_, v)| v)
+    VARIABLES.iter().map(|v| (edit_distance(name, v), *v)).filter(|(d, _)| *d <= 3).min().map(|(_, v)| v)
 }
 
 /// Levenshtein distance, for the suggestion.
@@ -320,7 +318,10 @@ mod tests {
     fn variables_escapes_and_streams() {
         let t = transfer();
         assert_eq!(render("%{http_code}\\n", &t).0, "404\n");
-        assert_eq!(render("%{time_total} %{time_connect} %{time_starttransfer}", &t).0, "1.500000 0.000250 0.000000");
+        assert_eq!(
+            render("%{time_total} %{time_connect} %{time_starttransfer}", &t).0,
+            "1.500000 0.000250 0.000000"
+        );
         assert_eq!(render("100%% %{size_download}\\t%{exitcode}", &t).0, "100% 12\t4");
         assert_eq!(render("%header{Set-Cookie}|%{content_type}", &t).0, "a=1, b=2|text/html");
         assert_eq!(render("a%{stderr}b%{stdout}c", &t), ("ac".into(), "b".into()));

@@ -101,7 +101,14 @@ where
         return Err(Failure::new(Exit::Protocol, message).into());
     }
     let timings = Timings { connect, first_byte: started.elapsed(), total: Duration::ZERO };
-    Ok(Exchange { response, started, deadline, timings, address: target.address.to_string(), max_time: target.max_time })
+    Ok(Exchange {
+        response,
+        started,
+        deadline,
+        timings,
+        address: target.address.to_string(),
+        max_time: target.max_time,
+    })
 }
 
 impl Exchange {
@@ -113,7 +120,7 @@ impl Exchange {
                 match tokio::time::timeout_at(self.deadline.into(), self.response.body_mut().frame()).await {
                     Ok(frame) => frame,
                     Err(_) => {
-                        let message = messages::timed_out(&self.address, None, self.max_time);
+                        let message = messages::timed_out(Some(&self.address), None, self.max_time);
                         return Err(Failure::new(Exit::Timeout, message).into());
                     }
                 };
@@ -143,7 +150,7 @@ fn with_address(error: fcgi_mux::Error, target: &Target) -> anyhow::Error {
             Failure::new(exit, message)
         }
         fcgi_mux::Error::Timeout { kind, after } => {
-            Failure::new(Exit::Timeout, messages::timed_out(&address, Some(*kind), *after))
+            Failure::new(Exit::Timeout, messages::timed_out(Some(&address), Some(*kind), *after))
         }
         fcgi_mux::Error::Resolve { .. } => return error.into(),
         _ => return anyhow::Error::new(error).context(format!("request to {address}")),
@@ -152,7 +159,7 @@ fn with_address(error: fcgi_mux::Error, target: &Target) -> anyhow::Error {
 }
 
 fn max_time_exceeded(target: &Target) -> Failure {
-    Failure::new(Exit::Timeout, messages::timed_out(&target.address.to_string(), None, target.max_time))
+    Failure::new(Exit::Timeout, messages::timed_out(Some(&target.address.to_string()), None, target.max_time))
 }
 
 /// `1.5 s`, `250 ms`.

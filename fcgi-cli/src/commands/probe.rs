@@ -18,11 +18,10 @@ pub const JSON_SCHEMA: &str = "fcgi.probe/1";
 /// speaks FastCGI framing but its answer is malformed.
 pub async fn run(cmd: &ProbeCmd) -> anyhow::Result<Exit> {
     let target = Target::from_args(&cmd.target, CHECK_MAX_TIME)?;
-    let config =
-        ProbeConfig::default()
-            .connect_timeout(target.connect_timeout)
-            .answer_timeout(target.max_time)
-            .observer(crate::verbose::announce(&target.address, &[]));
+    let config = ProbeConfig::default()
+        .connect_timeout(target.connect_timeout)
+        .answer_timeout(target.max_time)
+        .observer(crate::verbose::announce(&target.address, &[]));
     let started = std::time::Instant::now();
     // The answer may take what is left of --max-time once connected.
     let probed = match tokio::time::timeout(target.max_time, fcgi_mux::probe(&target.address, &config)).await

@@ -54,7 +54,11 @@ pub async fn run(cmd: &RequestCmd, default_method: Option<Method>) -> anyhow::Re
     result
 }
 
-async fn run_inner(cmd: &RequestCmd, default_method: Option<Method>, transfer: &mut Transfer) -> anyhow::Result<Exit> {
+async fn run_inner(
+    cmd: &RequestCmd,
+    default_method: Option<Method>,
+    transfer: &mut Transfer,
+) -> anyhow::Result<Exit> {
     let out = &cmd.output;
     let target = Target::from_args(&cmd.spec.target, REQUEST_MAX_TIME)?;
     let role = cmd.role.role;
@@ -82,7 +86,7 @@ async fn run_inner(cmd: &RequestCmd, default_method: Option<Method>, transfer: &
         // Filter (whose data is streamed) goes once.
         RoleRequest::Responder => {
             let policy = RetryPolicy::new(&out.curl);
-            Box::pin(send_with_retry(&target, &built, observer, policy, out.silent, &mut transfer.retries))
+            Box::pin(send_with_retry(&target, built, observer, policy, out.silent, &mut transfer.retries))
         }
         role_request => roles::send(role_request, &target, built.request, params, observer),
     };

@@ -36,6 +36,8 @@ pub fn fcgi() -> assert_cmd::Command {
 pub fn std_fcgi() -> std::process::Command {
     let mut cmd = std::process::Command::new(BIN);
     cmd.env_remove("FCGI_ADDRESS").env_remove("FCGI_DOCROOT").env("RUST_BACKTRACE", "1");
+    // php-fpm-healthcheck's names, honoured for compatibility.
+    cmd.env_remove("FCGI_CONNECT").env_remove("FCGI_STATUS_PATH");
     cmd
 }
 

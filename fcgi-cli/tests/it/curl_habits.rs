@@ -12,7 +12,8 @@ use crate::common::*;
 fn env_php(args: &[&str]) -> serde_json::Value {
     let output = php_get(&[&["get", "/env.php"], args].concat());
     assert_code(&output, 0);
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|err| panic!("not JSON ({err}): {}", stdout(&output)))
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|err| panic!("not JSON ({err}): {}", stdout(&output)))
 }
 
 #[test]
@@ -163,9 +164,11 @@ fn write_out_prints_curl_variables_after_the_transfer() {
     ]);
     assert_code(&output, 0);
     assert_eq!(stdout(&output), "200 200 13 0 [] text/plain;charset=UTF-8\n");
-    let output = php_get(&["get", "/hello.php", "-s", "-w", "\\n%{time_connect} %{time_starttransfer} %{time_total}"]);
+    let output =
+        php_get(&["get", "/hello.php", "-s", "-w", "\\n%{time_connect} %{time_starttransfer} %{time_total}"]);
     let text = stdout(&output);
-    let times: Vec<f64> = text.trim_start_matches("Hello, world!\n").split(' ').map(|t| t.parse().unwrap()).collect();
+    let times: Vec<f64> =
+        text.trim_start_matches("Hello, world!\n").split(' ').map(|t| t.parse().unwrap()).collect();
     assert_eq!(times.len(), 3, "{text}");
     assert!(times[0] <= times[1] && times[1] <= times[2] && times[2] < 60.0, "{times:?}");
     for time in text.trim_start_matches("Hello, world!\n").split(' ') {
@@ -175,12 +178,27 @@ fn write_out_prints_curl_variables_after_the_transfer() {
 
 #[test]
 fn write_out_reports_failures_too() {
-    let output = php_get(&["get", "/missing.php", "-s", "-o", "/dev/null", "-w", "%{http_code}:%{exitcode}:%{errormsg}"]);
+    let output = php_get(&[
+        "get",
+        "/missing.php",
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}:%{exitcode}:%{errormsg}",
+    ]);
     assert_code(&output, 4);
     let text = stdout(&output);
     assert!(text.starts_with("404:4:HTTP 404 Not Found from unix:"), "{text}");
     let mut cmd = fcgi();
-    cmd.args(["get", "/x", "--socket", "/nonexistent/php.sock", "-w", "%{http_code} %{exitcode} %{onerror}failed: %{errormsg}"]);
+    cmd.args([
+        "get",
+        "/x",
+        "--socket",
+        "/nonexistent/php.sock",
+        "-w",
+        "%{http_code} %{exitcode} %{onerror}failed: %{errormsg}",
+    ]);
     let output = run(&mut cmd);
     assert_code(&output, 7);
     let text = stdout(&output);
@@ -200,10 +218,15 @@ fn write_out_json_stderr_headers_and_files() {
     assert_eq!(doc["size_download"], 7);
     assert_eq!(doc["errormsg"], serde_json::Value::Null);
     assert!(doc["time_total"].as_f64().unwrap() > 0.0, "{doc}");
-    let output =
-        php_get(&["get", "/headers.php", "-w", "%{stderr}%{http_code} %header{set-cookie}%{stdout}|%{header_json}"]);
+    let output = php_get(&[
+        "get",
+        "/headers.php",
+        "-w",
+        "%{stderr}%{http_code} %header{set-cookie}%{stdout}|%{header_json}",
+    ]);
     assert_eq!(stderr(&output), "200 a=1; path=/, b=2; path=/");
-    let headers: serde_json::Value = serde_json::from_str(stdout(&output).trim_start_matches("headers|")).unwrap();
+    let headers: serde_json::Value =
+        serde_json::from_str(stdout(&output).trim_start_matches("headers|")).unwrap();
     assert_eq!(headers["set-cookie"], serde_json::json!(["a=1; path=/", "b=2; path=/"]));
     // @FILE holds the format.
     let dir = temp_dir();
@@ -242,9 +265,16 @@ fn dump_header_to_stdout_or_a_file() {
     assert_code(&output, 0);
     assert_eq!(stdout(&output), "headers");
     let head = std::fs::read_to_string(&file).unwrap();
-    assert!(head.starts_with("HTTP/1.1 200 OK\r\n") && head.contains("set-cookie: b=2; path=/\r\n"), "{head}");
+    assert!(
+        head.starts_with("HTTP/1.1 200 OK\r\n") && head.contains("set-cookie: b=2; path=/\r\n"),
+        "{head}"
+    );
     let output = php_get(&["get", "/headers.php", "-D", "/nonexistent/dir/head.txt"]);
     assert_error(&output, 23);
+    // Not with --json, whose document has the headers (-D - would break its one line).
+    let output = php_get(&["get", "/headers.php", "-D", "-", "--json"]);
+    assert_code(&output, 2);
+    assert_eq!(json(&output)["error"]["kind"], "usage");
 }
 
 #[test]
@@ -298,28 +328,56 @@ fn retry_waits_for_a_backend_that_is_starting() {
     let socket = dir.path().join("late.sock");
     let proxy = late_proxy(&socket, Duration::from_millis(700), &php.socket);
     let mut cmd = fcgi();
-    cmd.args(["get", "/hello.php", "--retry", "10", "--retry-delay", "200ms", "-w", "|%{num_retries}", "--socket"])
-        .arg(&socket)
-        .current_dir(&php.docroot);
+    cmd.args([
+        "get",
+        "/hello.php",
+        "--retry",
+        "10",
+        "--retry-delay",
+        "200ms",
+        "-w",
+        "|%{num_retries}",
+        "--socket",
+    ])
+    .arg(&socket)
+    .current_dir(&php.docroot);
     let output = run(&mut cmd);
     assert_code(&output, 0);
     let text = stdout(&output);
     let retries: u32 = text.strip_prefix("Hello, world!|").expect("body then -w").parse().unwrap();
     assert!((2..=6).contains(&retries), "about 700 ms / 200 ms tries: {retries}");
     let err = stderr(&output);
-    assert!(err.contains("fcgi: warning: cannot connect to unix:") && err.contains("trying again in 200 ms"), "{err}");
+    assert!(
+        err.contains("fcgi: warning: cannot connect to unix:") && err.contains("trying again in 200 ms"),
+        "{err}"
+    );
     proxy.join().unwrap();
 }
 
 #[test]
 fn retry_stops_at_the_count_and_at_retry_max_time() {
     let mut cmd = fcgi();
-    cmd.args(["get", "/x", "--socket", "/nonexistent/php.sock", "--retry", "2", "--retry-delay", "100ms", "-s"])
-        .args(["-w", "%{num_retries}"]);
+    cmd.args([
+        "get",
+        "/x",
+        "--socket",
+        "/nonexistent/php.sock",
+        "--retry",
+        "2",
+        "--retry-delay",
+        "100ms",
+        "-s",
+    ])
+    .args(["-w", "%{num_retries}"]);
     let output = run(&mut cmd);
     assert_code(&output, 7);
     assert_eq!(stdout(&output), "2");
-    assert_eq!(stderr(&output).lines().count(), 1, "-s: no retry warnings, the error line: {}", stderr(&output));
+    assert_eq!(
+        stderr(&output).lines().count(),
+        1,
+        "-s: no retry warnings, the error line: {}",
+        stderr(&output)
+    );
     let started = Instant::now();
     let mut cmd = fcgi();
     cmd.args(["get", "/x", "--socket", "/nonexistent/php.sock", "--retry", "100", "--retry-delay", "300ms"])
@@ -334,7 +392,8 @@ fn retry_stops_at_the_count_and_at_retry_max_time() {
 fn retry_never_repeats_a_request_the_application_saw() {
     // The script ran (and is still sleeping) when --max-time expired: no second try.
     let started = Instant::now();
-    let output = php_get(&["get", "/slow.php?ms=3000", "-m", "500ms", "--retry", "3", "--retry-delay", "100ms"]);
+    let output =
+        php_get(&["get", "/slow.php?ms=3000", "-m", "500ms", "--retry", "3", "--retry-delay", "100ms"]);
     let line = assert_error(&output, 28);
     assert!(!line.contains("trying again"), "{line}");
     assert!(started.elapsed() < Duration::from_secs(3), "one try only: {:?}", started.elapsed());

@@ -39,7 +39,8 @@ pub async fn run(cmd: &BenchCmd) -> anyhow::Result<Exit> {
     match run_inner(cmd).await {
         Err(error) if cmd.json => {
             let (exit, message) = classify(&error);
-            let document = crate::output::error_document(JSON_SCHEMA, &[("path", json!(cmd.path))], exit, &message);
+            let document =
+                crate::output::error_document(JSON_SCHEMA, &[("path", json!(cmd.path))], exit, &message);
             print(&format!("{document}\n"))?;
             Ok(exit)
         }
@@ -78,7 +79,7 @@ async fn run_inner(cmd: &BenchCmd) -> anyhow::Result<Exit> {
         duration,
         warmup: cmd.warmup.unwrap_or_default(),
     };
-    let setup = Setup {
+    let mut setup = Setup {
         address: target.address.to_string(),
         path: cmd.path.clone(),
         method: built.request.method().to_string(),
@@ -94,6 +95,7 @@ async fn run_inner(cmd: &BenchCmd) -> anyhow::Result<Exit> {
             .iter()
             .find(|(name, _)| *name == "SCRIPT_FILENAME")
             .map(|(_, value)| String::from_utf8_lossy(value).into_owned()),
+        opened: None,
     };
     let pool =
         Pool::new(target.address.clone(), pool_config(&target, concurrency, connections, cmd.multiplex));
@@ -101,12 +103,25 @@ async fn run_inner(cmd: &BenchCmd) -> anyhow::Result<Exit> {
 
     let progress = Progress::new(!cmd.silent && !cmd.json, plan);
     let ticker = progress.clone();
+    // How many connections were open at most (sampled with the progress and at the end), so
+    // the report does not claim connections that could not be opened.
+    let watched = pool.clone();
+    let peak = std::rc::Rc::new(std::cell::Cell::new(0usize));
+    let ticks = peak.clone();
+    let sampled = watched.clone();
     let send = move || template.send(&pool);
     sigterm_as_ctrl_c();
     let local = tokio::task::LocalSet::new();
-    let outcome = local.run_until(load::drive(plan, send, move |view| ticker.update(view))).await;
+    let outcome = local
+        .run_until(load::drive(plan, send, move |view| {
+            ticks.set(ticks.get().max(sampled.stats().open));
+            ticker.update(view)
+        }))
+        .await;
     progress.finish();
     let outcome = outcome?;
+    let opened = peak.get().max(watched.stats().open);
+    setup.opened = Some(u32::try_from(opened).unwrap_or(u32::MAX));
 
     let verdict = report::verdict(&outcome, &setup);
     let notes = report::notes(&outcome, &setup);

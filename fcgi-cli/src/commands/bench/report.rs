@@ -38,6 +38,9 @@ pub struct Setup {
     pub duration: Option<Duration>,
     /// The SCRIPT_FILENAME sent, for the hint on 404s.
     pub script_filename: Option<String>,
+    /// The most connections seen open during the run (sampled), once it ended: fewer than
+    /// `connections` when some could not be opened.
+    pub opened: Option<u32>,
 }
 
 /// The exit code and, when it is not 0, why (one line).
@@ -126,6 +129,20 @@ fn hint(code: u16, setup: &Setup) -> String {
 /// served (php-fpm pins a worker to each open connection).
 pub fn notes(outcome: &Outcome, setup: &Setup) -> Vec<String> {
     let mut notes = Vec::new();
+    let local = outcome
+        .stats
+        .errors()
+        .iter()
+        .filter(|e| e.exit == Exit::Failure && e.first_message.contains("a local limit"))
+        .map(|e| e.count)
+        .sum::<u64>();
+    if local > 0 {
+        // EMFILE and the like (crate::messages): the client's limit, not the server's.
+        notes.push(format!(
+            "{local} requests failed on a local limit of this machine (see Errors), not on the server: \
+             raise it (ulimit -n for open files) or lower -c/--connections"
+        ));
+    }
     let Some(latency) = outcome.stats.latency() else { return notes };
     let threshold = (latency.p99 * 10).max(Duration::from_secs(1));
     let stuck = outcome.cancelled_ages.iter().filter(|age| **age > threshold).count();
@@ -168,9 +185,13 @@ pub fn human(outcome: &Outcome, setup: &Setup) -> String {
         &mut out,
         "Load",
         format!(
-            "{} in flight, {} ({sharing})",
+            "{} in flight, {}{} ({sharing})",
             setup.concurrency,
-            plural(u64::from(setup.connections), "connection")
+            plural(u64::from(setup.connections), "connection"),
+            match setup.opened {
+                Some(opened) if opened < setup.connections => format!(", only {opened} opened"),
+                _ => String::new(),
+            }
         ),
     );
     let warmup = if setup.warmup.is_zero() {
@@ -260,6 +281,7 @@ pub fn json(outcome: &Outcome, setup: &Setup, verdict: &Verdict, notes: &[String
         "method": setup.method,
         "concurrency": setup.concurrency,
         "connections": setup.connections,
+        "connections_opened": setup.opened,
         "multiplex": setup.multiplex,
         "warmup_s": setup.warmup.as_secs_f64(),
         "stopped": outcome.stop.name(),
@@ -371,6 +393,7 @@ mod tests {
             requests: None,
             duration: Some(Duration::from_secs(1)),
             script_filename: Some("/srv/hello.php".into()),
+            opened: None,
         }
     }
 

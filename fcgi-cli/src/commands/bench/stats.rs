@@ -143,8 +143,15 @@ impl Stats {
 
 /// The message of a client error, on one line.
 pub fn error_message(error: &fcgi_mux::Error) -> String {
-    if let fcgi_mux::Error::Connect { address, source } = error {
-        return exit::one_line(&crate::messages::connect_failed(address, source).1);
+    match error {
+        fcgi_mux::Error::Connect { address, source } => {
+            return exit::one_line(&crate::messages::connect_failed(address, source).1);
+        }
+        // The report names the address once, in its Target line.
+        fcgi_mux::Error::Timeout { kind, after } => {
+            return crate::messages::timed_out(None, Some(*kind), *after);
+        }
+        _ => {}
     }
     exit::one_line(&error.to_string())
 }
