@@ -17,6 +17,10 @@
 //! | `FCGI_TEST_FLUP_SOCKET`      | [`FLUP_SOCKET`]         | unix socket of flup 1.0.3 with `multiplexed=False`            |
 //! | `FCGI_TEST_FCGIWRAP_SOCKET`  | [`FCGIWRAP_SOCKET`]     | unix socket of fcgiwrap (libfcgi, 2 preforked processes)      |
 //! | `FCGI_TEST_CGI_DIR`          | [`CGI_DIR`]             | absolute path of the CGI dir, a copy of `tests/backends/cgi/` |
+//! | `FCGI_TEST_UWSGI_SOCKET`     | [`UWSGI_SOCKET`]        | unix socket of uWSGI (`--fastcgi-socket`, WSGI app)           |
+//! | `FCGI_TEST_GO_SOCKET`        | [`GO_SOCKET`]           | unix socket of the Go net/http/fcgi server                    |
+//! | `FCGI_TEST_PERL_SOCKET`      | [`PERL_SOCKET`]         | unix socket of Perl FCGI under spawn-fcgi (all three roles)   |
+//! | `FCGI_TEST_PHP_CGI_SOCKET`   | [`PHP_CGI_SOCKET`]      | unix socket of `php-cgi -b` (the php-fpm docroot)             |
 //!
 //! The setting side is `xtask/src/backends.rs` (`Backends::env`), the reading side
 //! `tests/src/backends.rs` (`fcgi_tests::backends::{php_fpm, flup, fcgiwrap}()`), which also
@@ -49,3 +53,11 @@ pub const FLUP_SOCKET: &str = "FCGI_TEST_FLUP_SOCKET";
 pub const FCGIWRAP_SOCKET: &str = "FCGI_TEST_FCGIWRAP_SOCKET";
 /// Absolute path of the CGI script dir, a copy of `tests/backends/cgi/`.
 pub const CGI_DIR: &str = "FCGI_TEST_CGI_DIR";
+/// Unix socket of uWSGI (`--fastcgi-socket`) serving `tests/backends/uwsgi_app.py`.
+pub const UWSGI_SOCKET: &str = "FCGI_TEST_UWSGI_SOCKET";
+/// Unix socket of the Go net/http/fcgi server of `tests/backends/go/`.
+pub const GO_SOCKET: &str = "FCGI_TEST_GO_SOCKET";
+/// Unix socket of Perl FCGI under spawn-fcgi (`tests/backends/perl/peer.pl`).
+pub const PERL_SOCKET: &str = "FCGI_TEST_PERL_SOCKET";
+/// Unix socket of `php-cgi -b`, serving the php-fpm docroot.
+pub const PHP_CGI_SOCKET: &str = "FCGI_TEST_PHP_CGI_SOCKET";

@@ -35,6 +35,7 @@ use crate::backend_env::{
     CGI_DIR, DOCROOT, FCGIWRAP_SOCKET, FLUP_MPX_SOCKET, FLUP_SOCKET, PHP_FPM_LOG, PHP_FPM_PID,
     PHP_FPM_SOCKET, PHP_FPM_TCP, PHP_FPM_WORKERS,
 };
+use crate::backend_env::{GO_SOCKET, PERL_SOCKET, PHP_CGI_SOCKET, UWSGI_SOCKET};
 
 /// The php-fpm instance started by `cargo xtask test`.
 #[derive(Debug, Clone)]
@@ -121,6 +122,35 @@ impl Fcgiwrap {
 /// When a variable is missing, like [`php_fpm()`].
 pub fn fcgiwrap() -> Fcgiwrap {
     Fcgiwrap { socket: PathBuf::from(var(FCGIWRAP_SOCKET)), cgi_dir: PathBuf::from(var(CGI_DIR)) }
+}
+
+/// The backends only the real-peer matrix uses (xtask/src/peers.rs; each app's routes are in
+/// its own file: `tests/backends/uwsgi_app.py`, `tests/backends/go/main.go`,
+/// `tests/backends/perl/peer.pl`, and for php-cgi `tests/php/peer.php`).
+#[derive(Debug, Clone)]
+pub struct Peers {
+    /// uWSGI `--fastcgi-socket` with a WSGI application.
+    pub uwsgi: PathBuf,
+    /// Go's net/http/fcgi.
+    pub go: PathBuf,
+    /// Perl FCGI (libfcgi) under spawn-fcgi, all three roles.
+    pub perl: PathBuf,
+    /// `php-cgi -b`, the php-fpm docroot.
+    pub php_cgi: PathBuf,
+}
+
+/// Reads the `FCGI_TEST_*` variables describing the matrix's own backends.
+///
+/// # Panics
+///
+/// When a variable is missing, like [`php_fpm()`].
+pub fn peers() -> Peers {
+    Peers {
+        uwsgi: PathBuf::from(var(UWSGI_SOCKET)),
+        go: PathBuf::from(var(GO_SOCKET)),
+        perl: PathBuf::from(var(PERL_SOCKET)),
+        php_cgi: PathBuf::from(var(PHP_CGI_SOCKET)),
+    }
 }
 
 fn var(name: &str) -> String {

@@ -11,6 +11,7 @@
 //! | php-fpm  | [`crate::php_fpm`]  | the main peer: unix and TCP pools, PHP scripts             |
 //! | flup ×2  | [`crate::flup`]     | a real multiplexing server, and one answering CANT_MPX_CONN |
 //! | fcgiwrap | [`crate::fcgiwrap`] | libfcgi: CGI scripts, one request per connection            |
+//! | uWSGI, Go, Perl FCGI, php-cgi | [`crate::peers`] | the real-peer matrix's other peers    |
 //!
 //! Everything lives in a fresh temp dir (`$TMPDIR/fcgi-xtask-*`): config files, logs, unix
 //! sockets, the docroot (a copy of `tests/php/`) and the CGI dir (a copy of
@@ -40,6 +41,7 @@ use tempfile::TempDir;
 
 use crate::fcgiwrap::{self, Fcgiwrap};
 use crate::flup::Flup;
+use crate::peers::Peers;
 use crate::php_fpm::{self, PhpFpm};
 use crate::{process, venv, workspace};
 
@@ -58,6 +60,8 @@ pub struct Backends {
     pub flup: Flup,
     /// fcgiwrap and its CGI dir.
     pub fcgiwrap: Fcgiwrap,
+    /// The real-peer matrix's own backends (uWSGI, Go, Perl FCGI, php-cgi).
+    pub peers: Peers,
     /// Absolute path of the docroot copy.
     pub docroot: PathBuf,
     dir: TempDir,
@@ -111,7 +115,8 @@ impl Backends {
             fcgiwrap.service.socket.display(),
             fcgiwrap.cgi_dir.display()
         );
-        Ok(Backends { php_fpm, flup, fcgiwrap, docroot, dir })
+        let peers = Peers::start(&base).context("starting the real-peer matrix's backends")?;
+        Ok(Backends { php_fpm, flup, fcgiwrap, peers, docroot, dir })
     }
 
     /// The environment contract (see the module docs) as name/value pairs.
@@ -128,18 +133,23 @@ impl Backends {
             (backend_env::FCGIWRAP_SOCKET, self.fcgiwrap.service.socket.display().to_string()),
             (backend_env::CGI_DIR, self.fcgiwrap.cgi_dir.display().to_string()),
         ]
+        .into_iter()
+        .chain(self.peers.env())
+        .collect()
     }
 
     /// Fails, with the logs of the one that stopped, if any backend has exited.
     pub fn check_running(&mut self) -> Result<()> {
         self.php_fpm.check_running()?;
         self.flup.check_running()?;
+        self.peers.check_running()?;
         self.fcgiwrap.service.check_running()
     }
 
     /// The last lines of every backend's log (those that wrote anything), for failure reports.
     pub fn log_tails(&self) -> String {
-        let services = [&self.flup.multiplexed, &self.flup.single, &self.fcgiwrap.service];
+        let mut services = vec![&self.flup.multiplexed, &self.flup.single, &self.fcgiwrap.service];
+        services.extend(self.peers.services());
         let mut logs =
             vec![("php-fpm error log", self.php_fpm.log.clone(), self.php_fpm.log_tail(LOG_TAIL_LINES))];
         logs.extend(services.iter().map(|s| ("output", s.log.clone(), s.log_tail(LOG_TAIL_LINES))));

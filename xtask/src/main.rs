@@ -29,10 +29,16 @@ mod dist;
 mod fcgiwrap;
 mod flup;
 mod fuzz;
+mod go_fcgi;
+mod peer_install;
+mod peers;
+mod perl_fcgi;
+mod php_cgi;
 mod php_fpm;
 mod process;
 mod service;
 mod test_cmd;
+mod uwsgi;
 mod venv;
 mod workspace;
 

@@ -9,6 +9,7 @@ mod generated;
 mod health;
 mod mount;
 mod output;
+mod peer_matrix;
 mod probe;
 mod requests;
 mod roles;
