@@ -189,7 +189,8 @@ async fn finish_json(
         body.extend_from_slice(&chunk);
     }
     let response = &exchange.response;
-    let status = response.status();
+    // An Authorizer's "authorized" is a 200 whatever the head gave (a Location alone: 302).
+    let status = if authorized.is_some() { http::StatusCode::OK } else { response.status() };
     let stderr = response.body().stderr();
     let end = response.body().end_status();
     let (body_text, encoding) = match std::str::from_utf8(&body) {
@@ -207,7 +208,7 @@ async fn finish_json(
         "address": target.address.to_string(),
         "path": cmd.path,
         "status": status.as_u16(),
-        "reason": reason(response),
+        "reason": if authorized.is_some() && response.status() != status { "OK".to_string() } else { reason(response) },
         "headers": headers,
         "body": body_text,
         "body_encoding": encoding,

@@ -94,6 +94,9 @@ fn libfcgi_authorizer_without_a_status_line_authorizes_as_lighttpd_reads_it() {
     let output = libfcgi_authorize("/private?location", &[]);
     assert_code(&output, 0);
     assert_eq!(stdout(&output), "", "authorized, no variables");
+    let doc = json(&libfcgi_authorize("/private?location", &["--json"]));
+    assert_eq!((doc["authorized"].clone(), doc["status"].clone()), (true.into(), 200.into()));
+    assert_eq!(doc["variables"], serde_json::json!([]));
 
     let output = libfcgi_authorize("/private?redirect", &[]);
     assert_code(&output, 3);
