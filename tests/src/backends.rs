@@ -23,6 +23,11 @@
 //! [`Fcgiwrap::script_path`]`("hello.sh")`, which prints `Hello from CGI` and its `QUERY_STRING`;
 //! the script's stderr arrives on the FastCGI STDERR stream (`fcgiwrap -f`).
 //!
+//! The real-peer matrix (`fcgi-cli/tests/it/peer_matrix.rs`, docs/PEERS.md) also gets uWSGI, a Go
+//! net/http/fcgi server, Perl FCGI under spawn-fcgi and `php-cgi -b` ([`peers()`], started by
+//! `xtask/src/peers.rs`); the flup app and fcgiwrap's `authorizer.sh` and `peer.sh` serve the
+//! Authorizer and Filter roles too (their headers say how).
+//!
 //! A test that needs a backend calls [`php_fpm()`], [`flup()`] or [`fcgiwrap()`], which panic when
 //! the variables are missing: such tests fail loudly under a plain `cargo test`, they never skip
 //! silently.
