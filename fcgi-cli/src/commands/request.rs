@@ -49,6 +49,9 @@ async fn run_inner(cmd: &RequestCmd, default_method: Option<Method>) -> anyhow::
     let head_only = built.request.method() == Method::HEAD;
     let mut params = built.param_pairs();
     let role_request = roles::prepare(cmd, &mut params)?;
+    if verbose {
+        roles::print_verbose(&role_request);
+    }
     // Writing a file: SIGINT, SIGTERM and SIGHUP remove the temporary file (see Interrupts).
     let to_file = Sink::is_atomic(out.output.as_deref()) && !out.json;
     let mut interrupts = if to_file { Interrupts::catch() } else { None };

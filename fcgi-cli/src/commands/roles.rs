@@ -94,6 +94,21 @@ fn add_unless_given(params: &mut Vec<(Bytes, Bytes)>, name: &'static str, value:
     }
 }
 
+/// `-v`: what the role changes in what is sent (the record lines show it too).
+pub fn print_verbose(role: &RoleRequest) {
+    match role {
+        RoleRequest::Responder => {}
+        RoleRequest::Authorizer => eprintln!(
+            "* role AUTHORIZER: CONTENT_LENGTH, PATH_INFO, PATH_TRANSLATED and SCRIPT_NAME are not sent, nor a body"
+        ),
+        RoleRequest::Filter(data) => {
+            eprintln!("* role FILTER: FCGI_DATA from {}, {} bytes", data.source, data.length);
+            eprintln!("* param FCGI_DATA_LENGTH={}", data.length);
+            eprintln!("* param FCGI_DATA_LAST_MOD={}", data.last_mod);
+        }
+    }
+}
+
 /// The future of sending the request in its role.
 pub type Sending<'a> = Pin<Box<dyn Future<Output = anyhow::Result<Exchange>> + 'a>>;
 

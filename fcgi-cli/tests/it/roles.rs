@@ -216,6 +216,35 @@ fn a_filter_reads_its_data_from_a_pipe_or_a_redirected_file() {
 }
 
 #[test]
+fn verbose_says_what_the_role_changes() {
+    let output = libfcgi_authorize("/private?allow", &["-v"]);
+    assert_code(&output, 0);
+    let text = stderr(&output);
+    assert!(
+        text.contains(
+            "* role AUTHORIZER: CONTENT_LENGTH, PATH_INFO, PATH_TRANSLATED and SCRIPT_NAME are not sent"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("role=AUTHORIZER"), "the BEGIN_REQUEST line: {text}");
+
+    let dir = temp_dir();
+    let (file, _) = data_file(dir.path(), "data.bin", 100_000);
+    let output = run(fcgi()
+        .args(["get", "/filter", "--role", "filter", "-v", "--filter-data"])
+        .arg(format!("@{}", file.display()))
+        .arg("--socket")
+        .arg(flup()));
+    assert_code(&output, 0);
+    let text = stderr(&output);
+    assert!(
+        text.contains("* role FILTER: FCGI_DATA from filter data file") && text.contains("100000 bytes"),
+        "{text}"
+    );
+    assert!(text.contains("FCGI_DATA "), "FCGI_DATA records are shown: {text}");
+}
+
+#[test]
 fn php_fpm_ignores_fcgi_data() {
     let php = php();
     let dir = temp_dir();
