@@ -285,3 +285,58 @@ fn filter_flags_are_checked_before_anything_is_sent() {
         assert!(line.contains(why), "{args:?}: {line}");
     }
 }
+
+/// Names in `dir`.
+fn entries(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect()
+}
+
+#[test]
+fn a_spooled_standard_input_leaves_nothing_behind_on_any_exit() {
+    let dir = temp_dir();
+    let (file, md5) = data_file(dir.path(), "data.bin", 300_000);
+    let silent = FakeServer::silent();
+    let cases: [(&std::path::Path, &[&str], i32); 3] = [
+        (&flup(), &[], 0),
+        (&silent.path, &["-m", "1s"], 28),
+        (std::path::Path::new("/nonexistent/fcgi.sock"), &[], 7),
+    ];
+    for (socket, extra, exit) in cases {
+        let spool_dir = temp_dir();
+        let output = run(fcgi()
+            .env("TMPDIR", spool_dir.path())
+            .args(["get", "/filter", "--role", "filter", "--filter-data", "@-"])
+            .args(extra)
+            .arg("--socket")
+            .arg(socket)
+            .pipe_stdin(&file)
+            .unwrap());
+        assert_code(&output, exit);
+        if exit == 0 {
+            assert!(stdout(&output).contains(&format!("data_md5={md5}\n")), "{}", stdout(&output));
+        }
+        assert_eq!(entries(spool_dir.path()), Vec::<String>::new(), "exit {exit}: nothing left in TMPDIR");
+    }
+
+    // Killed while the request waits on the server: the unnamed spool has no name to leave.
+    let spool_dir = temp_dir();
+    let mut child = std_fcgi()
+        .env("TMPDIR", spool_dir.path())
+        .args(["get", "/filter", "--role", "filter", "--filter-data", "@-", "--socket"])
+        .arg(&silent.path)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(&std::fs::read(&file).unwrap()).unwrap();
+    } // closed: the spool is complete and the request goes out
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(entries(spool_dir.path()), Vec::<String>::new(), "no named file while it runs");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(entries(spool_dir.path()), Vec::<String>::new(), "nothing after SIGKILL");
+}
