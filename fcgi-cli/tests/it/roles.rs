@@ -123,6 +123,22 @@ fn php_fpm_runs_an_authorizer_as_a_responder() {
 }
 
 #[test]
+fn an_application_that_serves_only_responders_says_so() {
+    let go = fcgi_tests::backends::peers().go;
+    for (role, name) in [("authorizer", "Authorizer"), ("filter", "Filter")] {
+        let mut cmd = fcgi();
+        cmd.args(["get", "/echo", "--mount", "/", "--role", role]);
+        if role == "filter" {
+            cmd.args(["--filter-data", "@/etc/hostname"]);
+        }
+        let output = run(cmd.arg("--socket").arg(&go));
+        let line = assert_error(&output, 9);
+        assert!(line.contains("FCGI_UNKNOWN_ROLE"), "{line}");
+        assert!(line.contains(&format!("(the application does not serve the {name} role)")), "{line}");
+    }
+}
+
+#[test]
 fn an_authorizer_request_has_no_body() {
     let output =
         run(fcgi().args(["request", "--role", "authorizer", "/x", "-d", "a=1", "--socket", "/nonexistent"]));
