@@ -21,6 +21,7 @@
 //! | `FCGI_TEST_GO_SOCKET`        | [`GO_SOCKET`]           | unix socket of the Go net/http/fcgi server                    |
 //! | `FCGI_TEST_PERL_SOCKET`      | [`PERL_SOCKET`]         | unix socket of Perl FCGI under spawn-fcgi (all three roles)   |
 //! | `FCGI_TEST_PHP_CGI_SOCKET`   | [`PHP_CGI_SOCKET`]      | unix socket of `php-cgi -b` (the php-fpm docroot)             |
+//! | `FCGI_TEST_LIGHTTPD_AUTH_SOCKET` | [`LIGHTTPD_AUTH_SOCKET`] | HTTP unix socket of lighttpd, authorizing with fcgiwrap   |
 //!
 //! The setting side is `xtask/src/backends.rs` (`Backends::env`), the reading side
 //! `tests/src/backends.rs` (`fcgi_tests::backends::{php_fpm, flup, fcgiwrap}()`), which also
@@ -61,3 +62,5 @@ pub const GO_SOCKET: &str = "FCGI_TEST_GO_SOCKET";
 pub const PERL_SOCKET: &str = "FCGI_TEST_PERL_SOCKET";
 /// Unix socket of `php-cgi -b`, serving the php-fpm docroot.
 pub const PHP_CGI_SOCKET: &str = "FCGI_TEST_PHP_CGI_SOCKET";
+/// HTTP unix socket of lighttpd in authorizer mode in front of fcgiwrap (xtask/src/lighttpd.rs).
+pub const LIGHTTPD_AUTH_SOCKET: &str = "FCGI_TEST_LIGHTTPD_AUTH_SOCKET";

@@ -40,7 +40,7 @@ use crate::backend_env::{
     CGI_DIR, DOCROOT, FCGIWRAP_SOCKET, FLUP_MPX_SOCKET, FLUP_SOCKET, PHP_FPM_LOG, PHP_FPM_PID,
     PHP_FPM_SOCKET, PHP_FPM_TCP, PHP_FPM_WORKERS,
 };
-use crate::backend_env::{GO_SOCKET, PERL_SOCKET, PHP_CGI_SOCKET, UWSGI_SOCKET};
+use crate::backend_env::{GO_SOCKET, LIGHTTPD_AUTH_SOCKET, PERL_SOCKET, PHP_CGI_SOCKET, UWSGI_SOCKET};
 
 /// The php-fpm instance started by `cargo xtask test`.
 #[derive(Debug, Clone)]
@@ -142,6 +142,10 @@ pub struct Peers {
     pub perl: PathBuf,
     /// `php-cgi -b`, the php-fpm docroot.
     pub php_cgi: PathBuf,
+    /// HTTP (unix socket) of lighttpd in `"mode" => "authorizer"` in front of fcgiwrap: a path
+    /// `/authorizer.sh?QUERY` is authorized by `tests/backends/cgi/authorizer.sh`, then served
+    /// by the same script as a CGI program showing the variables lighttpd passed on.
+    pub lighttpd_auth: PathBuf,
 }
 
 /// Reads the `FCGI_TEST_*` variables describing the matrix's own backends.
@@ -155,6 +159,7 @@ pub fn peers() -> Peers {
         go: PathBuf::from(var(GO_SOCKET)),
         perl: PathBuf::from(var(PERL_SOCKET)),
         php_cgi: PathBuf::from(var(PHP_CGI_SOCKET)),
+        lighttpd_auth: PathBuf::from(var(LIGHTTPD_AUTH_SOCKET)),
     }
 }
 

@@ -115,7 +115,7 @@ impl Backends {
             fcgiwrap.service.socket.display(),
             fcgiwrap.cgi_dir.display()
         );
-        let peers = Peers::start(&base).context("starting the real-peer matrix's backends")?;
+        let peers = Peers::start(&base, &fcgiwrap).context("starting the real-peer matrix's backends")?;
         Ok(Backends { php_fpm, flup, fcgiwrap, peers, docroot, dir })
     }
 

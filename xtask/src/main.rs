@@ -30,6 +30,7 @@ mod fcgiwrap;
 mod flup;
 mod fuzz;
 mod go_fcgi;
+mod lighttpd;
 mod peer_install;
 mod peers;
 mod perl_fcgi;

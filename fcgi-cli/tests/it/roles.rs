@@ -2,8 +2,8 @@
 //! that really serve those roles: flup (`tests/backends/flup_app.py`, all three roles) and
 //! libfcgi under fcgiwrap (`tests/backends/cgi/authorizer.sh`, which sends no `Status:` line
 //! when it authorizes), and against php-fpm, which runs every role as a Responder and ignores
-//! FCGI_DATA. The Authorizer's answers are read as lighttpd 1.4 reads them (the script's four
-//! answers gave 200 file, 200 file, 302 and 403 through lighttpd 1.4.69 in authorizer mode).
+//! FCGI_DATA. The Authorizer's answers are read as lighttpd 1.4 reads them, compared with
+//! lighttpd itself (started by the harness in authorizer mode in front of the same fcgiwrap).
 
 use std::path::PathBuf;
 use std::process::Output;
@@ -355,4 +355,65 @@ fn a_spooled_standard_input_leaves_nothing_behind_on_any_exit() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(entries(spool_dir.path()), Vec::<String>::new(), "nothing after SIGKILL");
+}
+
+/// `GET /authorizer.sh?QUERY` through lighttpd (authorizer mode, in front of the same
+/// fcgiwrap): the status and the body it sends the client.
+fn through_lighttpd(query: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let socket = fcgi_tests::backends::peers().lighttpd_auth;
+    let mut stream = std::os::unix::net::UnixStream::connect(&socket).expect("connect to lighttpd");
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+    write!(stream, "GET /authorizer.sh?{query} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).expect("lighttpd's answer");
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or_else(|| panic!("an HTTP answer: {text:?}"));
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("{head}"));
+    (status, body.to_string())
+}
+
+#[test]
+fn the_authorizer_answers_are_read_as_lighttpd_reads_them() {
+    let mut statuses = Vec::new();
+    for query in ["allow", "location", "redirect", "other"] {
+        let (status, body) = through_lighttpd(query);
+        statuses.push(status);
+        if query == "allow" {
+            assert!(
+                body.contains("REMOTE_USER=bob\nROLE=AUTHORIZER\nLEFT_OUT=none\n"),
+                "lighttpd passed: {body:?}"
+            );
+        }
+        let output = libfcgi_authorize(&format!("/authorizer.sh?{query}"), &[]);
+        if status == 200 {
+            // Authorized by lighttpd: it then ran the script as a CGI program, which printed
+            // the variables lighttpd passed on (REMOTE_USER, ROLE, LEFT_OUT: lighttpd too left
+            // out the four parameters, or LEFT_OUT would name them).
+            assert_code(&output, 0);
+            let ours: std::collections::BTreeMap<String, String> = stdout(&output)
+                .lines()
+                .filter_map(|l| l.split_once('='))
+                .map(|(n, v)| (n.replace('-', "_"), v.to_string()))
+                .collect();
+            for line in body.lines() {
+                let (name, value) = line.split_once('=').unwrap();
+                let mine = ours.get(name).map(String::as_str).unwrap_or("");
+                assert_eq!(
+                    mine, value,
+                    "{query}: variable {name}: lighttpd passed {value:?}, fcgi printed {mine:?}"
+                );
+            }
+        } else {
+            let expected = if status < 400 { 3 } else { i32::from(status / 100) };
+            assert_code(&output, expected);
+            assert!(
+                stderr(&output).contains(&format!("access denied: HTTP {status}")),
+                "{query}: {}",
+                stderr(&output)
+            );
+            assert_eq!(stdout(&output), body, "{query}: the body lighttpd sent the client");
+        }
+    }
+    assert_eq!(statuses, [200, 200, 302, 403], "what lighttpd made of the four answers");
 }
