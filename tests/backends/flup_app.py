@@ -28,6 +28,7 @@ Routes, all answering `200 OK` with `Content-Type: text/plain`:
                      (wsgi.input read fully, CONTENT_LENGTH honoured); headers
                      X-Query-String and X-Body-Length repeat both, so concurrent
                      replies can be matched to their requests
+    /md5             body: "md5=<hex>\n", the md5 of the request body (read in 64 KiB pieces)
     /sleep?ms=N      sleeps N milliseconds (at most 60000), then answers "slept N\n";
                      on the multiplexed server other requests proceed meanwhile
     /big?bytes=N     streams N bytes (at most 1 GiB) of a repeating a..z pattern,
@@ -214,6 +215,9 @@ def app(environ, start_response):
             body = read_body(environ)
             extra = [("X-Query-String", query), ("X-Body-Length", str(len(body)))]
             return text(start_response, "200 OK", b"query=" + query.encode("latin-1") + b"\n" + body, extra)
+        if path == "/md5":
+            digest, _ = md5_of(environ["wsgi.input"], int(environ.get("CONTENT_LENGTH") or 0))
+            return text(start_response, "200 OK", f"md5={digest}\n".encode())
         if path == "/sleep":
             ms = query_int(environ, "ms", 0, MAX_SLEEP_MS)
             time.sleep(ms / 1000)

@@ -20,6 +20,11 @@
 //! | `FCGI_TEST_PHP_FPM_POOL_<NAME>` | [`PHP_FPM_POOLS`] | unix socket of php-fpm's monitoring pool NAME: `STATIC`, `DYNAMIC`, `ONDEMAND` (max_children 5), `BUSY`, `BACKLOG` (1 child) |
 //! | `FCGI_TEST_PROMETHEUS`       | [`PROMETHEUS`]          | the Prometheus server binary (Debian package `prometheus`)    |
 //! | `FCGI_TEST_PROMTOOL`         | [`PROMTOOL`]            | its promtool                                                  |
+//! | `FCGI_TEST_UWSGI_SOCKET`     | [`UWSGI_SOCKET`]        | unix socket of uWSGI (`--fastcgi-socket`, WSGI app)           |
+//! | `FCGI_TEST_GO_SOCKET`        | [`GO_SOCKET`]           | unix socket of the Go net/http/fcgi server                    |
+//! | `FCGI_TEST_PERL_SOCKET`      | [`PERL_SOCKET`]         | unix socket of Perl FCGI under spawn-fcgi (all three roles)   |
+//! | `FCGI_TEST_PHP_CGI_SOCKET`   | [`PHP_CGI_SOCKET`]      | unix socket of `php-cgi -b` (the php-fpm docroot)             |
+//! | `FCGI_TEST_LIGHTTPD_AUTH_SOCKET` | [`LIGHTTPD_AUTH_SOCKET`] | HTTP unix socket of lighttpd, authorizing with fcgiwrap   |
 //!
 //! The setting side is `xtask/src/backends.rs` (`Backends::env`), the reading side
 //! `tests/src/backends.rs` (`fcgi_tests::backends::{php_fpm, flup, fcgiwrap}()`), which also
@@ -65,3 +70,13 @@ pub const PHP_FPM_POOLS: [(&str, &str); 5] = [
 pub const PROMETHEUS: &str = "FCGI_TEST_PROMETHEUS";
 /// The promtool binary.
 pub const PROMTOOL: &str = "FCGI_TEST_PROMTOOL";
+/// Unix socket of uWSGI (`--fastcgi-socket`) serving `tests/backends/uwsgi_app.py`.
+pub const UWSGI_SOCKET: &str = "FCGI_TEST_UWSGI_SOCKET";
+/// Unix socket of the Go net/http/fcgi server of `tests/backends/go/`.
+pub const GO_SOCKET: &str = "FCGI_TEST_GO_SOCKET";
+/// Unix socket of Perl FCGI under spawn-fcgi (`tests/backends/perl/peer.pl`).
+pub const PERL_SOCKET: &str = "FCGI_TEST_PERL_SOCKET";
+/// Unix socket of `php-cgi -b`, serving the php-fpm docroot.
+pub const PHP_CGI_SOCKET: &str = "FCGI_TEST_PHP_CGI_SOCKET";
+/// HTTP unix socket of lighttpd in authorizer mode in front of fcgiwrap (xtask/src/lighttpd.rs).
+pub const LIGHTTPD_AUTH_SOCKET: &str = "FCGI_TEST_LIGHTTPD_AUTH_SOCKET";

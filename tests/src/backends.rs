@@ -23,6 +23,11 @@
 //! [`Fcgiwrap::script_path`]`("hello.sh")`, which prints `Hello from CGI` and its `QUERY_STRING`;
 //! the script's stderr arrives on the FastCGI STDERR stream (`fcgiwrap -f`).
 //!
+//! The real-peer matrix (`fcgi-cli/tests/it/peer_matrix.rs`, docs/PEERS.md) also gets uWSGI, a Go
+//! net/http/fcgi server, Perl FCGI under spawn-fcgi and `php-cgi -b` ([`peers()`], started by
+//! `xtask/src/peers.rs`); the flup app and fcgiwrap's `authorizer.sh` and `peer.sh` serve the
+//! Authorizer and Filter roles too (their headers say how).
+//!
 //! A test that needs a backend calls [`php_fpm()`], [`flup()`] or [`fcgiwrap()`], which panic when
 //! the variables are missing: such tests fail loudly under a plain `cargo test`, they never skip
 //! silently.
@@ -35,6 +40,7 @@ use crate::backend_env::{
     CGI_DIR, DOCROOT, FCGIWRAP_SOCKET, FLUP_MPX_SOCKET, FLUP_SOCKET, PHP_FPM_LOG, PHP_FPM_PID,
     PHP_FPM_SOCKET, PHP_FPM_TCP, PHP_FPM_WORKERS,
 };
+use crate::backend_env::{GO_SOCKET, LIGHTTPD_AUTH_SOCKET, PERL_SOCKET, PHP_CGI_SOCKET, UWSGI_SOCKET};
 
 /// The php-fpm instance started by `cargo xtask test`.
 #[derive(Debug, Clone)]
@@ -155,6 +161,40 @@ pub fn prometheus() -> Prometheus {
     Prometheus {
         server: PathBuf::from(var(crate::backend_env::PROMETHEUS)),
         promtool: PathBuf::from(var(crate::backend_env::PROMTOOL)),
+    }
+}
+
+/// The backends only the real-peer matrix uses (xtask/src/peers.rs; each app's routes are in
+/// its own file: `tests/backends/uwsgi_app.py`, `tests/backends/go/main.go`,
+/// `tests/backends/perl/peer.pl`, and for php-cgi `tests/php/peer.php`).
+#[derive(Debug, Clone)]
+pub struct Peers {
+    /// uWSGI `--fastcgi-socket` with a WSGI application.
+    pub uwsgi: PathBuf,
+    /// Go's net/http/fcgi.
+    pub go: PathBuf,
+    /// Perl FCGI (libfcgi) under spawn-fcgi, all three roles.
+    pub perl: PathBuf,
+    /// `php-cgi -b`, the php-fpm docroot.
+    pub php_cgi: PathBuf,
+    /// HTTP (unix socket) of lighttpd in `"mode" => "authorizer"` in front of fcgiwrap: a path
+    /// `/authorizer.sh?QUERY` is authorized by `tests/backends/cgi/authorizer.sh`, then served
+    /// by the same script as a CGI program showing the variables lighttpd passed on.
+    pub lighttpd_auth: PathBuf,
+}
+
+/// Reads the `FCGI_TEST_*` variables describing the matrix's own backends.
+///
+/// # Panics
+///
+/// When a variable is missing, like [`php_fpm()`].
+pub fn peers() -> Peers {
+    Peers {
+        uwsgi: PathBuf::from(var(UWSGI_SOCKET)),
+        go: PathBuf::from(var(GO_SOCKET)),
+        perl: PathBuf::from(var(PERL_SOCKET)),
+        php_cgi: PathBuf::from(var(PHP_CGI_SOCKET)),
+        lighttpd_auth: PathBuf::from(var(LIGHTTPD_AUTH_SOCKET)),
     }
 }
 

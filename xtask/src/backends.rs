@@ -11,6 +11,7 @@
 //! | php-fpm  | [`crate::php_fpm`]  | the main peer: unix and TCP pools, PHP scripts             |
 //! | flup ×2  | [`crate::flup`]     | a real multiplexing server, and one answering CANT_MPX_CONN |
 //! | fcgiwrap | [`crate::fcgiwrap`] | libfcgi: CGI scripts, one request per connection            |
+//! | uWSGI, Go, Perl FCGI, php-cgi | [`crate::peers`] | the real-peer matrix's other peers    |
 //!
 //! Prometheus and promtool ([`crate::prometheus`]) are only found (or installed): the monitoring
 //! tests start their Prometheus server themselves.
@@ -43,6 +44,7 @@ use tempfile::TempDir;
 
 use crate::fcgiwrap::{self, Fcgiwrap};
 use crate::flup::Flup;
+use crate::peers::Peers;
 use crate::php_fpm::{self, PhpFpm};
 use crate::prometheus::{self, Prometheus};
 use crate::{process, venv, workspace};
@@ -62,6 +64,8 @@ pub struct Backends {
     pub flup: Flup,
     /// fcgiwrap and its CGI dir.
     pub fcgiwrap: Fcgiwrap,
+    /// The real-peer matrix's own backends (uWSGI, Go, Perl FCGI, php-cgi).
+    pub peers: Peers,
     /// Absolute path of the docroot copy.
     pub docroot: PathBuf,
     /// The Prometheus and promtool binaries.
@@ -118,7 +122,8 @@ impl Backends {
             fcgiwrap.service.socket.display(),
             fcgiwrap.cgi_dir.display()
         );
-        Ok(Backends { php_fpm, flup, fcgiwrap, docroot, prometheus, dir })
+        let peers = Peers::start(&base, &fcgiwrap).context("starting the real-peer matrix's backends")?;
+        Ok(Backends { php_fpm, flup, fcgiwrap, peers, docroot, prometheus, dir })
     }
 
     /// The environment contract (see the module docs) as name/value pairs.
@@ -145,6 +150,7 @@ impl Backends {
                 .expect("every monitoring pool has a variable in backend_env::PHP_FPM_POOLS");
             (name, socket.display().to_string())
         }))
+        .chain(self.peers.env())
         .collect()
     }
 
@@ -152,12 +158,14 @@ impl Backends {
     pub fn check_running(&mut self) -> Result<()> {
         self.php_fpm.check_running()?;
         self.flup.check_running()?;
+        self.peers.check_running()?;
         self.fcgiwrap.service.check_running()
     }
 
     /// The last lines of every backend's log (those that wrote anything), for failure reports.
     pub fn log_tails(&self) -> String {
-        let services = [&self.flup.multiplexed, &self.flup.single, &self.fcgiwrap.service];
+        let mut services = vec![&self.flup.multiplexed, &self.flup.single, &self.fcgiwrap.service];
+        services.extend(self.peers.services());
         let mut logs =
             vec![("php-fpm error log", self.php_fpm.log.clone(), self.php_fpm.log_tail(LOG_TAIL_LINES))];
         logs.extend(services.iter().map(|s| ("output", s.log.clone(), s.log_tail(LOG_TAIL_LINES))));

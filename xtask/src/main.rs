@@ -29,11 +29,18 @@ mod dist;
 mod fcgiwrap;
 mod flup;
 mod fuzz;
+mod go_fcgi;
+mod lighttpd;
+mod peer_install;
+mod peers;
+mod perl_fcgi;
+mod php_cgi;
 mod php_fpm;
 mod process;
 mod prometheus;
 mod service;
 mod test_cmd;
+mod uwsgi;
 mod venv;
 mod workspace;
 

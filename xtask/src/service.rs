@@ -50,6 +50,11 @@ impl Service {
         Ok(service)
     }
 
+    /// Its name in messages.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// Process id of the process xtask started (the group leader).
     pub fn pid(&self) -> u32 {
         self.group.pid()

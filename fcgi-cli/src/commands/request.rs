@@ -77,11 +77,15 @@ async fn run_inner(
     }
     let observer = verbose.then(|| crate::verbose::record_printer(out.show_secrets));
     let head_only = built.request.method() == Method::HEAD;
+    let mut params = built.param_pairs();
+    let role_request = roles::prepare(cmd, &mut params)?;
+    if verbose {
+        roles::print_verbose(&role_request);
+    }
     // Writing a file: SIGINT, SIGTERM and SIGHUP remove the temporary file (see Interrupts).
     let to_file = Sink::is_atomic(out.output.as_deref()) && !out.json;
     let mut interrupts = if to_file { Interrupts::catch() } else { None };
-    let mut params = built.param_pairs();
-    let sending = match roles::prepare(cmd, &mut params)? {
+    let sending = match role_request {
         // --retry sends the request again: a Responder's body is in memory. An Authorizer or a
         // Filter (whose data is streamed) goes once.
         RoleRequest::Responder => {
@@ -269,7 +273,8 @@ async fn finish_json(
         transfer.size_download = body.len() as u64;
     }
     let response = &exchange.response;
-    let status = response.status();
+    // An Authorizer's "authorized" is a 200 whatever the head gave (a Location alone: 302).
+    let status = if authorized.is_some() { http::StatusCode::OK } else { response.status() };
     let stderr = response.body().stderr();
     let end = response.body().end_status();
     let (body_text, encoding) = match std::str::from_utf8(&body) {
@@ -287,7 +292,7 @@ async fn finish_json(
         "address": target.address.to_string(),
         "path": cmd.path,
         "status": status.as_u16(),
-        "reason": reason(response),
+        "reason": if authorized.is_some() && response.status() != status { "OK".to_string() } else { reason(response) },
         "headers": headers,
         "body": body_text,
         "body_encoding": encoding,

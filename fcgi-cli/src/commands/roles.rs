@@ -94,6 +94,21 @@ fn add_unless_given(params: &mut Vec<(Bytes, Bytes)>, name: &'static str, value:
     }
 }
 
+/// `-v`: what the role changes in what is sent (the record lines show it too).
+pub fn print_verbose(role: &RoleRequest) {
+    match role {
+        RoleRequest::Responder => {}
+        RoleRequest::Authorizer => eprintln!(
+            "* role AUTHORIZER: CONTENT_LENGTH, PATH_INFO, PATH_TRANSLATED and SCRIPT_NAME are not sent, nor a body"
+        ),
+        RoleRequest::Filter(data) => {
+            eprintln!("* role FILTER: FCGI_DATA from {}, {} bytes", data.source, data.length);
+            eprintln!("* param FCGI_DATA_LENGTH={}", data.length);
+            eprintln!("* param FCGI_DATA_LAST_MOD={}", data.last_mod);
+        }
+    }
+}
+
 /// The future of sending the request in its role.
 pub type Sending<'a> = Pin<Box<dyn Future<Output = anyhow::Result<Exchange>> + 'a>>;
 
@@ -107,17 +122,33 @@ pub fn send<'a>(
 ) -> Sending<'a> {
     match role {
         RoleRequest::Responder => Box::pin(exchange::send(target, request, params, observer)),
-        RoleRequest::Authorizer => {
-            Box::pin(exchange::send_with(target, observer, move |connection| async move {
+        RoleRequest::Authorizer => Box::pin(async move {
+            let sent = exchange::send_with(target, observer, move |connection| async move {
                 connection.authorize(request.map(|_| ()), params).await
-            }))
-        }
-        RoleRequest::Filter(data) => {
-            Box::pin(exchange::send_with(target, observer, move |connection| async move {
+            });
+            sent.await.map_err(|error| unknown_role_hint(error, "Authorizer"))
+        }),
+        RoleRequest::Filter(data) => Box::pin(async move {
+            let sent = exchange::send_with(target, observer, move |connection| async move {
                 connection.filter(request, params, data.into_body()).await
-            }))
-        }
+            });
+            sent.await.map_err(|error| unknown_role_hint(error, "Filter"))
+        }),
     }
+}
+
+/// FCGI_UNKNOWN_ROLE says which role the application does not serve (Go's net/http/fcgi
+/// serves only Responders).
+fn unknown_role_hint(error: anyhow::Error, role: &str) -> anyhow::Error {
+    let unknown_role = matches!(
+        error.downcast_ref::<fcgi_mux::Error>(),
+        Some(fcgi_mux::Error::Refused { status, .. }) if *status == fcgi_mux::fcgi_proto::ProtocolStatus::UNKNOWN_ROLE
+    );
+    if !unknown_role {
+        return error;
+    }
+    let (exit, message) = crate::exit::classify(&error);
+    Failure::new(exit, format!("{message} (the application does not serve the {role} role)")).into()
 }
 
 /// The variables of an Authorizer's answer when it means "authorized" (see the module docs),

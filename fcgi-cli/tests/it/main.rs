@@ -12,6 +12,7 @@ mod messages;
 mod mount;
 mod output;
 mod php_fpm_healthcheck;
+mod peer_matrix;
 mod probe;
 mod requests;
 mod roles;

@@ -2,8 +2,8 @@
 //! that really serve those roles: flup (`tests/backends/flup_app.py`, all three roles) and
 //! libfcgi under fcgiwrap (`tests/backends/cgi/authorizer.sh`, which sends no `Status:` line
 //! when it authorizes), and against php-fpm, which runs every role as a Responder and ignores
-//! FCGI_DATA. The Authorizer's answers are read as lighttpd 1.4 reads them (the script's four
-//! answers gave 200 file, 200 file, 302 and 403 through lighttpd 1.4.69 in authorizer mode).
+//! FCGI_DATA. The Authorizer's answers are read as lighttpd 1.4 reads them, compared with
+//! lighttpd itself (started by the harness in authorizer mode in front of the same fcgiwrap).
 
 use std::path::PathBuf;
 use std::process::Output;
@@ -94,6 +94,9 @@ fn libfcgi_authorizer_without_a_status_line_authorizes_as_lighttpd_reads_it() {
     let output = libfcgi_authorize("/private?location", &[]);
     assert_code(&output, 0);
     assert_eq!(stdout(&output), "", "authorized, no variables");
+    let doc = json(&libfcgi_authorize("/private?location", &["--json"]));
+    assert_eq!((doc["authorized"].clone(), doc["status"].clone()), (true.into(), 200.into()));
+    assert_eq!(doc["variables"], serde_json::json!([]));
 
     let output = libfcgi_authorize("/private?redirect", &[]);
     assert_code(&output, 3);
@@ -117,6 +120,22 @@ fn php_fpm_runs_an_authorizer_as_a_responder() {
     let env: serde_json::Value = serde_json::from_str(doc["body"].as_str().unwrap()).unwrap();
     assert_eq!(env["FCGI_ROLE"], "AUTHORIZER", "php-fpm only sets FCGI_ROLE");
     assert!(env.get("CONTENT_LENGTH").is_none_or(|v| v == ""), "no CONTENT_LENGTH sent: {env}");
+}
+
+#[test]
+fn an_application_that_serves_only_responders_says_so() {
+    let go = fcgi_tests::backends::peers().go;
+    for (role, name) in [("authorizer", "Authorizer"), ("filter", "Filter")] {
+        let mut cmd = fcgi();
+        cmd.args(["get", "/echo", "--mount", "/", "--role", role]);
+        if role == "filter" {
+            cmd.args(["--filter-data", "@/etc/hostname"]);
+        }
+        let output = run(cmd.arg("--socket").arg(&go));
+        let line = assert_error(&output, 9);
+        assert!(line.contains("FCGI_UNKNOWN_ROLE"), "{line}");
+        assert!(line.contains(&format!("(the application does not serve the {name} role)")), "{line}");
+    }
 }
 
 #[test]
@@ -213,6 +232,35 @@ fn a_filter_reads_its_data_from_a_pipe_or_a_redirected_file() {
 }
 
 #[test]
+fn verbose_says_what_the_role_changes() {
+    let output = libfcgi_authorize("/private?allow", &["-v"]);
+    assert_code(&output, 0);
+    let text = stderr(&output);
+    assert!(
+        text.contains(
+            "* role AUTHORIZER: CONTENT_LENGTH, PATH_INFO, PATH_TRANSLATED and SCRIPT_NAME are not sent"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("role=AUTHORIZER"), "the BEGIN_REQUEST line: {text}");
+
+    let dir = temp_dir();
+    let (file, _) = data_file(dir.path(), "data.bin", 100_000);
+    let output = run(fcgi()
+        .args(["get", "/filter", "--role", "filter", "-v", "--filter-data"])
+        .arg(format!("@{}", file.display()))
+        .arg("--socket")
+        .arg(flup()));
+    assert_code(&output, 0);
+    let text = stderr(&output);
+    assert!(
+        text.contains("* role FILTER: FCGI_DATA from filter data file") && text.contains("100000 bytes"),
+        "{text}"
+    );
+    assert!(text.contains("FCGI_DATA "), "FCGI_DATA records are shown: {text}");
+}
+
+#[test]
 fn php_fpm_ignores_fcgi_data() {
     let php = php();
     let dir = temp_dir();
@@ -252,4 +300,120 @@ fn filter_flags_are_checked_before_anything_is_sent() {
         let line = assert_error(&output, exit);
         assert!(line.contains(why), "{args:?}: {line}");
     }
+}
+
+/// Names in `dir`.
+fn entries(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect()
+}
+
+#[test]
+fn a_spooled_standard_input_leaves_nothing_behind_on_any_exit() {
+    let dir = temp_dir();
+    let (file, md5) = data_file(dir.path(), "data.bin", 300_000);
+    let silent = FakeServer::silent();
+    let cases: [(&std::path::Path, &[&str], i32); 3] = [
+        (&flup(), &[], 0),
+        (&silent.path, &["-m", "1s"], 28),
+        (std::path::Path::new("/nonexistent/fcgi.sock"), &[], 7),
+    ];
+    for (socket, extra, exit) in cases {
+        let spool_dir = temp_dir();
+        let output = run(fcgi()
+            .env("TMPDIR", spool_dir.path())
+            .args(["get", "/filter", "--role", "filter", "--filter-data", "@-"])
+            .args(extra)
+            .arg("--socket")
+            .arg(socket)
+            .pipe_stdin(&file)
+            .unwrap());
+        assert_code(&output, exit);
+        if exit == 0 {
+            assert!(stdout(&output).contains(&format!("data_md5={md5}\n")), "{}", stdout(&output));
+        }
+        assert_eq!(entries(spool_dir.path()), Vec::<String>::new(), "exit {exit}: nothing left in TMPDIR");
+    }
+
+    // Killed while the request waits on the server: the unnamed spool has no name to leave.
+    let spool_dir = temp_dir();
+    let mut child = std_fcgi()
+        .env("TMPDIR", spool_dir.path())
+        .args(["get", "/filter", "--role", "filter", "--filter-data", "@-", "--socket"])
+        .arg(&silent.path)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(&std::fs::read(&file).unwrap()).unwrap();
+    } // closed: the spool is complete and the request goes out
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(entries(spool_dir.path()), Vec::<String>::new(), "no named file while it runs");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(entries(spool_dir.path()), Vec::<String>::new(), "nothing after SIGKILL");
+}
+
+/// `GET /authorizer.sh?QUERY` through lighttpd (authorizer mode, in front of the same
+/// fcgiwrap): the status and the body it sends the client.
+fn through_lighttpd(query: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let socket = fcgi_tests::backends::peers().lighttpd_auth;
+    let mut stream = std::os::unix::net::UnixStream::connect(&socket).expect("connect to lighttpd");
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+    write!(stream, "GET /authorizer.sh?{query} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).expect("lighttpd's answer");
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or_else(|| panic!("an HTTP answer: {text:?}"));
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("{head}"));
+    (status, body.to_string())
+}
+
+#[test]
+fn the_authorizer_answers_are_read_as_lighttpd_reads_them() {
+    let mut statuses = Vec::new();
+    for query in ["allow", "location", "redirect", "other"] {
+        let (status, body) = through_lighttpd(query);
+        statuses.push(status);
+        if query == "allow" {
+            assert!(
+                body.contains("REMOTE_USER=bob\nROLE=AUTHORIZER\nLEFT_OUT=none\n"),
+                "lighttpd passed: {body:?}"
+            );
+        }
+        let output = libfcgi_authorize(&format!("/authorizer.sh?{query}"), &[]);
+        if status == 200 {
+            // Authorized by lighttpd: it then ran the script as a CGI program, which printed
+            // the variables lighttpd passed on (REMOTE_USER, ROLE, LEFT_OUT: lighttpd too left
+            // out the four parameters, or LEFT_OUT would name them).
+            assert_code(&output, 0);
+            let ours: std::collections::BTreeMap<String, String> = stdout(&output)
+                .lines()
+                .filter_map(|l| l.split_once('='))
+                .map(|(n, v)| (n.replace('-', "_"), v.to_string()))
+                .collect();
+            for line in body.lines() {
+                let (name, value) = line.split_once('=').unwrap();
+                let mine = ours.get(name).map(String::as_str).unwrap_or("");
+                assert_eq!(
+                    mine, value,
+                    "{query}: variable {name}: lighttpd passed {value:?}, fcgi printed {mine:?}"
+                );
+            }
+        } else {
+            let expected = if status < 400 { 3 } else { i32::from(status / 100) };
+            assert_code(&output, expected);
+            assert!(
+                stderr(&output).contains(&format!("access denied: HTTP {status}")),
+                "{query}: {}",
+                stderr(&output)
+            );
+            assert_eq!(stdout(&output), body, "{query}: the body lighttpd sent the client");
+        }
+    }
+    assert_eq!(statuses, [200, 200, 302, 403], "what lighttpd made of the four answers");
 }

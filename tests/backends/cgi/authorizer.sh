@@ -9,7 +9,18 @@
 #   location  Location: /login alone: still authorized (lighttpd ignores it without Status)
 #   redirect  Status: 302 Found and Location: /login: denied
 #   else      Status: 403 Forbidden, body "denied"
+# Run without FCGI_ROLE (as a plain CGI script, by lighttpd's mod_cgi once lighttpd authorized
+# the request with this script), it prints the variables it was given instead.
 # Only shell builtins (fcgiwrap gives the script no PATH).
+if [ -z "${FCGI_ROLE:-}" ]; then
+    # Not an Authorizer request: run as a plain CGI script by lighttpd's mod_cgi after lighttpd
+    # authorized the request with this same script (xtask/src/lighttpd.rs). Show the variables
+    # lighttpd passed on from the Authorizer's Variable-* headers.
+    printf 'Content-Type: text/plain\r\n\r\n'
+    # (lighttpd names Variable-LEFT-OUT's variable LEFT_OUT in a CGI environment.)
+    printf 'REMOTE_USER=%s\nROLE=%s\nLEFT_OUT=%s\n' "${REMOTE_USER:-}" "${ROLE:-}" "${LEFT_OUT:-}"
+    exit 0
+fi
 sent=""
 [ -n "${CONTENT_LENGTH+x}" ] && sent="$sent,CONTENT_LENGTH"
 [ -n "${PATH_INFO+x}" ] && sent="$sent,PATH_INFO"

@@ -1,0 +1,3 @@
+module fcgi-peer-go
+
+go 1.19
