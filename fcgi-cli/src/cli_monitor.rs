@@ -108,6 +108,13 @@ pub struct ExporterCmd {
     /// Do not ask php-fpm for per-process data (?full): no phpfpm_process_* series
     #[arg(long)]
     pub no_process_metrics: bool,
+    /// Require HTTP basic authentication for /metrics and / (not /healthz): FILE holds
+    /// user:password lines
+    #[arg(long, value_name = "FILE")]
+    pub basic_auth_file: Option<PathBuf>,
+    /// On SIGTERM or SIGINT, how long requests in progress may take to finish
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
 }
 
 impl ExporterCmd {
