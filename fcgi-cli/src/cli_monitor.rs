@@ -108,6 +108,11 @@ pub struct ExporterCmd {
     /// Do not ask php-fpm for per-process data (?full): no phpfpm_process_* series
     #[arg(long)]
     pub no_process_metrics: bool,
+    /// Answer in OpenMetrics 1.0 when the scraper accepts it (Prometheus does); counters then
+    /// end in _total, which dashboards made for hipages/php-fpm_exporter do not query. Without
+    /// it, always the text format 0.0.4
+    #[arg(long)]
+    pub openmetrics: bool,
     /// Require HTTP basic authentication for /metrics and / (not /healthz): FILE holds
     /// user:password lines
     #[arg(long, value_name = "FILE")]

@@ -337,9 +337,15 @@ mod tests {
         let mut family = Family::counter_total("fcgi_exporter_scrapes", "Scrapes.");
         family.push(vec![], 2.0);
         let text = render(std::slice::from_ref(&family), Format::Prometheus);
-        assert_eq!(text, "# HELP fcgi_exporter_scrapes_total Scrapes.\n# TYPE fcgi_exporter_scrapes_total counter\nfcgi_exporter_scrapes_total 2\n");
+        assert_eq!(
+            text,
+            "# HELP fcgi_exporter_scrapes_total Scrapes.\n# TYPE fcgi_exporter_scrapes_total counter\nfcgi_exporter_scrapes_total 2\n"
+        );
         let open = render(&[family], Format::OpenMetrics);
-        assert_eq!(open, "# HELP fcgi_exporter_scrapes Scrapes.\n# TYPE fcgi_exporter_scrapes counter\nfcgi_exporter_scrapes_total 2\n# EOF\n");
+        assert_eq!(
+            open,
+            "# HELP fcgi_exporter_scrapes Scrapes.\n# TYPE fcgi_exporter_scrapes counter\nfcgi_exporter_scrapes_total 2\n# EOF\n"
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod bench;
 mod common;
 mod dump;
 mod errors;
+mod exporter;
 mod generated;
 mod health;
 mod mount;

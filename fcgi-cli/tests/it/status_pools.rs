@@ -23,7 +23,7 @@ static LOCKS: [Mutex<()>; 5] =
 const NAMES: [&str; 5] = ["static", "dynamic", "ondemand", "busy", "backlog"];
 
 /// The socket of monitoring pool `name`, with its lock held.
-fn pool(name: &str) -> (PathBuf, MutexGuard<'static, ()>) {
+pub(crate) fn pool(name: &str) -> (PathBuf, MutexGuard<'static, ()>) {
     let index = NAMES.iter().position(|n| *n == name).expect("a monitoring pool");
     let guard = LOCKS[index].lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     (fcgi_tests::backends::php_fpm_pool(name), guard)
@@ -36,10 +36,10 @@ fn status_on(socket: &PathBuf, args: &[&str]) -> std::process::Output {
 /// A request to `slow.php?ms=MS` on `socket`, running in the background; dropping it waits for
 /// its end (php-fpm would go on running the script if the client went away: the worker would
 /// stay busy into the next test).
-struct Slow(Child);
+pub(crate) struct Slow(Child);
 
 impl Slow {
-    fn start(socket: &PathBuf, ms: u64) -> Slow {
+    pub(crate) fn start(socket: &PathBuf, ms: u64) -> Slow {
         let php = php();
         let child = std_fcgi()
             .args(["get", &format!("/slow.php?ms={ms}"), "--docroot"])

@@ -24,9 +24,11 @@ impl std::fmt::Debug for Users {
 impl Users {
     /// Reads FILE.
     pub fn load(path: &Path) -> Result<Users, Failure> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|err| Failure::new(Exit::Read, format!("cannot read --basic-auth-file {}: {err}", path.display())))?;
-        Users::parse(&text).map_err(|why| Failure::new(Exit::Usage, format!("--basic-auth-file {}: {why}", path.display())))
+        let text = std::fs::read_to_string(path).map_err(|err| {
+            Failure::new(Exit::Read, format!("cannot read --basic-auth-file {}: {err}", path.display()))
+        })?;
+        Users::parse(&text)
+            .map_err(|why| Failure::new(Exit::Usage, format!("--basic-auth-file {}: {why}", path.display())))
     }
 
     /// Parses the file's text.
@@ -54,10 +56,14 @@ impl Users {
     /// Whether an `Authorization: Basic ...` value names one of the users with its password.
     pub fn allows(&self, authorization: Option<&http::HeaderValue>) -> bool {
         let Some(value) = authorization.and_then(|v| v.to_str().ok()) else { return false };
-        let Some(encoded) = value.trim().strip_prefix("Basic ").or_else(|| value.trim().strip_prefix("basic ")) else {
+        let Some(encoded) =
+            value.trim().strip_prefix("Basic ").or_else(|| value.trim().strip_prefix("basic "))
+        else {
             return false;
         };
-        let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else { return false };
+        let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
+            return false;
+        };
         let Some(colon) = decoded.iter().position(|b| *b == b':') else { return false };
         let (user, password) = (&decoded[..colon], &decoded[colon + 1..]);
         // Every entry compared in full: the time taken does not say which part differed.

@@ -28,6 +28,8 @@ pub struct App {
     pub scrape_timeout: Duration,
     /// `--basic-auth-file`'s users, when given.
     pub users: Option<Users>,
+    /// `--openmetrics`: negotiate the format.
+    pub openmetrics: bool,
 }
 
 /// Answers one request.
@@ -38,7 +40,8 @@ pub async fn handle<B>(request: Request<B>, app: Arc<App>) -> Result<Response<Fu
     }
     if let Some(users) = &app.users {
         if !users.allows(request.headers().get(header::AUTHORIZATION)) {
-            let mut response = text(StatusCode::UNAUTHORIZED, "text/plain; charset=utf-8", "unauthorized\n".into());
+            let mut response =
+                text(StatusCode::UNAUTHORIZED, "text/plain; charset=utf-8", "unauthorized\n".into());
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 http::HeaderValue::from_static("Basic realm=\"fcgi exporter\", charset=\"UTF-8\""),
@@ -47,14 +50,15 @@ pub async fn handle<B>(request: Request<B>, app: Arc<App>) -> Result<Response<Fu
         }
     }
     if request.method() != Method::GET && request.method() != Method::HEAD {
-        let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "text/plain; charset=utf-8", "GET or HEAD\n".into());
+        let mut response =
+            text(StatusCode::METHOD_NOT_ALLOWED, "text/plain; charset=utf-8", "GET or HEAD\n".into());
         response.headers_mut().insert(header::ALLOW, http::HeaderValue::from_static("GET, HEAD"));
         return Ok(response);
     }
     Ok(match path {
         "/metrics" => {
             let timeout = scrape_timeout(app.scrape_timeout, request.headers());
-            let format = negotiate(request.headers());
+            let format = if app.openmetrics { negotiate(request.headers()) } else { Format::Prometheus };
             let snapshot = app.scraper.scrape_shared(timeout).await;
             let body = render(&app.scraper.families(&snapshot), format);
             text(StatusCode::OK, format.content_type(), body)
@@ -125,7 +129,10 @@ fn index(snapshot: Option<&Snapshot>) -> String {
                 let (up, result) = match &state.last {
                     Ok(status) => (
                         "1",
-                        format!("{} idle, {} active, {} total (pm {})", status.idle, status.active, status.total, status.process_manager),
+                        format!(
+                            "{} idle, {} active, {} total (pm {})",
+                            status.idle, status.active, status.total, status.process_manager
+                        ),
                     ),
                     Err(error) => ("0", format!("{}: {}", error.exit.kind(), error.message)),
                 };
@@ -147,7 +154,11 @@ fn index(snapshot: Option<&Snapshot>) -> String {
 
 /// Escapes text for HTML.
 fn html(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
 }
 
 #[cfg(test)]
@@ -166,9 +177,15 @@ mod tests {
     fn prometheus_timeout_header_shortens_the_scrape() {
         let two = Duration::from_secs(2);
         assert_eq!(scrape_timeout(two, &headers(&[])), two);
-        assert_eq!(scrape_timeout(two, &headers(&[(SCRAPE_TIMEOUT_HEADER, "1")])), Duration::from_millis(900));
+        assert_eq!(
+            scrape_timeout(two, &headers(&[(SCRAPE_TIMEOUT_HEADER, "1")])),
+            Duration::from_millis(900)
+        );
         assert_eq!(scrape_timeout(two, &headers(&[(SCRAPE_TIMEOUT_HEADER, "10")])), two, "never longer");
-        assert_eq!(scrape_timeout(two, &headers(&[(SCRAPE_TIMEOUT_HEADER, "0.1")])), Duration::from_millis(50));
+        assert_eq!(
+            scrape_timeout(two, &headers(&[(SCRAPE_TIMEOUT_HEADER, "0.1")])),
+            Duration::from_millis(50)
+        );
         for bad in ["x", "-1", "0", "NaN", "inf", ""] {
             assert_eq!(scrape_timeout(two, &headers(&[(SCRAPE_TIMEOUT_HEADER, bad)])), two, "{bad}");
         }
@@ -180,7 +197,10 @@ mod tests {
         assert_eq!(negotiate(&headers(&[("accept", prometheus)])), Format::OpenMetrics);
         assert_eq!(negotiate(&headers(&[])), Format::Prometheus);
         assert_eq!(negotiate(&headers(&[("accept", "text/plain")])), Format::Prometheus);
-        assert_eq!(negotiate(&headers(&[("accept", "application/openmetrics-text; q=0")])), Format::Prometheus);
+        assert_eq!(
+            negotiate(&headers(&[("accept", "application/openmetrics-text; q=0")])),
+            Format::Prometheus
+        );
     }
 
     #[test]

@@ -47,7 +47,12 @@ pub async fn run(cmd: &ExporterCmd) -> anyhow::Result<Exit> {
         max_concurrency: cmd.max_concurrency as usize,
         processes: !cmd.no_process_metrics,
     };
-    let app = Arc::new(http::App { scraper: scraper::Scraper::new(config), scrape_timeout: cmd.scrape_timeout, users });
+    let app = Arc::new(http::App {
+        scraper: scraper::Scraper::new(config),
+        scrape_timeout: cmd.scrape_timeout,
+        users,
+        openmetrics: cmd.openmetrics,
+    });
     let dir = match &cmd.socket_dir {
         Some(dir) => format!(", and the sockets matching {:?} in {}", cmd.socket_glob, dir.display()),
         None => String::new(),

@@ -174,7 +174,13 @@ impl Scraper {
         for (address, result) in found.addresses.iter().zip(results) {
             let uri = address.to_string();
             let (result, took) = result.unwrap_or_else(|| {
-                (Err(ScrapeError { exit: Exit::Failure, message: format!("{uri}: the scrape task failed") }), timeout)
+                (
+                    Err(ScrapeError {
+                        exit: Exit::Failure,
+                        message: format!("{uri}: the scrape task failed"),
+                    }),
+                    timeout,
+                )
             });
             let entry = state.entry(uri.clone()).or_insert_with(|| PoolState {
                 pool: String::new(),
