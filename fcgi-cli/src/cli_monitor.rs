@@ -117,6 +117,12 @@ pub struct ExporterCmd {
     /// user:password lines
     #[arg(long, value_name = "FILE")]
     pub basic_auth_file: Option<PathBuf>,
+    /// Serve HTTPS with this certificate chain (PEM, leaf first)
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM)
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// On SIGTERM or SIGINT, how long requests in progress may take to finish
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,

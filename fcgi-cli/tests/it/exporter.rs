@@ -37,7 +37,10 @@ impl Exporter {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { return };
-                if let Some(rest) = line.strip_prefix("fcgi exporter: listening on http://") {
+                let rest = line
+                    .strip_prefix("fcgi exporter: listening on http://")
+                    .or_else(|| line.strip_prefix("fcgi exporter: listening on https://"));
+                if let Some(rest) = rest {
                     let address: SocketAddr = rest.split('/').next().unwrap().parse().unwrap();
                     let _ = sender.send(address);
                 }
@@ -392,15 +395,22 @@ struct PrometheusServer {
 
 impl PrometheusServer {
     fn start(jobs: &[(&str, SocketAddr)]) -> PrometheusServer {
-        let prometheus = fcgi_tests::backends::prometheus();
-        let dir = temp_dir();
-        let mut config =
-            String::from("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n");
+        let mut config = String::new();
         for (job, target) in jobs {
             config.push_str(&format!(
                 "  - job_name: {job}\n    static_configs:\n      - targets: ['{target}']\n"
             ));
         }
+        PrometheusServer::start_with(&config)
+    }
+
+    /// A server with `scrape_configs` (YAML list items, indented by two spaces).
+    fn start_with(scrape_configs: &str) -> PrometheusServer {
+        let prometheus = fcgi_tests::backends::prometheus();
+        let dir = temp_dir();
+        let config = format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n{scrape_configs}"
+        );
         std::fs::write(dir.path().join("prometheus.yml"), config).unwrap();
         let address: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
@@ -526,4 +536,106 @@ fn a_real_prometheus_sees_the_live_pool_up_and_the_hung_one_down() {
         idle.iter().all(|(_, v)| v.parse::<f64>().unwrap() >= 1.0),
         "the scrape's own worker counts as idle: {idle:?}"
     );
+}
+
+/// A self-signed certificate for 127.0.0.1 and its key, made by openssl: (cert, key).
+fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let output = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+        ])
+        .args(["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl (Debian package openssl) makes the test certificate");
+    assert!(output.status.success(), "openssl: {}", String::from_utf8_lossy(&output.stderr));
+    (cert, key)
+}
+
+#[test]
+fn prometheus_scrapes_over_tls_with_basic_auth() {
+    let (socket, _lock) = pool("ondemand");
+    let dir = temp_dir();
+    let (cert, key) = self_signed(dir.path());
+    let users = dir.path().join("users");
+    std::fs::write(&users, "prometheus:s3cret\n").unwrap();
+    let password = dir.path().join("password");
+    std::fs::write(&password, "s3cret").unwrap();
+    let exporter = Exporter::start(&[
+        "--socket",
+        socket.to_str().unwrap(),
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+        "--basic-auth-file",
+        users.to_str().unwrap(),
+    ]);
+    assert_eq!(exporter.lines_with("listening on https://").len(), 1);
+    // Plain HTTP to the TLS port gets no HTTP answer.
+    let (status, _) = http_get(exporter.address, "/healthz", &[]);
+    assert_eq!(status, 0, "no HTTP over the TLS port");
+    let config = format!(
+        "  - job_name: tls\n    scheme: https\n    tls_config:\n      ca_file: {cert}\n    basic_auth:\n      username: prometheus\n      password_file: {password}\n    static_configs:\n      - targets: ['{address}']\n  - job_name: no_password\n    scheme: https\n    tls_config:\n      ca_file: {cert}\n    static_configs:\n      - targets: ['{address}']\n",
+        cert = cert.display(),
+        password = password.display(),
+        address = exporter.address,
+    );
+    let prometheus = PrometheusServer::start_with(&config);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let series = prometheus.query("phpfpm_up");
+        let seen = series
+            .iter()
+            .any(|(labels, value)| labels["job"] == "tls" && labels["pool"] == "ondemand" && value == "1");
+        if seen {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no phpfpm_up over TLS: {series:?}\n{}", prometheus.log());
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // The job without the password is refused (its scrape fails: up 0); the other one is up.
+    let mut ups = std::collections::BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ups.len() < 2 {
+        for (labels, value) in prometheus.query("up") {
+            ups.insert(labels["job"].as_str().unwrap().to_string(), value);
+        }
+        assert!(Instant::now() < deadline, "{ups:?}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(ups["tls"], "1", "{ups:?}");
+    assert_eq!(ups["no_password"], "0", "{ups:?}");
+}
+
+#[test]
+fn unusable_tls_files_exit_2() {
+    let dir = temp_dir();
+    let (cert, key) = self_signed(dir.path());
+    let not_pem = dir.path().join("not.pem");
+    std::fs::write(&not_pem, "hello").unwrap();
+    for (cert, key, expected) in
+        [(&not_pem, &key, "--tls-cert"), (&cert, &not_pem, "--tls-key"), (&key, &cert, "--tls-cert")]
+    {
+        let output = run(fcgi()
+            .args(["exporter", "--socket", "/x", "--tls-cert"])
+            .arg(cert)
+            .arg("--tls-key")
+            .arg(key));
+        let line = assert_error(&output, 2);
+        assert!(line.contains(expected), "{line}");
+    }
+    let output = run(fcgi().args(["exporter", "--socket", "/x", "--tls-cert"]).arg(&cert));
+    assert_error(&output, 2);
 }

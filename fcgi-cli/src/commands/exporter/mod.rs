@@ -6,6 +6,7 @@
 //! | `scraper` | one scrape of every pool at once under one deadline, state between scrapes, the shared scrape in flight |
 //! | `http` | `/metrics`, `/healthz`, `/`; the scrape timeout header; format negotiation |
 //! | `auth` | `--basic-auth-file` |
+//! | `tls` | `--tls-cert`, `--tls-key` |
 //!
 //! The server is hyper's HTTP/1.1 connection on tokio's listener; SIGTERM and SIGINT stop
 //! accepting and let requests in progress finish (at most `--shutdown-timeout`).
@@ -14,6 +15,7 @@ mod auth;
 mod http;
 mod scraper;
 mod targets;
+mod tls;
 
 use std::sync::Arc;
 
@@ -32,6 +34,10 @@ const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 pub async fn run(cmd: &ExporterCmd) -> anyhow::Result<Exit> {
     let fixed = cmd.fixed_targets()?;
     let users = cmd.basic_auth_file.as_deref().map(auth::Users::load).transpose()?;
+    let tls = match (&cmd.tls_cert, &cmd.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
+        _ => None,
+    };
     // Before any thread is started, so that every thread has the signals blocked.
     let mut interrupts = Interrupts::catch();
     let listener = tokio::net::TcpListener::bind(cmd.listen)
@@ -57,7 +63,8 @@ pub async fn run(cmd: &ExporterCmd) -> anyhow::Result<Exit> {
         Some(dir) => format!(", and the sockets matching {:?} in {}", cmd.socket_glob, dir.display()),
         None => String::new(),
     };
-    eprintln!("fcgi exporter: listening on http://{local}/metrics for {} pools{dir}", fixed.len());
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    eprintln!("fcgi exporter: listening on {scheme}://{local}/metrics for {} pools{dir}", fixed.len());
     let graceful = GracefulShutdown::new();
     let signal = loop {
         tokio::select! {
@@ -73,14 +80,28 @@ pub async fn run(cmd: &ExporterCmd) -> anyhow::Result<Exit> {
                 };
                 let app = Arc::clone(&app);
                 let service = hyper::service::service_fn(move |request| http::handle(request, Arc::clone(&app)));
-                let connection = hyper::server::conn::http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(HEADER_READ_TIMEOUT)
-                    .serve_connection(TokioIo::new(stream), service);
-                let connection = graceful.watch(connection);
-                tokio::spawn(async move {
-                    let _ = connection.await;
-                });
+                let builder = {
+                    let mut builder = hyper::server::conn::http1::Builder::new();
+                    builder.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
+                    builder
+                };
+                match &tls {
+                    None => {
+                        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+                        tokio::spawn(async move {
+                            let _ = connection.await;
+                        });
+                    }
+                    Some(acceptor) => {
+                        // The handshake runs in the connection's task, bounded like a request head.
+                        let handshake = tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(stream));
+                        let watcher = graceful.watcher();
+                        tokio::spawn(async move {
+                            let Ok(Ok(stream)) = handshake.await else { return };
+                            let _ = watcher.watch(builder.serve_connection(TokioIo::new(stream), service)).await;
+                        });
+                    }
+                }
             }
             signal = wait(&mut interrupts) => break signal,
         }
