@@ -379,6 +379,23 @@ fn what_the_exporter_serves_passes_promtool() {
             "{problem}"
         );
     }
+    // With --openmetrics and an Accept header asking for it: OpenMetrics, which promtool (it
+    // reads the 0.0.4 format) parses; it only finds the _total samples' HELP missing.
+    let exporter = Exporter::start(&["--socket", socket.to_str().unwrap(), "--openmetrics"]);
+    let (_, plain) = exporter.get("/metrics");
+    assert!(!plain.contains("# EOF"), "text 0.0.4 unless asked: {plain}");
+    let (_, open) =
+        http_get(exporter.address, "/metrics", &[("Accept", "application/openmetrics-text;version=1.0.0")]);
+    assert!(open.ends_with("# EOF\n") && open.contains("\nphpfpm_accepted_connections_total{"), "{open}");
+    let (code, report) = promtool(&open);
+    assert_eq!(code, 3, "{report:?}");
+    for problem in &report {
+        assert!(
+            problem.contains("_total no help text")
+                || problem.ends_with("counter metrics should have \"_total\" suffix"),
+            "{problem}"
+        );
+    }
 }
 
 /// A free loopback port (bound, then released).

@@ -328,6 +328,18 @@ fn announce(
     before: &Result<PoolStatus, ScrapeError>,
     now: &Result<PoolStatus, ScrapeError>,
 ) {
+    if let Some(line) = change_line(uri, first, before, now) {
+        eprintln!("{line}");
+    }
+}
+
+/// The line [`announce`] prints, if the state changed.
+fn change_line(
+    uri: &str,
+    first: bool,
+    before: &Result<PoolStatus, ScrapeError>,
+    now: &Result<PoolStatus, ScrapeError>,
+) -> Option<String> {
     let changed = first
         || match (before, now) {
             (Ok(_), Ok(_)) => false,
@@ -335,18 +347,62 @@ fn announce(
             _ => true,
         };
     if !changed {
-        return;
+        return None;
     }
-    match now {
-        Ok(status) => eprintln!(
+    Some(match now {
+        Ok(status) => format!(
             "fcgi exporter: {uri}: up (pool {}, pm {})",
             crate::records::escape(status.pool.as_bytes()),
             crate::records::escape(status.process_manager.as_bytes())
         ),
-        Err(error) => eprintln!("fcgi exporter: {uri}: down ({}): {}", error.exit.kind(), error.message),
-    }
+        Err(error) => format!("fcgi exporter: {uri}: down ({}): {}", error.exit.kind(), error.message),
+    })
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn up() -> Result<PoolStatus, ScrapeError> {
+        let page = crate::phpfpm::status::tests::FULL;
+        let doc: serde_json::Value = serde_json::from_str(page).unwrap();
+        Ok(PoolStatus::from_json(&doc, "/status?json&full").unwrap())
+    }
+
+    fn down(exit: Exit) -> Result<PoolStatus, ScrapeError> {
+        Err(ScrapeError { exit, message: "why".into() })
+    }
+
+    #[test]
+    fn a_line_per_change_of_state_only() {
+        let uri = "unix:/p.sock";
+        assert_eq!(
+            change_line(uri, true, &down(Exit::Success), &up()).unwrap(),
+            "fcgi exporter: unix:/p.sock: up (pool www, pm static)"
+        );
+        assert_eq!(change_line(uri, false, &up(), &up()), None);
+        assert_eq!(
+            change_line(uri, false, &up(), &down(Exit::Timeout)).unwrap(),
+            "fcgi exporter: unix:/p.sock: down (timeout): why"
+        );
+        assert_eq!(
+            change_line(uri, false, &down(Exit::Timeout), &down(Exit::Timeout)),
+            None,
+            "the same failure again"
+        );
+        assert!(
+            change_line(uri, false, &down(Exit::Timeout), &down(Exit::Connect))
+                .unwrap()
+                .contains("down (connect)")
+        );
+        assert!(change_line(uri, false, &down(Exit::Connect), &up()).unwrap().contains(": up (pool www"));
+        assert!(
+            change_line(uri, true, &down(Exit::Success), &down(Exit::Connect)).is_some(),
+            "a first failure"
+        );
+    }
 }
