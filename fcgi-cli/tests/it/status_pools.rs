@@ -174,6 +174,33 @@ fn a_full_listen_backlog_is_a_refused_connect_exit_7() {
 }
 
 #[test]
+fn metrics_formats_name_each_failed_pool_and_take_no_thresholds() {
+    let hung = FakeServer::silent();
+    let missing = temp_dir();
+    let gone = missing.path().join("gone.sock");
+    let output = run(fcgi()
+        .args(["status", "--format", "prometheus", "--max-time", "500ms", "--socket"])
+        .arg(&hung.path)
+        .arg("--socket")
+        .arg(&gone));
+    assert_code(&output, 28);
+    let text = stderr(&output);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(&format!("unix:{}", hung.path.display())) && l.contains("--max-time")),
+        "{text}"
+    );
+    assert!(lines.iter().any(|l| l.contains("gone.sock")), "{text}");
+    let output =
+        run(fcgi().args(["status", "--format", "openmetrics", "--min-idle", "1", "--socket"]).arg(&gone));
+    let line = assert_error(&output, 2);
+    assert!(line.contains("thresholds are for --format text or json"), "{line}");
+}
+
+#[test]
 fn several_pools_need_a_metrics_format() {
     let socket = fcgi_tests::backends::php_fpm_pool("static");
     let output = run(fcgi().args(["status", "--socket"]).arg(&socket).arg("--socket").arg(&socket));
