@@ -45,7 +45,8 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
     let load_before = load_average();
     let fcgi = ctx.fcgi()?;
     let php_binary = php_fpm::find_or_install()?;
-    let work = tempfile::Builder::new().prefix("fcgi-bench-exporter-").tempdir().context("creating a temp dir")?;
+    let work =
+        tempfile::Builder::new().prefix("fcgi-bench-exporter-").tempdir().context("creating a temp dir")?;
     let base = work.path().canonicalize()?;
     let all = base.join("all");
     let live = base.join("live");
@@ -70,11 +71,17 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
     let ticks = clock_ticks()?;
     let dir = |path: &Path| path.display().to_string();
     let concurrent = measure(&fcgi, &["--socket-dir", &dir(&all), "--scrape-timeout", "2s"], ticks)?;
-    let sequential =
-        measure(&fcgi, &["--socket-dir", &dir(&all), "--scrape-timeout", "2s", "--max-concurrency", "1"], ticks)?;
+    let sequential = measure(
+        &fcgi,
+        &["--socket-dir", &dir(&all), "--scrape-timeout", "2s", "--max-concurrency", "1"],
+        ticks,
+    )?;
     let live_concurrent = measure(&fcgi, &["--socket-dir", &dir(&live), "--scrape-timeout", "60s"], ticks)?;
-    let live_sequential =
-        measure(&fcgi, &["--socket-dir", &dir(&live), "--scrape-timeout", "60s", "--max-concurrency", "1"], ticks)?;
+    let live_sequential = measure(
+        &fcgi,
+        &["--socket-dir", &dir(&live), "--scrape-timeout", "60s", "--max-concurrency", "1"],
+        ticks,
+    )?;
     if concurrent.up != LIVE_POOLS || live_concurrent.up != LIVE_POOLS || live_sequential.up != LIVE_POOLS {
         bail!(
             "pools up: concurrent {}, live concurrent {}, live sequential {} (expected {LIVE_POOLS} each)",
@@ -98,8 +105,16 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
     let mut table = String::from(
         "| scrape | wall time, median | wall time, max | pools up | exporter CPU per scrape | exporter peak RSS |\n|---|---|---|---|---|---|\n",
     );
-    table.push_str(&row("200 pools, 1 hung, deadline 2 s: **concurrent** (`--max-concurrency 64`)", &concurrent, POOLS));
-    table.push_str(&row("200 pools, 1 hung, deadline 2 s: one after another (`--max-concurrency 1`)", &sequential, POOLS));
+    table.push_str(&row(
+        "200 pools, 1 hung, deadline 2 s: **concurrent** (`--max-concurrency 64`)",
+        &concurrent,
+        POOLS,
+    ));
+    table.push_str(&row(
+        "200 pools, 1 hung, deadline 2 s: one after another (`--max-concurrency 1`)",
+        &sequential,
+        POOLS,
+    ));
     table.push_str(&row("199 live pools: concurrent", &live_concurrent, LIVE_POOLS));
     table.push_str(&row("199 live pools: one after another", &live_sequential, LIVE_POOLS));
     let notes = format!(
