@@ -50,8 +50,9 @@ impl Slow {
             .stderr(Stdio::null())
             .spawn()
             .expect("start fcgi get");
-        // Long enough for php-fpm to hand the request to a worker.
-        std::thread::sleep(Duration::from_millis(400));
+        // Long enough for php-fpm to hand the request to a worker (a pool with more workers
+        // can be asked: see `wait_active`).
+        std::thread::sleep(Duration::from_millis(700));
         Slow(child)
     }
 }
@@ -100,10 +101,24 @@ fn min_available_works_in_every_pm_mode() {
     }
 }
 
+/// Waits (at most 5 s) until the pool counts `n` active processes, the check's own excluded.
+fn wait_active(socket: &PathBuf, n: u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let doc = json(&status_on(socket, &["--json"]));
+        if doc["counted"]["active processes"] == n {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "never {n} active: {doc}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn a_busy_worker_lowers_availability_and_shows_in_full() {
     let (socket, _lock) = pool("static");
     let _slow = Slow::start(&socket, 3000);
+    wait_active(&socket, 1);
     let output = status_on(&socket, &["--json", "--min-available", "4"]);
     assert_code(&output, 0);
     let doc = json(&output);

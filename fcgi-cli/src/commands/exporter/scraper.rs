@@ -182,15 +182,17 @@ impl Scraper {
                     timeout,
                 )
             });
+            match state.get(&uri) {
+                Some(previous) => announce(&uri, Some(&previous.last), &result),
+                None => announce(&uri, None, &result),
+            }
             let entry = state.entry(uri.clone()).or_insert_with(|| PoolState {
                 pool: String::new(),
-                last: Err(ScrapeError { exit: Exit::Success, message: String::new() }),
+                last: result.clone(),
                 duration: Duration::ZERO,
                 failures: 0,
                 failures_by_kind: BTreeMap::new(),
             });
-            let first = entry.last.as_ref().is_err_and(|error| error.exit == Exit::Success);
-            announce(&uri, first, &entry.last, &result);
             match &result {
                 Ok(status) => entry.pool = status.pool.clone(),
                 Err(error) => {
@@ -324,28 +326,26 @@ async fn scrape_one(
 /// different failure kind), not one per failed scrape.
 fn announce(
     uri: &str,
-    first: bool,
-    before: &Result<PoolStatus, ScrapeError>,
+    before: Option<&Result<PoolStatus, ScrapeError>>,
     now: &Result<PoolStatus, ScrapeError>,
 ) {
-    if let Some(line) = change_line(uri, first, before, now) {
+    if let Some(line) = change_line(uri, before, now) {
         eprintln!("{line}");
     }
 }
 
-/// The line [`announce`] prints, if the state changed.
+/// The line [`announce`] prints, if the state changed (`before` is `None` at the first scrape).
 fn change_line(
     uri: &str,
-    first: bool,
-    before: &Result<PoolStatus, ScrapeError>,
+    before: Option<&Result<PoolStatus, ScrapeError>>,
     now: &Result<PoolStatus, ScrapeError>,
 ) -> Option<String> {
-    let changed = first
-        || match (before, now) {
-            (Ok(_), Ok(_)) => false,
-            (Err(a), Err(b)) => a.exit != b.exit,
-            _ => true,
-        };
+    let changed = match (before, now) {
+        (None, _) => true,
+        (Some(Ok(_)), Ok(_)) => false,
+        (Some(Err(a)), Err(b)) => a.exit != b.exit,
+        _ => true,
+    };
     if !changed {
         return None;
     }
@@ -381,28 +381,25 @@ mod tests {
     fn a_line_per_change_of_state_only() {
         let uri = "unix:/p.sock";
         assert_eq!(
-            change_line(uri, true, &down(Exit::Success), &up()).unwrap(),
+            change_line(uri, None, &up()).unwrap(),
             "fcgi exporter: unix:/p.sock: up (pool www, pm static)"
         );
-        assert_eq!(change_line(uri, false, &up(), &up()), None);
+        assert_eq!(change_line(uri, Some(&up()), &up()), None);
         assert_eq!(
-            change_line(uri, false, &up(), &down(Exit::Timeout)).unwrap(),
+            change_line(uri, Some(&up()), &down(Exit::Timeout)).unwrap(),
             "fcgi exporter: unix:/p.sock: down (timeout): why"
         );
         assert_eq!(
-            change_line(uri, false, &down(Exit::Timeout), &down(Exit::Timeout)),
+            change_line(uri, Some(&down(Exit::Timeout)), &down(Exit::Timeout)),
             None,
             "the same failure again"
         );
         assert!(
-            change_line(uri, false, &down(Exit::Timeout), &down(Exit::Connect))
+            change_line(uri, Some(&down(Exit::Timeout)), &down(Exit::Connect))
                 .unwrap()
                 .contains("down (connect)")
         );
-        assert!(change_line(uri, false, &down(Exit::Connect), &up()).unwrap().contains(": up (pool www"));
-        assert!(
-            change_line(uri, true, &down(Exit::Success), &down(Exit::Connect)).is_some(),
-            "a first failure"
-        );
+        assert!(change_line(uri, Some(&down(Exit::Connect)), &up()).unwrap().contains(": up (pool www"));
+        assert!(change_line(uri, None, &down(Exit::Connect)).is_some(), "a first failure");
     }
 }
