@@ -656,3 +656,36 @@ fn unusable_tls_files_exit_2() {
     let output = run(fcgi().args(["exporter", "--socket", "/x", "--tls-cert"]).arg(&cert));
     assert_error(&output, 2);
 }
+
+#[test]
+fn max_concurrency_bounds_the_pools_asked_at_once() {
+    // Two hung pools and --max-concurrency 1: the first holds the only slot until the deadline,
+    // the second never gets one; both are down, each with its reason, within the deadline.
+    let first = FakeServer::silent();
+    let second = FakeServer::silent();
+    let exporter = Exporter::start(&[
+        "--socket",
+        first.path.to_str().unwrap(),
+        "--socket",
+        second.path.to_str().unwrap(),
+        "--max-concurrency",
+        "1",
+        "--scrape-timeout",
+        "600ms",
+    ]);
+    let started = Instant::now();
+    let (_, text) = exporter.get("/metrics");
+    assert!(started.elapsed() < Duration::from_millis(1500), "{:?}", started.elapsed());
+    assert_eq!(up(&text, &first.path), Some(0.0), "{text}");
+    assert_eq!(up(&text, &second.path), Some(0.0), "{text}");
+    let lines = exporter.lines_with("down (timeout)");
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(
+        lines.iter().any(|line| line.ends_with("no complete answer within the scrape timeout")),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().any(|line| line.ends_with("no free slot (--max-concurrency) within the scrape timeout")),
+        "{lines:?}"
+    );
+}

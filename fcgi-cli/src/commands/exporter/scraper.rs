@@ -307,7 +307,8 @@ async fn scrape_one(
     };
     let remaining = deadline.saturating_duration_since(Instant::now());
     if remaining.is_zero() {
-        return Err(timed_out("no time left"));
+        // The slot came free just as the deadline passed.
+        return Err(timed_out("no free slot (--max-concurrency)"));
     }
     let target = Target {
         address: address.clone(),
@@ -317,6 +318,10 @@ async fn scrape_one(
     // The exchange keeps to max_time itself; the outer limit is a guard for any await that
     // would not.
     match tokio::time::timeout_at(deadline.into(), scrape(&target, page)).await {
+        // The exchange's own limit is the scrape's deadline, not a --max-time of the exporter.
+        Ok(Err(error)) if error.exit == Exit::Timeout && error.message.contains("(--max-time)") => {
+            Err(timed_out("no complete answer"))
+        }
         Ok(result) => result,
         Err(_) => Err(timed_out("no complete answer")),
     }
