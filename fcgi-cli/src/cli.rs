@@ -284,10 +284,11 @@ pub struct StatusCmd {
     /// Fail unless FIELD <= N; repeatable
     #[arg(long = "max", value_name = "FIELD=N")]
     pub max: Vec<String>,
-    /// Fail when fewer than N processes are idle
+    /// Fail when fewer than N processes are idle (the worker answering this check counts as
+    /// idle)
     #[arg(long, value_name = "N")]
     pub min_idle: Option<u64>,
-    /// Fail when more than N processes are active
+    /// Fail when more than N processes are active (not counting the worker answering this check)
     #[arg(long, value_name = "N")]
     pub max_active: Option<u64>,
     /// Fail when more than N connections wait in the listen queue

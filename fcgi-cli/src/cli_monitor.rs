@@ -108,6 +108,24 @@ pub struct ExporterCmd {
     /// Do not ask php-fpm for per-process data (?full): no phpfpm_process_* series
     #[arg(long)]
     pub no_process_metrics: bool,
+    /// Answer in OpenMetrics 1.0 when the scraper accepts it (Prometheus does); counters then
+    /// end in _total, which dashboards made for hipages/php-fpm_exporter do not query. Without
+    /// it, always the text format 0.0.4
+    #[arg(long)]
+    pub openmetrics: bool,
+    /// Require HTTP basic authentication for /metrics and / (not /healthz): FILE holds
+    /// user:password lines
+    #[arg(long, value_name = "FILE")]
+    pub basic_auth_file: Option<PathBuf>,
+    /// Serve HTTPS with this certificate chain (PEM, leaf first)
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM)
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// On SIGTERM or SIGINT, how long requests in progress may take to finish
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
 }
 
 impl ExporterCmd {

@@ -240,6 +240,12 @@ impl Interrupts {
         Some(Interrupts { signals, received })
     }
 
+    /// Waits for one of the signals (`fcgi exporter` shuts down gracefully on it); `None` when
+    /// the waiting thread ended without one.
+    pub async fn wait(&mut self) -> Option<nix::sys::signal::Signal> {
+        (&mut self.received).await.ok()
+    }
+
     /// Runs `work` to its end, or until a signal arrives: then `work` is dropped (with the
     /// temporary file it holds) and the signal returned.
     pub async fn guard<T>(

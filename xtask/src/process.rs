@@ -157,6 +157,11 @@ impl Group {
         self.child.id()
     }
 
+    /// The leader's stderr, when `cmd` had `Stdio::piped()` for it (taken once).
+    pub fn take_stderr(&mut self) -> Option<std::process::ChildStderr> {
+        self.child.stderr.take()
+    }
+
     /// Returns the leader's exit status if it has exited, without blocking.
     pub fn try_wait(&mut self) -> Result<Option<ExitStatus>> {
         if self.exited.is_none() {

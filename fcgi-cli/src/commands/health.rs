@@ -170,6 +170,17 @@ pub async fn status(cmd: &StatusCmd) -> anyhow::Result<Exit> {
 /// pools that failed: `phpfpm_up 0`), one error line per failed pool; the exit code is the
 /// first failure's, else 0.
 async fn metrics(cmd: &StatusCmd, targets: &[Target], format: StatusFormat) -> anyhow::Result<Exit> {
+    let thresholds = !checks(cmd)?.is_empty()
+        || cmd.min_available.is_some()
+        || cmd.max_busy_ratio.is_some()
+        || cmd.max_request_duration.is_some();
+    if thresholds {
+        return Err(Failure::new(
+            Exit::Usage,
+            "thresholds are for --format text or json; with prometheus or openmetrics, alert in Prometheus",
+        )
+        .into());
+    }
     let page = StatusPage::new(&cmd.path, !cmd.no_process_metrics);
     let mut scrapes = tokio::task::JoinSet::new();
     for (index, target) in targets.iter().cloned().enumerate() {
@@ -188,7 +199,13 @@ async fn metrics(cmd: &StatusCmd, targets: &[Target], format: StatusFormat) -> a
         let (pool, status, failures) = match outcome {
             Ok(status) => (status.pool.clone(), Some(status), 0),
             Err(error) => {
-                eprintln!("fcgi: status: {}", error.message);
+                // Several pools: every line names its own.
+                let address = target.address.to_string();
+                if error.message.contains(&address) {
+                    eprintln!("fcgi: status: {}", error.message);
+                } else {
+                    eprintln!("fcgi: status: {address}: {}", error.message);
+                }
                 if exit == Exit::Success {
                     exit = error.exit;
                 }

@@ -60,12 +60,20 @@ pub struct Family {
     pub kind: Kind,
     /// The series.
     pub samples: Vec<Sample>,
+    /// A counter whose samples end in `_total` in both formats (the exporter's own counters);
+    /// hipages' counters have it only in OpenMetrics, which requires it.
+    pub total_in_text: bool,
 }
 
 impl Family {
     /// An empty family.
     pub fn new(name: &'static str, kind: Kind, help: &'static str) -> Family {
-        Family { name, help, kind, samples: Vec::new() }
+        Family { name, help, kind, samples: Vec::new(), total_in_text: false }
+    }
+
+    /// A counter named `NAME_total` in both formats.
+    pub fn counter_total(name: &'static str, help: &'static str) -> Family {
+        Family { total_in_text: true, ..Family::new(name, Kind::Counter, help) }
     }
 
     /// Adds a sample.
@@ -224,16 +232,20 @@ fn process_families(reports: &[PoolReport]) -> Vec<Family> {
 pub fn render(families: &[Family], format: Format) -> String {
     let mut out = String::new();
     for family in families {
-        let _ = writeln!(out, "# HELP {} {}", family.name, escape_help(family.help));
+        // 0.0.4 names the family as its samples; OpenMetrics names a counter family without
+        // the `_total` its samples carry.
+        let (family_suffix, sample_suffix) = match (format, family.kind) {
+            (Format::OpenMetrics, Kind::Counter) => ("", "_total"),
+            (Format::Prometheus, Kind::Counter) if family.total_in_text => ("_total", "_total"),
+            _ => ("", ""),
+        };
+        let _ = writeln!(out, "# HELP {}{family_suffix} {}", family.name, escape_help(family.help));
         let kind = match family.kind {
             Kind::Counter => "counter",
             Kind::Gauge => "gauge",
         };
-        let _ = writeln!(out, "# TYPE {} {kind}", family.name);
-        let suffix = match (format, family.kind) {
-            (Format::OpenMetrics, Kind::Counter) => "_total",
-            _ => "",
-        };
+        let _ = writeln!(out, "# TYPE {}{family_suffix} {kind}", family.name);
+        let suffix = sample_suffix;
         for sample in &family.samples {
             out.push_str(family.name);
             out.push_str(suffix);
@@ -318,6 +330,22 @@ mod tests {
         assert!(text.contains("} 0\n"), "{text}");
         assert!(text.contains("phpfpm_scrape_failures{") && text.contains("} 3\n"), "{text}");
         assert!(!text.contains("phpfpm_idle_processes"), "{text}");
+    }
+
+    #[test]
+    fn own_counters_end_in_total_in_both_formats() {
+        let mut family = Family::counter_total("fcgi_exporter_scrapes", "Scrapes.");
+        family.push(vec![], 2.0);
+        let text = render(std::slice::from_ref(&family), Format::Prometheus);
+        assert_eq!(
+            text,
+            "# HELP fcgi_exporter_scrapes_total Scrapes.\n# TYPE fcgi_exporter_scrapes_total counter\nfcgi_exporter_scrapes_total 2\n"
+        );
+        let open = render(&[family], Format::OpenMetrics);
+        assert_eq!(
+            open,
+            "# HELP fcgi_exporter_scrapes Scrapes.\n# TYPE fcgi_exporter_scrapes counter\nfcgi_exporter_scrapes_total 2\n# EOF\n"
+        );
     }
 
     #[test]

@@ -88,6 +88,7 @@ impl PoolStatus {
     /// Parses the JSON document; `request_uri` is the REQUEST_URI the page was asked with (to
     /// recognise the worker serving it among `?full`'s processes). The status request's own
     /// worker is counted as idle ([`PoolStatus::own_worker_idle`]).
+    #[cfg(test)]
     pub fn parse(body: &[u8], request_uri: &str) -> Result<PoolStatus, String> {
         let doc: Value = serde_json::from_slice(body).map_err(|err| not_json(body, &err.to_string()))?;
         PoolStatus::from_json(&doc, request_uri)

@@ -6,6 +6,7 @@ mod common;
 mod curl_habits;
 mod dump;
 mod errors;
+mod exporter;
 mod generated;
 mod health;
 mod messages;

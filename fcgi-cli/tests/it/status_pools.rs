@@ -23,7 +23,7 @@ static LOCKS: [Mutex<()>; 5] =
 const NAMES: [&str; 5] = ["static", "dynamic", "ondemand", "busy", "backlog"];
 
 /// The socket of monitoring pool `name`, with its lock held.
-fn pool(name: &str) -> (PathBuf, MutexGuard<'static, ()>) {
+pub(crate) fn pool(name: &str) -> (PathBuf, MutexGuard<'static, ()>) {
     let index = NAMES.iter().position(|n| *n == name).expect("a monitoring pool");
     let guard = LOCKS[index].lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     (fcgi_tests::backends::php_fpm_pool(name), guard)
@@ -36,10 +36,10 @@ fn status_on(socket: &PathBuf, args: &[&str]) -> std::process::Output {
 /// A request to `slow.php?ms=MS` on `socket`, running in the background; dropping it waits for
 /// its end (php-fpm would go on running the script if the client went away: the worker would
 /// stay busy into the next test).
-struct Slow(Child);
+pub(crate) struct Slow(Child);
 
 impl Slow {
-    fn start(socket: &PathBuf, ms: u64) -> Slow {
+    pub(crate) fn start(socket: &PathBuf, ms: u64) -> Slow {
         let php = php();
         let child = std_fcgi()
             .args(["get", &format!("/slow.php?ms={ms}"), "--docroot"])
@@ -50,8 +50,9 @@ impl Slow {
             .stderr(Stdio::null())
             .spawn()
             .expect("start fcgi get");
-        // Long enough for php-fpm to hand the request to a worker.
-        std::thread::sleep(Duration::from_millis(400));
+        // Long enough for php-fpm to hand the request to a worker (a pool with more workers
+        // can be asked: see `wait_active`).
+        std::thread::sleep(Duration::from_millis(700));
         Slow(child)
     }
 }
@@ -100,10 +101,24 @@ fn min_available_works_in_every_pm_mode() {
     }
 }
 
+/// Waits (at most 5 s) until the pool counts `n` active processes, the check's own excluded.
+fn wait_active(socket: &PathBuf, n: u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let doc = json(&status_on(socket, &["--json"]));
+        if doc["counted"]["active processes"] == n {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "never {n} active: {doc}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn a_busy_worker_lowers_availability_and_shows_in_full() {
     let (socket, _lock) = pool("static");
     let _slow = Slow::start(&socket, 3000);
+    wait_active(&socket, 1);
     let output = status_on(&socket, &["--json", "--min-available", "4"]);
     assert_code(&output, 0);
     let doc = json(&output);
@@ -171,6 +186,33 @@ fn a_full_listen_backlog_is_a_refused_connect_exit_7() {
     }
     // php-fpm's own counter says nothing on a unix socket (why the docs point to exit 7).
     drop(_waiting);
+}
+
+#[test]
+fn metrics_formats_name_each_failed_pool_and_take_no_thresholds() {
+    let hung = FakeServer::silent();
+    let missing = temp_dir();
+    let gone = missing.path().join("gone.sock");
+    let output = run(fcgi()
+        .args(["status", "--format", "prometheus", "--max-time", "500ms", "--socket"])
+        .arg(&hung.path)
+        .arg("--socket")
+        .arg(&gone));
+    assert_code(&output, 28);
+    let text = stderr(&output);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(&format!("unix:{}", hung.path.display())) && l.contains("--max-time")),
+        "{text}"
+    );
+    assert!(lines.iter().any(|l| l.contains("gone.sock")), "{text}");
+    let output =
+        run(fcgi().args(["status", "--format", "openmetrics", "--min-idle", "1", "--socket"]).arg(&gone));
+    let line = assert_error(&output, 2);
+    assert!(line.contains("thresholds are for --format text or json"), "{line}");
 }
 
 #[test]

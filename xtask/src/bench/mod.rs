@@ -18,10 +18,12 @@
 //! | `gateway` | [`gateway`] | `fcgi bench` vs wrk through HAProxy and nginx; flup multiplexed     |
 //! | `oneshot` | [`oneshot`] | `fcgi get` vs `cgi-fcgi`, one process per request                   |
 //! | `stream`  | [`stream`]  | 1 GiB: `fcgi get` vs curl through HAProxy vs raw records            |
+//! | `exporter` | [`exporter`] | `fcgi exporter`: 200 pools, one hung, concurrent vs one after another |
 //!
 //! Sections not run this time keep their previous text in the file; see [`report`] for the format.
 
 mod codec;
+mod exporter;
 mod gateway;
 mod gateways;
 mod interleaved;
@@ -73,6 +75,11 @@ pub const SECTIONS: &[Section] = &[
         name: "stream",
         about: "1 GiB response: `fcgi get -o /dev/null` vs curl through HAProxy vs raw records",
         run: stream::run,
+    },
+    Section {
+        name: "exporter",
+        about: "`fcgi exporter`: one scrape of 200 php-fpm pools with one hung, vs one after another",
+        run: exporter::run,
     },
 ];
 
