@@ -40,11 +40,13 @@ impl Exporter {
                 let rest = line
                     .strip_prefix("fcgi exporter: listening on http://")
                     .or_else(|| line.strip_prefix("fcgi exporter: listening on https://"));
-                if let Some(rest) = rest {
-                    let address: SocketAddr = rest.split('/').next().unwrap().parse().unwrap();
+                let address: Option<SocketAddr> =
+                    rest.map(|rest| rest.split('/').next().unwrap().parse().unwrap());
+                // Kept before the address is announced: the caller may look for this line at once.
+                collected.lock().unwrap().push(line);
+                if let Some(address) = address {
                     let _ = sender.send(address);
                 }
-                collected.lock().unwrap().push(line);
             }
         });
         let address = receiver.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|_| {

@@ -59,8 +59,19 @@ fn manpage_dir_writes_a_page_per_command() {
     let mut files: Vec<String> =
         std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     files.sort();
-    let commands =
-        ["bench", "completions", "dump", "get", "manpage", "ping", "post", "probe", "request", "status"];
+    let commands = [
+        "bench",
+        "completions",
+        "dump",
+        "exporter",
+        "get",
+        "manpage",
+        "ping",
+        "post",
+        "probe",
+        "request",
+        "status",
+    ];
     let mut expected: Vec<String> = commands.iter().map(|c| format!("fcgi-{c}.1")).collect();
     expected.push("fcgi.1".into());
     expected.sort();
