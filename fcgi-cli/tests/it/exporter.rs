@@ -60,8 +60,28 @@ impl Exporter {
         http_get(self.address, path, &[])
     }
 
+    /// The stderr lines containing `needle`. The exporter writes them before it answers, but
+    /// they reach the reader thread a moment later: this waits until some have come and stayed
+    /// the same for 200 ms (at most 3 s in all).
     fn lines_with(&self, needle: &str) -> Vec<String> {
-        self.lines.lock().unwrap().iter().filter(|line| line.contains(needle)).cloned().collect()
+        let matching = || -> Vec<String> {
+            self.lines.lock().unwrap().iter().filter(|l| l.contains(needle)).cloned().collect()
+        };
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let mut seen = matching();
+        let mut same_since = Instant::now();
+        while Instant::now() < deadline {
+            if !seen.is_empty() && same_since.elapsed() >= Duration::from_millis(200) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+            let now = matching();
+            if now != seen {
+                seen = now;
+                same_since = Instant::now();
+            }
+        }
+        seen
     }
 
     fn terminate(&mut self) -> std::process::ExitStatus {
