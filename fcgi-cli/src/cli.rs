@@ -43,6 +43,9 @@ pub enum Command {
     Status(StatusCmd),
     /// Load test: keep -c requests in flight for -D or -n, report requests/s and latency
     Bench(BenchCmd),
+    /// HTTP front for php-fpm and other FastCGI applications: static files, PHP scripts, a
+    /// front controller, or a mounted application; HTTP/1.1, HTTP/2, TLS
+    Serve(crate::commands::serve::ServeCmd),
     /// Print shell completions for SHELL
     Completions {
         /// The shell.

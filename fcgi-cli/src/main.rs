@@ -11,6 +11,7 @@
 //! | `output` | stdout / atomic file / device output, progress bar |
 //! | `records` | how records are shown by `dump` and `-v` (secrets masked) |
 //! | `commands::*` | one module per command; `exchange` sends one request under `--max-time` |
+//! | `commands::serve` | `fcgi serve`: the HTTP front (one concern per file, see its module docs) |
 //! | `commands::bench` | `fcgi bench`: a load through an `fcgi_mux::Pool` (`load`), its counters (`stats`), the report (`report`), the progress bar (`progress`) |
 //!
 //! The CLI holds no protocol logic: requests go through `fcgi-mux`, parameters come from
@@ -39,6 +40,10 @@ fn run_main() -> u8 {
         Ok(cli) => cli,
         Err(error) => return usage_error(&error),
     };
+    // `serve` is a long-running server with a runtime (and signal handling) of its own.
+    if let Command::Serve(cmd) = &cli.command {
+        return commands::serve::main(cmd).code();
+    }
     // 256 readiness events per poll (tokio's default: 1024) keep the event buffer small: a
     // one-shot command uses one socket, and `bench` picks up the rest at the next poll. Kept for
     // its measured start-up gain (docs/BENCHMARKS.md, `oneshot`).
@@ -125,6 +130,7 @@ async fn run(command: Command) -> anyhow::Result<Exit> {
         Command::Ping(cmd) => commands::health::ping(&cmd).await,
         Command::Status(cmd) => commands::health::status(&cmd).await,
         Command::Bench(cmd) => commands::bench::run(&cmd).await,
+        Command::Serve(_) => unreachable!("`fcgi serve` runs on its own runtime (run_main)"),
         Command::Completions { shell } => {
             let mut command = cli::full_command();
             let mut out = Vec::new();

@@ -6,3 +6,4 @@ pub mod exchange;
 pub mod health;
 pub mod probe;
 pub mod request;
+pub mod serve;
