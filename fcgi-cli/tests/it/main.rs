@@ -11,4 +11,6 @@ mod mount;
 mod output;
 mod probe;
 mod requests;
+mod serve_php;
+mod serve_support;
 mod signals;

@@ -66,8 +66,14 @@ impl Backend {
         let params = match self.params(&parts, len, connection, script.as_ref()) {
             Ok(params) => params,
             Err(error) => {
-                let status =
-                    if error.is_config_error() { StatusCode::INTERNAL_SERVER_ERROR } else { StatusCode::BAD_REQUEST };
+                let status = if error.is_config_error() {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                } else if matches!(error, fcgi_cgi_env::Error::OutsideMount { .. }) {
+                    // Mounted mode: a path outside the prefix is not the application's.
+                    StatusCode::NOT_FOUND
+                } else {
+                    StatusCode::BAD_REQUEST
+                };
                 log_failure(&parts, status, &error);
                 return response::text(status);
             }

@@ -22,7 +22,7 @@
 use std::ffi::OsStr;
 use std::fs::Metadata;
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// The extension of files that run as scripts.
 const SCRIPT_EXTENSION: &[u8] = b".php";
@@ -63,7 +63,7 @@ impl DocRoot {
 
     /// The canonical document root.
     #[cfg(test)]
-    pub fn path(&self) -> &Path {
+    pub fn path(&self) -> &std::path::Path {
         &self.root
     }
 
