@@ -14,4 +14,5 @@ mod requests;
 mod serve_limits;
 mod serve_php;
 mod serve_support;
+mod serve_tls;
 mod signals;

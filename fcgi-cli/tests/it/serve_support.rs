@@ -47,15 +47,17 @@ impl Serve {
             let mut sender = Some(sender);
             for line in BufReader::new(pipe).lines() {
                 let Ok(line) = line else { break };
+                {
+                    let mut text = collected.lock().unwrap();
+                    text.push_str(&line);
+                    text.push('\n');
+                }
                 if let Some(addr) = line.split("listening on ").nth(1) {
                     let addr = addr.split("://").nth(1).and_then(|a| a.split(' ').next()).unwrap_or("");
                     if let (Some(sender), Ok(addr)) = (sender.take(), addr.parse::<SocketAddr>()) {
                         let _ = sender.send(addr);
                     }
                 }
-                let mut text = collected.lock().unwrap();
-                text.push_str(&line);
-                text.push('\n');
             }
         });
         let addr = match receiver.recv_timeout(Duration::from_secs(20)) {
