@@ -17,14 +17,22 @@ fn request_smuggling_vectors_are_refused() {
     let smuggled = "GET /hello/smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
     let refused = [
         // Two different Content-Lengths.
-        format!("POST /env HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 40\r\n\r\nabc{smuggled}"),
+        format!(
+            "POST /env HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 40\r\n\r\nabc{smuggled}"
+        ),
         // A chunk size that is not hex, and one that overflows.
-        format!("POST /env HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n{smuggled}"),
-        format!("POST /env HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffff1\r\nabc\r\n0\r\n\r\n{smuggled}"),
+        format!(
+            "POST /env HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n{smuggled}"
+        ),
+        format!(
+            "POST /env HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffff1\r\nabc\r\n0\r\n\r\n{smuggled}"
+        ),
         // obs-fold.
         format!("GET /env HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n{smuggled}"),
         // A transfer coding other than chunked last.
-        format!("POST /env HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n3\r\nabc\r\n0\r\n\r\n{smuggled}"),
+        format!(
+            "POST /env HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n3\r\nabc\r\n0\r\n\r\n{smuggled}"
+        ),
         // A signed Content-Length.
         format!("POST /env HTTP/1.1\r\nHost: x\r\nContent-Length: +3\r\n\r\nabc{smuggled}"),
         // A space before the colon.
@@ -39,7 +47,10 @@ fn request_smuggling_vectors_are_refused() {
     // Content-Length with Transfer-Encoding (both orders): the body is read as chunked and the
     // connection closed after the response (RFC 9112 §6.1), so what follows the chunked body
     // is never read as a request.
-    for headers in ["Content-Length: 44\r\nTransfer-Encoding: chunked", "Transfer-Encoding: chunked\r\nContent-Length: 44"] {
+    for headers in [
+        "Content-Length: 44\r\nTransfer-Encoding: chunked",
+        "Transfer-Encoding: chunked\r\nContent-Length: 44",
+    ] {
         let request = format!("POST /env HTTP/1.1\r\nHost: x\r\n{headers}\r\n\r\n0\r\n\r\n{smuggled}");
         let (answer, closed) = raw(serve.addr, request.as_bytes(), WAIT);
         assert_eq!(responses(&answer), 1, "{answer:?}");
@@ -108,7 +119,10 @@ fn body_and_head_limits() {
     let strict = Serve::php("", &["--max-body", "16k"]);
     let strict_url = strict.url("/echo.php");
     assert_eq!(curl_head(&["--http2-prior-knowledge", "--data-binary", &small, &strict_url]).status, 413);
-    assert_eq!(curl_head(&["--http2-prior-knowledge", "-H", chunked, "--data-binary", &small, &strict_url]).status, 413);
+    assert_eq!(
+        curl_head(&["--http2-prior-knowledge", "-H", chunked, "--data-binary", &small, &strict_url]).status,
+        413
+    );
     // Within the limit: the body arrives whole, with its length.
     for args in [vec!["--data-binary", &small], vec!["-H", chunked, "--data-binary", &small]] {
         let mut args = args.clone();
@@ -201,7 +215,12 @@ fn application_stderr_is_logged_escaped_and_json_access_log() {
     let answer = curl(&["-g", &serve.url("/stderr?msg=bad%1b[31mthing%0Anext")]);
     assert_eq!(answer.text(), "logged");
     let stderr = serve.wait_stderr("bad\\u{1b}[31mthing");
-    assert!(stderr.contains("fcgi serve: stderr of GET /stderr?msg=bad%1b[31mthing%0Anext: PHP message: bad\\u{1b}[31mthing"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "fcgi serve: stderr of GET /stderr?msg=bad%1b[31mthing%0Anext: PHP message: bad\\u{1b}[31mthing"
+        ),
+        "{stderr}"
+    );
     assert!(!stderr.contains('\u{1b}'), "raw escape bytes in the log: {stderr:?}");
     let log = serve.access_log(1);
     let line: serde_json::Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
@@ -230,7 +249,9 @@ fn sigterm_lets_requests_in_flight_finish() {
     // A request longer than the deadline does not hold the exit.
     let mut serve = Serve::php("", &["--shutdown-timeout", "1s"]);
     let url = serve.url("/slow.php?ms=8000");
-    let _stuck = std::thread::spawn(move || std::process::Command::new("curl").args(["-s", "--max-time", "15", &url]).output());
+    let _stuck = std::thread::spawn(move || {
+        std::process::Command::new("curl").args(["-s", "--max-time", "15", &url]).output()
+    });
     std::thread::sleep(Duration::from_millis(300));
     let started = Instant::now();
     serve.signal(nix::sys::signal::Signal::SIGINT);

@@ -12,7 +12,11 @@ fn front_controller_application_over_http1_and_http2() {
         let page = curl(&[version, &serve.url("/")]);
         assert_eq!(page.status, 200, "{page:?}");
         assert_eq!(page.version, if version == "--http1.1" { "HTTP/1.1" } else { "HTTP/2" });
-        assert!(page.text().contains("<link rel=\"stylesheet\" href=\"/assets/style.css\">"), "{}", page.text());
+        assert!(
+            page.text().contains("<link rel=\"stylesheet\" href=\"/assets/style.css\">"),
+            "{}",
+            page.text()
+        );
         // Pretty URLs go through index.php.
         let hello = curl(&[version, &serve.url("/hello/world")]);
         assert_eq!((hello.status, hello.text().as_str()), (200, "Hello, world!"));
@@ -42,7 +46,14 @@ fn front_controller_application_over_http1_and_http2() {
 #[test]
 fn dot_files_and_traversal_are_refused_before_the_front_controller() {
     let serve = Serve::app(&[]);
-    for path in ["/.env", "/assets/../.env", "/%2eenv", "/.git/config", "/assets/.hidden/x.php", "/.well-known/../.env"] {
+    for path in [
+        "/.env",
+        "/assets/../.env",
+        "/%2eenv",
+        "/.git/config",
+        "/assets/.hidden/x.php",
+        "/.well-known/../.env",
+    ] {
         let answer = curl(&["--path-as-is", &serve.url(path)]);
         assert_eq!(answer.status, 404, "{path}: {answer:?}");
         assert!(!answer.text().contains("do-not-serve") && !answer.text().contains("no route"), "{path}");
@@ -197,7 +208,10 @@ fn multipart_upload_and_cookies() {
     let jar = text(&jar);
     let first = curl(&["-c", jar, "-b", jar, &serve.url("/cookie")]);
     assert_eq!(first.text(), "visits=1");
-    assert!(first.header("set-cookie").is_some_and(|c| c.starts_with("visits=1") && c.contains("HttpOnly")), "{first:?}");
+    assert!(
+        first.header("set-cookie").is_some_and(|c| c.starts_with("visits=1") && c.contains("HttpOnly")),
+        "{first:?}"
+    );
     let second = curl(&["-c", jar, "-b", jar, &serve.url("/cookie")]);
     assert_eq!(second.text(), "visits=2");
     let third = curl(&["--http2-prior-knowledge", "-c", jar, "-b", jar, &serve.url("/cookie")]);

@@ -76,7 +76,8 @@ impl Serve {
     pub fn php(docroot: &str, args: &[&str]) -> Serve {
         let php = php();
         let root = php.docroot.join(docroot);
-        let mut all: Vec<&str> = vec!["--socket", php.socket.to_str().unwrap(), "--docroot", root.to_str().unwrap()];
+        let mut all: Vec<&str> =
+            vec!["--socket", php.socket.to_str().unwrap(), "--docroot", root.to_str().unwrap()];
         all.extend_from_slice(args);
         Serve::start(&all)
     }

@@ -13,7 +13,17 @@ fn certificate() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     let status = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+        ])
         .args(["-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
         .arg("-keyout")
         .arg(&key)
@@ -31,7 +41,9 @@ fn https_with_alpn_h2_and_http1() {
     let serve = Serve::app(&["--tls-cert", text(&cert), "--tls-key", text(&key)]);
     assert!(serve.stderr().contains(&format!("listening on https://{}", serve.addr)), "{}", serve.stderr());
     let url = format!("https://{}/env", serve.addr);
-    for (flag, version, protocol) in [("--http2", "HTTP/2", "HTTP/2.0"), ("--http1.1", "HTTP/1.1", "HTTP/1.1")] {
+    for (flag, version, protocol) in
+        [("--http2", "HTTP/2", "HTTP/2.0"), ("--http1.1", "HTTP/1.1", "HTTP/1.1")]
+    {
         let answer = curl(&["--cacert", text(&cert), flag, &url]);
         assert_eq!(answer.status, 200, "{answer:?}");
         assert_eq!(answer.version, version);
@@ -68,7 +80,17 @@ fn unusable_certificate_files_are_usage_errors() {
         (&key, &cert, "--tls-cert"),
     ] {
         let mut cmd = fcgi();
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--socket", &socket, "--tls-cert", text(cert), "--tls-key", text(key)]);
+        cmd.args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--socket",
+            &socket,
+            "--tls-cert",
+            text(cert),
+            "--tls-key",
+            text(key),
+        ]);
         let output = run(&mut cmd);
         let line = assert_error(&output, 2);
         assert!(line.contains(expected), "{line}");

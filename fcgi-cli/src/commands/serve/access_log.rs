@@ -40,7 +40,9 @@ impl AccessLog {
     /// Lines written to `out` by a thread of their own.
     pub fn to(out: Box<dyn Write + Send>, format: LogFormat) -> std::io::Result<AccessLog> {
         let (sender, receiver) = std::sync::mpsc::sync_channel(QUEUE);
-        let writer = std::thread::Builder::new().name("fcgi-access-log".into()).spawn(move || write_lines(receiver, out))?;
+        let writer = std::thread::Builder::new()
+            .name("fcgi-access-log".into())
+            .spawn(move || write_lines(receiver, out))?;
         Ok(AccessLog { sender: Some(sender), writer: Some(writer), dropped: Arc::default(), format })
     }
 
@@ -213,7 +215,8 @@ fn civil(time: SystemTime) -> (i64, u32, u32, u64, u64, u64) {
 
 /// `02/Dec/2026:18:24:11 +0000`.
 fn clf_time(time: SystemTime) -> String {
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] =
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     let (year, month, day, hour, minute, second) = civil(time);
     format!("{day:02}/{}/{year}:{hour:02}:{minute:02}:{second:02} +0000", MONTHS[month as usize - 1])
 }

@@ -108,7 +108,11 @@ impl Backend {
         body: Incoming,
     ) -> Result<(Either<Incoming, Full<Bytes>>, u64), StatusCode> {
         let declared = body.size_hint().exact().or_else(|| {
-            parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok())
+            parts
+                .headers
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok())
         });
         if let Some(len) = declared {
             if len > self.max_body {
@@ -181,7 +185,12 @@ fn log_failure(parts: &Parts, status: StatusCode, error: &(dyn std::error::Error
         }
         source = cause.source();
     }
-    eprintln!("fcgi serve: {} for {}: {}", status.as_u16(), request_line(parts), crate::exit::one_line(&text));
+    eprintln!(
+        "fcgi serve: {} for {}: {}",
+        status.as_u16(),
+        request_line(parts),
+        crate::exit::one_line(&text)
+    );
 }
 
 /// Writes the application's STDERR when the response ends.
@@ -206,7 +215,10 @@ impl Finish for StderrLog {
             ));
         }
         if stderr.dropped > 0 {
-            out.push_str(&format!("fcgi serve: stderr of {}: ({} more bytes dropped)\n", self.request, stderr.dropped));
+            out.push_str(&format!(
+                "fcgi serve: stderr of {}: ({} more bytes dropped)\n",
+                self.request, stderr.dropped
+            ));
         }
         eprint!("{out}");
     }

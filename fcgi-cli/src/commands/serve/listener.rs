@@ -79,7 +79,12 @@ impl Server {
 
     /// Accepts until `shutdown` turns true; then tells every connection to finish and waits
     /// for them up to `drain`. Returns how many connections were still open at the deadline.
-    pub async fn run(&self, listener: TcpListener, mut shutdown: watch::Receiver<bool>, drain: Duration) -> usize {
+    pub async fn run(
+        &self,
+        listener: TcpListener,
+        mut shutdown: watch::Receiver<bool>,
+        drain: Duration,
+    ) -> usize {
         loop {
             let permit = tokio::select! {
                 permit = self.slots.clone().acquire_owned() => match permit {
@@ -137,11 +142,14 @@ impl Server {
             };
             match tls {
                 None => serve(&builder, stream, handler, &limits, shutdown).await,
-                Some(acceptor) => match tokio::time::timeout(limits.head_timeout, acceptor.accept(stream)).await {
-                    Ok(Ok(stream)) => serve(&builder, stream, handler, &limits, shutdown).await,
-                    // A failed handshake is the client's problem, and common (scanners).
-                    Ok(Err(_)) | Err(_) => {}
-                },
+                Some(acceptor) => {
+                    // A failed or slow handshake is the client's problem, and common
+                    // (scanners): the connection is dropped without a word.
+                    let handshake = tokio::time::timeout(limits.head_timeout, acceptor.accept(stream));
+                    if let Ok(Ok(stream)) = handshake.await {
+                        serve(&builder, stream, handler, &limits, shutdown).await;
+                    }
+                }
             }
         }
     }

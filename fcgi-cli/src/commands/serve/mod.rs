@@ -80,8 +80,12 @@ async fn run(cmd: &ServeCmd, signals: shutdown::Signals) -> anyhow::Result<Exit>
     let usage = |message: String| Failure::new(Exit::Usage, message);
     let address = match (&cmd.socket, &cmd.connect) {
         (Some(path), _) => Address::Unix(path.clone()),
-        (None, Some(text)) => text.parse::<Address>().map_err(|error| usage(format!("--connect: {error}")))?,
-        (None, None) => return Err(usage("give the FastCGI server: --socket PATH or --connect HOST:PORT".into()).into()),
+        (None, Some(text)) => {
+            text.parse::<Address>().map_err(|error| usage(format!("--connect: {error}")))?
+        }
+        (None, None) => {
+            return Err(usage("give the FastCGI server: --socket PATH or --connect HOST:PORT".into()).into());
+        }
     };
     let (mode, app, script_root, described) = match &cmd.mount {
         Some(prefix) => {
@@ -91,20 +95,28 @@ async fn run(cmd: &ServeCmd, signals: shutdown::Signals) -> anyhow::Result<Exit>
         None => {
             let given = match &cmd.docroot {
                 Some(dir) => dir.clone(),
-                None => std::env::current_dir().map_err(|error| usage(format!("current directory: {error}")))?,
+                None => {
+                    std::env::current_dir().map_err(|error| usage(format!("current directory: {error}")))?
+                }
             };
             let root = std::fs::canonicalize(&given)
                 .ok()
                 .filter(|root| root.is_dir())
                 .ok_or_else(|| usage(format!("--docroot {}: not a directory", given.display())))?;
             if cmd.index.is_empty() || cmd.index.contains('/') || cmd.index.starts_with('.') {
-                return Err(usage(format!("--index {:?}: give a plain file name such as index.php", cmd.index)).into());
+                return Err(usage(format!(
+                    "--index {:?}: give a plain file name such as index.php",
+                    cmd.index
+                ))
+                .into());
             }
             let script_root = match &cmd.fcgi_docroot {
                 Some(dir) => dir.trim_end_matches('/').to_string(),
                 None => root
                     .to_str()
-                    .ok_or_else(|| usage(format!("--docroot {}: not UTF-8; give --fcgi-docroot", root.display())))?
+                    .ok_or_else(|| {
+                        usage(format!("--docroot {}: not UTF-8; give --fcgi-docroot", root.display()))
+                    })?
                     .to_string(),
             };
             let app = AppConfig::new(script_root.as_str()).path_info(PathInfo::Off).index(None);
@@ -121,7 +133,10 @@ async fn run(cmd: &ServeCmd, signals: shutdown::Signals) -> anyhow::Result<Exit>
     let connection = ConnectionConfig::default()
         .first_byte_timeout(cmd.fcgi_timeout)
         .max_buffered_body(usize::try_from(cmd.max_body).unwrap_or(usize::MAX));
-    let pool = Pool::new(address, PoolConfig::default().connection(connection).max_connections(cmd.fcgi_connections as usize));
+    let pool = Pool::new(
+        address,
+        PoolConfig::default().connection(connection).max_connections(cmd.fcgi_connections as usize),
+    );
     let log = access_log::AccessLog::open(&cmd.access_log, cmd.log_format)
         .map_err(|error| Failure::new(Exit::Write, format!("--access-log {}: {error}", cmd.access_log)))?;
     let tls = match (&cmd.tls_cert, &cmd.tls_key) {

@@ -102,7 +102,10 @@ impl Body for ServeBody {
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
         let polled: Option<Result<Frame<Bytes>, BoxError>> = match &mut this.kind {
             Kind::Empty { .. } => None,
@@ -159,6 +162,8 @@ pub fn text(status: StatusCode) -> Response<ServeBody> {
     let text = format!("{} {}\n", status.as_u16(), status.canonical_reason().unwrap_or(""));
     let mut response = Response::new(ServeBody::full(text));
     *response.status_mut() = status;
-    response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/plain; charset=utf-8"));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/plain; charset=utf-8"));
     response
 }

@@ -176,7 +176,10 @@ pub fn split_script(path: &[u8]) -> Option<(&[u8], &[u8])> {
     let mut start = 0;
     while let Some(at) = find(&path[start..], SCRIPT_EXTENSION) {
         let end = start + at + SCRIPT_EXTENSION.len();
-        if path.get(end) == Some(&b'/') && end > SCRIPT_EXTENSION.len() && path[end - SCRIPT_EXTENSION.len() - 1] != b'/' {
+        if path.get(end) == Some(&b'/')
+            && end > SCRIPT_EXTENSION.len()
+            && path[end - SCRIPT_EXTENSION.len() - 1] != b'/'
+        {
             return Some(path.split_at(end));
         }
         start = end;
@@ -274,8 +277,14 @@ mod tests {
     #[test]
     fn dot_segments_are_404_before_any_fallback() {
         let (_dir, _outside, docroot) = site();
-        for path in [&b"/.env"[..], b"/.git/config", b"/.git/", b"/a/.hidden/index.php", b"/.missing", b"/x/.env.php/y"]
-        {
+        for path in [
+            &b"/.env"[..],
+            b"/.git/config",
+            b"/.git/",
+            b"/a/.hidden/index.php",
+            b"/.missing",
+            b"/x/.env.php/y",
+        ] {
             assert_eq!(docroot.route(path), Route::NotFound, "{}", String::from_utf8_lossy(path));
         }
     }

@@ -122,7 +122,10 @@ impl Handler {
             time: SystemTime::now(),
             started: Instant::now(),
             method: request.method().to_string(),
-            target: request.uri().path_and_query().map_or_else(|| request.uri().to_string(), |pq| pq.to_string()),
+            target: request
+                .uri()
+                .path_and_query()
+                .map_or_else(|| request.uri().to_string(), |pq| pq.to_string()),
             version: version_name(request.version()),
             status: 0,
             referer: header(header::REFERER),
@@ -151,7 +154,9 @@ impl Handler {
                     Route::Static(file) => {
                         if parts.method != Method::GET && parts.method != Method::HEAD {
                             let mut response = response::text(StatusCode::METHOD_NOT_ALLOWED);
-                            response.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
+                            response
+                                .headers_mut()
+                                .insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
                             return response;
                         }
                         static_files::respond(&parts.method, &parts.headers, &file).await

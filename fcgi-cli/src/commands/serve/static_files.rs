@@ -227,7 +227,10 @@ mod tests {
         assert!(!not_modified(&headers(&[("if-modified-since", "Tue, 14 Nov 2023 22:13:19 GMT")]), &v));
         assert!(!not_modified(&headers(&[("if-modified-since", "garbage")]), &v));
         // If-None-Match wins over If-Modified-Since.
-        let both = headers(&[("if-none-match", "\"other\""), ("if-modified-since", "Wed, 15 Nov 2023 00:00:00 GMT")]);
+        let both = headers(&[
+            ("if-none-match", "\"other\""),
+            ("if-modified-since", "Wed, 15 Nov 2023 00:00:00 GMT"),
+        ]);
         assert!(!not_modified(&both, &v));
     }
 
@@ -243,7 +246,9 @@ mod tests {
         assert_eq!(ask("bytes=-5000"), RangeAnswer::Part { start: 0, end: 999 });
         assert_eq!(ask("bytes=1000-"), RangeAnswer::Unsatisfiable);
         assert_eq!(ask("bytes=-0"), RangeAnswer::Unsatisfiable);
-        for ignored in ["bytes=5-1", "bytes=0-1,5-6", "items=0-1", "bytes=a-b", "bytes=", "bytes=-", "bytes=+1-2"] {
+        for ignored in
+            ["bytes=5-1", "bytes=0-1,5-6", "items=0-1", "bytes=a-b", "bytes=", "bytes=-", "bytes=+1-2"]
+        {
             assert_eq!(ask(ignored), RangeAnswer::Whole, "{ignored}");
         }
         let stale = headers(&[("range", "bytes=0-1"), ("if-range", "\"old\"")]);
