@@ -18,6 +18,7 @@
 //! | `gateway` | [`gateway`] | `fcgi bench` vs wrk through HAProxy and nginx; flup multiplexed     |
 //! | `oneshot` | [`oneshot`] | `fcgi get` vs `cgi-fcgi`, one process per request                   |
 //! | `stream`  | [`stream`]  | 1 GiB: `fcgi get` vs curl through HAProxy vs raw records            |
+//! | `serve`   | [`serve`]   | `fcgi serve` vs nginx, HAProxy and Caddy in front of php-fpm (wrk)   |
 //!
 //! Sections not run this time keep their previous text in the file; see [`report`] for the format.
 
@@ -29,6 +30,7 @@ pub(crate) mod measure;
 mod mux;
 mod oneshot;
 mod report;
+mod serve;
 mod stream;
 mod tools;
 
@@ -73,6 +75,11 @@ pub const SECTIONS: &[Section] = &[
         name: "stream",
         about: "1 GiB response: `fcgi get -o /dev/null` vs curl through HAProxy vs raw records",
         run: stream::run,
+    },
+    Section {
+        name: "serve",
+        about: "`fcgi serve` vs nginx, HAProxy and Caddy in front of one php-fpm pool, 8/64/256 connections",
+        run: serve::run,
     },
 ];
 
