@@ -239,3 +239,33 @@ fn md5_of(path: &std::path::Path) -> String {
     let output = std::process::Command::new("md5sum").arg(path).output().expect("md5sum");
     String::from_utf8_lossy(&output.stdout).split_whitespace().next().unwrap().to_string()
 }
+
+#[test]
+fn forwarded_headers_only_from_trusted_proxies() {
+    let forwarded = ["-H", "X-Forwarded-For: 198.51.100.1, 203.0.113.9", "-H", "X-Forwarded-Proto: https"];
+    let trusted = Serve::php("", &["--trusted-proxy", "127.0.0.0/8"]);
+    let mut args = forwarded.to_vec();
+    let url = trusted.url("/env.php");
+    args.push(&url);
+    let env = curl(&args).json();
+    assert_eq!(env["REMOTE_ADDR"], "203.0.113.9", "{env}");
+    assert!(env.get("REMOTE_PORT").is_none(), "{env}");
+    assert_eq!(env["HTTPS"], "on");
+    assert_eq!(env["REQUEST_SCHEME"], "https");
+    assert_eq!(env["HTTP_X_FORWARDED_FOR"], "198.51.100.1, 203.0.113.9");
+
+    for args in [vec![], vec!["--trusted-proxy", "10.0.0.0/8"]] {
+        let untrusted = Serve::php("", &args);
+        let mut request = forwarded.to_vec();
+        let url = untrusted.url("/env.php");
+        request.push(&url);
+        let env = curl(&request).json();
+        assert_eq!(env["REMOTE_ADDR"], "127.0.0.1", "{args:?}: {env}");
+        assert!(env.get("HTTPS").is_none(), "{args:?}: {env}");
+        assert_eq!(env["REQUEST_SCHEME"], "http");
+    }
+    let mut cmd = super::common::fcgi();
+    cmd.args(["serve", "--socket", "/nowhere", "--trusted-proxy", "10.0.0.0/33"]);
+    let line = super::common::assert_error(&super::common::run(&mut cmd), 2);
+    assert!(line.contains("prefix length"), "{line}");
+}

@@ -160,6 +160,8 @@ pub struct Curl {
     pub headers: Vec<(String, String)>,
     /// The body.
     pub body: Vec<u8>,
+    /// What curl said on stderr.
+    pub stderr: String,
 }
 
 impl Curl {
@@ -217,7 +219,13 @@ fn run_curl(args: &[&str], must_succeed: bool) -> Curl {
         .filter_map(|line| line.split_once(':'))
         .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
-    Curl { status, version, headers, body: output.stdout }
+    Curl {
+        status,
+        version,
+        headers,
+        body: output.stdout,
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
 }
 
 /// Sends raw bytes on a new connection and reads until the server closes it or `wait` passes

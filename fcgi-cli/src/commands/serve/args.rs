@@ -66,6 +66,10 @@ pub struct ServeCmd {
     /// Private key (PEM) of --tls-cert
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// A proxy in front (address or network, e.g. 10.0.0.0/8; repeatable): from it,
+    /// X-Forwarded-For gives REMOTE_ADDR and X-Forwarded-Proto gives HTTPS
+    #[arg(long = "trusted-proxy", value_name = "CIDR", value_parser = clap::value_parser!(super::proxy::Cidr))]
+    pub trusted_proxies: Vec<super::proxy::Cidr>,
     /// Fixed SERVER_NAME [default: from the Host header]
     #[arg(long, value_name = "NAME")]
     pub server_name: Option<String>,

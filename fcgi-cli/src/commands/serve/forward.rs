@@ -24,6 +24,7 @@ use http_body::Body as _;
 use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
 
+use super::proxy::TrustedProxies;
 use super::response::{self, Finish, ServeBody};
 use crate::records;
 
@@ -40,6 +41,8 @@ pub struct Backend {
     pub script_root: Option<String>,
     /// `--max-body`.
     pub max_body: u64,
+    /// `--trusted-proxy`.
+    pub trusted: TrustedProxies,
 }
 
 /// The script the router chose (PHP mode).
@@ -57,13 +60,14 @@ impl Backend {
         parts: Parts,
         body: Incoming,
         connection: &ConnectionInfo,
+        peer: Option<std::net::IpAddr>,
         script: Option<Script>,
     ) -> Response<ServeBody> {
         let (body, len) = match self.ready_body(&parts, body).await {
             Ok(ready) => ready,
             Err(status) => return response::text(status),
         };
-        let params = match self.params(&parts, len, connection, script.as_ref()) {
+        let params = match self.params(&parts, len, connection, peer, script.as_ref()) {
             Ok(params) => params,
             Err(error) => {
                 let status = if error.is_config_error() {
@@ -143,9 +147,27 @@ impl Backend {
         parts: &Parts,
         len: u64,
         connection: &ConnectionInfo,
+        peer: Option<std::net::IpAddr>,
         script: Option<&Script>,
     ) -> Result<fcgi_cgi_env::CgiParams, fcgi_cgi_env::Error> {
         let mut params = fcgi_cgi_env::derive(parts, Some(len), connection, &self.app)?;
+        if let Some(forwarded) = self.trusted.forwarded(peer, &parts.headers) {
+            if let Some(client) = forwarded.client {
+                params.set("REMOTE_ADDR", client.to_canonical().to_string())?;
+                params.remove("REMOTE_PORT");
+            }
+            match forwarded.https {
+                Some(true) => {
+                    params.set("HTTPS", "on")?;
+                    params.set("REQUEST_SCHEME", "https")?;
+                }
+                Some(false) => {
+                    params.remove("HTTPS");
+                    params.set("REQUEST_SCHEME", "http")?;
+                }
+                None => {}
+            }
+        }
         if let (Some(script), Some(root)) = (script, &self.script_root) {
             params.set("SCRIPT_NAME", script.name.clone())?;
             params.set("SCRIPT_FILENAME", [root.as_bytes(), &script.name].concat())?;

@@ -11,6 +11,7 @@
 //! | `mime` | Content-Type by extension |
 //! | `forward` | the FastCGI request: body limits, CGI environment, 502/503/504, STDERR |
 //! | `response` | the one response body type, error pages |
+//! | `proxy` | `--trusted-proxy`: X-Forwarded-For and X-Forwarded-Proto from trusted networks |
 //! | `access_log` | combined or JSON lines, on a thread of its own |
 //! | `shutdown` | SIGTERM/SIGINT |
 //!
@@ -21,6 +22,7 @@ mod args;
 mod forward;
 mod listener;
 mod mime;
+mod proxy;
 mod response;
 mod route;
 mod service;
@@ -152,7 +154,13 @@ async fn run(cmd: &ServeCmd, signals: shutdown::Signals) -> anyhow::Result<Exit>
 
     let site = Arc::new(Site {
         mode,
-        backend: Backend { pool: pool.clone(), app, script_root, max_body: cmd.max_body },
+        backend: Backend {
+            pool: pool.clone(),
+            app,
+            script_root,
+            max_body: cmd.max_body,
+            trusted: proxy::TrustedProxies(cmd.trusted_proxies.clone()),
+        },
         log,
     });
     let limits = Limits {

@@ -115,6 +115,10 @@ impl Handler {
         response
     }
 
+    fn peer(&self) -> Option<std::net::IpAddr> {
+        self.client.map(|client| client.ip())
+    }
+
     fn entry(&self, request: &Request<Incoming>) -> Entry {
         let header = |name: header::HeaderName| request.headers().get(name).map(|v| v.as_bytes().to_vec());
         Entry {
@@ -141,7 +145,9 @@ impl Handler {
         // after the chunked body never become a request (tests/it/serve_limits.rs).
         let (parts, body) = request.into_parts();
         match &self.site.mode {
-            Mode::Mounted => self.site.backend.forward(parts, body, &self.connection, None).await,
+            Mode::Mounted => {
+                self.site.backend.forward(parts, body, &self.connection, self.peer(), None).await
+            }
             Mode::Php(docroot) => {
                 let Ok(path) = fcgi_cgi_env::normalize_path(parts.uri.path()) else {
                     return response::text(StatusCode::BAD_REQUEST);
@@ -149,7 +155,10 @@ impl Handler {
                 match docroot.route(&path) {
                     Route::Script { script_name, path_info } => {
                         let script = Script { name: script_name, path_info };
-                        self.site.backend.forward(parts, body, &self.connection, Some(script)).await
+                        self.site
+                            .backend
+                            .forward(parts, body, &self.connection, self.peer(), Some(script))
+                            .await
                     }
                     Route::Static(file) => {
                         if parts.method != Method::GET && parts.method != Method::HEAD {
