@@ -156,7 +156,7 @@ fn caddyfile(port: u16, docroot: &Path, php_socket: &Path) -> String {
          \x20       level ERROR\n\
          \x20   }}\n\
          }}\n\
-         http://127.0.0.1:{port} {{\n\
+         http://:{port} {{\n\
          \x20   bind 127.0.0.1\n\
          \x20   root * {docroot}\n\
          \x20   php_fastcgi unix/{socket}\n\
@@ -376,7 +376,7 @@ mod tests {
     #[test]
     fn caddy_config() {
         let text = caddyfile(8080, Path::new("/t/docroot"), Path::new("/t/php.sock"));
-        assert!(text.contains("http://127.0.0.1:8080 {\n"));
+        assert!(text.contains("http://:8080 {\n"));
         assert!(text.contains("    php_fastcgi unix//t/php.sock\n"));
         assert!(text.contains("    auto_https off\n"));
     }
