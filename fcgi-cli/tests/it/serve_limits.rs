@@ -265,3 +265,40 @@ fn sigterm_lets_requests_in_flight_finish() {
     assert_eq!(serve.wait_exit(Duration::from_secs(5)), Some(0), "{}", serve.stderr());
     assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
 }
+
+/// h2load (nghttp2), 4 connections: with as many streams per connection as `--h2-max-streams`
+/// allows, every request (PHP and static) succeeds; with more, the streams h2load opens beyond the
+/// bound before it has read the server's SETTINGS are refused (REFUSED_STREAM, which h2load
+/// counts as errors and does not retry) and all the others succeed on the same connections.
+#[test]
+fn h2load_streams_are_bounded() {
+    let serve = Serve::app(&["--h2-max-streams", "10", "--fcgi-connections", "4"]);
+    let h2load = |streams: &str| -> (u64, u64, String) {
+        let output = std::process::Command::new("h2load")
+            .args(["-n", "2000", "-c", "4", "-m", streams])
+            .arg(serve.url("/hello/h2load"))
+            .arg(serve.url("/assets/style.css"))
+            .output()
+            .expect("run h2load (the Debian package nghttp2-client)");
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(output.status.success(), "h2load: {text}{}", String::from_utf8_lossy(&output.stderr));
+        let line = text.lines().find(|l| l.starts_with("requests: ")).unwrap_or_else(|| panic!("{text}"));
+        let count = |word: &str| -> u64 {
+            line.split(", ")
+                .find_map(|part| part.trim_start_matches("requests: ").strip_suffix(word))
+                .and_then(|n| n.trim().parse().ok())
+                .unwrap_or_else(|| panic!("no {word} in {line}"))
+        };
+        assert_eq!(count(" done"), 2000, "{text}");
+        assert_eq!(count(" timeout"), 0, "{text}");
+        let (succeeded, failed) = (count(" succeeded"), count(" failed"));
+        assert!(text.contains(&format!("status codes: {succeeded} 2xx, 0 3xx, 0 4xx, 0 5xx")), "{text}");
+        (succeeded, failed, text)
+    };
+    let (succeeded, _, text) = h2load("10");
+    assert_eq!(succeeded, 2000, "{text}");
+    let (succeeded, failed, text) = h2load("50");
+    assert!(failed <= 4 * (50 - 10), "more refused than the first bursts beyond the bound: {text}");
+    assert_eq!(succeeded + failed, 2000, "{text}");
+    assert_eq!(curl(&["--http2-prior-knowledge", &serve.url("/hello/after")]).status, 200);
+}
