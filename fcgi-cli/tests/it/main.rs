@@ -11,6 +11,7 @@ mod mount;
 mod output;
 mod probe;
 mod requests;
+mod serve_browser;
 mod serve_limits;
 mod serve_php;
 mod serve_support;
