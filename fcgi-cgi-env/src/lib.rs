@@ -83,3 +83,16 @@ pub use derive::derive;
 pub use error::Error;
 pub use headers::{HIDDEN_BY_DEFAULT, HOP_BY_HOP, NEVER_PASSED};
 pub use params::{CgiParams, Iter, MAX_PAIR_LEN, Redacted, SENSITIVE_PARAMS, is_sensitive, pair_len};
+
+/// The request path as [`derive`] sees it (its DOCUMENT_URI): percent-decoded exactly once,
+/// control bytes refused, slashes merged, `.` and `..` segments resolved, never above the root.
+/// For a front end that routes on the same path it sends (static files beside scripts).
+///
+/// ```
+/// assert_eq!(fcgi_cgi_env::normalize_path("/a/./b/../%2e%2e/c//d/").unwrap(), b"/c/d/");
+/// assert!(fcgi_cgi_env::normalize_path("/../etc/passwd").is_err());
+/// assert!(fcgi_cgi_env::normalize_path("/a%0ab").is_err());
+/// ```
+pub fn normalize_path(raw_path: &str) -> Result<Vec<u8>, Error> {
+    path::normalize(raw_path)
+}

@@ -49,6 +49,9 @@ pub enum Command {
     Bench(BenchCmd),
     /// Prometheus exporter for php-fpm pools: /metrics, /healthz and / over HTTP
     Exporter(crate::cli_monitor::ExporterCmd),
+    /// HTTP front for php-fpm and other FastCGI applications: static files, PHP scripts, a
+    /// front controller, or a mounted application; HTTP/1.1, HTTP/2, TLS
+    Serve(crate::commands::serve::ServeCmd),
     /// Print shell completions for SHELL
     Completions {
         /// The shell.

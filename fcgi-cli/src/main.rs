@@ -14,6 +14,7 @@
 //! | `filter_data` | `--filter-data`: the Filter's data file streamed as FCGI_DATA (standard input spooled) |
 //! | `phpfpm` | php-fpm's status page: the JSON parser, the scrape, Prometheus/OpenMetrics text |
 //! | `commands::exporter` | `fcgi exporter`: the HTTP server, shared scrapes, socket discovery |
+//! | `commands::serve` | `fcgi serve`: the HTTP front (one concern per file, see its module docs) |
 //! | `commands::bench` | `fcgi bench`: a load through an `fcgi_mux::Pool` (`load`), its counters (`stats`), the report (`report`), the progress bar (`progress`) |
 //!
 //! The CLI holds no protocol logic: requests go through `fcgi-mux`, parameters come from
@@ -54,6 +55,14 @@ fn run_main() -> u8 {
         }
     };
     let fail_exit = cli.fail_exit;
+    // `serve` is a long-running server with a runtime (and signal handling) of its own.
+    if let Command::Serve(cmd) = &cli.command {
+        let exit = commands::serve::main(cmd);
+        return match fail_exit {
+            Some(code) if exit != Exit::Success => code,
+            _ => exit.code(),
+        };
+    }
     // 256 readiness events per poll (tokio's default: 1024) keep the event buffer small: a
     // one-shot command uses one socket, and `bench` picks up the rest at the next poll. Kept for
     // its measured start-up gain (docs/BENCHMARKS.md, `oneshot`).
@@ -116,7 +125,9 @@ fn json_schema(command: &Command) -> Option<&'static str> {
         Command::Ping(cmd) => ("ping", cmd.json),
         Command::Status(cmd) => ("status", cmd.json),
         Command::Bench(cmd) => ("bench", cmd.json),
-        Command::Completions { .. } | Command::Manpage { .. } | Command::Exporter(_) => return None,
+        Command::Completions { .. } | Command::Manpage { .. } | Command::Exporter(_) | Command::Serve(_) => {
+            return None;
+        }
     };
     if json { output::json_schema(name) } else { None }
 }
@@ -215,6 +226,7 @@ async fn run(command: Command) -> anyhow::Result<Exit> {
         }
         Command::Bench(cmd) => commands::bench::run(&cmd).await,
         Command::Exporter(cmd) => commands::exporter::run(&cmd).await,
+        Command::Serve(_) => unreachable!("`fcgi serve` runs on its own runtime (run_main)"),
         Command::Completions { shell } => {
             let mut command = cli::full_command();
             let mut out = Vec::new();

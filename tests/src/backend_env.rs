@@ -32,9 +32,7 @@
 //! variables are missing: it never skips.
 //!
 //! This file has no dependencies: xtask, which must not depend on the test crate, compiles it
-//! in with `#[path]`. The one test outside the repository-only crates, fcgi-mux's
-//! `tests/it/php_server.rs`, is published with fcgi-mux and cannot reach this file: it spells
-//! out the two names it needs, and a test in `tests/src/backends.rs` checks that it does.
+//! in with `#[path]`.
 
 /// Absolute path of the unix socket of php-fpm's `unix` pool.
 pub const PHP_FPM_SOCKET: &str = "FCGI_TEST_PHP_FPM_SOCKET";

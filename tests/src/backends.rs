@@ -224,18 +224,3 @@ where
         )
     })
 }
-
-#[cfg(test)]
-mod tests {
-    use crate::backend_env::{DOCROOT, PHP_FPM_SOCKET};
-
-    /// fcgi-mux's `php_server` test is published with fcgi-mux, so it cannot include
-    /// `backend_env.rs`: it must spell the same names.
-    #[test]
-    fn fcgi_mux_php_server_test_reads_the_same_variables() {
-        let source = include_str!("../../fcgi-mux/tests/it/php_server.rs");
-        for name in [PHP_FPM_SOCKET, DOCROOT] {
-            assert!(source.contains(&format!("{name:?}")), "php_server.rs reads {name}");
-        }
-    }
-}

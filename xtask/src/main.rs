@@ -40,6 +40,7 @@ mod process;
 mod prometheus;
 mod service;
 mod test_cmd;
+mod test_tools;
 mod uwsgi;
 mod venv;
 mod workspace;

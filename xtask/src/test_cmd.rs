@@ -16,6 +16,7 @@ use crate::workspace;
 
 /// Runs the workspace tests with backends; returns cargo test's exit code.
 pub fn run(extra: &[String]) -> Result<ExitCode> {
+    crate::test_tools::ensure()?;
     let backends = Backends::start()?;
     let mut args = vec!["test".to_owned(), "--workspace".to_owned(), "--all-features".to_owned()];
     args.extend(extra.iter().cloned());

@@ -8,3 +8,4 @@ pub mod health;
 pub mod probe;
 pub mod request;
 pub mod roles;
+pub mod serve;

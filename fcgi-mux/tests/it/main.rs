@@ -2,4 +2,3 @@
 //! backends and misbehaving peers are in the `fcgi-tests` package (`tests/`).
 
 mod cgi_head;
-mod php_server;

@@ -19,6 +19,7 @@
 //! | `oneshot` | [`oneshot`] | `fcgi get` vs `cgi-fcgi`, one process per request                   |
 //! | `stream`  | [`stream`]  | 1 GiB: `fcgi get` vs curl through HAProxy vs raw records            |
 //! | `exporter` | [`exporter`] | `fcgi exporter`: 200 pools, one hung, concurrent vs one after another |
+//! | `serve`   | [`serve`]   | `fcgi serve` vs nginx, HAProxy and Caddy in front of php-fpm (wrk)   |
 //!
 //! Sections not run this time keep their previous text in the file; see [`report`] for the format.
 
@@ -31,6 +32,7 @@ pub(crate) mod measure;
 mod mux;
 mod oneshot;
 mod report;
+mod serve;
 mod stream;
 mod tools;
 
@@ -80,6 +82,11 @@ pub const SECTIONS: &[Section] = &[
         name: "exporter",
         about: "`fcgi exporter`: one scrape of 200 php-fpm pools with one hung, vs one after another",
         run: exporter::run,
+    },
+    Section {
+        name: "serve",
+        about: "`fcgi serve` vs nginx, HAProxy and Caddy in front of one php-fpm pool, 8/64/256 connections",
+        run: serve::run,
     },
 ];
 
