@@ -70,6 +70,7 @@ fn manpage_dir_writes_a_page_per_command() {
         "post",
         "probe",
         "request",
+        "serve",
         "status",
     ];
     let mut expected: Vec<String> = commands.iter().map(|c| format!("fcgi-{c}.1")).collect();
