@@ -50,6 +50,10 @@ fn capture() -> Captured {
             .with(tracing_subscriber::filter::filter_fn(|_| CAPTURING.with(|c| c.borrow().is_some())));
         tracing::subscriber::set_global_default(subscriber).expect("no other global subscriber");
     });
+    // A callsite another test's thread registered while the subscriber was being installed may
+    // have cached "never" from the no-op dispatcher (a race in tracing-core's registry): ask
+    // every callsite again now that the subscriber is there.
+    tracing::callsite::rebuild_interest_cache();
     let captured = Captured::default();
     CAPTURING.with(|c| *c.borrow_mut() = Some(captured.clone()));
     captured
