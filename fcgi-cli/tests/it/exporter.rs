@@ -577,31 +577,6 @@ fn a_real_prometheus_sees_the_live_pool_up_and_the_hung_one_down() {
     );
 }
 
-/// A self-signed certificate for 127.0.0.1 and its key, made by openssl: (cert, key).
-fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let output = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "2",
-        ])
-        .args(["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl (Debian package openssl) makes the test certificate");
-    assert!(output.status.success(), "openssl: {}", String::from_utf8_lossy(&output.stderr));
-    (cert, key)
-}
-
 #[test]
 fn prometheus_scrapes_over_tls_with_basic_auth() {
     let (socket, _lock) = pool("ondemand");

@@ -3,35 +3,14 @@
 //! clear errors for unusable certificate files.
 
 use std::path::PathBuf;
-use std::process::Command;
 
-use super::common::{assert_error, fcgi, run};
+use super::common::{assert_error, fcgi, run, self_signed};
 use super::serve_support::{Serve, curl, text};
 
 /// A self-signed certificate for 127.0.0.1 and localhost: (dir, cert, key).
 fn certificate() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    let status = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "1",
-        ])
-        .args(["-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("run openssl (the Debian package openssl)");
-    assert!(status.status.success(), "openssl: {}", String::from_utf8_lossy(&status.stderr));
+    let (cert, key) = self_signed(dir.path());
     (dir, cert, key)
 }
 
