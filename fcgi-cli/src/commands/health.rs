@@ -56,9 +56,19 @@ pub async fn ping(cmd: &PingCmd) -> anyhow::Result<Exit> {
             "body": body,
             "time_ms": elapsed.map(|d| (d.as_secs_f64() * 1e6).round() / 1e3),
             "message": message,
+            "error": error_field(exit, &message),
         })
     });
     report(document, cmd.silent, exit, &message)
+}
+
+/// The `error` object every `--json` failure document carries (as [`crate::output::error_document`]
+/// writes it for the other commands); `null` on success.
+fn error_field(exit: Exit, message: &str) -> Value {
+    if exit == Exit::Success {
+        return Value::Null;
+    }
+    json!({ "kind": exit.kind(), "exit_code": exit.code(), "message": message })
 }
 
 /// Prints the outcome of a check: the JSON document when asked for, else the message on
@@ -161,6 +171,7 @@ pub async fn status(cmd: &StatusCmd) -> anyhow::Result<Exit> {
             "status": status_doc,
             "counted": counted,
             "checks": checks,
+            "error": error_field(exit, &message),
         })
     });
     report(document, cmd.silent, exit, &message)

@@ -304,3 +304,57 @@ fn a_5xx_health_page_exits_5() {
         assert!(line.contains("503") && line.contains("busy"), "{command}: {line}");
     }
 }
+
+#[test]
+fn ping_and_status_json_failures_carry_the_error_kind() {
+    // As every other command's --json failure document: `error` with kind, exit_code, message.
+    for command in ["ping", "status"] {
+        let output = run(fcgi().args([command, "--json", "--socket", "/nonexistent/php.sock"]));
+        assert_code(&output, 7);
+        let doc = json(&output);
+        assert_eq!(doc["exit_code"], 7, "{doc}");
+        assert_eq!(doc["error"]["kind"], "connect", "{command}: {doc}");
+        assert_eq!(doc["error"]["exit_code"], 7, "{command}: {doc}");
+        assert!(doc["error"]["message"].as_str().unwrap().contains("/nonexistent/php.sock"), "{doc}");
+    }
+    let output = ping(&["--json"]);
+    assert_code(&output, 0);
+    assert!(json(&output)["error"].is_null());
+    // A failed threshold is an error too.
+    let output = status(&["--json", "--max", "total-processes=0"]);
+    assert_code(&output, 12);
+    assert_eq!(json(&output)["error"]["kind"], "check_failed");
+}
+
+/// The keys of the first JSON object in `text` after `after`, in the order they are written
+/// (read from the text itself, whatever a JSON parser does with the order).
+fn keys_in_order(text: &str, after: &str, keys: &[String]) -> Vec<String> {
+    let start = text.find(after).unwrap_or_else(|| panic!("{after} in {text}"));
+    let mut found: Vec<(usize, String)> = keys
+        .iter()
+        .map(|key| {
+            let at = text[start..].find(&format!("\"{key}\":")).unwrap_or_else(|| panic!("{key} in {text}"));
+            (at, key.clone())
+        })
+        .collect();
+    found.sort();
+    found.into_iter().map(|(_, key)| key).collect()
+}
+
+#[test]
+fn status_json_keeps_php_fpm_s_key_order() {
+    let php = php();
+    let raw = run(fcgi().args(["get", "/status?json", "--socket"]).arg(&php.socket));
+    assert_code(&raw, 0);
+    let raw = stdout(&raw);
+    let page: serde_json::Value = serde_json::from_str(&raw).expect("php-fpm's status page is JSON");
+    let keys: Vec<String> = page.as_object().unwrap().keys().cloned().collect();
+    let output = status(&["--json"]);
+    assert_code(&output, 0);
+    let printed = stdout(&output);
+    assert_eq!(
+        keys_in_order(&printed, "\"status\":", &keys),
+        keys_in_order(&raw, "{", &keys),
+        "php-fpm's order: {raw}\nfcgi status --json: {printed}"
+    );
+}
