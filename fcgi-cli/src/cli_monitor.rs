@@ -15,8 +15,8 @@ use crate::target::Target;
 #[derive(Debug, Args, Clone)]
 pub struct PoolTargets {
     /// Unix socket of a php-fpm pool; repeatable (several pools need --format prometheus or
-    /// openmetrics)
-    #[arg(long, value_name = "PATH")]
+    /// openmetrics); --unix-socket: curl's name
+    #[arg(long, visible_alias = "unix-socket", value_name = "PATH")]
     pub socket: Vec<PathBuf>,
     /// Address of a php-fpm pool: HOST:PORT, [IPv6]:PORT, tcp://HOST:PORT or unix:/PATH;
     /// repeatable [default: $FCGI_ADDRESS]

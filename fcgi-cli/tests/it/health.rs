@@ -358,3 +358,10 @@ fn status_json_keeps_php_fpm_s_key_order() {
         "php-fpm's order: {raw}\nfcgi status --json: {printed}"
     );
 }
+
+#[test]
+fn status_takes_curl_s_unix_socket_name() {
+    let php = php();
+    let output = run(fcgi().args(["status", "-s", "--unix-socket"]).arg(&php.socket));
+    assert_code(&output, 0);
+}
