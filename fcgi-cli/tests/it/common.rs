@@ -348,3 +348,21 @@ pub fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
     assert!(output.status.success(), "openssl: {}", String::from_utf8_lossy(&output.stderr));
     (cert, key)
 }
+
+/// `promtool check metrics` on `text`: its exit code and its report lines.
+pub fn promtool(text: &str) -> (i32, Vec<String>) {
+    use std::process::{Command, Stdio};
+    let prometheus = fcgi_tests::backends::prometheus();
+    let mut child = Command::new(&prometheus.promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start promtool");
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let report =
+        format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    (output.status.code().unwrap_or(-1), report.lines().map(str::to_string).collect())
+}

@@ -361,23 +361,6 @@ fn sigterm_lets_a_scrape_in_progress_finish() {
     assert!(TcpStream::connect(address).is_err(), "no longer listening");
 }
 
-/// `promtool check metrics` on `text`: exit code and report lines.
-fn promtool(text: &str) -> (i32, Vec<String>) {
-    let prometheus = fcgi_tests::backends::prometheus();
-    let mut child = Command::new(&prometheus.promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start promtool");
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    let output = child.wait_with_output().unwrap();
-    let report =
-        format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    (output.status.code().unwrap_or(-1), report.lines().map(str::to_string).collect())
-}
-
 #[test]
 fn what_the_exporter_serves_passes_promtool() {
     let (socket, _lock) = pool("dynamic");

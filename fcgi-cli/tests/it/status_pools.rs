@@ -9,7 +9,7 @@
 
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -221,24 +221,6 @@ fn several_pools_need_a_metrics_format() {
     let output = run(fcgi().args(["status", "--socket"]).arg(&socket).arg("--socket").arg(&socket));
     let line = assert_error(&output, 2);
     assert!(line.contains("--format prometheus or openmetrics"), "{line}");
-}
-
-/// `promtool check metrics` on `text`: its exit code and its report lines.
-fn promtool(text: &str) -> (i32, Vec<String>) {
-    use std::io::Write;
-    let prometheus = fcgi_tests::backends::prometheus();
-    let mut child = Command::new(&prometheus.promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start promtool");
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    let output = child.wait_with_output().unwrap();
-    let report =
-        format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    (output.status.code().unwrap_or(-1), report.lines().map(str::to_string).collect())
 }
 
 #[test]
