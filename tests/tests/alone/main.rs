@@ -4,8 +4,11 @@
 //!
 //! - `mux_memory` watches the resident set size of the process: any other test allocating
 //!   meanwhile would show up in it.
+//! - `mux_logging` installs the process's global tracing subscriber and needs no other test
+//!   registering callsites while it does.
 //! - `mux_php_fpm_restart` reloads the harness's php-fpm, which disturbs every connection to it.
 
+mod mux_logging;
 mod mux_memory;
 mod mux_php_fpm_restart;
 

@@ -5,7 +5,6 @@
 mod backends_smoke;
 mod cgi_env_php;
 mod mux_faults;
-mod mux_logging;
 mod mux_php_fpm;
 mod mux_real_peers;
 mod php_fpm_harness;

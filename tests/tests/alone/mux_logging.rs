@@ -1,6 +1,11 @@
 //! fcgi-mux's tracing output never carries credential values: parameters (Authorization,
 //! Cookie...) and bodies are not logged, at any level.
 //!
+//! In the `alone` test binary, taking its turn: tracing-core caches whether a callsite is enabled
+//! when a thread first reaches it, and a callsite another test registered while the global
+//! subscriber was being installed could keep a stale "never" (seen in CI: `request started`
+//! missing from the capture). With no other test running, no callsite registers meanwhile.
+//!
 //! The subscriber is the global one, installed once, and records only the events of a thread
 //! that is capturing ([`capture`]); every other thread's events are filtered out before they are
 //! formatted. A scoped subscriber (`tracing::subscriber::set_default`) is not enough in a test
@@ -17,6 +22,8 @@ use fcgi_mux::{Address, Connection, ConnectionConfig};
 use fcgi_tests::responder::{Behaviour, Responder};
 use http_body_util::{BodyExt, Full};
 use tracing_subscriber::layer::SubscriberExt;
+
+use crate::ONE_AT_A_TIME;
 
 /// Collects everything the subscriber writes for the capturing thread.
 #[derive(Clone, Default)]
@@ -61,6 +68,7 @@ fn capture() -> Captured {
 
 #[tokio::test]
 async fn credentials_never_reach_the_logs() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let captured = capture();
 
     let server = Responder::start(Behaviour::echo()).await;
