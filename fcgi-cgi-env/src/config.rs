@@ -1,6 +1,7 @@
 //! The application configuration: document root, index, path-info split, header policy, server
 //! identity and parameter overrides.
 
+use bytes::Bytes;
 use http::HeaderName;
 use regex::bytes::Regex;
 
@@ -112,7 +113,8 @@ pub enum UnusualHeaderNames {
 #[derive(Debug, Clone)]
 pub struct AppConfig {
     pub(crate) kind: AppKind,
-    pub(crate) document_root: String,
+    /// Without trailing slashes; `Bytes` so that each request's DOCUMENT_ROOT shares it.
+    pub(crate) document_root: Bytes,
     pub(crate) index: Option<String>,
     pub(crate) path_info: PathInfo,
     pub(crate) script_extensions: Vec<String>,
@@ -122,8 +124,8 @@ pub struct AppConfig {
     pub(crate) hide_headers: Vec<HeaderName>,
     pub(crate) server_name: Option<String>,
     pub(crate) server_port: Option<u16>,
-    pub(crate) server_software: String,
-    pub(crate) redirect_status: Option<String>,
+    pub(crate) server_software: Bytes,
+    pub(crate) redirect_status: Option<Bytes>,
     pub(crate) params: Vec<(String, Vec<u8>)>,
     pub(crate) unset: Vec<String>,
 }
@@ -153,8 +155,8 @@ impl AppConfig {
             hide_headers: Vec::new(),
             server_name: None,
             server_port: None,
-            server_software: DEFAULT_SERVER_SOFTWARE.to_owned(),
-            redirect_status: Some("200".to_owned()),
+            server_software: Bytes::from_static(DEFAULT_SERVER_SOFTWARE.as_bytes()),
+            redirect_status: Some(Bytes::from_static(b"200")),
             params: Vec::new(),
             unset: Vec::new(),
         }
@@ -257,14 +259,14 @@ impl AppConfig {
 
     /// SERVER_SOFTWARE (default [`DEFAULT_SERVER_SOFTWARE`]).
     pub fn server_software(mut self, software: impl Into<String>) -> Self {
-        self.server_software = software.into();
+        self.server_software = Bytes::from(software.into());
         self
     }
 
     /// REDIRECT_STATUS (default `200`, which php-cgi's `cgi.force_redirect` requires); `None`
     /// omits it.
     pub fn redirect_status(mut self, status: Option<&str>) -> Self {
-        self.redirect_status = status.map(str::to_owned);
+        self.redirect_status = status.map(|s| Bytes::copy_from_slice(s.as_bytes()));
         self
     }
 
@@ -307,9 +309,9 @@ impl AppConfig {
     }
 }
 
-fn trim_root(mut root: String) -> String {
+fn trim_root(mut root: String) -> Bytes {
     while root.len() > 1 && root.ends_with('/') {
         root.pop();
     }
-    root
+    Bytes::from(root)
 }

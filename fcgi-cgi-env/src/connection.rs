@@ -52,7 +52,10 @@ impl Endpoint {
     /// `unix:` followed by the socket path (nginx's notation).
     pub(crate) fn addr_value(&self) -> Vec<u8> {
         match self {
-            Endpoint::Inet(sa) => sa.ip().to_canonical().to_string().into_bytes(),
+            Endpoint::Inet(sa) => match sa.ip().to_canonical() {
+                IpAddr::V4(v4) => dotted_quad(v4),
+                v6 => v6.to_string().into_bytes(),
+            },
             Endpoint::Unix(path) => {
                 let mut v = b"unix:".to_vec();
                 if let Some(p) = path {
@@ -129,5 +132,52 @@ impl ConnectionInfo {
     pub fn tls(mut self, tls: bool) -> Self {
         self.tls = tls;
         self
+    }
+}
+
+/// `a.b.c.d`, as `Ipv4Addr`'s `Display` writes it, without the formatting machinery (this runs
+/// twice per request).
+fn dotted_quad(ip: std::net::Ipv4Addr) -> Vec<u8> {
+    let mut out = Vec::with_capacity(15);
+    for (i, octet) in ip.octets().into_iter().enumerate() {
+        if i > 0 {
+            out.push(b'.');
+        }
+        if octet >= 100 {
+            out.push(b'0' + octet / 100);
+        }
+        if octet >= 10 {
+            out.push(b'0' + octet / 10 % 10);
+        }
+        out.push(b'0' + octet % 10);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn dotted_quad_writes_what_display_writes(bits: u32) {
+            let ip = Ipv4Addr::from(bits);
+            prop_assert_eq!(dotted_quad(ip), ip.to_string().into_bytes());
+        }
+    }
+
+    #[test]
+    fn addresses_as_cgi_shows_them() {
+        let v4: SocketAddr = "10.0.255.9:80".parse().unwrap();
+        let mapped: SocketAddr = "[::ffff:192.0.2.1]:80".parse().unwrap();
+        let v6: SocketAddr = "[2001:db8::1]:80".parse().unwrap();
+        assert_eq!(Endpoint::Inet(v4).addr_value(), b"10.0.255.9");
+        assert_eq!(Endpoint::Inet(mapped).addr_value(), b"192.0.2.1");
+        assert_eq!(Endpoint::Inet(v6).addr_value(), b"2001:db8::1");
+        assert_eq!(Endpoint::Unix(None).addr_value(), b"unix:");
     }
 }

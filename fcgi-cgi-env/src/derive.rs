@@ -8,7 +8,7 @@ use http::Version;
 use crate::config::{AppConfig, AppKind};
 use crate::connection::{ConnectionInfo, RequestHead};
 use crate::error::{Error, shorten};
-use crate::params::CgiParams;
+use crate::params::{CgiParams, ParamValue};
 use crate::{headers, path, path_info};
 
 /// Derives the CGI/1.1 environment for one request.
@@ -90,14 +90,16 @@ pub fn derive<'a>(
         .or_else(|| request_host.as_ref().and_then(|(_, p)| *p))
         .unwrap_or(if tls { 443 } else { 80 });
 
-    let root = config.document_root.as_bytes();
+    let root = &config.document_root[..];
     // A root of `/` would otherwise give `//script.php`.
     let prefix: &[u8] = if root == b"/" { b"" } else { root };
     let joined = |tail: &[u8]| [prefix, tail].concat();
 
-    let mut p = CgiParams::new();
+    // The derived variables (at most 22), the headers, the configured ones, and a few that a
+    // front end sets afterwards: one allocation.
+    let mut p = CgiParams::with_capacity(26 + facts.http.len() + config.params.len());
     p.push_unchecked("GATEWAY_INTERFACE", "CGI/1.1");
-    p.push_unchecked("SERVER_SOFTWARE", config.server_software.as_str());
+    p.push_unchecked("SERVER_SOFTWARE", ParamValue::shared(&config.server_software));
     p.push_unchecked("SERVER_PROTOCOL", protocol(req.version));
     if let Some(name) = server_name {
         p.push_unchecked("SERVER_NAME", name);
@@ -116,36 +118,42 @@ pub fn derive<'a>(
             p.push_unchecked("REMOTE_PORT", port.to_string());
         }
     }
-    p.push_unchecked("REQUEST_METHOD", req.method.as_str());
+    p.push_unchecked("REQUEST_METHOD", method(req.method));
     p.push_unchecked("REQUEST_URI", request_uri);
     p.push_unchecked("DOCUMENT_URI", document_uri);
-    p.push_unchecked("QUERY_STRING", query.unwrap_or(""));
-    if target.mounted {
+    p.push_unchecked("QUERY_STRING", query.map_or(ParamValue::from(""), |q| q.to_owned().into()));
+    let Target { script_name, path_info, mounted } = target;
+    if mounted {
         // PEP 3333: SCRIPT_NAME may be empty (mounted at `/`), PATH_INFO may be empty (the
         // prefix itself); both are sent, and there is no file behind them.
-        p.push_unchecked("SCRIPT_NAME", target.script_name.as_slice());
-        p.push_unchecked("PATH_INFO", target.path_info.as_slice());
+        p.push_unchecked("SCRIPT_NAME", script_name);
+        p.push_unchecked("PATH_INFO", path_info);
     } else {
-        p.push_unchecked("DOCUMENT_ROOT", config.document_root.as_str());
-        p.push_unchecked("SCRIPT_NAME", target.script_name.as_slice());
-        p.push_unchecked("SCRIPT_FILENAME", joined(&target.script_name));
-        if !target.path_info.is_empty() {
-            p.push_unchecked("PATH_INFO", target.path_info.as_slice());
-            p.push_unchecked("PATH_TRANSLATED", joined(&target.path_info));
+        p.push_unchecked("DOCUMENT_ROOT", ParamValue::shared(&config.document_root));
+        let script_filename = joined(&script_name);
+        p.push_unchecked("SCRIPT_NAME", script_name);
+        p.push_unchecked("SCRIPT_FILENAME", script_filename);
+        if !path_info.is_empty() {
+            let path_translated = joined(&path_info);
+            p.push_unchecked("PATH_INFO", path_info);
+            p.push_unchecked("PATH_TRANSLATED", path_translated);
         }
     }
-    p.push_unchecked("CONTENT_LENGTH", body_len.to_string());
+    p.push_unchecked(
+        "CONTENT_LENGTH",
+        if body_len == 0 { "0".into() } else { ParamValue::from(body_len.to_string()) },
+    );
     if let Some(ct) = facts.content_type {
         p.push_unchecked("CONTENT_TYPE", ct);
     }
     if let Some(status) = &config.redirect_status {
-        p.push_unchecked("REDIRECT_STATUS", status.as_str());
+        p.push_unchecked("REDIRECT_STATUS", ParamValue::shared(status));
     }
     let mut http = facts.http;
     if let Some(authority) = authority {
-        match http.iter_mut().find(|(n, _)| n == "HTTP_HOST") {
+        match http.iter_mut().find(|(n, _)| &**n == "HTTP_HOST") {
             Some((_, v)) => *v = authority.into_bytes(),
-            None => http.push(("HTTP_HOST".to_owned(), authority.into_bytes())),
+            None => http.push(("HTTP_HOST".into(), authority.into_bytes())),
         }
     }
     for (name, value) in http {
@@ -153,7 +161,7 @@ pub fn derive<'a>(
     }
 
     for (name, value) in &config.params {
-        p.upsert(name.clone(), value.clone());
+        p.upsert(name.clone().into(), value.clone().into());
     }
     for name in &config.unset {
         p.remove(name);
@@ -180,6 +188,16 @@ fn check_content_length(p: &CgiParams, body_len: u64) -> Result<(), Error> {
             given: other.map_or_else(|| "<unset>".to_owned(), shorten),
             body: body_len,
         }),
+    }
+}
+
+/// The standard methods' names are `'static`; others (extension methods) are copied.
+fn method(method: &http::Method) -> ParamValue {
+    const STANDARD: [&str; 9] =
+        ["GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE"];
+    match STANDARD.iter().find(|m| **m == method.as_str()) {
+        Some(name) => ParamValue::from(*name),
+        None => ParamValue::from(method.as_str().to_owned()),
     }
 }
 

@@ -2,12 +2,11 @@
 //! the rule for unusual names and collisions, joining repeated headers, and the headers that
 //! become CGI variables of their own (Content-Type, Content-Length, Host).
 
-use std::collections::HashMap;
-
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::config::{AppConfig, UnusualHeaderNames};
 use crate::error::{Error, shorten};
+use crate::params::ParamName;
 
 /// Headers that describe one connection, never the request (RFC 9110 §7.6.1, plus the
 /// pre-standard `Proxy-Connection` and HTTP/2's `HTTP2-Settings`). Hidden unless passed.
@@ -35,14 +34,14 @@ pub const NEVER_PASSED: &[&str] = &["proxy", "content-length", "content-type"];
 #[derive(Debug, Default)]
 pub(crate) struct HeaderFacts {
     /// `HTTP_*` pairs in the order their headers first appeared.
-    pub(crate) http: Vec<(String, Vec<u8>)>,
+    pub(crate) http: Vec<(ParamName, Vec<u8>)>,
     pub(crate) content_type: Option<Vec<u8>>,
     pub(crate) content_length: Option<u64>,
     pub(crate) host: Option<Vec<u8>>,
 }
 
 struct Candidate {
-    cgi_name: String,
+    cgi_name: ParamName,
     plain: bool,
     value: Vec<u8>,
 }
@@ -76,16 +75,15 @@ pub(crate) fn collect(headers: &HeaderMap, config: &AppConfig) -> Result<HeaderF
         candidates.push(Candidate { cgi_name: cgi_name(lname), plain, value: joined(headers, name)? });
     }
 
-    // Resolve collisions: a plain name beats unusual ones, otherwise the first one wins.
-    let mut winners: HashMap<&str, usize> = HashMap::with_capacity(candidates.len());
-    for (i, c) in candidates.iter().enumerate() {
-        let slot = winners.entry(c.cgi_name.as_str()).or_insert(i);
-        if c.plain && !candidates[*slot].plain {
-            *slot = i;
-        }
-    }
-    let keep: Vec<bool> =
-        (0..candidates.len()).map(|i| winners.get(candidates[i].cgi_name.as_str()) == Some(&i)).collect();
+    // Resolve collisions: a plain name beats unusual ones, otherwise the first one wins. A
+    // request has few headers (at most the server's limit), so a scan beats hashing.
+    let winner = |i: usize| {
+        let c = &candidates[i];
+        let mut same = candidates.iter().enumerate().filter(|(_, o)| o.cgi_name == c.cgi_name);
+        let first_plain = same.clone().find(|(_, o)| o.plain).map(|(j, _)| j);
+        first_plain.or_else(|| same.next().map(|(j, _)| j)) == Some(i)
+    };
+    let keep: Vec<bool> = (0..candidates.len()).map(winner).collect();
     facts.http = candidates
         .into_iter()
         .zip(keep)
@@ -96,13 +94,36 @@ pub(crate) fn collect(headers: &HeaderMap, config: &AppConfig) -> Result<HeaderF
 }
 
 /// `HTTP_` + the name upper-cased with every byte other than a letter or digit as `_`.
-pub(crate) fn cgi_name(lname: &str) -> String {
+pub(crate) fn cgi_name(lname: &str) -> ParamName {
+    if let Some(name) = common_cgi_name(lname) {
+        return name.into();
+    }
     let mut out = String::with_capacity(5 + lname.len());
     out.push_str("HTTP_");
     out.extend(
         lname.bytes().map(|b| if b.is_ascii_alphanumeric() { b.to_ascii_uppercase() as char } else { '_' }),
     );
-    out
+    out.into()
+}
+
+/// The names of the headers browsers and clients send on nearly every request, without
+/// building them each time.
+fn common_cgi_name(lname: &str) -> Option<&'static str> {
+    Some(match lname {
+        "host" => "HTTP_HOST",
+        "user-agent" => "HTTP_USER_AGENT",
+        "accept" => "HTTP_ACCEPT",
+        "accept-encoding" => "HTTP_ACCEPT_ENCODING",
+        "accept-language" => "HTTP_ACCEPT_LANGUAGE",
+        "cookie" => "HTTP_COOKIE",
+        "referer" => "HTTP_REFERER",
+        "authorization" => "HTTP_AUTHORIZATION",
+        "cache-control" => "HTTP_CACHE_CONTROL",
+        "origin" => "HTTP_ORIGIN",
+        "x-forwarded-for" => "HTTP_X_FORWARDED_FOR",
+        "x-forwarded-proto" => "HTTP_X_FORWARDED_PROTO",
+        _ => return None,
+    })
 }
 
 /// Only letters, digits and `-`: such names map one-to-one onto `HTTP_*` names.
@@ -242,7 +263,7 @@ mod tests {
             .unwrap()
             .http
             .into_iter()
-            .map(|(n, v)| (n, String::from_utf8(v).unwrap()))
+            .map(|(n, v)| (n.into(), String::from_utf8(v).unwrap()))
             .collect()
     }
 
@@ -258,7 +279,7 @@ mod tests {
             ("x-1-2",          "HTTP_X_1_2"),
         ];
         for (name, want) in cases {
-            assert_eq!(cgi_name(name), *want);
+            assert_eq!(&*cgi_name(name), *want);
         }
     }
 

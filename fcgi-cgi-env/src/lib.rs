@@ -82,7 +82,9 @@ pub type Connection = ConnectionInfo;
 pub use derive::derive;
 pub use error::Error;
 pub use headers::{HIDDEN_BY_DEFAULT, HOP_BY_HOP, NEVER_PASSED};
-pub use params::{CgiParams, Iter, MAX_PAIR_LEN, Redacted, SENSITIVE_PARAMS, is_sensitive, pair_len};
+pub use params::{
+    CgiParams, Iter, MAX_PAIR_LEN, ParamName, ParamValue, Redacted, SENSITIVE_PARAMS, is_sensitive, pair_len,
+};
 
 /// The request path as [`derive`] sees it (its DOCUMENT_URI): percent-decoded exactly once,
 /// control bytes refused, slashes merged, `.` and `..` segments resolved, never above the root.

@@ -1,7 +1,11 @@
 //! The output: an ordered list of name/value pairs, one entry per name, with the size rule and a
 //! redacting printer.
 
+use std::borrow::Cow;
 use std::fmt;
+use std::ops::Deref;
+
+use bytes::Bytes;
 
 use crate::error::{Error, shorten};
 
@@ -43,13 +47,135 @@ fn check_pair(name: &str, value: &[u8]) -> Result<(), Error> {
 /// `Debug` and [`CgiParams::redacted`] mask the values of [`SENSITIVE_PARAMS`].
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct CgiParams {
-    pairs: Vec<(String, Vec<u8>)>,
+    pairs: Vec<(ParamName, ParamValue)>,
+}
+
+/// A parameter name, as [`CgiParams`] yields it by value: the fixed CGI names are `'static`
+/// and never copied. Dereferences to `str`; converts into [`Bytes`] without a copy, so the
+/// pairs go straight into a FastCGI client that takes `Into<Bytes>` parts (fcgi-mux).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParamName(Cow<'static, str>);
+
+/// A parameter value, as [`CgiParams`] yields it by value: fixed values (`CGI/1.1`, `GET`,
+/// `http`...) are `'static` and never copied. Dereferences to `[u8]`; converts into [`Bytes`]
+/// without a copy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParamValue(Value);
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Value {
+    Static(&'static [u8]),
+    Owned(Vec<u8>),
+    /// Shared with the configuration (the document root, SERVER_SOFTWARE...): a clone is a
+    /// reference count.
+    Shared(Bytes),
+}
+
+impl ParamValue {
+    /// A value shared with its owner without a copy.
+    pub(crate) fn shared(bytes: &Bytes) -> Self {
+        ParamValue(Value::Shared(bytes.clone()))
+    }
+}
+
+impl Deref for ParamName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Deref for ParamValue {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match &self.0 {
+            Value::Static(value) => value,
+            Value::Owned(value) => value,
+            Value::Shared(value) => value,
+        }
+    }
+}
+
+impl From<&'static str> for ParamName {
+    fn from(name: &'static str) -> Self {
+        ParamName(Cow::Borrowed(name))
+    }
+}
+
+impl From<String> for ParamName {
+    fn from(name: String) -> Self {
+        ParamName(Cow::Owned(name))
+    }
+}
+
+impl From<&'static str> for ParamValue {
+    fn from(value: &'static str) -> Self {
+        ParamValue(Value::Static(value.as_bytes()))
+    }
+}
+
+impl From<&'static [u8]> for ParamValue {
+    fn from(value: &'static [u8]) -> Self {
+        ParamValue(Value::Static(value))
+    }
+}
+
+impl From<Vec<u8>> for ParamValue {
+    fn from(value: Vec<u8>) -> Self {
+        ParamValue(Value::Owned(value))
+    }
+}
+
+impl From<String> for ParamValue {
+    fn from(value: String) -> Self {
+        ParamValue(Value::Owned(value.into_bytes()))
+    }
+}
+
+impl From<ParamName> for String {
+    fn from(name: ParamName) -> Self {
+        name.0.into_owned()
+    }
+}
+
+impl From<ParamValue> for Vec<u8> {
+    fn from(value: ParamValue) -> Self {
+        match value.0 {
+            Value::Owned(value) => value,
+            Value::Static(value) => value.to_vec(),
+            Value::Shared(value) => value.to_vec(),
+        }
+    }
+}
+
+impl From<ParamName> for Bytes {
+    fn from(name: ParamName) -> Self {
+        match name.0 {
+            Cow::Borrowed(name) => Bytes::from_static(name.as_bytes()),
+            Cow::Owned(name) => Bytes::from(name),
+        }
+    }
+}
+
+impl From<ParamValue> for Bytes {
+    fn from(value: ParamValue) -> Self {
+        match value.0 {
+            Value::Static(value) => Bytes::from_static(value),
+            Value::Owned(value) => Bytes::from(value),
+            Value::Shared(value) => value,
+        }
+    }
 }
 
 impl CgiParams {
     /// An empty set.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty set with room for `capacity` pairs.
+    pub(crate) fn with_capacity(capacity: usize) -> Self {
+        CgiParams { pairs: Vec::with_capacity(capacity) }
     }
 
     /// The pairs in order.
@@ -59,7 +185,7 @@ impl CgiParams {
 
     /// The value of `name` (exact, case-sensitive match as in CGI).
     pub fn get(&self, name: &str) -> Option<&[u8]> {
-        self.position(name).map(|i| self.pairs[i].1.as_slice())
+        self.position(name).map(|i| &*self.pairs[i].1)
     }
 
     /// The value of `name` if it is valid UTF-8.
@@ -96,18 +222,19 @@ impl CgiParams {
         let value = value.into();
         check_name(&name)?;
         check_pair(&name, &value)?;
-        self.upsert(name, value);
+        self.upsert(name.into(), value.into());
         Ok(())
     }
 
     /// Removes `name`, returning its value.
     pub fn remove(&mut self, name: &str) -> Option<Vec<u8>> {
-        self.position(name).map(|i| self.pairs.remove(i).1)
+        self.position(name).map(|i| self.pairs.remove(i).1.into())
     }
 
-    /// The pairs, consuming the set.
+    /// The pairs as owned strings and vectors, consuming the set. Iterating the set by value
+    /// ([`IntoIterator`]) gives the same pairs without copying the fixed names and values.
     pub fn into_vec(self) -> Vec<(String, Vec<u8>)> {
-        self.pairs
+        self.pairs.into_iter().map(|(n, v)| (n.into(), v.into())).collect()
     }
 
     /// A printer that shows one `NAME=value` per line, with sensitive values masked and
@@ -117,11 +244,11 @@ impl CgiParams {
     }
 
     /// Appends without checks; callers guarantee the name is new.
-    pub(crate) fn push_unchecked(&mut self, name: impl Into<String>, value: impl Into<Vec<u8>>) {
+    pub(crate) fn push_unchecked(&mut self, name: impl Into<ParamName>, value: impl Into<ParamValue>) {
         self.pairs.push((name.into(), value.into()));
     }
 
-    pub(crate) fn upsert(&mut self, name: String, value: Vec<u8>) {
+    pub(crate) fn upsert(&mut self, name: ParamName, value: ParamValue) {
         match self.position(&name) {
             Some(i) => self.pairs[i].1 = value,
             None => self.pairs.push((name, value)),
@@ -134,7 +261,7 @@ impl CgiParams {
     }
 
     fn position(&self, name: &str) -> Option<usize> {
-        self.pairs.iter().position(|(n, _)| n == name)
+        self.pairs.iter().position(|(n, _)| &**n == name)
     }
 }
 
@@ -149,13 +276,13 @@ pub(crate) fn check_name(name: &str) -> Result<(), Error> {
 
 /// Iterator over `(name, value)` pairs; see [`CgiParams::iter`].
 #[derive(Clone, Debug)]
-pub struct Iter<'a>(std::slice::Iter<'a, (String, Vec<u8>)>);
+pub struct Iter<'a>(std::slice::Iter<'a, (ParamName, ParamValue)>);
 
 impl<'a> Iterator for Iter<'a> {
     type Item = (&'a str, &'a [u8]);
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.0.next().map(|(n, v)| (n.as_str(), v.as_slice()))
+        self.0.next().map(|(n, v)| (&**n, &**v))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -175,8 +302,8 @@ impl<'a> IntoIterator for &'a CgiParams {
 }
 
 impl IntoIterator for CgiParams {
-    type Item = (String, Vec<u8>);
-    type IntoIter = std::vec::IntoIter<(String, Vec<u8>)>;
+    type Item = (ParamName, ParamValue);
+    type IntoIter = std::vec::IntoIter<(ParamName, ParamValue)>;
 
     fn into_iter(self) -> Self::IntoIter {
         self.pairs.into_iter()
@@ -185,7 +312,7 @@ impl IntoIterator for CgiParams {
 
 impl fmt::Debug for CgiParams {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map().entries(self.pairs.iter().map(|(n, v)| (n, DebugValue(n, v)))).finish()
+        f.debug_map().entries(self.pairs.iter().map(|(n, v)| (&**n, DebugValue(n, v)))).finish()
     }
 }
 

@@ -86,7 +86,9 @@ impl Backend {
             Ok(request) => request,
             Err(_) => return response::text(StatusCode::INTERNAL_SERVER_ERROR),
         };
-        match self.pool.request(request, params.into_vec()).await {
+        let fut = self.pool.request(request, params);
+        eprintln!("POOL {}", std::mem::size_of_val(&fut));
+        match fut.await {
             Ok(response) => {
                 let (mut head, body) = response.into_parts();
                 let outcome = body.outcome();
@@ -94,7 +96,8 @@ impl Backend {
                 head.headers.remove(header::CONNECTION);
                 head.headers.remove(header::TRANSFER_ENCODING);
                 let mut body = ServeBody::fcgi(body);
-                body.on_finish(Box::new(StderrLog { outcome, request: request_line(&parts) }));
+                let (method, uri) = (parts.method.clone(), parts.uri.clone());
+                body.on_finish(Box::new(StderrLog { outcome, method, uri }));
                 Response::from_parts(head, body)
             }
             Err(error) => {
@@ -190,9 +193,9 @@ pub fn status_for(error: &Error) -> StatusCode {
 }
 
 /// `GET /path` for log lines, escaped.
-fn request_line(parts: &Parts) -> String {
-    let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-    records::escape_cut(format!("{} {target}", parts.method).as_bytes(), STDERR_LINE_MAX)
+fn request_line(method: &http::Method, uri: &http::Uri) -> String {
+    let target = uri.path_and_query().map_or("/", |pq| pq.as_str());
+    records::escape_cut(format!("{method} {target}").as_bytes(), STDERR_LINE_MAX)
 }
 
 /// One line on stderr: the status, the request and the error with its causes.
@@ -210,7 +213,7 @@ fn log_failure(parts: &Parts, status: StatusCode, error: &(dyn std::error::Error
     eprintln!(
         "fcgi serve: {} for {}: {}",
         status.as_u16(),
-        request_line(parts),
+        request_line(&parts.method, &parts.uri),
         crate::exit::one_line(&text)
     );
 }
@@ -218,7 +221,9 @@ fn log_failure(parts: &Parts, status: StatusCode, error: &(dyn std::error::Error
 /// Writes the application's STDERR when the response ends.
 struct StderrLog {
     outcome: Outcome,
-    request: String,
+    /// The request, for the log lines (written out only when there is STDERR).
+    method: http::Method,
+    uri: http::Uri,
 }
 
 impl Finish for StderrLog {
@@ -227,19 +232,20 @@ impl Finish for StderrLog {
         if stderr.kept.is_empty() {
             return;
         }
+        let request = request_line(&self.method, &self.uri);
         let mut out = String::new();
         for line in stderr.kept.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             out.push_str(&format!(
                 "fcgi serve: stderr of {}: {}\n",
-                self.request,
+                request,
                 records::escape_cut(line, STDERR_LINE_MAX)
             ));
         }
         if stderr.dropped > 0 {
             out.push_str(&format!(
                 "fcgi serve: stderr of {}: ({} more bytes dropped)\n",
-                self.request, stderr.dropped
+                request, stderr.dropped
             ));
         }
         eprint!("{out}");

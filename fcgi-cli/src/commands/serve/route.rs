@@ -83,14 +83,14 @@ impl DocRoot {
             return self.directory(path).unwrap_or_else(|| self.front_controller());
         }
         match self.lookup(path) {
-            Some(meta) if meta.is_file() => {
+            Some((resolved, meta)) if meta.is_file() => {
                 if path.ends_with(SCRIPT_EXTENSION) {
                     Route::Script { script_name: path.to_vec(), path_info: Vec::new() }
                 } else {
-                    self.resolved(path).map(Route::Static).unwrap_or(Route::NotFound)
+                    Route::Static(resolved)
                 }
             }
-            Some(meta) if meta.is_dir() => {
+            Some((_, meta)) if meta.is_dir() => {
                 let mut with_slash = path.to_vec();
                 with_slash.push(b'/');
                 match self.directory(&with_slash) {
@@ -109,10 +109,10 @@ impl DocRoot {
             return Some(Route::Script { script_name: script, path_info: Vec::new() });
         }
         let page = [dir, STATIC_INDEX.as_bytes()].concat();
-        if self.is_regular_file(&page) {
-            return self.resolved(&page).map(Route::Static);
+        match self.lookup(&page) {
+            Some((resolved, meta)) if meta.is_file() => Some(Route::Static(resolved)),
+            _ => None,
         }
-        None
     }
 
     /// `/index.php` when it exists, else 404.
@@ -126,29 +126,26 @@ impl DocRoot {
     }
 
     fn is_regular_file(&self, path: &[u8]) -> bool {
-        self.lookup(path).is_some_and(|meta| meta.is_file())
+        self.lookup(path).is_some_and(|(_, meta)| meta.is_file())
     }
 
-    /// The metadata of `path` under the root, following symbolic links only while the
-    /// resolved path stays inside the root.
-    fn lookup(&self, path: &[u8]) -> Option<Metadata> {
-        let resolved = self.resolved(path)?;
-        std::fs::metadata(resolved).ok()
-    }
-
-    /// `path` under the root with every symbolic link resolved; `None` when it does not exist
-    /// or resolves outside the root.
-    fn resolved(&self, path: &[u8]) -> Option<PathBuf> {
+    /// `path` under the root with every symbolic link resolved, and its metadata; `None` when
+    /// it does not exist or resolves outside the root.
+    fn lookup(&self, path: &[u8]) -> Option<(PathBuf, Metadata)> {
         let relative = path.strip_prefix(b"/").unwrap_or(path);
         let joined = self.root.join(OsStr::from_bytes(relative));
         // Without a symbolic link on the way (the common case) the joined path is already
-        // canonical: lstat says so without resolving every component.
+        // canonical, and lstat's answer is the file's own: one system call.
         let meta = std::fs::symlink_metadata(&joined).ok()?;
         if !meta.file_type().is_symlink() && !self.has_symlinked_parent(relative) {
-            return Some(joined);
+            return Some((joined, meta));
         }
         let canonical = std::fs::canonicalize(&joined).ok()?;
-        canonical.starts_with(&self.root).then_some(canonical)
+        if !canonical.starts_with(&self.root) {
+            return None;
+        }
+        let meta = std::fs::metadata(&canonical).ok()?;
+        Some((canonical, meta))
     }
 
     /// True when a directory on the way to `relative` is a symbolic link.
