@@ -2,29 +2,22 @@
 //! the server in `tests/backends/go/` (standard library only), built by xtask and started as
 //! `fcgi-peer-go <tempdir>/go.sock`.
 //!
-//! The build is offline and stays inside `target/`: `GOPROXY=off` (no module is downloaded:
-//! there is none to download), `GOFLAGS=-mod=mod` (no vendor directory), `GOTOOLCHAIN=local`,
-//! `CGO_ENABLED=0` (no C compiler needed), `GOCACHE` and `GOPATH` in `target/xtask-go/`, the
-//! binary `target/xtask-go/fcgi-peer-go`. `go build` is incremental: a rerun with an unchanged
-//! source takes well under a second.
+//! The build is offline and stays inside `target/`: `GOPROXY=off` (there is no module to
+//! download), `GOFLAGS=-mod=mod` (no vendor directory), `GOTOOLCHAIN=local`, `CGO_ENABLED=0` (no C
+//! compiler needed), `GOCACHE` and `GOPATH` in `target/xtask-go/`, the binary
+//! `target/xtask-go/fcgi-peer-go`. `go build` is incremental: a rerun is quick.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result};
 
-use crate::peer_install::Program;
+use crate::programs::Program;
 use crate::service::Service;
 use crate::{process, workspace};
 
 /// The Go toolchain.
-pub const PROGRAM: Program = Program {
-    name: "go",
-    env: "XTASK_GO",
-    dirs: &["/usr/lib/go/bin", "/usr/local/go/bin"],
-    packages: &["golang-go"],
-    needs: "",
-};
+pub const PROGRAM: Program = Program::new("go", "XTASK_GO", &["golang-go"]);
 
 /// Builds the server with `go` (see the module docs); returns the binary.
 pub fn build(go: &Path) -> Result<PathBuf> {
@@ -48,9 +41,5 @@ pub fn build(go: &Path) -> Result<PathBuf> {
 /// Starts the built server with its socket and log in `dir`.
 pub fn start(binary: &Path, dir: &Path) -> Result<Service> {
     let socket = dir.join("go.sock");
-    let log = dir.join("go.log");
-    let mut cmd = Command::new(binary);
-    cmd.arg(&socket);
-    Service::start("go net/http/fcgi", &mut cmd, &socket, &log)
-        .with_context(|| format!("starting the Go server on {}", socket.display()))
+    Service::start("go net/http/fcgi", Command::new(binary).arg(&socket), &socket)
 }

@@ -1,7 +1,6 @@
 //! lighttpd 1.4 (Debian package `lighttpd`) in `"mode" => "authorizer"` in front of fcgiwrap,
-//! the reference web server for the Authorizer role (issue #13, item 4): the test
-//! `fcgi-cli/tests/it/roles.rs` asks it and `fcgi --role authorizer` the same questions and
-//! compares the answers.
+//! the reference web server for the Authorizer role: the test `fcgi-cli/tests/it/roles.rs` asks
+//! it and `fcgi --role authorizer` the same questions and compares the answers.
 //!
 //! Configuration (`<tempdir>/lighttpd.conf`): HTTP on the unix socket `<tempdir>/lighttpd.sock`;
 //! every path goes first to fcgiwrap as an Authorizer (fcgiwrap runs the script the path
@@ -14,26 +13,20 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 
-use crate::peer_install::Program;
+use crate::programs::Program;
 use crate::service::Service;
 
 /// lighttpd.
-pub const PROGRAM: Program = Program {
-    name: "lighttpd",
-    env: "XTASK_LIGHTTPD",
-    dirs: &["/usr/sbin", "/usr/local/sbin"],
-    packages: &["lighttpd"],
-    needs: "",
-};
+pub const PROGRAM: Program = Program::new("lighttpd", "XTASK_LIGHTTPD", &["lighttpd"]);
 
 /// Starts lighttpd in front of the fcgiwrap at `fcgiwrap_socket` serving `cgi_dir`, its files in
 /// `dir`.
 pub fn start(binary: &Path, dir: &Path, fcgiwrap_socket: &Path, cgi_dir: &Path) -> Result<Service> {
     let socket = dir.join("lighttpd.sock");
     let config = dir.join("lighttpd.conf");
-    let log = dir.join("lighttpd.log");
+    let errors = dir.join("lighttpd-error.log");
     let text = format!(
         "server.modules = (\"mod_fastcgi\", \"mod_cgi\")\n\
          server.document-root = {root}\n\
@@ -44,21 +37,20 @@ pub fn start(binary: &Path, dir: &Path, fcgiwrap_socket: &Path, cgi_dir: &Path) 
          \x20   \"mode\" => \"authorizer\", \"docroot\" => {root} )) )\n",
         root = quoted(cgi_dir)?,
         socket = quoted(&socket)?,
-        errors = quoted(&dir.join("lighttpd-error.log"))?,
+        errors = quoted(&errors)?,
         fcgiwrap = quoted(fcgiwrap_socket)?,
     );
     fs::write(&config, text).with_context(|| format!("writing {}", config.display()))?;
     let mut cmd = Command::new(binary);
     cmd.arg("-D").arg("-f").arg(&config);
-    Service::start("lighttpd", &mut cmd, &socket, &log)
-        .with_context(|| format!("starting lighttpd on {}", socket.display()))
+    Service::start_with("lighttpd", &mut cmd, &socket, Some(&errors), || true)
 }
 
 /// `"path"` for lighttpd's configuration (UTF-8, no quote or backslash in it).
 fn quoted(path: &Path) -> Result<String> {
     let text = path.to_str().with_context(|| format!("{} is not UTF-8", path.display()))?;
     if text.contains(['"', '\\']) {
-        anyhow::bail!("{text} holds a quote or a backslash, which lighttpd's configuration would misread");
+        bail!("{text} holds a quote or a backslash, which lighttpd's configuration would misread");
     }
     Ok(format!("\"{text}\""))
 }
