@@ -19,6 +19,9 @@ const DIRS: &[&str] = &[
     "/usr/local/go/bin",
 ];
 
+/// Whether what a program needs beside its binary is there (given the binary).
+type Present = fn(&Path) -> bool;
+
 /// A program: its name, the variable that overrides the search, the Debian packages providing it.
 pub struct Program {
     /// Its file name (`uwsgi`, `go`, ...).
@@ -28,7 +31,7 @@ pub struct Program {
     /// The Debian packages that provide it and what it needs to serve the tests.
     pub packages: &'static [&'static str],
     /// What it needs beside the binary (a plugin, a module), and whether that is there.
-    pub needs: Option<(&'static str, fn(&Path) -> bool)>,
+    pub needs: Option<(&'static str, Present)>,
 }
 
 impl Program {
@@ -38,7 +41,7 @@ impl Program {
     }
 
     /// This program, found only when `present` says `what` is there as well.
-    pub const fn needing(self, what: &'static str, present: fn(&Path) -> bool) -> Program {
+    pub const fn needing(self, what: &'static str, present: Present) -> Program {
         Program { needs: Some((what, present)), ..self }
     }
 
