@@ -1,17 +1,14 @@
-//! `cargo xtask test`: start the real backends (php-fpm, flup, fcgiwrap), run
-//! `cargo test --workspace` against them, stop them again, exit with cargo test's exit code.
-//!
-//! Extra arguments (after `--`) go to `cargo test --workspace` verbatim, e.g.
-//! `cargo xtask test -- php_fpm` (a test-name filter) or `cargo xtask test -- -- --nocapture`.
-//! The backends reach the tests through the `FCGI_TEST_*` variables documented in
-//! [`crate::backends::backend_env`].
+//! `cargo xtask test`: start the real backends ([`crate::backends`]), run `cargo test --workspace
+//! --all-features` against them, stop them again, exit with cargo test's exit code. Extra
+//! arguments (after `--`) go to `cargo test` verbatim: `cargo xtask test -- php_fpm` (a test-name
+//! filter) or `cargo xtask test -- -- --nocapture`.
 
 use std::process::ExitCode;
 
 use anyhow::Result;
 
 use crate::backends::Backends;
-use crate::process::{self, Group, Signal};
+use crate::process;
 use crate::workspace;
 
 /// Runs the workspace tests with backends; returns cargo test's exit code.
@@ -23,12 +20,10 @@ pub fn run(extra: &[String]) -> Result<ExitCode> {
     println!("xtask: running {}", workspace::display("cargo", &args));
     let mut cmd = workspace::cargo();
     cmd.args(&args).envs(backends.env());
-    let status = Group::spawn("cargo test", &mut cmd, Signal::Int)?.wait()?;
-    if !status.success() {
-        let tails = backends.log_tails();
-        if !tails.is_empty() {
-            eprintln!("xtask: backend logs:\n{tails}");
-        }
+    let status = process::run("cargo test", &mut cmd)?;
+    let tails = if status.success() { String::new() } else { backends.log_tails() };
+    if !tails.is_empty() {
+        eprintln!("xtask: backend logs:\n{tails}");
     }
     println!("xtask: stopping the backends");
     drop(backends);
