@@ -3,19 +3,11 @@
 //!
 //! [`Backends::start`] is shared by `cargo xtask test`, `cargo xtask backends` and `bench`. It
 //! first makes sure everything is installed (Debian packages when root, flup from PyPI into the
-//! venv `target/xtask-venv`, see [`crate::venv`]), then starts, each waited for until its sockets
-//! accept connections:
-//!
-//! | backend  | module              | what it is for                                             |
-//! |----------|---------------------|------------------------------------------------------------|
-//! | php-fpm  | [`crate::php_fpm`]  | the main peer: unix and TCP pools, PHP scripts             |
-//! | flup ×2  | [`crate::flup`]     | a real multiplexing server, and one answering CANT_MPX_CONN |
-//! | fcgiwrap | [`crate::fcgiwrap`] | libfcgi: CGI scripts, one request per connection            |
-//! | uWSGI, Go, Perl FCGI, php-cgi, lighttpd | [`crate::peers`] | the real-peer matrix's other peers |
-//!
-//! Prometheus and promtool ([`crate::prometheus`]) are only found (or installed): the monitoring
-//! tests start their Prometheus server themselves. When they cannot be had, the run goes on
-//! with a warning and without their variables, so those tests fail and nothing else does.
+//! venv `target/xtask-venv`, see [`crate::venv`]), then starts [`crate::php_fpm`] (the main peer),
+//! [`crate::flup`] (a multiplexing server and one answering CANT_MPX_CONN), [`crate::fcgiwrap`]
+//! (libfcgi: CGI scripts) and the real-peer matrix's [`crate::peers`], each waited for until its
+//! sockets accept connections. Prometheus and promtool ([`crate::prometheus`]) are only found (or
+//! installed): the monitoring tests start their Prometheus server themselves.
 //!
 //! Everything lives in a fresh temp dir (`$TMPDIR/fcgi-xtask-*`): config files, logs, unix
 //! sockets, the docroot (a copy of `tests/php/`) and the CGI dir (a copy of
@@ -73,8 +65,7 @@ impl Backends {
         let php_fpm_binary = php_fpm::find_or_install()?;
         let fcgiwrap_binary = fcgiwrap::PROGRAM.find_or_install()?;
         let python = venv::ensure().context("preparing the Python venv for flup")?.python();
-        // Only the monitoring tests need it: without it they fail (their variables are
-        // missing), while the other tests and the benchmarks still run.
+        // Without it the monitoring tests fail (their variables are missing), and only they.
         let prometheus = prometheus::find_or_install()
             .inspect_err(|err| eprintln!("xtask: warning: {err:#}; the monitoring tests will fail"))
             .ok();
@@ -98,10 +89,7 @@ impl Backends {
             php_fpm.socket.display(),
             php_fpm.tcp
         );
-        println!(
-            "xtask: starting flup ({}), fcgiwrap and the real-peer matrix's backends ...",
-            python.display()
-        );
+        println!("xtask: starting flup, fcgiwrap and the real-peer matrix's backends ...");
         let flup = Flup::start(&python, &base)?;
         let fcgiwrap = fcgiwrap::start(&fcgiwrap_binary, &base)?;
         let peers = peers::start(&base, &fcgiwrap.socket, &cgi_dir)?;
@@ -138,10 +126,10 @@ impl Backends {
             env.push((backend_env::PROMETHEUS, found.server.display().to_string()));
             env.push((backend_env::PROMTOOL, found.promtool.display().to_string()));
         }
-        for (pool, socket) in php_fpm.monitor_pools() {
+        for ((pool, _), socket) in php_fpm::MONITOR_POOLS.iter().zip(&php_fpm.monitor_sockets) {
             let (_, name) = backend_env::PHP_FPM_POOLS
                 .into_iter()
-                .find(|(known, _)| *known == pool)
+                .find(|(known, _)| known == pool)
                 .expect("every monitoring pool has a variable in backend_env::PHP_FPM_POOLS");
             env.push((name, socket.display().to_string()));
         }

@@ -106,11 +106,6 @@ impl PhpFpm {
         &self.service
     }
 
-    /// The monitoring pools: name and socket.
-    pub fn monitor_pools(&self) -> impl Iterator<Item = (&'static str, &Path)> {
-        MONITOR_POOLS.iter().map(|(name, _)| *name).zip(self.monitor_sockets.iter().map(PathBuf::as_path))
-    }
-
     /// Fails, with the logs, if the master has exited.
     pub fn check_running(&mut self) -> Result<()> {
         self.service.check_running()

@@ -80,20 +80,9 @@ impl Service {
         Ok(())
     }
 
-    fn log_files(&self) -> impl Iterator<Item = &PathBuf> {
-        self.error_log.iter().chain([&self.log])
-    }
-
-    /// The whole logs, each headed by its path, for failure reports.
-    pub fn logs(&self) -> String {
-        let report: String = self
-            .log_files()
-            .filter_map(|path| Some((path, fs::read_to_string(path).ok()?)))
-            .filter(|(_, text)| !text.trim().is_empty())
-            .map(|(path, text)| {
-                format!("--- {} log {} ---\n{}\n", self.name, path.display(), text.trim_end())
-            })
-            .collect();
+    /// Its logs, each headed by its path, for failure reports.
+    fn logs(&self) -> String {
+        let report = self.report("", usize::MAX);
         if report.is_empty() {
             format!("({} wrote nothing to {})\n", self.name, self.log.display())
         } else {
@@ -103,17 +92,17 @@ impl Service {
 
     /// The last `lines` lines of each log that is not empty, each headed by its path.
     pub fn log_tails(&self, lines: usize) -> String {
+        self.report("last lines of ", lines)
+    }
+
+    fn report(&self, heading: &str, lines: usize) -> String {
         let mut report = String::new();
-        for path in self.log_files() {
+        for path in self.error_log.iter().chain([&self.log]) {
             let text = fs::read_to_string(path).unwrap_or_default();
-            let all: Vec<&str> = text.lines().collect();
-            if !all.is_empty() {
-                let tail = all[all.len().saturating_sub(lines)..].join("\n");
-                report.push_str(&format!(
-                    "--- last lines of {} log {} ---\n{tail}\n",
-                    self.name,
-                    path.display()
-                ));
+            if !text.trim().is_empty() {
+                let all: Vec<&str> = text.lines().collect();
+                let shown = all[all.len().saturating_sub(lines)..].join("\n");
+                report.push_str(&format!("--- {heading}{} log {} ---\n{shown}\n", self.name, path.display()));
             }
         }
         report
