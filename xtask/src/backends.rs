@@ -6,8 +6,8 @@
 //! venv `target/xtask-venv`, see [`crate::venv`]), then starts [`crate::php_fpm`] (the main peer),
 //! [`crate::flup`] (a multiplexing server and one answering CANT_MPX_CONN), [`crate::fcgiwrap`]
 //! (libfcgi: CGI scripts) and the real-peer matrix's [`crate::peers`], each waited for until its
-//! sockets accept connections. Prometheus and promtool ([`crate::prometheus`]) are only found (or
-//! installed): the monitoring tests start their Prometheus server themselves.
+//! sockets accept connections. [`Prometheus`] is only found (or installed): the monitoring tests
+//! start their Prometheus server themselves.
 //!
 //! Everything lives in a fresh temp dir (`$TMPDIR/fcgi-xtask-*`): config files, logs, unix
 //! sockets, the docroot (a copy of `tests/php/`) and the CGI dir (a copy of
@@ -29,7 +29,7 @@ use tempfile::TempDir;
 
 use crate::flup::Flup;
 use crate::php_fpm::{self, PhpFpm};
-use crate::prometheus::{self, Prometheus};
+use crate::programs::Program;
 use crate::service::Service;
 use crate::{fcgiwrap, peers, process, venv, workspace};
 
@@ -39,6 +39,25 @@ pub mod backend_env;
 
 /// Lines of each backend log shown when tests fail.
 const LOG_TAIL_LINES: usize = 30;
+
+/// The Prometheus server and its promtool, which the monitoring tests run: `promtool check
+/// metrics` on every output format of `fcgi status`, and a server they start themselves on
+/// loopback (they need the port of the `fcgi exporter` they start) to scrape it.
+pub struct Prometheus {
+    /// The server.
+    pub server: PathBuf,
+    /// promtool.
+    pub promtool: PathBuf,
+}
+
+impl Prometheus {
+    /// Finds both binaries, installing the Debian package when one is missing and we are root.
+    fn find_or_install() -> Result<Prometheus> {
+        let server = Program::new("prometheus", "XTASK_PROMETHEUS", &["prometheus"]).find_or_install()?;
+        let promtool = Program::new("promtool", "XTASK_PROMTOOL", &["prometheus"]).find_or_install()?;
+        Ok(Prometheus { server, promtool })
+    }
+}
 
 /// Running backends and their directory. Fields drop in order: processes first, then the dir.
 pub struct Backends {
@@ -66,7 +85,7 @@ impl Backends {
         let fcgiwrap_binary = fcgiwrap::PROGRAM.find_or_install()?;
         let python = venv::ensure().context("preparing the Python venv for flup")?.python();
         // Without it the monitoring tests fail (their variables are missing), and only they.
-        let prometheus = prometheus::find_or_install()
+        let prometheus = Prometheus::find_or_install()
             .inspect_err(|err| eprintln!("xtask: warning: {err:#}; the monitoring tests will fail"))
             .ok();
 

@@ -20,10 +20,8 @@ mod peers;
 mod php_fpm;
 mod process;
 mod programs;
-mod prometheus;
 mod service;
 mod test_cmd;
-mod test_tools;
 mod venv;
 mod workspace;
 
@@ -90,8 +88,7 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match run(cli.command) {
+    match run(Cli::parse().command) {
         Ok(code) => code,
         Err(err) if err.is::<process::Interrupted>() => {
             eprintln!("xtask: interrupted; everything it started has been stopped");

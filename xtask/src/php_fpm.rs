@@ -81,19 +81,16 @@ impl PhpFpm {
     /// [`PhpFpm::start`] with `workers` children per pool instead of [`WORKERS`] (the benchmarks
     /// need more than all their clients' connections together).
     pub fn start_with(binary: &Path, dir: &Path, workers: usize) -> Result<PhpFpm> {
-        let mut attempt = 1;
-        loop {
+        for _ in 1..START_ATTEMPTS {
             let tcp = free_tcp_port()?;
             match start_once(binary, dir, tcp, workers) {
-                Err(err)
-                    if attempt < START_ATTEMPTS && format!("{err:#}").contains("Address already in use") =>
-                {
+                Err(err) if format!("{err:#}").contains("Address already in use") => {
                     eprintln!("xtask: port {} was taken meanwhile ({err:#}), retrying", tcp.port());
-                    attempt += 1;
                 }
                 result => return result,
             }
         }
+        start_once(binary, dir, free_tcp_port()?, workers)
     }
 
     /// Process id of the master.

@@ -78,8 +78,6 @@ pub enum Signal {
     Int,
     /// Fast shutdown for servers (php-fpm's master stops its workers and exits).
     Term,
-    /// Last resort, sent to the whole group after the grace period.
-    Kill,
 }
 
 impl Signal {
@@ -87,7 +85,6 @@ impl Signal {
         match self {
             Signal::Int => NixSignal::SIGINT,
             Signal::Term => NixSignal::SIGTERM,
-            Signal::Kill => NixSignal::SIGKILL,
         }
     }
 
@@ -97,13 +94,12 @@ impl Signal {
     }
 }
 
-/// Sends `signal` to every process of process group `pgid`. Returns whether the group existed.
-fn signal_group(pgid: u32, signal: Signal) -> Result<bool> {
+/// Sends `signal` to every process of process group `pgid`, if there are any.
+fn signal_group(pgid: u32, signal: NixSignal) -> Result<()> {
     let pid = nix::unistd::Pid::from_raw(i32::try_from(pgid).context("a process group id beyond i32")?);
-    match killpg(pid, signal.to_nix()) {
-        Ok(()) => Ok(true),
-        Err(nix::errno::Errno::ESRCH) => Ok(false),
-        Err(err) => Err(err).with_context(|| format!("sending SIG{} to group {pgid}", signal.name())),
+    match killpg(pid, signal) {
+        Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
+        Err(err) => Err(err).with_context(|| format!("sending {signal} to group {pgid}")),
     }
 }
 
@@ -171,7 +167,7 @@ impl Group {
         }
         let pgid = self.pid();
         if self.still_running() {
-            if let Err(err) = signal_group(pgid, self.stop_signal) {
+            if let Err(err) = signal_group(pgid, self.stop_signal.to_nix()) {
                 eprintln!("xtask: warning: {err:#}");
             }
             let deadline = Instant::now() + GRACE;
@@ -183,7 +179,7 @@ impl Group {
                 eprintln!("xtask: {} (pid {pgid}) ignored SIG{signal} for {GRACE:?}, killing it", self.name);
             }
         }
-        let _ = signal_group(pgid, Signal::Kill);
+        let _ = signal_group(pgid, NixSignal::SIGKILL);
         if let Err(err) = self.child.wait() {
             eprintln!("xtask: warning: waiting for {} (pid {pgid}): {err}", self.name);
         }

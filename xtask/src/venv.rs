@@ -1,17 +1,13 @@
 //! The Python virtual environment for Python test backends (flup from PyPI), kept in
 //! `<repo>/target/xtask-venv` and reused from run to run.
 //!
-//! [`ensure`] returns a venv holding exactly [`PACKAGES`] (pinned versions), creating it when
-//! missing, broken (e.g. its base interpreter is gone) or made for another package list: with the
-//! base interpreter [`PYTHON`], `python -m venv` builds a fresh venv in a temp dir beside the
-//! final one, `python -m pip install` puts the packages in from the index pip is configured for,
-//! a marker file lists them, and the temp dir is renamed into place.
-//!
-//! Building aside and renaming makes the switch atomic: an interrupted install leaves no half
-//! venv behind, and two xtask runs racing to create it both end up using a complete one.
-//! A venv is relocatable enough for this: its `bin/python` finds `pyvenv.cfg` next to itself and
-//! xtask only ever runs `bin/python` (pip as `python -m pip`), never the scripts whose `#!` lines
-//! name the temp path.
+//! [`ensure`] returns a venv holding exactly [`PACKAGES`], creating it when missing, broken (its
+//! base interpreter gone) or made for another package list: `python -m venv` and `pip install`
+//! build it in a temp dir beside the final one, which is then renamed into place. So the switch is
+//! atomic: an interrupted install leaves no half venv behind, and two xtask runs racing to create
+//! it both end up using a complete one. A venv is relocatable enough for this: its `bin/python`
+//! finds `pyvenv.cfg` next to itself and xtask only ever runs `bin/python` (pip as
+//! `python -m pip`), never the scripts whose `#!` lines name the temp path.
 
 use std::fs;
 use std::path::{Path, PathBuf};
