@@ -6,7 +6,7 @@
 //! venv `target/xtask-venv`, see [`crate::venv`]), then starts [`crate::php_fpm`] (the main peer),
 //! [`crate::flup`] (a multiplexing server and one answering CANT_MPX_CONN), [`crate::fcgiwrap`]
 //! (libfcgi: CGI scripts) and the real-peer matrix's [`crate::peers`], each waited for until its
-//! sockets accept connections. [`Prometheus`] is only found (or installed): the monitoring tests
+//! sockets accept connections. Prometheus is only found (or installed): the monitoring tests
 //! start their Prometheus server themselves.
 //!
 //! Everything lives in a fresh temp dir (`$TMPDIR/fcgi-xtask-*`): config files, logs, unix
@@ -40,23 +40,13 @@ pub mod backend_env;
 /// Lines of each backend log shown when tests fail.
 const LOG_TAIL_LINES: usize = 30;
 
-/// The Prometheus server and its promtool, which the monitoring tests run: `promtool check
-/// metrics` on every output format of `fcgi status`, and a server they start themselves on
-/// loopback (they need the port of the `fcgi exporter` they start) to scrape it.
-pub struct Prometheus {
-    /// The server.
-    pub server: PathBuf,
-    /// promtool.
-    pub promtool: PathBuf,
-}
-
-impl Prometheus {
-    /// Finds both binaries, installing the Debian package when one is missing and we are root.
-    fn find_or_install() -> Result<Prometheus> {
-        let server = Program::new("prometheus", "XTASK_PROMETHEUS", &["prometheus"]).find_or_install()?;
-        let promtool = Program::new("promtool", "XTASK_PROMTOOL", &["prometheus"]).find_or_install()?;
-        Ok(Prometheus { server, promtool })
-    }
+/// The Prometheus server and its promtool, with their variables: the monitoring tests run
+/// `promtool check metrics` on every output format of `fcgi status`, and a server they start
+/// themselves on loopback (they need the port of the `fcgi exporter` they start) to scrape it.
+fn find_or_install_prometheus() -> Result<Vec<(&'static str, PathBuf)>> {
+    let server = Program::new("prometheus", "XTASK_PROMETHEUS", &["prometheus"]).find_or_install()?;
+    let promtool = Program::new("promtool", "XTASK_PROMTOOL", &["prometheus"]).find_or_install()?;
+    Ok(vec![(backend_env::PROMETHEUS, server), (backend_env::PROMTOOL, promtool)])
 }
 
 /// Running backends and their directory. Fields drop in order: processes first, then the dir.
@@ -71,8 +61,8 @@ pub struct Backends {
     pub docroot: PathBuf,
     /// Absolute path of the CGI script directory (holding `hello.sh`).
     pub cgi_dir: PathBuf,
-    /// The Prometheus and promtool binaries, when found or installed.
-    pub prometheus: Option<Prometheus>,
+    /// The Prometheus and promtool binaries with their variables, when found or installed.
+    pub prometheus: Vec<(&'static str, PathBuf)>,
     dir: TempDir,
 }
 
@@ -85,9 +75,9 @@ impl Backends {
         let fcgiwrap_binary = fcgiwrap::PROGRAM.find_or_install()?;
         let python = venv::ensure().context("preparing the Python venv for flup")?.python();
         // Without it the monitoring tests fail (their variables are missing), and only they.
-        let prometheus = Prometheus::find_or_install()
+        let prometheus = find_or_install_prometheus()
             .inspect_err(|err| eprintln!("xtask: warning: {err:#}; the monitoring tests will fail"))
-            .ok();
+            .unwrap_or_default();
 
         let dir = tempfile::Builder::new()
             .prefix("fcgi-xtask-")
@@ -141,10 +131,7 @@ impl Backends {
             (backend_env::PHP_FPM_LOG, php_fpm.log.display().to_string()),
             (backend_env::CGI_DIR, self.cgi_dir.display().to_string()),
         ];
-        if let Some(found) = &self.prometheus {
-            env.push((backend_env::PROMETHEUS, found.server.display().to_string()));
-            env.push((backend_env::PROMTOOL, found.promtool.display().to_string()));
-        }
+        env.extend(self.prometheus.iter().map(|(name, binary)| (*name, binary.display().to_string())));
         for ((pool, _), socket) in php_fpm::MONITOR_POOLS.iter().zip(&php_fpm.monitor_sockets) {
             let (_, name) = backend_env::PHP_FPM_POOLS
                 .into_iter()

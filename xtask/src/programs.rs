@@ -9,15 +9,8 @@ use anyhow::{Context, Result, bail};
 use crate::{apt, process};
 
 /// Directories searched after `PATH`: the sbin ones a user's `PATH` may lack, and Go's.
-const DIRS: &[&str] = &[
-    "/usr/sbin",
-    "/usr/local/sbin",
-    "/sbin",
-    "/usr/bin",
-    "/usr/local/bin",
-    "/usr/lib/go/bin",
-    "/usr/local/go/bin",
-];
+const DIRS: &str =
+    "/usr/sbin:/usr/local/sbin:/sbin:/usr/bin:/usr/local/bin:/usr/lib/go/bin:/usr/local/go/bin";
 
 /// Whether what a program needs beside its binary is there (given the binary).
 type Present = fn(&Path) -> bool;
@@ -47,22 +40,20 @@ impl Program {
 
     /// The program's path, installing [`Program::packages`] when it (or what it needs) is missing.
     pub fn find_or_install(&self) -> Result<PathBuf> {
-        let what = match self.needs {
-            Some((needs, _)) => format!("{} (with {needs})", self.name),
-            None => self.name.to_owned(),
-        };
+        let what =
+            self.needs.map_or(self.name.to_owned(), |(needs, _)| format!("{} (with {needs})", self.name));
         find_or_install(&what, self.env, self.packages, || self.find())
     }
 
     fn find(&self) -> Result<Option<PathBuf>> {
-        let found = match process::program_from_env(self.env)? {
-            Some(path) => Some(path),
-            None => process::find_program(self.name).or_else(|| {
-                DIRS.iter()
-                    .map(|dir| Path::new(dir).join(self.name))
-                    .find(|path| process::is_executable(path))
-            }),
+        let in_dirs = || {
+            std::env::split_paths(DIRS)
+                .map(|dir| dir.join(self.name))
+                .find(|path| process::is_executable(path))
         };
+        let found = process::program_from_env(self.env)?
+            .or_else(|| process::find_program(self.name))
+            .or_else(in_dirs);
         Ok(found.filter(|binary| self.needs.is_none_or(|(_, present)| present(binary))))
     }
 }
