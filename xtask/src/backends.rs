@@ -73,7 +73,7 @@ impl Backends {
     pub fn start() -> Result<Backends> {
         let php_fpm_binary = php_fpm::find_or_install()?;
         let fcgiwrap_binary = fcgiwrap::PROGRAM.find_or_install()?;
-        let python = venv::ensure().context("preparing the Python venv for flup")?.python();
+        let python = venv::ensure().context("preparing the Python venv for flup")?;
         // Without it the monitoring tests fail (their variables are missing), and only they.
         let prometheus = find_or_install_prometheus()
             .inspect_err(|err| eprintln!("xtask: warning: {err:#}; the monitoring tests will fail"))
@@ -154,19 +154,14 @@ impl Backends {
     /// The last lines of every backend's log (those that wrote anything), for failure reports.
     pub fn log_tails(&self) -> String {
         let servers = self.servers().map(|(_, server)| server);
-        [self.php_fpm.service()].into_iter().chain(servers).map(|s| s.log_tails(LOG_TAIL_LINES)).collect()
-    }
-
-    /// The temp dir holding everything.
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
+        [&self.php_fpm.service].into_iter().chain(servers).map(|s| s.log_tails(LOG_TAIL_LINES)).collect()
     }
 }
 
 /// `cargo xtask backends`: start the backends, print `export` lines, wait for Ctrl-C.
 pub fn serve() -> Result<ExitCode> {
     let mut backends = Backends::start()?;
-    println!("xtask: backends running in {}; paste into another shell:\n", backends.dir().display());
+    println!("xtask: backends running in {}; paste into another shell:\n", backends.dir.path().display());
     for (name, value) in backends.env() {
         println!("export {name}={}", shell_quote(&value));
     }

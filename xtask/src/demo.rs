@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 
 use crate::backends::copy_dir;
 use crate::php_fpm::{self, PhpFpm};
@@ -72,9 +72,7 @@ pub fn run() -> Result<ExitCode> {
         process::bail_if_interrupted()?;
     }
     drop(backend);
-    if !failed.is_empty() {
-        bail!("demo command(s) failed: {}", failed.join(", "));
-    }
+    ensure!(failed.is_empty(), "demo command(s) failed: {}", failed.join(", "));
     println!("xtask: demo done; see docs/CLI.md for every command and option");
     Ok(ExitCode::SUCCESS)
 }

@@ -9,6 +9,7 @@
 //! [`copy_scripts`] and made executable there (fcgiwrap refuses scripts without the execute bit,
 //! and a checkout may have lost it).
 
+use std::ffi::OsString;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -37,16 +38,12 @@ pub fn copy_scripts(dir: &Path) -> Result<PathBuf> {
 /// Starts `binary` with its socket and log in `dir`.
 pub fn start(binary: &Path, dir: &Path) -> Result<Service> {
     let socket = dir.join("fcgiwrap.sock");
+    let mut url = OsString::from("unix:");
+    url.push(&socket);
     let mut cmd = Command::new(binary);
-    cmd.arg("-f").arg("-c").arg(CHILDREN.to_string()).arg("-s").arg(socket_url(&socket)?);
+    cmd.arg("-f").arg("-c").arg(CHILDREN.to_string()).arg("-s").arg(url);
     cmd.env_clear().env("PATH", "/usr/local/bin:/usr/bin:/bin");
     Service::start("fcgiwrap", &mut cmd, &socket)
-}
-
-/// `unix:<path>` for fcgiwrap's `-s`; the path must be UTF-8 to go into that string.
-fn socket_url(socket: &Path) -> Result<String> {
-    let path = socket.to_str().with_context(|| format!("socket path {} is not UTF-8", socket.display()))?;
-    Ok(format!("unix:{path}"))
 }
 
 /// Sets mode 0755 on every regular file directly in `dir`.
@@ -64,11 +61,6 @@ fn make_executable(dir: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn socket_url_is_prefixed() {
-        assert_eq!(socket_url(Path::new("/tmp/x/fcgiwrap.sock")).unwrap(), "unix:/tmp/x/fcgiwrap.sock");
-    }
 
     #[test]
     fn scripts_become_executable() {

@@ -100,18 +100,13 @@ fn list_files(dir: &Path) -> BTreeSet<PathBuf> {
 
 /// Installs cargo-fuzz unless `cargo fuzz --version` already works.
 fn ensure_cargo_fuzz() -> Result<()> {
-    let installed = workspace::cargo()
-        .args(["fuzz", "--version"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !installed {
-        println!("xtask: cargo-fuzz not found, running cargo install cargo-fuzz --locked");
-        process::run_ok(
-            "cargo install cargo-fuzz",
-            workspace::cargo().args(["install", "cargo-fuzz", "--locked"]).env_remove("CARGO_TARGET_DIR"),
-        )?;
+    let mut version = workspace::cargo();
+    version.args(["fuzz", "--version"]).stdout(Stdio::null()).stderr(Stdio::null());
+    if version.status().is_ok_and(|status| status.success()) {
+        return Ok(());
     }
-    Ok(())
+    println!("xtask: cargo-fuzz not found, running cargo install cargo-fuzz --locked");
+    let mut install = workspace::cargo();
+    install.args(["install", "cargo-fuzz", "--locked"]).env_remove("CARGO_TARGET_DIR");
+    process::run_ok("cargo install cargo-fuzz", &mut install)
 }

@@ -68,7 +68,6 @@ fn start_uwsgi(binary: &Path, dir: &Path) -> Result<Service> {
     Service::start("uwsgi", &mut cmd, &socket)
 }
 
-/// The Go toolchain.
 const GO: Program = Program::new("go", "XTASK_GO", &["golang-go"]);
 
 /// Builds the Go net/http/fcgi server of `tests/backends/go/` (standard library only) into
@@ -121,7 +120,6 @@ fn start_perl(spawn_fcgi: &Path, dir: &Path) -> Result<Service> {
     Service::start("perl FCGI (spawn-fcgi)", &mut cmd, &socket)
 }
 
-/// php-cgi.
 const PHP_CGI: Program = Program::new("php-cgi", "XTASK_PHP_CGI", &["php-cgi"]);
 
 /// php-cgi's children serving requests (`PHP_FCGI_CHILDREN`).

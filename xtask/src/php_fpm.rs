@@ -61,7 +61,8 @@ pub const BINARY_ENV: &str = "XTASK_PHP_FPM";
 
 /// A running php-fpm master with its pools. Dropping it stops the master and its workers.
 pub struct PhpFpm {
-    service: Service,
+    /// The master's process, its output and error log.
+    pub service: Service,
     /// Unix socket of the `unix` pool.
     pub socket: PathBuf,
     /// Address of the `tcp` pool.
@@ -96,11 +97,6 @@ impl PhpFpm {
     /// Process id of the master.
     pub fn pid(&self) -> u32 {
         self.service.pid()
-    }
-
-    /// The master as a service (its logs).
-    pub fn service(&self) -> &Service {
-        &self.service
     }
 
     /// Fails, with the logs, if the master has exited.

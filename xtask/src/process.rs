@@ -145,11 +145,10 @@ impl Group {
             if let Some(status) = self.try_wait()? {
                 return Ok(status);
             }
-            if let Err(interrupted) = bail_if_interrupted() {
+            if let Err(interrupted) = sleep(POLL) {
                 self.stop();
                 return Err(interrupted);
             }
-            thread::sleep(POLL);
         }
     }
 

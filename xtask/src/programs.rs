@@ -15,16 +15,14 @@ const DIRS: &str =
 /// Whether what a program needs beside its binary is there (given the binary).
 type Present = fn(&Path) -> bool;
 
-/// A program: its name, the variable that overrides the search, the Debian packages providing it.
+/// A program: its file name, the variable naming a binary to use instead of searching, the
+/// Debian packages providing it and what it needs to serve the tests, and what it needs beside
+/// the binary (a plugin, a module) with whether that is there.
 pub struct Program {
-    /// Its file name (`uwsgi`, `go`, ...).
-    pub name: &'static str,
-    /// Environment variable naming the binary to use instead of searching.
-    pub env: &'static str,
-    /// The Debian packages that provide it and what it needs to serve the tests.
-    pub packages: &'static [&'static str],
-    /// What it needs beside the binary (a plugin, a module), and whether that is there.
-    pub needs: Option<(&'static str, Present)>,
+    name: &'static str,
+    env: &'static str,
+    packages: &'static [&'static str],
+    needs: Option<(&'static str, Present)>,
 }
 
 impl Program {
@@ -38,7 +36,7 @@ impl Program {
         Program { needs: Some((what, present)), ..self }
     }
 
-    /// The program's path, installing [`Program::packages`] when it (or what it needs) is missing.
+    /// The program's path, installing its packages when it (or what it needs) is missing.
     pub fn find_or_install(&self) -> Result<PathBuf> {
         let what =
             self.needs.map_or(self.name.to_owned(), |(needs, _)| format!("{} (with {needs})", self.name));

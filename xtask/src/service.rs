@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 
 use crate::process::{self, Group, Signal};
 
@@ -118,10 +118,9 @@ impl Service {
                 return Ok(());
             }
             if started.elapsed() > READY_TIMEOUT {
+                let (name, pid) = (&self.name, self.pid());
                 bail!(
-                    "{} (pid {}) did not accept connections within {READY_TIMEOUT:?}\n{}",
-                    self.name,
-                    self.pid(),
+                    "{name} (pid {pid}) did not accept connections within {READY_TIMEOUT:?}\n{}",
                     self.logs()
                 );
             }
@@ -131,15 +130,14 @@ impl Service {
 }
 
 /// Fails when `socket` is too long a path for a unix socket.
-pub fn check_socket_path(socket: &Path) -> Result<()> {
+fn check_socket_path(socket: &Path) -> Result<()> {
     let len = socket.as_os_str().len();
-    if len > MAX_UNIX_PATH {
-        bail!(
-            "unix socket path {} is {len} bytes, longer than the {MAX_UNIX_PATH} Linux allows: \
-             set TMPDIR to a shorter directory",
-            socket.display()
-        );
-    }
+    let path = socket.display();
+    ensure!(
+        len <= MAX_UNIX_PATH,
+        "unix socket path {path} is {len} bytes, longer than the {MAX_UNIX_PATH} Linux allows: \
+         set TMPDIR to a shorter directory"
+    );
     Ok(())
 }
 

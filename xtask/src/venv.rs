@@ -31,24 +31,12 @@ const PYTHON: Program = Program::new("python3", "XTASK_PYTHON", &["python3", "py
 /// File in the venv listing the installed [`PACKAGES`], one per line.
 const MARKER: &str = "xtask-packages.txt";
 
-/// A ready virtual environment.
-pub struct Venv {
-    dir: PathBuf,
-}
-
-impl Venv {
-    /// The venv's interpreter.
-    pub fn python(&self) -> PathBuf {
-        python_in(&self.dir)
-    }
-}
-
-/// Returns the venv in `<repo>/target/xtask-venv`, creating or refreshing it as needed.
-pub fn ensure() -> Result<Venv> {
+/// The interpreter of the venv in `<repo>/target/xtask-venv`, creating or refreshing it as needed.
+pub fn ensure() -> Result<PathBuf> {
     let target = workspace::root().join("target");
     let dir = target.join("xtask-venv");
     if is_ready(&dir) {
-        return Ok(Venv { dir });
+        return Ok(python_in(&dir));
     }
     let python = PYTHON.find_or_install()?;
     println!("xtask: preparing the Python venv {} with {} ...", dir.display(), PACKAGES.join(" "));
@@ -74,7 +62,7 @@ pub fn ensure() -> Result<Venv> {
             }
         }
     }
-    Ok(Venv { dir })
+    Ok(python_in(&dir))
 }
 
 /// Builds a venv with [`PACKAGES`] and its marker in `dir`.
