@@ -189,6 +189,7 @@ pub fn find() -> Result<Option<PathBuf>> {
     let candidates = dirs.iter().filter_map(|dir| fs::read_dir(dir).ok()).flatten().flatten();
     let versioned =
         candidates.filter_map(|entry| Some((fpm_version(entry.file_name().to_str()?)?, entry.path())));
+    // The highest version; of equal ones, the first found.
     Ok(versioned
         .filter(|(_, path)| process::is_executable(path))
         .min_by(|a, b| b.0.cmp(&a.0))
