@@ -1,5 +1,5 @@
 """A plain WSGI application (PEP 3333, standard library only) that uWSGI serves over FastCGI
-(`uwsgi --fastcgi-socket`) in the real-peer matrix (xtask/src/uwsgi.rs,
+(`uwsgi --fastcgi-socket`) in the real-peer matrix (xtask/src/peers.rs,
 fcgi-cli/tests/it/peer_matrix.rs).
 
 Routes on PATH_INFO, as every mounted application does (send `--mount /`):

@@ -76,5 +76,5 @@ pub const GO_SOCKET: &str = "FCGI_TEST_GO_SOCKET";
 pub const PERL_SOCKET: &str = "FCGI_TEST_PERL_SOCKET";
 /// Unix socket of `php-cgi -b`, serving the php-fpm docroot.
 pub const PHP_CGI_SOCKET: &str = "FCGI_TEST_PHP_CGI_SOCKET";
-/// HTTP unix socket of lighttpd in authorizer mode in front of fcgiwrap (xtask/src/lighttpd.rs).
+/// HTTP unix socket of lighttpd in authorizer mode in front of fcgiwrap (xtask/src/peers.rs).
 pub const LIGHTTPD_AUTH_SOCKET: &str = "FCGI_TEST_LIGHTTPD_AUTH_SOCKET";

@@ -4,25 +4,18 @@
 //! machine, a container); otherwise the caller fails with instructions naming the package.
 //! `apt-get update` runs at most once per xtask run, before the first install.
 
-use std::fs;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use anyhow::{Result, bail};
+use anyhow::{Result, ensure};
 
 use crate::process;
 
 static UPDATED: AtomicBool = AtomicBool::new(false);
 
-/// Whether xtask runs with effective uid 0 (read from `/proc/self/status`).
+/// Whether xtask runs with effective uid 0.
 pub fn is_root() -> bool {
-    fs::read_to_string("/proc/self/status").is_ok_and(|status| {
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix("Uid:"))
-            .and_then(|ids| ids.split_whitespace().nth(1))
-            .is_some_and(|euid| euid == "0")
-    })
+    nix::unistd::geteuid().is_root()
 }
 
 /// Whether [`install`] can work here: root, with `apt-get` in `PATH`.
@@ -31,24 +24,18 @@ pub fn can_install() -> bool {
 }
 
 /// Installs Debian `packages` with `apt-get install -y` (after one `apt-get update` per run).
-/// `why` says what needs them, for messages. Fails if not root or without apt-get.
+/// `why` says what needs them, for messages.
 pub fn install(packages: &[&str], why: &str) -> Result<()> {
     let list = packages.join(" ");
-    if !is_root() {
-        bail!("{why}: install the Debian package(s) {list} (or run xtask as root to let it install them)");
-    }
-    if process::find_program("apt-get").is_none() {
-        bail!("{why}: apt-get is unavailable to install {list}; install the equivalent package(s) by hand");
-    }
+    ensure!(
+        can_install(),
+        "{why}: install the Debian package(s) {list} (as root, with apt-get, xtask would)"
+    );
     println!("xtask: {why}: installing the Debian package(s) {list} ...");
     if !UPDATED.swap(true, Ordering::SeqCst) {
         process::run_ok("apt-get update", Command::new("apt-get").arg("update"))?;
     }
-    process::run_ok(
-        &format!("apt-get install {list}"),
-        Command::new("apt-get")
-            .args(["install", "-y"])
-            .args(packages)
-            .env("DEBIAN_FRONTEND", "noninteractive"),
-    )
+    let mut install = Command::new("apt-get");
+    install.args(["install", "-y"]).args(packages).env("DEBIAN_FRONTEND", "noninteractive");
+    process::run_ok(&format!("apt-get install {list}"), &mut install)
 }

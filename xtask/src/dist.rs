@@ -1,16 +1,13 @@
-//! `cargo xtask dist`: the `fcgi` executable as shipped, and the one the benchmarks measure.
+//! `cargo xtask dist`: the `fcgi` executable as shipped, and the one the benchmarks measure:
+//! `cargo build --profile dist -p fcgi-cli --bin fcgi` (the release profile, stripped), whose path
+//! is the last line of standard output.
 //!
-//! A thin wrapper around `cargo build --profile dist -p fcgi-cli --bin fcgi`: the `dist` profile
-//! (root `Cargo.toml`) is the release profile, stripped. On Linux with glibc the build names the
-//! host target explicitly and passes `-C target-feature=+crt-static` for it, which links a static
-//! PIE: no dynamic loader to run at start, and ASLR kept. With an explicit `--target`, cargo
-//! applies the target's rustflags to the target's artifacts only, so build scripts and proc macros
-//! are built and loaded as usual. glibc's resolver still works in a static executable for the
-//! `files` and `dns` sources of /etc/nsswitch.conf (built into libc since glibc 2.34); other NSS
-//! modules are loaded at run time and need the glibc version the executable was linked with.
-//! Elsewhere (macOS, musl, ...) it is the same profile without the extra flag.
-//!
-//! The path of the executable is the last line of standard output.
+//! On Linux with glibc the build names the host target and passes `-C target-feature=+crt-static`
+//! for it, which links a static PIE: no dynamic loader to run at start, and ASLR kept. With an
+//! explicit `--target`, cargo applies the target's rustflags to the target's artifacts only, so
+//! build scripts and proc macros are built and loaded as usual. glibc's resolver still works in a
+//! static executable for the `files` and `dns` sources of /etc/nsswitch.conf (built into libc since
+//! glibc 2.34); other NSS modules are loaded at run time and need the glibc it was linked with.
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -1,9 +1,8 @@
 //! flup (PyPI, `flup.server.fcgi.WSGIServer`) as a test backend: an independent FastCGI server
 //! that really multiplexes, and, configured otherwise, one that answers `CANT_MPX_CONN`.
 //!
-//! Two instances of the WSGI app `tests/backends/flup_app.py` (its docstring lists the routes:
-//! `/echo`, `/sleep?ms=N`, `/big?bytes=N`, `/stderr`), run by the Python of the venv that
-//! [`crate::venv`] prepares:
+//! Two instances of the WSGI app `tests/backends/flup_app.py` (its docstring lists the routes),
+//! run by the Python of the venv that [`crate::venv`] prepares:
 //!
 //! | instance      | socket                   | flup                | behaviour                               |
 //! |---------------|--------------------------|---------------------|-----------------------------------------|
@@ -11,13 +10,13 @@
 //! | `single`      | `<tempdir>/flup.sock`     | `multiplexed=False` | `CANT_MPX_CONN` to a 2nd BEGIN_REQUEST   |
 //!
 //! Both answer FCGI_GET_VALUES with an *empty* FCGI_GET_VALUES_RESULT (flup 1.0.3 looks the
-//! requested names, bytes, up in a table keyed by str). Each instance's stdout and stderr (which
-//! also receives a copy of `wsgi.errors`) go to `<tempdir>/flup-*.log`. SIGTERM stops them.
+//! requested names, bytes, up in a table keyed by str). Each one's stderr also receives a copy
+//! of `wsgi.errors`. SIGTERM stops them.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use anyhow::{Context, Result};
+use anyhow::{Result, ensure};
 
 use crate::service::Service;
 use crate::workspace;
@@ -31,38 +30,21 @@ pub struct Flup {
 }
 
 impl Flup {
-    /// Starts both instances with `python` (the venv's), their sockets and logs in `dir`, and
-    /// waits until both accept connections.
+    /// Starts both instances with `python` (the venv's), their sockets and logs in `dir`.
     pub fn start(python: &Path, dir: &Path) -> Result<Flup> {
-        let app = app_script();
-        if !app.is_file() {
-            anyhow::bail!("the flup test app {} is missing", app.display());
-        }
-        let multiplexed = start_one(python, &app, dir, "flup-mpx", "--multiplexed")?;
-        let single = start_one(python, &app, dir, "flup", "--single")?;
-        Ok(Flup { multiplexed, single })
+        let multiplexed = start_one(python, dir, "flup-mpx", "--multiplexed")?;
+        Ok(Flup { multiplexed, single: start_one(python, dir, "flup", "--single")? })
     }
-
-    /// Fails if either instance has exited.
-    pub fn check_running(&mut self) -> Result<()> {
-        self.multiplexed.check_running()?;
-        self.single.check_running()
-    }
-}
-
-/// `tests/backends/flup_app.py` in the repository.
-pub fn app_script() -> PathBuf {
-    workspace::root().join("tests").join("backends").join("flup_app.py")
 }
 
 /// Starts one instance: `<python> flup_app.py --socket <dir>/<stem>.sock <mode>`.
-fn start_one(python: &Path, app: &Path, dir: &Path, stem: &str, mode: &str) -> Result<Service> {
+fn start_one(python: &Path, dir: &Path, stem: &str, mode: &str) -> Result<Service> {
+    let app = workspace::root().join("tests").join("backends").join("flup_app.py");
+    ensure!(app.is_file(), "the flup test app {} is missing", app.display());
     let socket = dir.join(format!("{stem}.sock"));
-    let log = dir.join(format!("{stem}.log"));
     let mut cmd = Command::new(python);
     cmd.arg(app).arg("--socket").arg(&socket).arg(mode);
     // Log lines as they happen, and no __pycache__ written into the repository.
     cmd.env("PYTHONUNBUFFERED", "1").env("PYTHONDONTWRITEBYTECODE", "1");
-    Service::start(&format!("flup ({stem})"), &mut cmd, &socket, &log)
-        .with_context(|| format!("starting flup {mode} on {}", socket.display()))
+    Service::start(&format!("flup ({stem})"), &mut cmd, &socket)
 }

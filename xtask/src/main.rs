@@ -1,24 +1,11 @@
-//! Project automation: `cargo xtask <command>` (alias in `.cargo/config.toml`).
+//! Project automation: `cargo xtask <command>` (alias in `.cargo/config.toml`); each command's
+//! module is named after it (`test` is [`test_cmd`]). [`backends`] starts the real FastCGI servers
+//! the tests talk to (one module per server, [`service`] for what they share, [`programs`] and
+//! [`apt`] to find or install them) and defines the `FCGI_TEST_*` contract through which the tests
+//! find them; [`process`] makes sure every child is stopped again, on exit and on Ctrl-C/SIGTERM.
 //!
-//! | command    | module               | what                                                         |
-//! |------------|----------------------|--------------------------------------------------------------|
-//! | `demo`     | [`demo`]             | start the backends, send php-fpm a few requests, show them   |
-//! | `test`     | [`test_cmd`]         | start the backends, run `cargo test --workspace` against them |
-//! | `backends` | [`backends`]         | start the same backends, print their `export`s, wait         |
-//! | `ci`       | [`ci`]               | fmt check, clippy `-D warnings`, then `test`                 |
-//! | `bench`    | [`bench`](mod@bench) | benchmark sections, results in `docs/BENCHMARKS.md`          |
-//! | `dist`     | [`dist`]             | `fcgi` as shipped (a static PIE on Linux/glibc)             |
-//! | `fuzz`     | [`fuzz`]             | run a cargo-fuzz target on the stable toolchain              |
-//!
-//! Supporting modules: [`php_fpm`] (find/install, configure, start php-fpm), [`flup`] (two flup
-//! servers, multiplexed and not), [`fcgiwrap`] (find/install, start fcgiwrap with CGI scripts),
-//! [`service`] (a backend on a unix socket: log file, readiness, stop), [`venv`] (the Python venv
-//! with flup), [`apt`] (installing Debian packages as root), [`process`] (child process groups,
-//! cleanup on exit and on Ctrl-C/SIGTERM), [`workspace`] (repo root, cargo).
-//!
-//! The tests find the backends through `FCGI_TEST_*` environment variables; the contract is
-//! documented in [`backends`]. Exit codes: the child's (cargo test's) exit code, 1 on an xtask
-//! error, 130 when interrupted (after everything started has been stopped).
+//! Exit codes: the child's (cargo test's) exit code, 1 on an xtask error, 130 when interrupted
+//! (after everything started has been stopped).
 
 mod apt;
 mod backends;
@@ -29,19 +16,12 @@ mod dist;
 mod fcgiwrap;
 mod flup;
 mod fuzz;
-mod go_fcgi;
-mod lighttpd;
-mod peer_install;
 mod peers;
-mod perl_fcgi;
-mod php_cgi;
 mod php_fpm;
 mod process;
-mod prometheus;
+mod programs;
 mod service;
 mod test_cmd;
-mod test_tools;
-mod uwsgi;
 mod venv;
 mod workspace;
 
@@ -63,14 +43,10 @@ enum Cmd {
     /// Start the throw-away test backends (installing them if missing, as `test` does) and show
     /// a few requests to php-fpm, every record sent and received.
     Demo,
-    /// Start php-fpm, flup (multiplexed and not) and fcgiwrap (installing them if missing: apt
-    /// packages when root, flup into target/xtask-venv), run `cargo test --workspace` against
-    /// them, stop them, exit with cargo test's exit code.
-    ///
-    /// The backends reach the tests through FCGI_TEST_PHP_FPM_SOCKET, FCGI_TEST_PHP_FPM_TCP,
-    /// FCGI_TEST_DOCROOT, FCGI_TEST_PHP_FPM_PID, FCGI_TEST_PHP_FPM_WORKERS,
-    /// FCGI_TEST_PHP_FPM_LOG, FCGI_TEST_FLUP_MPX_SOCKET, FCGI_TEST_FLUP_SOCKET,
-    /// FCGI_TEST_FCGIWRAP_SOCKET and FCGI_TEST_CGI_DIR.
+    /// Start the test backends (php-fpm, flup, fcgiwrap, the real-peer matrix's; installing them
+    /// if missing: apt packages when root, flup into target/xtask-venv), run `cargo test
+    /// --workspace` against them (they reach the tests through FCGI_TEST_* variables), stop them,
+    /// exit with cargo test's exit code.
     Test {
         /// Arguments passed on to `cargo test --workspace`, after `--`
         /// (e.g. `cargo xtask test -- my_filter -- --nocapture`).
@@ -112,8 +88,7 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match run(cli.command) {
+    match run(Cli::parse().command) {
         Ok(code) => code,
         Err(err) if err.is::<process::Interrupted>() => {
             eprintln!("xtask: interrupted; everything it started has been stopped");

@@ -1,36 +1,30 @@
 //! Child processes and signals: everything xtask starts is stopped again.
 //!
-//! Rules this module owns:
-//!
-//! - Every long-running child (php-fpm, `cargo test`, `cargo fuzz`, `apt-get`) is spawned through
-//!   [`Group::spawn`] in a process group of its own, with stdin closed. A Ctrl-C in the terminal
-//!   therefore reaches only xtask; xtask's handler ([`install_interrupt_handler`], which also
-//!   catches SIGTERM and SIGHUP) sets a flag, the main thread notices it in its wait loop and stops
-//!   each group in order: the group's stop signal, a grace period, then SIGKILL to the whole group
-//!   (so php-fpm workers cannot outlive their master).
-//! - Each group also gets a *lifeline*: a tiny `sh` that blocks reading a pipe whose only writer is
+//! - Every long-running child is spawned through [`Group::spawn`] in a process group of its own,
+//!   with stdin closed. A Ctrl-C in the terminal therefore reaches only xtask, whose handler (also
+//!   for SIGTERM and SIGHUP) sets a flag; the main thread notices it in its wait loop and stops each
+//!   group: its stop signal, a grace period, then SIGKILL to the whole group (so php-fpm workers
+//!   cannot outlive their master). Waits then return [`Interrupted`], which `main` maps to exit
+//!   code 130 after all guards have been dropped.
+//! - Each group also gets a *lifeline*: a tiny `sh` blocked reading a pipe whose only writer is
 //!   xtask. If xtask dies without cleaning up (SIGKILL, a CI timeout), the pipe closes and the
 //!   lifeline signals the group, then SIGKILLs it after the grace period.
-//! - Signals are sent with the `kill` builtin of `/bin/sh` (no `unsafe`, and no dependency on the
-//!   procps package, which minimal Debian images lack).
-//!
-//! When interrupted, waits return the [`Interrupted`] error; `main` maps it to exit code 130 after
-//! all guards have been dropped (that is, after cleanup).
 
-use std::fmt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Child, ChildStdin, Command, ExitCode, ExitStatus, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStderr, ChildStdin, Command, ExitCode, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail, ensure};
+use nix::sys::signal::{Signal as NixSignal, killpg};
 
 /// How often wait loops look at children and at the interrupt flag.
 const POLL: Duration = Duration::from_millis(50);
 
-/// Default time a group gets between its stop signal and SIGKILL.
-pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
+/// Time a group gets between its stop signal and SIGKILL.
+const GRACE: Duration = Duration::from_secs(5);
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
@@ -38,8 +32,8 @@ static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 #[derive(Debug)]
 pub struct Interrupted;
 
-impl fmt::Display for Interrupted {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("interrupted by a signal")
     }
 }
@@ -59,14 +53,9 @@ pub fn install_interrupt_handler() -> Result<()> {
     .context("installing the Ctrl-C/SIGTERM handler")
 }
 
-/// Whether a termination signal has arrived.
-pub fn interrupted() -> bool {
-    INTERRUPTED.load(Ordering::SeqCst)
-}
-
 /// Returns [`Interrupted`] as an error once a termination signal has arrived.
 pub fn bail_if_interrupted() -> Result<()> {
-    if interrupted() { Err(Interrupted.into()) } else { Ok(()) }
+    if INTERRUPTED.load(Ordering::SeqCst) { Err(Interrupted.into()) } else { Ok(()) }
 }
 
 /// Sleeps for `duration`, returning early with [`Interrupted`] when a signal arrives.
@@ -74,11 +63,11 @@ pub fn sleep(duration: Duration) -> Result<()> {
     let deadline = Instant::now() + duration;
     loop {
         bail_if_interrupted()?;
-        let now = Instant::now();
-        if now >= deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
             return Ok(());
         }
-        thread::sleep(POLL.min(deadline - now));
+        thread::sleep(POLL.min(left));
     }
 }
 
@@ -87,35 +76,30 @@ pub fn sleep(duration: Duration) -> Result<()> {
 pub enum Signal {
     /// What a terminal's Ctrl-C sends; `cargo`, test binaries and libFuzzer stop on it.
     Int,
-    /// Fast shutdown for php-fpm (the master stops its workers and exits).
+    /// Fast shutdown for servers (php-fpm's master stops its workers and exits).
     Term,
-    /// Last resort, sent to the whole group after the grace period.
-    Kill,
 }
 
 impl Signal {
-    fn name(self) -> &'static str {
+    fn to_nix(self) -> NixSignal {
         match self {
-            Signal::Int => "INT",
-            Signal::Term => "TERM",
-            Signal::Kill => "KILL",
+            Signal::Int => NixSignal::SIGINT,
+            Signal::Term => NixSignal::SIGTERM,
         }
+    }
+
+    /// The name `kill -s` takes (`TERM`).
+    fn name(self) -> &'static str {
+        self.to_nix().as_str().trim_start_matches("SIG")
     }
 }
 
-/// Sends `signal` to every process of process group `pgid`. Returns whether the group existed.
-fn signal_group(pgid: u32, signal: Signal) -> Result<bool> {
-    use nix::sys::signal::{Signal as Sig, killpg};
-    let sig = match signal {
-        Signal::Int => Sig::SIGINT,
-        Signal::Term => Sig::SIGTERM,
-        Signal::Kill => Sig::SIGKILL,
-    };
-    let pgid = i32::try_from(pgid).context("a process group id beyond i32")?;
-    match killpg(nix::unistd::Pid::from_raw(pgid), sig) {
-        Ok(()) => Ok(true),
-        Err(nix::errno::Errno::ESRCH) => Ok(false),
-        Err(err) => Err(err).with_context(|| format!("sending SIG{} to group {pgid}", signal.name())),
+/// Sends `signal` to every process of process group `pgid`, if there are any.
+fn signal_group(pgid: u32, signal: NixSignal) -> Result<()> {
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(pgid).context("a process group id beyond i32")?);
+    match killpg(pid, signal) {
+        Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
+        Err(err) => Err(err).with_context(|| format!("sending {signal} to group {pgid}")),
     }
 }
 
@@ -124,32 +108,19 @@ pub struct Group {
     name: String,
     child: Child,
     stop_signal: Signal,
-    grace: Duration,
     lifeline: Option<(Child, ChildStdin)>,
-    exited: Option<ExitStatus>,
     stopped: bool,
 }
 
 impl Group {
-    /// Spawns `cmd` as the leader of a new process group. `name` is used in messages;
-    /// `stop_signal` is sent to the group first when stopping it.
-    ///
-    /// Stdin is set to `/dev/null` (a background process group must not read the terminal);
-    /// set stdout/stderr on `cmd` as needed (they are inherited by default).
+    /// Spawns `cmd` as the leader of a new process group, with stdin on `/dev/null` (a background
+    /// group must not read the terminal); stdout and stderr are as set on `cmd`. `name` is for
+    /// messages; `stop_signal` is sent to the group first when stopping it.
     pub fn spawn(name: &str, cmd: &mut Command, stop_signal: Signal) -> Result<Group> {
         cmd.stdin(Stdio::null()).process_group(0);
         let child = cmd.spawn().with_context(|| format!("starting {name}: {cmd:?}"))?;
-        let mut group = Group {
-            name: name.to_owned(),
-            child,
-            stop_signal,
-            grace: DEFAULT_GRACE,
-            lifeline: None,
-            exited: None,
-            stopped: false,
-        };
-        group.lifeline = Some(spawn_lifeline(group.pid(), stop_signal, group.grace)?);
-        Ok(group)
+        let lifeline = spawn_lifeline(child.id(), stop_signal)?;
+        Ok(Group { name: name.to_owned(), child, stop_signal, lifeline: Some(lifeline), stopped: false })
     }
 
     /// Process id of the leader (= the process group id).
@@ -158,17 +129,13 @@ impl Group {
     }
 
     /// The leader's stderr, when `cmd` had `Stdio::piped()` for it (taken once).
-    pub fn take_stderr(&mut self) -> Option<std::process::ChildStderr> {
+    pub fn take_stderr(&mut self) -> Option<ChildStderr> {
         self.child.stderr.take()
     }
 
     /// Returns the leader's exit status if it has exited, without blocking.
     pub fn try_wait(&mut self) -> Result<Option<ExitStatus>> {
-        if self.exited.is_none() {
-            self.exited =
-                self.child.try_wait().with_context(|| format!("checking whether {} exited", self.name))?;
-        }
-        Ok(self.exited)
+        self.child.try_wait().with_context(|| format!("checking whether {} exited", self.name))
     }
 
     /// Waits for the leader to exit. On a termination signal, stops the group and returns
@@ -178,53 +145,47 @@ impl Group {
             if let Some(status) = self.try_wait()? {
                 return Ok(status);
             }
-            if interrupted() {
+            if let Err(interrupted) = sleep(POLL) {
                 self.stop();
-                return Err(Interrupted.into());
+                return Err(interrupted);
             }
-            thread::sleep(POLL);
         }
     }
 
     /// Stops the group: stop signal, up to the grace period for the leader to exit, SIGKILL to the
-    /// whole group. Leftover group members are killed even when the leader exited by itself.
-    /// Errors are reported on stderr, not returned: this runs in destructors. Idempotent.
+    /// whole group (leftover members are killed even when the leader exited by itself). Errors go
+    /// to stderr, not returned: this runs in destructors. Idempotent.
     pub fn stop(&mut self) {
         if std::mem::replace(&mut self.stopped, true) {
             return;
         }
         // The lifeline goes first: once the group is gone its id may be reused.
-        if let Some((mut lifeline, stdin)) = self.lifeline.take() {
+        if let Some((mut lifeline, _pipe)) = self.lifeline.take() {
             let _ = lifeline.kill();
             let _ = lifeline.wait();
-            drop(stdin);
         }
         let pgid = self.pid();
-        if !matches!(self.try_wait(), Ok(Some(_))) {
-            if let Err(err) = signal_group(pgid, self.stop_signal) {
+        if self.still_running() {
+            if let Err(err) = signal_group(pgid, self.stop_signal.to_nix()) {
                 eprintln!("xtask: warning: {err:#}");
             }
-            let deadline = Instant::now() + self.grace;
-            while Instant::now() < deadline && matches!(self.try_wait(), Ok(None)) {
+            let deadline = Instant::now() + GRACE;
+            while Instant::now() < deadline && self.still_running() {
                 thread::sleep(POLL);
             }
-            if matches!(self.try_wait(), Ok(None)) {
-                eprintln!(
-                    "xtask: {} (pid {pgid}) ignored SIG{} for {:?}, killing it",
-                    self.name,
-                    self.stop_signal.name(),
-                    self.grace
-                );
+            if self.still_running() {
+                let signal = self.stop_signal.name();
+                eprintln!("xtask: {} (pid {pgid}) ignored SIG{signal} for {GRACE:?}, killing it", self.name);
             }
         }
-        // Whatever is left of the group (a wedged leader, orphaned workers).
-        let _ = signal_group(pgid, Signal::Kill);
-        if self.exited.is_none() {
-            match self.child.wait() {
-                Ok(status) => self.exited = Some(status),
-                Err(err) => eprintln!("xtask: warning: waiting for {} (pid {pgid}): {err}", self.name),
-            }
+        let _ = signal_group(pgid, NixSignal::SIGKILL);
+        if let Err(err) = self.child.wait() {
+            eprintln!("xtask: warning: waiting for {} (pid {pgid}): {err}", self.name);
         }
+    }
+
+    fn still_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 }
 
@@ -235,22 +196,23 @@ impl Drop for Group {
 }
 
 /// Starts the watchdog that stops group `pgid` if xtask disappears without cleaning up: it blocks
-/// reading a pipe only xtask writes to, and reading returns when xtask's end closes.
-fn spawn_lifeline(pgid: u32, signal: Signal, grace: Duration) -> Result<(Child, ChildStdin)> {
+/// reading a pipe only xtask writes to, and the read returns when xtask's end closes. The signals
+/// come from the shell's `kill` builtin: no dependency on procps, which minimal images lack.
+fn spawn_lifeline(pgid: u32, signal: Signal) -> Result<(Child, ChildStdin)> {
     let script = "read -r _ignored; \
                   kill -s \"$1\" -- \"$2\" 2>/dev/null || exit 0; \
                   sleep \"$3\"; kill -s KILL -- \"$2\" 2>/dev/null; exit 0";
     let mut child = Command::new("sh")
         .args(["-c", script, "xtask-lifeline", signal.name(), &format!("-{pgid}")])
-        .arg(grace.as_secs().max(1).to_string())
+        .arg(GRACE.as_secs().to_string())
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .process_group(0)
         .spawn()
         .context("starting the lifeline watchdog (sh)")?;
-    let stdin = child.stdin.take().context("lifeline watchdog has no stdin pipe")?;
-    Ok((child, stdin))
+    let pipe = child.stdin.take().context("lifeline watchdog has no stdin pipe")?;
+    Ok((child, pipe))
 }
 
 /// Runs `cmd` to completion in its own process group (interruptible) and returns its status.
@@ -261,7 +223,7 @@ pub fn run(name: &str, cmd: &mut Command) -> Result<ExitStatus> {
 /// Runs `cmd` to completion and fails unless it exits successfully.
 pub fn run_ok(name: &str, cmd: &mut Command) -> Result<()> {
     let status = run(name, cmd)?;
-    anyhow::ensure!(status.success(), "{name} failed ({})", describe(status));
+    ensure!(status.success(), "{name} failed ({})", describe(status));
     Ok(())
 }
 
@@ -276,32 +238,28 @@ pub fn describe(status: ExitStatus) -> String {
 
 /// The exit code xtask should return for a child's status (128 + signal when killed).
 pub fn exit_code(status: ExitStatus) -> ExitCode {
-    match (status.code(), status.signal()) {
-        (Some(code), _) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
-        (None, Some(signal)) => ExitCode::from(u8::try_from(128 + signal).unwrap_or(1)),
-        (None, None) => ExitCode::FAILURE,
-    }
+    let code = status.code().or(status.signal().map(|signal| 128 + signal));
+    code.and_then(|code| u8::try_from(code).ok()).map_or(ExitCode::FAILURE, ExitCode::from)
 }
 
 /// The program named by environment variable `var`, if set; an error when it is set to
 /// something that is not an executable file.
-pub fn program_from_env(var: &str) -> Result<Option<std::path::PathBuf>> {
-    let Some(path) = std::env::var_os(var) else { return Ok(None) };
-    let path = std::path::PathBuf::from(path);
+pub fn program_from_env(var: &str) -> Result<Option<PathBuf>> {
+    let Some(path) = std::env::var_os(var).map(PathBuf::from) else { return Ok(None) };
     if !is_executable(&path) {
-        anyhow::bail!("${var} is {} which is not an executable file", path.display());
+        bail!("${var} is {} which is not an executable file", path.display());
     }
     Ok(Some(path))
 }
 
 /// Finds `program` in `PATH` (like `command -v`), returning its path if it is an executable file.
-pub fn find_program(program: &str) -> Option<std::path::PathBuf> {
+pub fn find_program(program: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path).map(|dir| dir.join(program)).find(|candidate| is_executable(candidate))
 }
 
 /// Whether `path` is a regular file with an execute bit set.
-pub fn is_executable(path: &std::path::Path) -> bool {
+pub fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
 }

@@ -20,10 +20,5 @@ pub fn cargo() -> Command {
 
 /// Renders a command line for progress messages (`cargo test --workspace foo`).
 pub fn display(program: &str, args: &[impl AsRef<str>]) -> String {
-    let mut line = program.to_owned();
-    for arg in args {
-        line.push(' ');
-        line.push_str(arg.as_ref());
-    }
-    line
+    std::iter::once(program).chain(args.iter().map(AsRef::as_ref)).collect::<Vec<_>>().join(" ")
 }

@@ -14,7 +14,7 @@
 # Only shell builtins (fcgiwrap gives the script no PATH).
 if [ -z "${FCGI_ROLE:-}" ]; then
     # Not an Authorizer request: run as a plain CGI script by lighttpd's mod_cgi after lighttpd
-    # authorized the request with this same script (xtask/src/lighttpd.rs). Show the variables
+    # authorized the request with this same script (xtask/src/peers.rs). Show the variables
     # lighttpd passed on from the Authorizer's Variable-* headers.
     printf 'Content-Type: text/plain\r\n\r\n'
     # (lighttpd names Variable-LEFT-OUT's variable LEFT_OUT in a CGI environment.)

@@ -1,5 +1,5 @@
 // A Go net/http/fcgi server (standard library only) for the real-peer matrix of the fcgi
-// tests: `cargo xtask test` builds it with Debian's golang-go (xtask/src/go_fcgi.rs) and runs
+// tests: `cargo xtask test` builds it with Debian's golang-go (xtask/src/peers.rs) and runs
 //
 //	fcgi-peer-go UNIX-SOCKET
 //

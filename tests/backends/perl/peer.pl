@@ -1,6 +1,6 @@
 #!/usr/bin/perl
 # A Perl FCGI (libfcgi) application for the real-peer matrix of the fcgi tests, started by
-# `cargo xtask test` under spawn-fcgi (xtask/src/perl_fcgi.rs): spawn-fcgi hands it the
+# `cargo xtask test` under spawn-fcgi (xtask/src/peers.rs): spawn-fcgi hands it the
 # listening socket as file descriptor 0; it forks 4 workers that accept on it, and stops them
 # on SIGTERM. Routes on PATH_INFO (send `--mount /`); every role of the specification:
 #
