@@ -16,7 +16,7 @@
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -92,8 +92,22 @@ fn run(args: Args) -> Result<serde_json::Value> {
             .enable_all()
             .build()?;
             let duration = Duration::try_from_secs_f64(duration).context("--duration")?;
-            let load = Load { socket: args.socket, params, expect: expect_body.into_bytes() };
-            runtime.block_on(load.run(concurrency, connections, duration))
+            runtime.block_on(async {
+                let mut free = Vec::new();
+                for _ in 0..connections {
+                    free.push(Client::new_keep_alive_tokio(connect(&args.socket).await?));
+                }
+                let load = Load {
+                    params,
+                    expect: expect_body.into_bytes(),
+                    free: Mutex::new(free),
+                    permits: Semaphore::new(connections),
+                    completed: AtomicU64::new(0),
+                    errors: AtomicU64::new(0),
+                    first_error: OnceLock::new(),
+                };
+                Arc::new(load).run(concurrency, duration).await
+            })
         }
         Mode::Stream => {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -116,78 +130,53 @@ fn leaked_params(pairs: &[String]) -> Result<Params<'static>> {
     Ok(params)
 }
 
-/// What the workers share.
+/// What the workers share: the request, the keep-alive clients not in use (a permit per free
+/// one) and the counters of the measured period.
 struct Load {
-    socket: String,
     params: Params<'static>,
     expect: Vec<u8>,
-}
-
-/// The keep-alive clients not in use, a permit per free one.
-struct Clients {
     free: Mutex<Vec<KeepAliveClient>>,
     permits: Semaphore,
-}
-
-/// Requests finished in the measured period and the first failure.
-#[derive(Default)]
-struct Counters {
     completed: AtomicU64,
     errors: AtomicU64,
-    first_error: Mutex<Option<String>>,
+    first_error: OnceLock<String>,
 }
 
 impl Load {
-    async fn run(
-        self,
-        concurrency: usize,
-        connections: usize,
-        duration: Duration,
-    ) -> Result<serde_json::Value> {
-        let mut free = Vec::new();
-        for _ in 0..connections {
-            let stream = UnixStream::connect(&self.socket).await.with_context(|| self.socket.clone())?;
-            free.push(Client::new_keep_alive_tokio(stream));
-        }
-        let clients = Arc::new(Clients { free: Mutex::new(free), permits: Semaphore::new(connections) });
-        let counters = Arc::new(Counters::default());
-        let load = Arc::new(self);
+    async fn run(self: Arc<Self>, concurrency: usize, duration: Duration) -> Result<serde_json::Value> {
         let cpu_before = cpu_seconds()?;
         let started = Instant::now();
         for _ in 0..concurrency {
-            let (load, clients, counters) = (load.clone(), clients.clone(), counters.clone());
+            let load = self.clone();
             tokio::spawn(async move {
                 loop {
-                    match load.one_request(&clients).await {
-                        Ok(()) => counters.completed.fetch_add(1, Ordering::Relaxed),
-                        Err(err) => {
-                            counters.first_error.lock().unwrap().get_or_insert(format!("{err:#}"));
-                            counters.errors.fetch_add(1, Ordering::Relaxed)
-                        }
-                    };
+                    if let Err(err) = load.one_request().await {
+                        let _ = load.first_error.set(format!("{err:#}"));
+                        load.errors.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        load.completed.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
             });
         }
         tokio::time::sleep(duration).await;
-        // The snapshot ends the measured period; the workers are dropped with the runtime.
+        // This snapshot ends the measured period; the workers are dropped with the runtime.
         let cpu = cpu_seconds()? - cpu_before;
-        let wall = started.elapsed().as_secs_f64();
-        let completed = counters.completed.load(Ordering::Relaxed);
-        let first_error = counters.first_error.lock().unwrap().clone();
+        let completed = self.completed.load(Ordering::Relaxed);
         Ok(json!({
             "completed": completed,
-            "errors": counters.errors.load(Ordering::Relaxed),
-            "first_error": first_error,
-            "req_per_s": completed as f64 / wall,
+            "errors": self.errors.load(Ordering::Relaxed),
+            "first_error": self.first_error.get(),
+            "req_per_s": completed as f64 / started.elapsed().as_secs_f64(),
             "cpu_us_per_req": cpu * 1e6 / completed.max(1) as f64,
         }))
     }
 
     /// One request on a free client. A client whose request failed is in an unknown state and
     /// is dropped with its permit (any error fails the benchmark anyway).
-    async fn one_request(&self, clients: &Clients) -> Result<()> {
-        let permit = clients.permits.acquire().await?;
-        let mut client = clients.free.lock().unwrap().pop().context("a permit without a client")?;
+    async fn one_request(&self) -> Result<()> {
+        let permit = self.permits.acquire().await?;
+        let mut client = self.free.lock().unwrap().pop().context("a permit without a client")?;
         let request = Request::new(self.params.clone(), fastcgi_client::io::empty());
         let output = match client.execute(request).await {
             Ok(output) => output,
@@ -196,7 +185,7 @@ impl Load {
                 bail!("fastcgi-client: {err}");
             }
         };
-        clients.free.lock().unwrap().push(client);
+        self.free.lock().unwrap().push(client);
         drop(permit);
         // The crate hands back the raw CGI output, head and body.
         let stdout = output.stdout.unwrap_or_default();
@@ -209,8 +198,7 @@ impl Load {
 
 /// One request, its output read and dropped as it arrives; the byte count.
 async fn stream(socket: &str, params: Params<'static>) -> Result<serde_json::Value> {
-    let stream = UnixStream::connect(socket).await.with_context(|| socket.to_owned())?;
-    let mut client = Client::new_keep_alive_tokio(stream);
+    let mut client = Client::new_keep_alive_tokio(connect(socket).await?);
     let request = Request::new(params, fastcgi_client::io::empty());
     let mut response = client.execute_stream(request).await.context("sending the request")?;
     let mut bytes = 0u64;
@@ -220,6 +208,10 @@ async fn stream(socket: &str, params: Params<'static>) -> Result<serde_json::Val
         }
     }
     Ok(json!({ "bytes": bytes }))
+}
+
+async fn connect(socket: &str) -> Result<UnixStream> {
+    UnixStream::connect(socket).await.with_context(|| format!("connecting to {socket}"))
 }
 
 /// User + system CPU of this process (all threads) so far, seconds.

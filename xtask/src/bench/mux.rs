@@ -1,29 +1,16 @@
 //! Bench section `mux`: fcgi-mux beside the `fastcgi-client` crate on php-fpm, multiplexing
 //! against a tokio-fastcgi responder, and the memory of a 1 GiB response.
 //!
-//! fcgi-mux is driven by `fcgi bench` (the release CLI, `--json`), the same load driver a user
-//! runs; its figures are those `fcgi bench` reports. The peer has no CLI, so
-//! `fcgi-mux/benches/fastcgi_client_peer.rs` drives it the same way: `-c` requests in flight, a
-//! measured period from the first request, client CPU from `getrusage` over that period. Both
-//! send the same CGI parameters (the ones `fcgi bench -v` prints for the path).
-//!
-//! 1. **php-fpm `hello.php`**: 8 concurrent requests over 7 connections (php-fpm has 8 static
-//!    workers and pins one to every open connection; one fewer leaves it one spare), then one
-//!    at a time on one connection. The peer runs on tokio's current-thread and multi-thread
-//!    runtimes (`fcgi bench` has only the first); targets are judged on its better one.
-//! 2. **tokio-fastcgi responder** (`mpx_responder`): 64 concurrent requests multiplexed on one
-//!    connection vs 64 connections, fcgi-mux on both sides of the ratio.
-//! 3. **1 GiB from `big.php`**: peak RSS and MB/s of `fcgi get -o /dev/null` and of the peer,
-//!    under GNU time.
-//!
-//! Server CPU (php-fpm's master and children, or the responder) is utime + stime from `/proc`
-//! before and after each run ÷ the run's requests. Each configuration runs [`REPEATS`] times
-//! after one untimed round, the clients taking turns; figures are medians.
+//! fcgi-mux is driven by `fcgi bench --json` (the release CLI): one load driver for users and
+//! for this benchmark. The peer has no CLI; `fcgi-mux/benches/fastcgi_client_peer.rs` drives it
+//! the same way (requests in flight, a measured period from the first request, client CPU from
+//! its own `getrusage`), with the parameters `fcgi` sends for the same path. The 1 GiB response
+//! is read by `fcgi get` and by the peer under GNU time. The notes of the report say the rest.
 
 use std::fs;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -37,10 +24,11 @@ use super::{Ctx, Report};
 use crate::process::{self, Group, Signal};
 use crate::workspace;
 
-/// Timed runs of each configuration.
+/// Timed runs of each configuration, after one untimed round.
 const REPEATS: usize = 5;
 /// Seconds of each load run.
 const SECONDS: u32 = 2;
+/// php-fpm has 8 static workers and pins one to every open connection; 7 leave it one spare.
 const PHP_CONCURRENCY: usize = 8;
 const PHP_CONNECTIONS: usize = 7;
 const MPX_CONCURRENCY: usize = 64;
@@ -75,28 +63,20 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
         docroot: backends.docroot.display().to_string(),
         ticks: clock_ticks()?,
     };
-    let php_pid = backends.php_fpm.pid();
+    let php = backends.php_fpm.pid();
     let hello = bench.params("/hello.php")?;
-
-    println!("xtask: bench mux: php-fpm, {PHP_CONCURRENCY} concurrent ...");
-    let php8 = bench.rotate(
-        &[
-            bench.fcgi_bench(&bench.socket, "/hello.php", PHP_CONCURRENCY, PHP_CONNECTIONS, false),
-            bench.peer_load(&hello, PHP_CONCURRENCY, PHP_CONNECTIONS, "current"),
-            bench.peer_load(&hello, PHP_CONCURRENCY, PHP_CONNECTIONS, "multi"),
-        ],
-        php_pid,
-        true,
-    )?;
+    let (c8, n7) = (PHP_CONCURRENCY, PHP_CONNECTIONS);
+    println!("xtask: bench mux: php-fpm, {c8} concurrent ...");
+    let php8 = [bench.fcgi_bench(&bench.socket, "/hello.php", c8, n7, false)]
+        .into_iter()
+        .chain(["current", "multi"].map(|runtime| bench.peer_load(&hello, c8, n7, runtime)));
+    let php8 = bench.loads(&php8.collect::<Vec<_>>(), php, true)?;
     println!("xtask: bench mux: php-fpm, 1 at a time ...");
-    let php1 = bench.rotate(
-        &[
-            bench.fcgi_bench(&bench.socket, "/hello.php", 1, 1, false),
-            bench.peer_load(&hello, 1, 1, "current"),
-        ],
-        php_pid,
-        true,
-    )?;
+    let php1 = [
+        bench.fcgi_bench(&bench.socket, "/hello.php", 1, 1, false),
+        bench.peer_load(&hello, 1, 1, "current"),
+    ];
+    let php1 = bench.loads(&php1, php, true)?;
     println!("xtask: bench mux: tokio-fastcgi responder, {MPX_CONCURRENCY} concurrent ...");
     let mpx = bench.responder(bins.remove("mpx_responder").context("no mpx_responder")?)?;
     println!("xtask: bench mux: {STREAM_BYTES} bytes from big.php ...");
@@ -104,66 +84,85 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
     let load_after = load_average();
 
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut table = Table::new();
-    table.heading(&format!(
-        "php-fpm `hello.php`, {PHP_CONCURRENCY} concurrent requests, {PHP_CONNECTIONS} connections \
-         (fastcgi-client: current-thread / multi-thread runtime)"
+    let mut table =
+        String::from("| measurement | fcgi-mux (`fcgi bench`) | fastcgi-client | target | met |\n");
+    table.push_str("|---|---:|---:|---|:-:|\n");
+    let heading = |text: &str| format!("| **{text}** |  |  |  |  |\n");
+    table += &heading(&format!(
+        "php-fpm `hello.php`, {c8} concurrent requests, {n7} connections (fastcgi-client: \
+         current-thread / multi-thread runtime)"
     ));
-    table.php(&php8, cores, true);
-    table.heading("php-fpm `hello.php`, 1 request at a time, 1 connection");
-    table.php(&php1, cores, false);
-    table.responder(&mpx);
-    table.stream(&stream);
+    table += &php_rows(&php8, cores, true);
+    table += &heading("php-fpm `hello.php`, 1 request at a time, 1 connection");
+    table += &php_rows(&php1, cores, false);
+    table +=
+        &heading("tokio-fastcgi responder, 64 concurrent requests (fcgi-mux on both sides of the ratio)");
+    table += &responder_rows(&mpx[0], &mpx[1]);
+    table += &heading("1 GiB response from php-fpm `big.php` (`fcgi get -o /dev/null`; `execute_stream`)");
+    let rss = |c: usize| median(stream[c].iter().map(|r| r.0)) / 1048576.0;
+    let mb_s = |c: usize| median(stream[c].iter().map(|r| r.1));
+    table += &format!(
+        "| peak RSS of the client | {:.1} MiB | {:.1} MiB | ≤ {TARGET_RSS_MIB} MiB | {} |\n",
+        rss(0),
+        rss(1),
+        verdict(rss(0) <= TARGET_RSS_MIB)
+    );
+    table += &format!("| throughput | {:.0} MB/s | {:.0} MB/s | — |  |\n", mb_s(0), mb_s(1));
 
+    let stream_log = |c: usize| {
+        let runs: Vec<String> =
+            stream[c].iter().map(|(rss, mb)| format!("{:.1} MiB, {mb:.0} MB/s", rss / 1048576.0)).collect();
+        runs.join("; ")
+    };
+    let log =
+        [log("php-fpm, 8 concurrent", &php8), log("php-fpm, 1 at a time", &php1), log("responder", &mpx)];
     let notes = format!(
         "Peers: `fastcgi-client` {} (feature `tokio`) and `tokio-fastcgi` {}, from crates.io, built \
-         with `cargo {}`; fcgi-mux through `fcgi bench --json` of the release CLI ({}). Every load \
-         figure is the median of {REPEATS} runs of {SECONDS} s after one untimed round, the \
-         clients taking turns in a rotating order.\n\n\
+         with `cargo {}`. fcgi-mux is measured through `fcgi bench --json` of the release CLI ({}), \
+         the load driver users run. Each load figure is the median of {REPEATS} runs of {SECONDS} \
+         s after one untimed round, the clients taking turns in a rotating order.\n\n\
          How: `fcgi bench PATH -c N --connections M -D {SECONDS}s --json` and \
-         `fastcgi_client_peer --param ... load --concurrency N --connections M` keep N requests \
-         in flight, each worker sending its next request once the previous response was read, \
-         and check every response (status 200 and body `{HELLO}`; any error fails the section). \
-         Both send the parameters `fcgi` sends for the path (read from `fcgi bench -v`). \
-         **Client CPU** is each program's own `getrusage(RUSAGE_SELF)` user + system over its \
-         measured period ÷ requests completed in it. `fcgi bench` encodes the parameters once \
-         (`Pool::encode_params`); fastcgi-client takes a parameter map per request, cloned from \
-         one built once. fastcgi-client has no pool: {PHP_CONNECTIONS} keep-alive clients are \
-         shared by the workers (a free list and a semaphore), so, as in fcgi-mux's pool, a \
-         request waits for the next free connection. **Server CPU** is utime + stime from \
-         `/proc/<pid>/stat` (php-fpm: master and children; clock tick {} Hz) before and after \
-         each run ÷ the run's requests. The **ceiling** is {cores} cores ÷ (php-fpm + client CPU \
-         per request): what the pair could do with every core of this machine busy.\n\n\
-         The responder (`fcgi-mux/benches/mpx_responder.rs`) is tokio-fastcgi on a \
-         current-thread runtime, a task per request, reads buffered, writes gathered by one \
-         writer task per connection: `fcgi bench /hello --multiplex --connections 1 -c \
-         {MPX_CONCURRENCY}` against `--connections {MPX_CONCURRENCY}`. On one multiplexed \
-         connection the two sides take turns, each handling a batch while the other waits; 64 \
-         connections let both cores work at once.\n\n\
+         `fastcgi_client_peer --param ... load --concurrency N --connections M` \
+         (`fcgi-mux/benches/`) keep N requests in flight, each worker sending its next request \
+         once the previous response was read, and check every response (status 200, body \
+         `{HELLO}`; any error fails the section). Both send the parameters `fcgi` sends for the \
+         path (as `fcgi bench -v` prints them). **Client CPU** is each program's own \
+         `getrusage(RUSAGE_SELF)` user + system over its measured period ÷ requests completed in \
+         it. `fcgi bench` encodes the parameters once (`Pool::encode_params`) and runs on tokio's \
+         current-thread runtime; fastcgi-client takes a parameter map per request (cloned from \
+         one built once) and runs on both runtimes, the targets judged on its better one. It has \
+         no pool: {n7} keep-alive clients are shared by the workers (a free list and a \
+         semaphore), so, as in fcgi-mux's pool, a request waits for the next free connection. \
+         **Server CPU** is utime + stime from `/proc/<pid>/stat` (php-fpm: master and children; \
+         clock tick {} Hz) before and after each run ÷ the run's requests. The **ceiling** is \
+         {cores} cores ÷ (php-fpm + client CPU per request): what the pair could do with every \
+         core busy.\n\n\
+         The responder (`mpx_responder`) is tokio-fastcgi on a current-thread runtime, a task \
+         per request, reads buffered, writes gathered by one writer task per connection; `fcgi \
+         bench /hello -c {MPX_CONCURRENCY} --multiplex --connections 1` against `--connections \
+         {MPX_CONCURRENCY}`. On one multiplexed connection the two sides take turns, each \
+         handling a batch while the other waits; 64 connections let both cores work at once.\n\n\
          Streaming: `fcgi get \"/big.php?bytes={STREAM_BYTES}\" -o /dev/null` and \
          `fastcgi_client_peer ... stream` (`execute_stream`, output dropped as it arrives) under \
          `/usr/bin/time`: peak RSS of the process, start-up included; MB/s from the wall time \
          around the process.\n\n\
          Load average (1 min) before/after the section: {load_before} / {load_after}; the machine \
          is shared, so compare the columns of one run.\n\n\
-         Runs (requests/s | client µs/request | server µs/request):\n\n{}",
+         Runs (requests/s | client µs/request | server µs/request):\n\n{}\n\
+         - 1 GiB, fcgi get: {}\n- 1 GiB, fastcgi-client: {}",
         locked_version("fastcgi-client"),
         locked_version("tokio-fastcgi"),
         BUILD_ARGS.join(" "),
         ctx.fcgi_build_line(),
         bench.ticks,
-        [
-            php8.log("php-fpm, 8 concurrent"),
-            php1.log("php-fpm, 1 at a time"),
-            mpx.log("responder"),
-            stream.log()
-        ]
-        .join("\n"),
+        log.join("\n"),
+        stream_log(0),
+        stream_log(1),
     );
     Ok(Report {
         title: "fcgi-mux: client CPU, throughput, multiplexing and memory (vs fastcgi-client)".into(),
         command: format!("cargo xtask bench mux   # peers built with: cargo {}", BUILD_ARGS.join(" ")),
-        table: table.text,
+        table,
         notes,
     })
 }
@@ -175,76 +174,29 @@ struct Client {
     args: Vec<String>,
 }
 
-/// One load run.
-struct LoadRun {
-    req_per_s: f64,
-    client_us: f64,
-    server_us: f64,
-}
-
-/// The runs of one [`Client`] and their medians.
+/// The runs of one [`Client`] (requests/s, client and server µs per request) and their medians.
 struct Figures {
     name: String,
-    runs: Vec<LoadRun>,
+    runs: Vec<[f64; 3]>,
     req_per_s: f64,
     client_us: f64,
     server_us: f64,
 }
 
-impl Figures {
-    fn new(name: String, runs: Vec<LoadRun>) -> Figures {
-        Figures {
-            req_per_s: median(runs.iter().map(|r| r.req_per_s)),
-            client_us: median(runs.iter().map(|r| r.client_us)),
-            server_us: median(runs.iter().map(|r| r.server_us)),
-            name,
-            runs,
+/// Runs `run(i)` for each of `count` clients once per round, the order rotating, one untimed
+/// round first; returns each client's timed results.
+fn rotate<T>(count: usize, mut run: impl FnMut(usize) -> Result<T>) -> Result<Vec<Vec<T>>> {
+    let mut results: Vec<Vec<T>> = (0..count).map(|_| Vec::new()).collect();
+    for round in 0..=REPEATS {
+        for i in 0..count {
+            let client = (i + round) % count;
+            let result = run(client)?;
+            if round > 0 {
+                results[client].push(result);
+            }
         }
     }
-}
-
-/// The figures of one configuration, one per client, in the order they were given.
-struct Measured(Vec<Figures>);
-
-impl Measured {
-    fn log(&self, what: &str) -> String {
-        let runs = |f: &Figures| {
-            let runs: Vec<String> = f
-                .runs
-                .iter()
-                .map(|r| format!("{:.0} | {:.2} | {:.2}", r.req_per_s, r.client_us, r.server_us))
-                .collect();
-            format!("- {what}, {}: {}", f.name, runs.join("; "))
-        };
-        self.0.iter().map(runs).collect::<Vec<_>>().join("\n")
-    }
-}
-
-/// Peak RSS and speed of the two clients reading [`STREAM_BYTES`].
-struct Stream {
-    /// fcgi get's and the peer's runs: (peak RSS bytes, MB/s).
-    runs: [Vec<(f64, f64)>; 2],
-}
-
-impl Stream {
-    fn rss_mib(&self, client: usize) -> f64 {
-        median(self.runs[client].iter().map(|r| r.0)) / (1024.0 * 1024.0)
-    }
-
-    fn mb_per_s(&self, client: usize) -> f64 {
-        median(self.runs[client].iter().map(|r| r.1))
-    }
-
-    fn log(&self) -> String {
-        let runs = |client: usize| {
-            let runs: Vec<String> = self.runs[client]
-                .iter()
-                .map(|(rss, mb)| format!("{:.1} MiB, {mb:.0} MB/s", rss / 1048576.0))
-                .collect();
-            runs.join("; ")
-        };
-        format!("- 1 GiB, fcgi get: {}\n- 1 GiB, fastcgi-client: {}", runs(0), runs(1))
-    }
+    Ok(results)
 }
 
 /// What the runs need.
@@ -271,16 +223,19 @@ impl Bench {
             &self.socket,
             "--docroot",
             &self.docroot,
-            "-n",
-            "1",
+            "-n1",
             "-v",
             "--json",
         ]);
         let finished =
             measure::run_to_end(&self.dir, "params", &mut cmd, RUN_TIMEOUT, Duration::from_millis(20))?
                 .check(path)?;
-        let params: Vec<String> =
-            finished.stderr.lines().filter_map(|l| l.strip_prefix("* param ")).map(str::to_owned).collect();
+        let params: Vec<String> = finished
+            .stderr
+            .lines()
+            .filter_map(|l| l.strip_prefix("* param "))
+            .map(|p| format!("--param={p}"))
+            .collect();
         if params.is_empty() {
             bail!("fcgi bench -v printed no parameters: {}", finished.stderr);
         }
@@ -296,9 +251,10 @@ impl Bench {
         connections: usize,
         multiplex: bool,
     ) -> Client {
-        let mut args = ["bench", path, "--socket", socket, "--docroot", &self.docroot, "--json", "-s"]
-            .map(String::from)
-            .to_vec();
+        let mut args: Vec<String> =
+            ["bench", path, "--socket", socket, "--docroot", &self.docroot, "--json", "-s"]
+                .map(String::from)
+                .into();
         args.extend([
             format!("-c{concurrency}"),
             format!("--connections={connections}"),
@@ -307,18 +263,16 @@ impl Bench {
         if multiplex {
             args.push("--multiplex".into());
         }
-        let setup = if multiplex { "multiplexed" } else { "one request per connection" };
-        Client {
-            name: format!("fcgi bench, {connections} connection(s), {setup}"),
-            program: self.fcgi.clone(),
-            args,
-        }
+        let name = format!(
+            "fcgi bench, {connections} connection(s){}",
+            if multiplex { ", multiplexed" } else { "" }
+        );
+        Client { name, program: self.fcgi.clone(), args }
     }
 
-    /// The peer's load on php-fpm.
+    /// The peer's load on php-fpm; `params` as [`Bench::params`] returns them.
     fn peer_load(&self, params: &[String], concurrency: usize, connections: usize, runtime: &str) -> Client {
-        let mut args = vec!["--socket".to_owned(), self.socket.clone()];
-        args.extend(params.iter().map(|p| format!("--param={p}")));
+        let mut args = [["--socket".to_owned(), self.socket.clone()].as_slice(), params].concat();
         args.extend([
             "load".into(),
             format!("--concurrency={concurrency}"),
@@ -332,223 +286,159 @@ impl Bench {
         Client { name: format!("fastcgi-client, {runtime}-thread runtime"), program: self.peer.clone(), args }
     }
 
-    /// Runs every client once per round, the order rotating, one untimed round first; the
-    /// server is process `server_pid`, with its children if `with_children`.
-    fn rotate(&self, clients: &[Client], server_pid: u32, with_children: bool) -> Result<Measured> {
-        let mut runs: Vec<Vec<LoadRun>> = clients.iter().map(|_| Vec::new()).collect();
-        for round in 0..=REPEATS {
-            for i in 0..clients.len() {
-                let index = (i + round) % clients.len();
-                let run = self.load(&clients[index], server_pid, with_children)?;
-                if round > 0 {
-                    runs[index].push(run);
-                }
-            }
-        }
-        let figures = clients.iter().zip(runs).map(|(c, runs)| Figures::new(c.name.clone(), runs)).collect();
-        Ok(Measured(figures))
+    /// The load runs of `clients` (see [`rotate`]); the server is process `server`, with its
+    /// children if `with_children`.
+    fn loads(&self, clients: &[Client], server: u32, with_children: bool) -> Result<Vec<Figures>> {
+        let runs = rotate(clients.len(), |i| self.load(&clients[i], server, with_children))?;
+        let figures = clients.iter().zip(runs).map(|(client, runs)| {
+            let m = |i: usize| median(runs.iter().map(|r| r[i]));
+            Figures { name: client.name.clone(), req_per_s: m(0), client_us: m(1), server_us: m(2), runs }
+        });
+        Ok(figures.collect())
     }
 
-    /// One load run, its responses checked.
-    fn load(&self, client: &Client, server_pid: u32, with_children: bool) -> Result<LoadRun> {
-        let before = cpu_ticks(server_pid, with_children)?;
+    /// One load run, its responses checked: requests/s, client and server µs per request.
+    fn load(&self, client: &Client, server: u32, with_children: bool) -> Result<[f64; 3]> {
+        let before = cpu_ticks(server, with_children)?;
         let result = measure::run_json(&self.dir, "load", &client.program, &client.args, RUN_TIMEOUT)?;
-        let after = cpu_ticks(server_pid, with_children)?;
+        let server_s = cpu_ticks(server, with_children)?.saturating_sub(before) as f64 / self.ticks;
         let completed = result.number("completed")?;
-        let errors = result.number("errors")?;
-        if errors > 0.0 || completed <= 0.0 {
-            bail!("{}: {errors} errors, {completed} completed: {result}", client.name);
+        if result.number("errors")? > 0.0 || completed <= 0.0 {
+            bail!("{}: failed requests, or none completed: {result}", client.name);
         }
         // `fcgi bench` counts statuses and body bytes; the peer checks each body itself.
         if let Some(body_bytes) = result.get("body_bytes").and_then(json::Value::as_f64) {
-            let ok = result.get("status").and_then(|s| s.get("200")).and_then(json::Value::as_f64);
+            let ok = result.pointer("/status/200").and_then(json::Value::as_f64);
             if ok != Some(completed) || body_bytes != completed * HELLO.len() as f64 {
                 bail!("{}: not every response was 200 `{HELLO}`: {result}", client.name);
             }
         }
-        Ok(LoadRun {
-            req_per_s: result.number("req_per_s")?,
-            client_us: result.number("cpu_us_per_req")?,
-            server_us: after.saturating_sub(before) as f64 / self.ticks * 1e6 / completed,
-        })
+        Ok([result.number("req_per_s")?, result.number("cpu_us_per_req")?, server_s * 1e6 / completed])
     }
 
     /// fcgi-mux against the tokio-fastcgi responder: 64 multiplexed on one connection, and 64
     /// connections.
-    fn responder(&self, program: PathBuf) -> Result<Measured> {
+    fn responder(&self, program: PathBuf) -> Result<Vec<Figures>> {
         let socket = self.dir.join("mpx-responder.sock");
         let mut cmd = Command::new(program);
-        cmd.arg(&socket).stdout(std::process::Stdio::null());
+        cmd.arg(&socket).stdout(Stdio::null());
         let mut responder = Group::spawn("mpx_responder", &mut cmd, Signal::Term)?;
         for tries in 0.. {
-            if UnixStream::connect(&socket).is_ok() {
-                break;
-            }
-            if tries == 500 {
-                bail!("mpx_responder did not listen on {} within 10 s", socket.display());
-            }
             if let Some(status) = responder.try_wait()? {
                 bail!("mpx_responder exited ({})", process::describe(status));
             }
-            process::sleep(Duration::from_millis(20))?;
+            match UnixStream::connect(&socket) {
+                Ok(_) => break,
+                Err(_) if tries == 500 => bail!("mpx_responder did not listen within 10 s"),
+                Err(_) => process::sleep(Duration::from_millis(20))?,
+            }
         }
         let socket = socket.display().to_string();
         let clients = [
             self.fcgi_bench(&socket, "/hello", MPX_CONCURRENCY, 1, true),
             self.fcgi_bench(&socket, "/hello", MPX_CONCURRENCY, MPX_CONCURRENCY, false),
         ];
-        let figures = self.rotate(&clients, responder.pid(), false);
-        responder.stop();
-        figures
+        self.loads(&clients, responder.pid(), false)
     }
 
-    /// `fcgi get` and the peer reading [`STREAM_BYTES`], under GNU time.
-    fn stream(&self) -> Result<Stream> {
+    /// `fcgi get` and the peer reading [`STREAM_BYTES`] under GNU time: (peak RSS bytes, MB/s).
+    fn stream(&self) -> Result<Vec<Vec<(f64, f64)>>> {
         let path = format!("/big.php?bytes={STREAM_BYTES}");
         let fcgi_args =
-            ["get", &path, "--socket", &self.socket, "--docroot", &self.docroot, "-o", "/dev/null", "-s"]
-                .map(String::from)
-                .to_vec();
-        let mut peer_args = vec!["--socket".to_owned(), self.socket.clone()];
-        peer_args.extend(self.params(&path)?.iter().map(|p| format!("--param={p}")));
-        peer_args.push("stream".into());
-        let clients = [(&self.fcgi, fcgi_args), (&self.peer, peer_args)];
-        let mut stream = Stream { runs: [Vec::new(), Vec::new()] };
-        for round in 0..=REPEATS {
-            for i in 0..2 {
-                let index = (i + round) % 2;
-                let (program, args) = &clients[index];
-                let command = UnderTime::new(&self.time, &self.dir, "stream", program, args);
-                let (finished, usage) =
-                    command.run(&self.dir, "stream", RUN_TIMEOUT, Duration::from_millis(1))?;
-                // `fcgi get` fails on a short body; the peer reports what it read.
-                if index == 1 && json::parse(&finished.stdout)?.number("bytes")? < STREAM_BYTES as f64 {
-                    bail!("fastcgi_client_peer read a short response: {}", finished.stdout);
-                }
-                if round > 0 {
-                    let mb_per_s = STREAM_BYTES as f64 / finished.wall.as_secs_f64() / 1e6;
-                    stream.runs[index].push((usage.max_rss_bytes, mb_per_s));
-                }
+            ["get", &path, "--socket", &self.socket, "--docroot", &self.docroot, "-o", "/dev/null", "-s"];
+        let peer_args =
+            [vec!["--socket".to_owned(), self.socket.clone()], self.params(&path)?, vec!["stream".into()]];
+        let clients = [(&self.fcgi, fcgi_args.map(String::from).into()), (&self.peer, peer_args.concat())];
+        rotate(2, |client| {
+            let (program, args): &(&PathBuf, Vec<String>) = &clients[client];
+            let command = UnderTime::new(&self.time, &self.dir, "stream", program, args);
+            let (finished, usage) =
+                command.run(&self.dir, "stream", RUN_TIMEOUT, Duration::from_millis(1))?;
+            // `fcgi get` fails on a short body; the peer reports what it read.
+            if client == 1 && json::parse(&finished.stdout)?.number("bytes")? < STREAM_BYTES as f64 {
+                bail!("fastcgi_client_peer read a short response: {}", finished.stdout);
             }
-        }
-        Ok(stream)
+            Ok((usage.max_rss_bytes, STREAM_BYTES as f64 / finished.wall.as_secs_f64() / 1e6))
+        })
     }
 }
 
-/// The markdown table, built row by row.
-struct Table {
-    text: String,
+/// The php-fpm rows: `figures` holds fcgi bench first, then the peer on each runtime; `judged`
+/// adds the targets, judged on the peer's better runtime.
+fn php_rows(figures: &[Figures], cores: usize, judged: bool) -> String {
+    let (mux, peers) = (&figures[0], &figures[1..]);
+    let ceiling = |f: &Figures| cores as f64 / ((f.server_us + f.client_us) * 1e-6);
+    let cells = |value: &dyn Fn(&Figures) -> String| {
+        let peer: Vec<String> = peers.iter().map(value).collect();
+        format!("{} | {}", value(mux), peer.join(" / "))
+    };
+    let ratio = mux.req_per_s / peers.iter().map(|f| f.req_per_s).fold(0.0, f64::max);
+    let (cpu_target, rate_target) = match judged {
+        true => (
+            format!("≤ {TARGET_CLIENT_CPU_US} µs"),
+            format!("≥ {TARGET_THROUGHPUT_RATIO}× peer: {ratio:.2}×"),
+        ),
+        false => ("—".into(), format!("— ({ratio:.2}× peer)")),
+    };
+    let met = |ok: bool| if judged { verdict(ok) } else { "" };
+    [
+        format!(
+            "client CPU per request | {} µs | {cpu_target} | {}",
+            cells(&|f| format!("{:.2}", f.client_us)),
+            met(mux.client_us <= TARGET_CLIENT_CPU_US)
+        ),
+        format!(
+            "requests/s | {} | {rate_target} | {}",
+            cells(&|f| thousands(f.req_per_s)),
+            met(ratio >= TARGET_THROUGHPUT_RATIO)
+        ),
+        format!("php-fpm CPU per request | {} µs | — | ", cells(&|f| format!("{:.2}", f.server_us))),
+        format!(
+            "ceiling, {cores} cores ÷ (php-fpm + client CPU) | {}/s | — | ",
+            cells(&|f| thousands(ceiling(f)))
+        ),
+        format!(
+            "requests/s ÷ ceiling | {} % | — | ",
+            cells(&|f| format!("{:.0}", 100.0 * f.req_per_s / ceiling(f)))
+        ),
+    ]
+    .map(|row| format!("| {row} |\n"))
+    .concat()
 }
 
-impl Table {
-    fn new() -> Table {
-        Table { text: "| measurement | fcgi-mux (`fcgi bench`) | fastcgi-client | target | met |\n|---|---:|---:|---|:-:|\n".into() }
-    }
+/// The responder rows: multiplexed on one connection, and 64 connections.
+fn responder_rows(one: &Figures, many: &Figures) -> String {
+    let ratio = one.req_per_s / many.req_per_s;
+    let target =
+        format!("≥ {TARGET_MPX_RATIO}× 64 connections: {ratio:.2}× | {}", verdict(ratio >= TARGET_MPX_RATIO));
+    let pair = |a: f64, b: f64| format!("{a:.2} / {b:.2} µs");
+    [
+        format!("requests/s: 1 connection × 64 multiplexed | {} |  | {target}", thousands(one.req_per_s)),
+        format!("requests/s: 64 connections × 1 | {} |  | — | ", thousands(many.req_per_s)),
+        format!(
+            "client CPU per request: 1 conn / 64 conns | {} |  | — | ",
+            pair(one.client_us, many.client_us)
+        ),
+        format!(
+            "responder CPU per request: 1 conn / 64 conns | {} |  | — | ",
+            pair(one.server_us, many.server_us)
+        ),
+    ]
+    .map(|row| format!("| {row} |\n"))
+    .concat()
+}
 
-    fn row(&mut self, cells: [&str; 5]) {
-        self.text.push_str(&format!("| {} |\n", cells.join(" | ")));
-    }
-
-    fn heading(&mut self, text: &str) {
-        self.row([&format!("**{text}**"), "", "", "", ""]);
-    }
-
-    /// The php-fpm rows: `figures` holds fcgi bench first, then the peer on each runtime;
-    /// `judged` adds the targets, on the peer's better runtime.
-    fn php(&mut self, figures: &Measured, cores: usize, judged: bool) {
-        let (mux, peers) = (&figures.0[0], &figures.0[1..]);
-        let ceiling = |f: &Figures| cores as f64 / ((f.server_us + f.client_us) * 1e-6);
-        let each =
-            |value: &dyn Fn(&Figures) -> String| peers.iter().map(value).collect::<Vec<_>>().join(" / ");
-        let best_rate = peers.iter().map(|f| f.req_per_s).fold(0.0, f64::max);
-        let ratio = mux.req_per_s / best_rate;
-        let (cpu_target, rate_target) = if judged {
-            (
-                format!("≤ {TARGET_CLIENT_CPU_US} µs"),
-                format!("≥ {TARGET_THROUGHPUT_RATIO}× peer: {ratio:.2}×"),
-            )
-        } else {
-            ("—".into(), format!("— ({ratio:.2}× peer)"))
-        };
-        let met = |ok: bool| if judged { verdict(ok) } else { "" };
-        self.row([
-            "client CPU per request",
-            &format!("{:.2} µs", mux.client_us),
-            &format!("{} µs", each(&|f| format!("{:.2}", f.client_us))),
-            &cpu_target,
-            met(mux.client_us <= TARGET_CLIENT_CPU_US),
-        ]);
-        self.row([
-            "requests/s",
-            &thousands(mux.req_per_s),
-            &each(&|f| thousands(f.req_per_s)),
-            &rate_target,
-            met(ratio >= TARGET_THROUGHPUT_RATIO),
-        ]);
-        self.row([
-            "php-fpm CPU per request",
-            &format!("{:.2} µs", mux.server_us),
-            &format!("{} µs", each(&|f| format!("{:.2}", f.server_us))),
-            "—",
-            "",
-        ]);
-        self.row([
-            &format!("ceiling, {cores} cores ÷ (php-fpm + client CPU)"),
-            &format!("{}/s", thousands(ceiling(mux))),
-            &format!("{}/s", each(&|f| thousands(ceiling(f)))),
-            "—",
-            "",
-        ]);
-        self.row([
-            "requests/s ÷ ceiling",
-            &format!("{:.0} %", 100.0 * mux.req_per_s / ceiling(mux)),
-            &format!("{} %", each(&|f| format!("{:.0}", 100.0 * f.req_per_s / ceiling(f)))),
-            "—",
-            "",
-        ]);
-    }
-
-    fn responder(&mut self, figures: &Measured) {
-        let (one, many) = (&figures.0[0], &figures.0[1]);
-        self.heading("tokio-fastcgi responder, 64 concurrent requests (fcgi-mux on both sides of the ratio)");
-        let ratio = one.req_per_s / many.req_per_s;
-        self.row([
-            "requests/s: 1 connection × 64 multiplexed",
-            &thousands(one.req_per_s),
-            "",
-            &format!("≥ {TARGET_MPX_RATIO}× 64 connections: {ratio:.2}×"),
-            verdict(ratio >= TARGET_MPX_RATIO),
-        ]);
-        self.row(["requests/s: 64 connections × 1", &thousands(many.req_per_s), "", "—", ""]);
-        let pair = |a: f64, b: f64| format!("{a:.2} / {b:.2} µs");
-        self.row([
-            "client CPU per request: 1 conn / 64 conns",
-            &pair(one.client_us, many.client_us),
-            "",
-            "—",
-            "",
-        ]);
-        self.row([
-            "responder CPU per request: 1 conn / 64 conns",
-            &pair(one.server_us, many.server_us),
-            "",
-            "—",
-            "",
-        ]);
-    }
-
-    fn stream(&mut self, stream: &Stream) {
-        self.heading("1 GiB response from php-fpm `big.php` (`fcgi get -o /dev/null`; `execute_stream`)");
-        self.row([
-            "peak RSS of the client",
-            &format!("{:.1} MiB", stream.rss_mib(0)),
-            &format!("{:.1} MiB", stream.rss_mib(1)),
-            &format!("≤ {TARGET_RSS_MIB} MiB"),
-            verdict(stream.rss_mib(0) <= TARGET_RSS_MIB),
-        ]);
-        let rate = |client: usize| format!("{:.0} MB/s", stream.mb_per_s(client));
-        self.row(["throughput", &rate(0), &rate(1), "—", ""]);
-    }
+/// The per-run figures of one configuration, for the notes.
+fn log(what: &str, figures: &[Figures]) -> String {
+    let line = |f: &Figures| {
+        let runs: Vec<String> = f
+            .runs
+            .iter()
+            .map(|[rate, client, server]| format!("{rate:.0} | {client:.2} | {server:.2}"))
+            .collect();
+        format!("- {what}, {}: {}", f.name, runs.join("; "))
+    };
+    figures.iter().map(line).collect::<Vec<_>>().join("\n")
 }
 
 /// The version of `krate` resolved in Cargo.lock, or "?".
