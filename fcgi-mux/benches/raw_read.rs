@@ -123,33 +123,3 @@ impl Walker {
         }
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn record(record_type: RecordType, content: &[u8], padding: u8) -> Vec<u8> {
-        let len = content.len() as u16;
-        let mut out = vec![1, record_type.0, 0, 1, (len >> 8) as u8, len as u8, padding, 0];
-        out.extend_from_slice(content);
-        out.extend(std::iter::repeat_n(0, usize::from(padding)));
-        out
-    }
-
-    #[test]
-    fn walks_records_split_anywhere() {
-        let mut stream = record(RecordType::STDOUT, b"Status: 200\r\n\r\nhello", 3);
-        stream.extend(record(RecordType::STDERR, b"warn", 4));
-        stream.extend(record(RecordType::STDOUT, &[b'x'; 1000], 0));
-        stream.extend(record(RecordType::END_REQUEST, &[0; 8], 0));
-        stream.extend(b"trailing junk is never looked at");
-        for chunk in [1, 7, 8, 9, 64, stream.len()] {
-            let mut walker = Walker::default();
-            for piece in stream.chunks(chunk) {
-                walker.feed(piece);
-            }
-            assert!(walker.ended, "chunk {chunk}");
-            assert_eq!(walker.stdout_bytes, 20 + 1000, "chunk {chunk}");
-        }
-    }
-}
