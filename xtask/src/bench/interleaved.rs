@@ -20,7 +20,6 @@ use nix::unistd::Pid;
 use crate::process;
 
 /// A command to time.
-#[derive(Clone)]
 pub struct Timed {
     /// Its name in the results.
     pub name: &'static str,

@@ -54,12 +54,11 @@ pub fn build_bins(
     Ok(found)
 }
 
-/// What a finished program left behind.
+/// What a finished program left behind; `wall` is from spawning it to noticing its exit.
 pub struct Finished {
     pub status: ExitStatus,
     pub stdout: String,
     pub stderr: String,
-    /// Wall time from spawning to noticing its exit.
     pub wall: Duration,
 }
 
@@ -130,14 +129,13 @@ pub fn run_json(
     json::parse(line).with_context(|| format!("{name} printed bad JSON: {line}"))
 }
 
-/// The figures GNU `time` (`/usr/bin/time -f FORMAT -o FILE`) reports of a program.
+/// What GNU `time` (`/usr/bin/time -f FORMAT -o FILE`) reports of a program: user and system
+/// CPU seconds (10 ms resolution), peak RSS, minor page faults (pages mapped on first touch).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Usage {
-    /// User and system CPU, seconds (10 ms resolution).
     pub user_s: f64,
     pub sys_s: f64,
     pub max_rss_bytes: f64,
-    /// Minor page faults (pages mapped on first touch, without I/O).
     pub minor_faults: f64,
 }
 
@@ -235,36 +233,23 @@ pub fn median(values: impl Iterator<Item = f64>) -> f64 {
 /// `with_children` (php-fpm's workers; children that exited are not counted, and php-fpm's
 /// static workers do not exit).
 pub fn cpu_ticks(pid: u32, with_children: bool) -> Result<u64> {
-    let mut total = 0;
-    let mut found = false;
-    for entry in fs::read_dir("/proc").context("reading /proc")?.flatten() {
-        let Some(entry_pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
-            continue;
-        };
-        if entry_pid != pid && !with_children {
-            continue;
-        }
-        // Processes come and go while we look: a vanished one is skipped.
-        let Some(stat) = fs::read_to_string(entry.path().join("stat")).ok().and_then(|s| ProcStat::parse(&s))
-        else {
-            continue;
-        };
-        if entry_pid == pid || stat.ppid == pid {
-            found |= entry_pid == pid;
-            total += stat.ticks;
-        }
+    // Processes come and go while we look: a vanished child is skipped.
+    let stat =
+        |pid: u32| fs::read_to_string(format!("/proc/{pid}/stat")).ok().and_then(|s| ProcStat::parse(&s));
+    let own = stat(pid).with_context(|| format!("process {pid} is gone (no /proc/{pid}/stat)"))?.ticks;
+    if !with_children {
+        return Ok(own);
     }
-    if !found {
-        bail!("process {pid} is gone (its /proc/{pid}/stat is missing)");
-    }
-    Ok(total)
+    let pids = fs::read_dir("/proc").context("reading /proc")?.flatten();
+    let children =
+        pids.filter_map(|entry| stat(entry.file_name().to_str()?.parse().ok()?)).filter(|s| s.ppid == pid);
+    Ok(own + children.map(|child| child.ticks).sum::<u64>())
 }
 
-/// The fields of `/proc/<pid>/stat` we use.
+/// The fields of `/proc/<pid>/stat` we use: the parent's pid (field 4) and utime + stime
+/// (fields 14 and 15, clock ticks).
 pub struct ProcStat {
-    /// Parent process id (field 4).
     pub ppid: u32,
-    /// utime + stime (fields 14 and 15), in clock ticks.
     pub ticks: u64,
 }
 
@@ -328,14 +313,12 @@ mod tests {
         let parsed = ProcStat::parse(stat).unwrap();
         assert_eq!((parsed.ppid, parsed.ticks), (77, 281));
         assert!(ProcStat::parse("garbage").is_none());
-        assert!(cpu_ticks(std::process::id(), false).is_ok());
+        assert!(cpu_ticks(std::process::id(), true).is_ok());
     }
 
     #[test]
     fn formatting_and_medians() {
-        assert_eq!(thousands(61234.6), "61,235");
-        assert_eq!(thousands(999.0), "999");
-        assert_eq!(thousands(1_000_000.0), "1,000,000");
+        assert_eq!([61234.6, 999.0, 1e6].map(thousands), ["61,235", "999", "1,000,000"]);
         assert_eq!(median([3.0, 1.0, 2.0].into_iter()), 2.0);
         assert_eq!(median([4.0, 1.0, 2.0, 3.0].into_iter()), 2.5);
         assert!(median(std::iter::empty()).is_nan());
@@ -351,8 +334,8 @@ mod tests {
         assert!((usage.cpu_s() - 0.62).abs() < 1e-9);
         let failed = "Command exited with non-zero status 3\nxtask-usage 0.00 0.00 1800 90\n";
         assert_eq!(Usage::parse(failed).unwrap().max_rss_bytes, 1800.0 * 1024.0);
-        assert!(Usage::parse("0.5 0.1 100 1").is_none());
-        assert!(Usage::parse("xtask-usage 0.5 x 100 1").is_none());
-        assert!(Usage::parse("xtask-usage 0.5 0.1 100").is_none(), "a field missing");
+        for bad in ["0.5 0.1 100 1", "xtask-usage 0.5 x 100 1", "xtask-usage 0.5 0.1 100"] {
+            assert!(Usage::parse(bad).is_none(), "{bad}");
+        }
     }
 }

@@ -321,7 +321,9 @@ impl Bench {
     fn responder(&self, program: PathBuf) -> Result<Vec<Figures>> {
         let socket = self.dir.join("mpx-responder.sock");
         let mut cmd = Command::new(program);
-        cmd.arg(&socket).stdout(Stdio::null());
+        // It reports each connection a client drops; `fcgi bench -D` drops its connections.
+        let log = fs::File::create(self.dir.join("mpx_responder.log")).context("creating its log")?;
+        cmd.arg(&socket).stdout(Stdio::null()).stderr(log);
         let mut responder = Group::spawn("mpx_responder", &mut cmd, Signal::Term)?;
         for tries in 0.. {
             if let Some(status) = responder.try_wait()? {
@@ -368,9 +370,10 @@ impl Bench {
 fn php_rows(figures: &[Figures], cores: usize, judged: bool) -> String {
     let (mux, peers) = (&figures[0], &figures[1..]);
     let ceiling = |f: &Figures| cores as f64 / ((f.server_us + f.client_us) * 1e-6);
-    let cells = |value: &dyn Fn(&Figures) -> String| {
-        let peer: Vec<String> = peers.iter().map(value).collect();
-        format!("{} | {}", value(mux), peer.join(" / "))
+    // fcgi bench's cell, then the peer's figures on each runtime, each with its unit.
+    let cells = |value: &dyn Fn(&Figures) -> String, unit: &str| {
+        let peer: Vec<String> = peers.iter().map(|f| value(f) + unit).collect();
+        format!("{}{unit} | {}", value(mux), peer.join(" / "))
     };
     let ratio = mux.req_per_s / peers.iter().map(|f| f.req_per_s).fold(0.0, f64::max);
     let (cpu_target, rate_target) = match judged {
@@ -383,23 +386,23 @@ fn php_rows(figures: &[Figures], cores: usize, judged: bool) -> String {
     let met = |ok: bool| if judged { verdict(ok) } else { "" };
     [
         format!(
-            "client CPU per request | {} µs | {cpu_target} | {}",
-            cells(&|f| format!("{:.2}", f.client_us)),
+            "client CPU per request | {} | {cpu_target} | {}",
+            cells(&|f| format!("{:.2}", f.client_us), " µs"),
             met(mux.client_us <= TARGET_CLIENT_CPU_US)
         ),
         format!(
             "requests/s | {} | {rate_target} | {}",
-            cells(&|f| thousands(f.req_per_s)),
+            cells(&|f| thousands(f.req_per_s), ""),
             met(ratio >= TARGET_THROUGHPUT_RATIO)
         ),
-        format!("php-fpm CPU per request | {} µs | — | ", cells(&|f| format!("{:.2}", f.server_us))),
+        format!("php-fpm CPU per request | {} | — | ", cells(&|f| format!("{:.2}", f.server_us), " µs")),
         format!(
-            "ceiling, {cores} cores ÷ (php-fpm + client CPU) | {}/s | — | ",
-            cells(&|f| thousands(ceiling(f)))
+            "ceiling, {cores} cores ÷ (php-fpm + client CPU) | {} | — | ",
+            cells(&|f| thousands(ceiling(f)), "/s")
         ),
         format!(
-            "requests/s ÷ ceiling | {} % | — | ",
-            cells(&|f| format!("{:.0}", 100.0 * f.req_per_s / ceiling(f)))
+            "requests/s ÷ ceiling | {} | — | ",
+            cells(&|f| format!("{:.0}", 100.0 * f.req_per_s / ceiling(f)), " %")
         ),
     ]
     .map(|row| format!("| {row} |\n"))

@@ -34,12 +34,6 @@ const TARGET_VS_CGI_FCGI: f64 = 1.05;
 const CGI_ENV: [(&str, &str); 3] =
     [("SCRIPT_NAME", "/ping"), ("SCRIPT_FILENAME", "/ping"), ("REQUEST_METHOD", "GET")];
 
-/// A command compared and what its output must contain.
-struct Contender {
-    timed: Timed,
-    expect: &'static str,
-}
-
 /// Figures of one command: interleaved wall times, GNU time's peak RSS and minor faults.
 struct Figures {
     median_ms: f64,
@@ -84,66 +78,61 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
     let fcgi = dir.join("fcgi");
     std::fs::copy(built, &fcgi).context("copying fcgi")?;
 
-    let contender = |name, expect, program: &Path, args: &[&str]| Contender {
-        timed: Timed {
-            name,
-            program: program.to_owned(),
-            args: args.iter().map(|a| a.to_string()).collect(),
-        },
-        expect,
+    let contender = |name, program: &Path, args: &[&str]| Timed {
+        name,
+        program: program.to_owned(),
+        args: args.iter().map(|a| a.to_string()).collect(),
     };
     let get_args = ["get", "/ping", "--socket", &socket, "--docroot", &docroot];
     let mut contenders = vec![
-        contender("fcgi get /ping", "pong", &fcgi, &get_args),
-        contender("fcgi ping", "pong", &fcgi, &["ping", "--socket", &socket]),
-        contender("cgi-fcgi", "pong", &cgi_fcgi, &["-bind", "-connect", &socket]),
-        contender("fcgi --version", "fcgi", &fcgi, &["--version"]),
+        contender("fcgi get /ping", &fcgi, &get_args),
+        contender("fcgi ping", &fcgi, &["ping", "--socket", &socket]),
+        contender("cgi-fcgi", &cgi_fcgi, &["-bind", "-connect", &socket]),
+        contender("fcgi --version", &fcgi, &["--version"]),
     ];
-    // Another build of `fcgi` timed in the same rounds (a start-up change measured against this
-    // build): `FCGI_BENCH_ONESHOT_OTHER=/path/to/fcgi`.
+    // Another build timed in the same rounds, to measure a start-up change against this one.
     let other = std::env::var_os("FCGI_BENCH_ONESHOT_OTHER").map(PathBuf::from);
     if let Some(other) = &other {
-        contenders.push(contender("other fcgi get /ping", "pong", other, &get_args));
+        contenders.push(contender("other fcgi get /ping", other, &get_args));
     }
     for c in &contenders {
-        let mut cmd = Command::new(&c.timed.program);
-        cmd.env_clear().envs(CGI_ENV).args(&c.timed.args);
-        let finished =
-            run_to_end(dir, "check", &mut cmd, LIMIT, Duration::from_millis(5))?.check(c.timed.name)?;
-        if !finished.stdout.contains(c.expect) {
-            bail!("{} printed {:?}, without {:?}", c.timed.name, finished.stdout, c.expect);
+        let mut cmd = Command::new(&c.program);
+        cmd.env_clear().envs(CGI_ENV).args(&c.args);
+        let finished = run_to_end(dir, "check", &mut cmd, LIMIT, Duration::from_millis(5))?.check(c.name)?;
+        let expect = if c.name == "fcgi --version" { "fcgi" } else { "pong" };
+        if !finished.stdout.contains(expect) {
+            bail!("{} printed {:?}, without {expect:?}", c.name, finished.stdout);
         }
     }
 
     println!("xtask: bench oneshot: {ROUNDS} interleaved rounds ...");
-    let timed: Vec<Timed> = contenders.iter().map(|c| c.timed.clone()).collect();
-    let times = interleaved::time(&timed, &CGI_ENV, WARMUP_ROUNDS, ROUNDS, LIMIT)?;
+    let times = interleaved::time(&contenders, &CGI_ENV, WARMUP_ROUNDS, ROUNDS, LIMIT)?;
     println!("xtask: bench oneshot: peak RSS and page faults ({RSS_RUNS} runs each) ...");
     let mut figures = BTreeMap::new();
     for c in &contenders {
         let (mut rss, mut faults) = (Vec::new(), Vec::new());
         for _ in 0..RSS_RUNS {
-            let mut command = UnderTime::new(&time, dir, "rss", &c.timed.program, &c.timed.args);
+            let mut command = UnderTime::new(&time, dir, "rss", &c.program, &c.args);
             command.command.env_clear().envs(CGI_ENV);
             let (_, usage) = command.run(dir, "rss", LIMIT, Duration::from_millis(5))?;
             rss.push(usage.max_rss_bytes);
             faults.push(usage.minor_faults);
         }
-        let wall = times.get(c.timed.name).with_context(|| format!("no times for {}", c.timed.name))?;
-        figures.insert(c.timed.name, Figures::new(wall, &rss, &faults));
+        let wall = times.get(c.name).with_context(|| format!("no times for {}", c.name))?;
+        figures.insert(c.name, Figures::new(wall, &rss, &faults));
     }
     let load_after = load_average();
 
     let (get, peer) = (&figures["fcgi get /ping"], &figures["cgi-fcgi"]);
     let mib = |bytes: f64| bytes / (1024.0 * 1024.0);
-    let names: Vec<String> = contenders.iter().map(|c| format!(" `{}` |", c.timed.name)).collect();
+    let names: Vec<String> = contenders.iter().map(|c| format!(" `{}` |", c.name)).collect();
     let mut table = format!(
         "| measurement |{} target | met |\n|---|{}---|:-:|\n",
         names.concat(),
         "---:|".repeat(names.len())
     );
     let mut row = |what: &str, cell: &dyn Fn(&Figures) -> String, target: &str, met: &str| {
-        let cells: Vec<String> = contenders.iter().map(|c| cell(&figures[c.timed.name])).collect();
+        let cells: Vec<String> = contenders.iter().map(|c| cell(&figures[c.name])).collect();
         table.push_str(&format!("| {what} | {} | {target} | {met} |\n", cells.join(" | ")));
     };
     let ratio = get.median_ms / peer.median_ms;
@@ -164,10 +153,8 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
 
     let versions =
         [CGI_FCGI.version(&cgi_fcgi), GNU_TIME.version(&time), measure::version_line(&fcgi, &["--version"])];
-    let mut lines: Vec<String> = contenders
-        .iter()
-        .map(|c| format!("- `{}`: `{}`", c.timed.name, shorten(&c.timed.program, &c.timed.args)))
-        .collect();
+    let mut lines: Vec<String> =
+        contenders.iter().map(|c| format!("- `{}`: `{}`", c.name, shorten(&c.program, &c.args))).collect();
     if other.is_some() {
         lines.push("  (`other`: the build named by `FCGI_BENCH_ONESHOT_OTHER`, in the same rounds)".into());
     }

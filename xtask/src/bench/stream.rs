@@ -64,6 +64,7 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
         programs: [fcgi.clone(), curl.clone(), raw],
         socket: stack.php.socket.display().to_string(),
         docroot: stack.docroot.display().to_string(),
+        script: stack.docroot.join("big.php").display().to_string(),
         haproxy_url: stack.haproxy.url("/big.php"),
         haproxy_pid: stack.haproxy.pid(),
         php_pid: stack.php.pid(),
@@ -174,6 +175,8 @@ struct Runner<'a> {
     programs: [PathBuf; 3],
     socket: String,
     docroot: String,
+    /// `big.php`'s path, for raw_read.
+    script: String,
     haproxy_url: String,
     haproxy_pid: u32,
     php_pid: u32,
@@ -184,41 +187,16 @@ impl Runner<'_> {
     /// The arguments fetching `bytes` with `client`; `output` is where the body goes.
     fn args(&self, client: usize, bytes: u64, output: &Path) -> Vec<String> {
         let output = output.display().to_string();
-        match client {
-            0 => [
-                "get",
-                &format!("/big.php?bytes={bytes}"),
-                "--socket",
-                &self.socket,
-                "--docroot",
-                &self.docroot,
-                "-o",
-                &output,
-                "-s",
-            ]
-            .map(String::from)
-            .to_vec(),
-            1 => [
-                "-sS",
-                "-o",
-                &output,
-                "-w",
-                "%{http_code} %{size_download}",
-                &format!("{}?bytes={bytes}", self.haproxy_url),
-            ]
-            .map(String::from)
-            .to_vec(),
-            _ => [
-                "--socket",
-                &self.socket,
-                "--script-filename",
-                &format!("{}/big.php", self.docroot),
-                "--bytes",
-                &bytes.to_string(),
-            ]
-            .map(String::from)
-            .to_vec(),
-        }
+        let (path, url) = (format!("/big.php?bytes={bytes}"), format!("{}?bytes={bytes}", self.haproxy_url));
+        let bytes = bytes.to_string();
+        let args = match client {
+            0 => {
+                vec!["get", &path, "--socket", &self.socket, "--docroot", &self.docroot, "-o", &output, "-s"]
+            }
+            1 => vec!["-sS", "-o", &output, "-w", "%{http_code} %{size_download}", &url],
+            _ => vec!["--socket", &self.socket, "--script-filename", &self.script, "--bytes", &bytes],
+        };
+        args.into_iter().map(String::from).collect()
     }
 
     /// Fetches [`CHECK_BYTES`] with `client` and checks the count.
