@@ -23,20 +23,18 @@ mod tools;
 
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 
 use crate::backends::Backends;
 use crate::process::{self, Interrupted};
 
 pub use report::Report;
 
-/// One benchmark area.
+/// One benchmark area: its name (on the command line and in the file's markers), a line for
+/// `--list`, and what measures it.
 pub struct Section {
-    /// Name used on the command line and in the file's markers.
     pub name: &'static str,
-    /// One line for `cargo xtask bench --list`.
     pub about: &'static str,
-    /// Runs the measurements.
     pub run: fn(&mut Ctx) -> Result<Report>,
 }
 
@@ -63,36 +61,33 @@ pub struct Ctx {
 impl Ctx {
     /// The test backends (php-fpm ...), started on first call.
     pub fn backends(&mut self) -> Result<&mut Backends> {
-        if self.backends.is_none() {
-            self.backends = Some(Backends::start()?);
+        match &mut self.backends {
+            Some(backends) => Ok(backends),
+            slot => Ok(slot.insert(Backends::start()?)),
         }
-        self.backends.as_mut().context("backends vanished after starting")
     }
 
     /// php-fpm with HAProxy and nginx in front (see [`gateways`]), started on first call.
     pub fn gateways(&mut self) -> Result<&mut gateways::Stack> {
-        if self.gateways.is_none() {
-            self.gateways = Some(gateways::Stack::start()?);
-        }
-        let stack = self.gateways.as_mut().context("gateways vanished after starting")?;
+        let stack = match &mut self.gateways {
+            Some(stack) => stack,
+            slot => slot.insert(gateways::Stack::start()?),
+        };
         stack.check_running()?;
         Ok(stack)
     }
 
     /// The `fcgi` executable, built on first call as `cargo xtask dist` builds it.
     pub fn fcgi(&mut self) -> Result<std::path::PathBuf> {
-        if self.fcgi.is_none() {
-            self.fcgi = Some(crate::dist::build()?);
+        match &mut self.fcgi {
+            Some(built) => Ok(built.path.clone()),
+            slot => Ok(slot.insert(crate::dist::build()?).path.clone()),
         }
-        Ok(self.fcgi.as_ref().context("fcgi vanished after building")?.path.clone())
     }
 
     /// How [`Ctx::fcgi`] built the CLI, for the reports.
     pub fn fcgi_build_line(&self) -> String {
-        match &self.fcgi {
-            Some(built) => built.how.clone(),
-            None => "cargo xtask dist".to_owned(),
-        }
+        self.fcgi.as_ref().map_or("cargo xtask dist".into(), |built| built.how.clone())
     }
 }
 

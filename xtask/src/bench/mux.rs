@@ -117,37 +117,30 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
     let log =
         [log("php-fpm, 8 concurrent", &php8), log("php-fpm, 1 at a time", &php1), log("responder", &mpx)];
     let notes = format!(
-        "Peers: `fastcgi-client` {} (feature `tokio`) and `tokio-fastcgi` {}, from crates.io, built \
-         with `cargo {}`. fcgi-mux is measured through `fcgi bench --json` of the release CLI ({}), \
-         the load driver users run. Each load figure is the median of {REPEATS} runs of {SECONDS} \
-         s after one untimed round, the clients taking turns in a rotating order.\n\n\
-         How: `fcgi bench PATH -c N --connections M -D {SECONDS}s --json` and \
-         `fastcgi_client_peer --param ... load --concurrency N --connections M` \
-         (`fcgi-mux/benches/`) keep N requests in flight, each worker sending its next request \
-         once the previous response was read, and check every response (status 200, body \
-         `{HELLO}`; any error fails the section). Both send the parameters `fcgi` sends for the \
-         path (as `fcgi bench -v` prints them). **Client CPU** is each program's own \
-         `getrusage(RUSAGE_SELF)` user + system over its measured period ÷ requests completed in \
-         it. `fcgi bench` encodes the parameters once (`Pool::encode_params`) and runs on tokio's \
-         current-thread runtime; fastcgi-client takes a parameter map per request (cloned from \
-         one built once) and runs on both runtimes, the targets judged on its better one. It has \
-         no pool: {n7} keep-alive clients are shared by the workers (a free list and a \
-         semaphore), so, as in fcgi-mux's pool, a request waits for the next free connection. \
-         **Server CPU** is utime + stime from `/proc/<pid>/stat` (php-fpm: master and children; \
-         clock tick {} Hz) before and after each run ÷ the run's requests. The **ceiling** is \
-         {cores} cores ÷ (php-fpm + client CPU per request): what the pair could do with every \
-         core busy.\n\n\
-         The responder (`mpx_responder`) is tokio-fastcgi on a current-thread runtime, a task \
-         per request, reads buffered, writes gathered by one writer task per connection; `fcgi \
-         bench /hello -c {MPX_CONCURRENCY} --multiplex --connections 1` against `--connections \
-         {MPX_CONCURRENCY}`. On one multiplexed connection the two sides take turns, each \
-         handling a batch while the other waits; 64 connections let both cores work at once.\n\n\
-         Streaming: `fcgi get \"/big.php?bytes={STREAM_BYTES}\" -o /dev/null` and \
-         `fastcgi_client_peer ... stream` (`execute_stream`, output dropped as it arrives) under \
-         `/usr/bin/time`: peak RSS of the process, start-up included; MB/s from the wall time \
-         around the process.\n\n\
-         Load average (1 min) before/after the section: {load_before} / {load_after}; the machine \
-         is shared, so compare the columns of one run.\n\n\
+        "Peers: `fastcgi-client` {} (feature `tokio`) and `tokio-fastcgi` {} from crates.io, driven by \
+         `fcgi-mux/benches/` (`cargo {}`); fcgi-mux by `fcgi bench --json` of the release CLI ({}). \
+         Each figure is the median of {REPEATS} runs of {SECONDS} s after an untimed round, the \
+         clients taking turns in a rotating order.\n\n\
+         How: `fcgi bench PATH -c N --connections M -D {SECONDS}s` and `fastcgi_client_peer \
+         --param ... load --concurrency N --connections M` keep N requests in flight, each worker \
+         sending its next request once the previous response was read, with the parameters `fcgi` \
+         sends for the path (as `fcgi bench -v` prints them); every response is checked (200, \
+         `{HELLO}`). **Client CPU** is each program's own `getrusage(RUSAGE_SELF)` over its \
+         measured period ÷ requests completed in it. `fcgi bench` encodes the parameters once and \
+         runs on tokio's current-thread runtime; fastcgi-client clones a parameter map per request \
+         and runs on both runtimes, the targets judged on its better one; having no pool, it \
+         shares {n7} keep-alive clients among the workers, so that, as in fcgi-mux's pool, a \
+         request waits for the next free connection. **Server CPU** is utime + stime from \
+         `/proc/<pid>/stat` (php-fpm: master and children; {} Hz) over each run ÷ its requests. \
+         The **ceiling** is {cores} cores ÷ (php-fpm + client CPU per request).\n\n\
+         The responder (`mpx_responder`) is tokio-fastcgi on a current-thread runtime, a task per \
+         request, writes gathered per connection. On one multiplexed connection the two sides take \
+         turns, each handling a batch while the other waits; 64 connections let both cores work at \
+         once. Streaming: `fcgi get \"/big.php?bytes={STREAM_BYTES}\" -o /dev/null` and \
+         `fastcgi_client_peer ... stream` (`execute_stream`) under `/usr/bin/time`: peak RSS of the \
+         process; MB/s from the wall time around it.\n\n\
+         Load average (1 min) before/after: {load_before} / {load_after}; the machine is shared, so \
+         compare the columns of one run.\n\n\
          Runs (requests/s | client µs/request | server µs/request):\n\n{}\n\
          - 1 GiB, fcgi get: {}\n- 1 GiB, fastcgi-client: {}",
         locked_version("fastcgi-client"),
