@@ -205,21 +205,12 @@ struct Bench {
 }
 
 impl Bench {
-    /// The CGI parameters `fcgi` sends for `path` (`NAME=VALUE`), from one `fcgi bench -n 1 -v`
-    /// run, which also checks that php-fpm answers it.
+    /// The CGI parameters `fcgi` sends for `path`, as the peer's `--param=NAME=VALUE`
+    /// arguments, from one `fcgi bench -n1 -v` run, which also checks that php-fpm answers it.
     fn params(&self, path: &str) -> Result<Vec<String>> {
         let mut cmd = Command::new(&self.fcgi);
-        cmd.args([
-            "bench",
-            path,
-            "--socket",
-            &self.socket,
-            "--docroot",
-            &self.docroot,
-            "-n1",
-            "-v",
-            "--json",
-        ]);
+        cmd.args(["bench", path, "--socket", &self.socket, "--docroot", &self.docroot]);
+        cmd.args(["-n1", "-v", "--json"]);
         let finished =
             measure::run_to_end(&self.dir, "params", &mut cmd, RUN_TIMEOUT, Duration::from_millis(20))?
                 .check(path)?;
@@ -245,14 +236,9 @@ impl Bench {
         multiplex: bool,
     ) -> Client {
         let mut args: Vec<String> =
-            ["bench", path, "--socket", socket, "--docroot", &self.docroot, "--json", "-s"]
-                .map(String::from)
-                .into();
-        args.extend([
-            format!("-c{concurrency}"),
-            format!("--connections={connections}"),
-            format!("-D{SECONDS}s"),
-        ]);
+            ["bench", path, "--socket", socket, "--json", "-s"].map(String::from).into();
+        args.extend([format!("--docroot={}", self.docroot), format!("-c{concurrency}")]);
+        args.extend([format!("--connections={connections}"), format!("-D{SECONDS}s")]);
         if multiplex {
             args.push("--multiplex".into());
         }
