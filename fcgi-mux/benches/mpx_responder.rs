@@ -1,34 +1,23 @@
-//! `mpx_responder SOCKET_PATH`: a multiplexing FastCGI responder made with the `tokio-fastcgi`
-//! crate, the server side of the "one connection × 64 multiplexed requests vs 64 connections"
-//! benchmark. It measures nothing itself.
+//! `mpx_responder SOCKET_PATH`: a multiplexing hello-world FastCGI responder made with the
+//! `tokio-fastcgi` crate, the server of `cargo xtask bench mux`'s "one connection × 64
+//! multiplexed requests vs 64 connections". It measures nothing itself; prints `ready` once it
+//! listens and runs until killed.
 //!
-//! Every request, whatever its parameters, is answered `Status: 200 OK`, `Content-Type:
-//! text/plain`, body `Hello, world!`, in a tokio task of its own (so requests multiplexed on one
-//! connection really run concurrently, and a connection costs the same task structure whether it
-//! carries one request or 64). It answers FCGI_GET_VALUES with `FCGI_MPXS_CONNS=1`
-//! (`tokio-fastcgi` does that itself).
-//!
-//! Built for speed, so that the client is what is measured:
-//!
-//! - reads go through a `BufReader` (`tokio-fastcgi` reads a record header and body with
-//!   separate `read_exact` calls);
-//! - writes go through a channel to one writer task per connection, which writes whatever
-//!   records queued up in one `write` call. `tokio-fastcgi` writes every record header and body
-//!   separately and flushes after each stream's end, which would cost six syscalls per request;
-//! - it runs on a current-thread runtime. This is required, not a choice: `tokio-fastcgi`
-//!   guards a connection's writer with `try_lock().expect(..)`, which panics when two requests of
-//!   one connection write at the same moment from two threads. On one thread, a writer is only
-//!   held across an await when the write would block, and the channel writer never blocks.
-//!
-//! Prints `ready` on stdout once it listens; runs until killed. The socket file must not exist
-//! beforehand (it is not removed on exit).
+//! Every request gets `Status: 200 OK` and `Hello, world!` from a task of its own (requests
+//! multiplexed on one connection really run concurrently). Built so that the client is what is
+//! measured: reads go through a `BufReader` (`tokio-fastcgi` reads a record's header and body
+//! with separate calls), and writes through a channel to one writer task per connection, which
+//! writes whatever queued up in one call (`tokio-fastcgi` writes each record's parts separately
+//! and flushes after each stream). It runs on a current-thread runtime, which is required:
+//! `tokio-fastcgi` guards a connection's writer with `try_lock().expect(..)`, which panics when
+//! two requests of one connection write at once from two threads.
 
 use std::io;
 use std::pin::Pin;
 use std::process::ExitCode;
 use std::task::{Context as TaskContext, Poll};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use bytes::Bytes;
 use tokio::io::{AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::UnixListener;
@@ -43,24 +32,20 @@ const RESPONSE: &[u8] = b"Status: 200 OK\r\nContent-Type: text/plain\r\n\r\nHell
 const WRITE_BATCH: usize = 256 * 1024;
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("mpx_responder: error: {err:#}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn run() -> Result<()> {
     let mut args = std::env::args_os().skip(1);
     let (Some(path), None) = (args.next(), args.next()) else {
-        bail!("usage: mpx_responder SOCKET_PATH");
+        eprintln!("usage: mpx_responder SOCKET_PATH");
+        return ExitCode::FAILURE;
     };
-    let path = std::path::PathBuf::from(path);
-    if path.exists() {
-        bail!("{} already exists; give a path for a new socket", path.display());
+    // `run` returns only on an error.
+    if let Err(err) = run(path.into()) {
+        eprintln!("mpx_responder: error: {err:#}");
     }
+    ExitCode::FAILURE
+}
+
+/// Serves `path` (a socket that must not exist yet) until killed.
+fn run(path: std::path::PathBuf) -> Result<()> {
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("building the runtime")?;
     runtime.block_on(async {

@@ -1,20 +1,12 @@
 //! Bench section `exporter`: one scrape of 200 php-fpm pools by `fcgi exporter`, one of them
 //! hung, beside the same pools asked one after another.
 //!
-//! Set-up: one php-fpm master with [`LIVE_POOLS`] pools (`pm = static`, one child each, status
-//! page `/status`, a unix socket each) and one hung pool: a unix listener that accepts
-//! connections and never answers (what a pool whose workers are all stuck looks like from
-//! outside). All [`POOLS`] sockets are in one directory given as `--socket-dir`.
-//!
-//! Measured, with the release (`cargo xtask dist`) build of `fcgi`:
-//! - **concurrent** (the default `--max-concurrency 64`, `--scrape-timeout 2s`): the wall time
-//!   of each of [`SCRAPES`] `/metrics` requests (after one untimed), how many pools were up, the
-//!   exporter's CPU per scrape (utime + stime from `/proc`, over all scrapes) and its peak RSS
-//!   (`VmHWM`). Target: every scrape within the deadline + [`TARGET_SLACK`].
-//! - **one after another** (`--max-concurrency 1`, same deadline): what a sequential scraper
-//!   with a deadline gets — the pools queued behind the hung one are lost.
-//! - **the 199 live pools only**, concurrent and one after another without a deadline that
-//!   matters (`--scrape-timeout 60s`): the time of a sweep itself.
+//! One php-fpm master runs [`LIVE_POOLS`] pools (`pm = static`, one child, status page
+//! `/status`, a unix socket each); the hung pool is a unix listener that accepts and never
+//! answers (a pool whose workers are all stuck, seen from outside). All sockets are in one
+//! `--socket-dir`. The release `fcgi exporter` is scraped [`SCRAPES`] times per configuration:
+//! concurrent (the default) and one after another (`--max-concurrency 1`), with the 2 s deadline
+//! and then on the live pools only, without a deadline that matters (the sweep itself).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -25,20 +17,17 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use super::measure::{clock_ticks, cpu_ticks, load_average, median, verdict};
+use super::measure::{clock_ticks, cpu_ticks, load_average, median, verdict, version_line};
 use super::{Ctx, Report};
 use crate::php_fpm;
 use crate::process::{self, Group, Signal};
 
 /// Pools scraped, the hung one included.
 const POOLS: usize = 200;
-/// php-fpm pools (all but the hung one).
 const LIVE_POOLS: usize = POOLS - 1;
-/// Timed scrapes per configuration.
+/// Timed scrapes per configuration, after one untimed.
 const SCRAPES: usize = 10;
-/// The scrape deadline given to the exporter.
-const DEADLINE: Duration = Duration::from_secs(2);
-/// The target: a scrape answers within the deadline plus this.
+/// The target: a scrape answers within the 2 s deadline plus this.
 const TARGET_SLACK: Duration = Duration::from_millis(200);
 
 pub fn run(ctx: &mut Ctx) -> Result<Report> {
@@ -48,8 +37,7 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
     let work =
         tempfile::Builder::new().prefix("fcgi-bench-exporter-").tempdir().context("creating a temp dir")?;
     let base = work.path().canonicalize()?;
-    let all = base.join("all");
-    let live = base.join("live");
+    let (all, live) = (base.join("all"), base.join("live"));
     std::fs::create_dir_all(&all)?;
     std::fs::create_dir_all(&live)?;
     println!("xtask: bench exporter: starting php-fpm with {LIVE_POOLS} pools ...");
@@ -59,30 +47,32 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
         std::os::unix::fs::symlink(all.join(&name), live.join(&name))?;
     }
     // In the middle of the sorted names: half the pools are asked after it.
-    let hung_path = all.join("p100-hung.sock");
-    let hung = UnixListener::bind(&hung_path).context("binding the hung pool's socket")?;
+    let hung = UnixListener::bind(all.join("p100-hung.sock")).context("binding the hung pool's socket")?;
     std::thread::spawn(move || {
         // Accept and hold every connection, never answering.
-        let mut held: Vec<UnixStream> = Vec::new();
+        let mut held = Vec::new();
         for stream in hung.incoming().flatten() {
             held.push(stream);
         }
     });
     let ticks = clock_ticks()?;
-    let dir = |path: &Path| path.display().to_string();
-    let concurrent = measure(&fcgi, &["--socket-dir", &dir(&all), "--scrape-timeout", "2s"], ticks)?;
-    let sequential = measure(
-        &fcgi,
-        &["--socket-dir", &dir(&all), "--scrape-timeout", "2s", "--max-concurrency", "1"],
-        ticks,
-    )?;
-    let live_concurrent = measure(&fcgi, &["--socket-dir", &dir(&live), "--scrape-timeout", "60s"], ticks)?;
-    let live_sequential = measure(
-        &fcgi,
-        &["--socket-dir", &dir(&live), "--scrape-timeout", "60s", "--max-concurrency", "1"],
-        ticks,
-    )?;
-    if concurrent.up != LIVE_POOLS || live_concurrent.up != LIVE_POOLS || live_sequential.up != LIVE_POOLS {
+    let scrape_runs = |dir: &Path, timeout: &str, sequential: bool| {
+        let mut args = vec![
+            "--socket-dir".to_owned(),
+            dir.display().to_string(),
+            "--scrape-timeout".into(),
+            timeout.into(),
+        ];
+        if sequential {
+            args.extend(["--max-concurrency".into(), "1".into()]);
+        }
+        measure(&fcgi, &args, ticks)
+    };
+    let concurrent = scrape_runs(&all, "2s", false)?;
+    let sequential = scrape_runs(&all, "2s", true)?;
+    let live_concurrent = scrape_runs(&live, "60s", false)?;
+    let live_sequential = scrape_runs(&live, "60s", true)?;
+    if [&concurrent, &live_concurrent, &live_sequential].iter().any(|run| run.up != LIVE_POOLS) {
         bail!(
             "pools up: concurrent {}, live concurrent {}, live sequential {} (expected {LIVE_POOLS} each)",
             concurrent.up,
@@ -90,33 +80,28 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
             live_sequential.up
         );
     }
-    let met = concurrent.max <= DEADLINE + TARGET_SLACK;
+    let met = concurrent.max <= Duration::from_secs(2) + TARGET_SLACK;
     let ms = |d: Duration| format!("{:.0} ms", d.as_secs_f64() * 1e3);
-    let row = |name: &str, run: &Run, pools: usize| {
-        format!(
+    let mut table = String::from(
+        "| scrape | wall time, median | wall time, max | pools up | exporter CPU per scrape | exporter peak RSS |\n\
+         |---|---|---|---|---|---|\n",
+    );
+    let rows = [
+        ("200 pools, 1 hung, deadline 2 s: **concurrent** (`--max-concurrency 64`)", &concurrent, POOLS),
+        ("200 pools, 1 hung, deadline 2 s: one after another (`--max-concurrency 1`)", &sequential, POOLS),
+        ("199 live pools: concurrent", &live_concurrent, LIVE_POOLS),
+        ("199 live pools: one after another", &live_sequential, LIVE_POOLS),
+    ];
+    for (name, run, pools) in rows {
+        table.push_str(&format!(
             "| {name} | {} | {} | {} / {pools} | {:.1} ms | {:.1} MiB |\n",
             ms(run.median),
             ms(run.max),
             run.up,
             run.cpu_per_scrape.as_secs_f64() * 1e3,
             run.peak_rss_kib as f64 / 1024.0
-        )
-    };
-    let mut table = String::from(
-        "| scrape | wall time, median | wall time, max | pools up | exporter CPU per scrape | exporter peak RSS |\n|---|---|---|---|---|---|\n",
-    );
-    table.push_str(&row(
-        "200 pools, 1 hung, deadline 2 s: **concurrent** (`--max-concurrency 64`)",
-        &concurrent,
-        POOLS,
-    ));
-    table.push_str(&row(
-        "200 pools, 1 hung, deadline 2 s: one after another (`--max-concurrency 1`)",
-        &sequential,
-        POOLS,
-    ));
-    table.push_str(&row("199 live pools: concurrent", &live_concurrent, LIVE_POOLS));
-    table.push_str(&row("199 live pools: one after another", &live_sequential, LIVE_POOLS));
+        ));
+    }
     let notes = format!(
         "Target: a scrape of 200 pools with one hung answers within the deadline + {} ms: **{}** \
          (max {}). One after another, the hung pool holds the single slot until the deadline and \
@@ -127,13 +112,14 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
          sockets) and a hung pool (a listener that accepts and never answers), all in one \
          `--socket-dir`; the release build of `fcgi` ({}); {SCRAPES} timed `GET /metrics` after one \
          untimed, each with per-process series (`?full`); CPU is the exporter's utime + stime over \
-         the timed scrapes divided by {SCRAPES}; peak RSS is its `VmHWM`. Load average before: {load_before}, after: {}.",
+         the timed scrapes divided by {SCRAPES}; peak RSS is its `VmHWM`. Load average before: \
+         {load_before}, after: {}.",
         TARGET_SLACK.as_millis(),
         verdict(met),
         ms(concurrent.max),
         POOLS - sequential.up - 1,
         live_sequential.median.as_secs_f64() / live_concurrent.median.as_secs_f64().max(1e-9),
-        crate::bench::measure::version_line(&php_binary, &["--version"]),
+        version_line(&php_binary, &["--version"]),
         ctx.fcgi_build_line(),
         load_average(),
     );
@@ -157,7 +143,7 @@ struct Run {
 
 /// Starts `fcgi exporter ARGS` on a free port, scrapes it once untimed and [`SCRAPES`] times
 /// timed, and stops it.
-fn measure(fcgi: &Path, args: &[&str], ticks_per_second: f64) -> Result<Run> {
+fn measure(fcgi: &Path, args: &[String], ticks_per_second: f64) -> Result<Run> {
     println!("xtask: bench exporter: fcgi exporter {} ...", args.join(" "));
     let mut cmd = Command::new(fcgi);
     cmd.args(["exporter", "--listen", "127.0.0.1:0"]).args(args).stdout(Stdio::null()).stderr(Stdio::piped());
@@ -172,16 +158,23 @@ fn measure(fcgi: &Path, args: &[&str], ticks_per_second: f64) -> Result<Run> {
         process::bail_if_interrupted()?;
         let started = Instant::now();
         let body = scrape(address)?;
-        times.push(started.elapsed());
+        times.push(started.elapsed().as_secs_f64());
         up = body.lines().filter(|line| line.starts_with("phpfpm_up{") && line.ends_with(" 1")).count();
     }
-    let after = cpu_ticks(pid, false)?;
-    let peak_rss_kib = peak_rss_kib(pid)?;
+    let cpu_s = cpu_ticks(pid, false)?.saturating_sub(before) as f64 / ticks_per_second;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let peak_rss_kib = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:")?.split_whitespace().next()?.parse().ok())
+        .context("no VmHWM in the exporter's /proc/PID/status")?;
     group.stop();
-    let cpu = Duration::from_secs_f64((after - before) as f64 / ticks_per_second / SCRAPES as f64);
-    let max = times.iter().copied().max().unwrap_or_default();
-    let median = Duration::from_secs_f64(median(times.iter().map(Duration::as_secs_f64)));
-    Ok(Run { median, max, up, cpu_per_scrape: cpu, peak_rss_kib })
+    Ok(Run {
+        median: Duration::from_secs_f64(median(times.iter().copied())),
+        max: Duration::from_secs_f64(times.iter().copied().fold(0.0, f64::max)),
+        up,
+        cpu_per_scrape: Duration::from_secs_f64(cpu_s / SCRAPES as f64),
+        peak_rss_kib,
+    })
 }
 
 /// Reads the exporter's stderr until its `listening on http://ADDR/metrics` line; the rest of
@@ -189,17 +182,14 @@ fn measure(fcgi: &Path, args: &[&str], ticks_per_second: f64) -> Result<Run> {
 fn listening_address(group: &mut Group) -> Result<SocketAddr> {
     let stderr = group.take_stderr().context("the exporter's stderr")?;
     let mut lines = BufReader::new(stderr).lines();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        let Some(line) = lines.next() else { break };
-        let line = line?;
-        if let Some(rest) = line.strip_prefix("fcgi exporter: listening on http://") {
+    for line in lines.by_ref() {
+        if let Some(rest) = line?.strip_prefix("fcgi exporter: listening on http://") {
             let address = rest.split('/').next().unwrap_or_default().parse()?;
-            std::thread::spawn(move || for _ in lines.by_ref() {});
+            std::thread::spawn(move || lines.for_each(drop));
             return Ok(address);
         }
     }
-    bail!("fcgi exporter did not say where it listens")
+    bail!("fcgi exporter exited without saying where it listens")
 }
 
 /// `GET /metrics`, the body.
@@ -215,24 +205,15 @@ fn scrape(address: SocketAddr) -> Result<String> {
     Ok(response.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default())
 }
 
-/// `VmHWM` of `/proc/PID/status`, KiB.
-fn peak_rss_kib(pid: u32) -> Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|value| value.split_whitespace().next()?.parse().ok())
-        .context("no VmHWM in /proc/PID/status")
-}
-
 /// One php-fpm master with [`LIVE_POOLS`] static one-child pools, sockets `DIR/pNNN.sock`;
 /// waits until all accept connections.
 fn start_php_fpm(binary: &Path, base: &Path, sockets: &Path) -> Result<Group> {
     let root = crate::apt::is_root();
+    let log = base.join("php-fpm.log");
     let mut conf = format!(
         "[global]\npid = \"{}\"\nerror_log = \"{}\"\nlog_level = warning\ndaemonize = no\nprocess.max = 0\n",
         base.join("php-fpm.pid").display(),
-        base.join("php-fpm.log").display()
+        log.display()
     );
     let paths: Vec<PathBuf> = (0..LIVE_POOLS).map(|i| sockets.join(format!("p{i:03}.sock"))).collect();
     for (index, path) in paths.iter().enumerate() {
@@ -252,20 +233,15 @@ fn start_php_fpm(binary: &Path, base: &Path, sockets: &Path) -> Result<Group> {
     cmd.stdout(Stdio::null()).stderr(Stdio::null());
     let mut group = Group::spawn("php-fpm", &mut cmd, Signal::Term)?;
     let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
+    while !paths.iter().all(|path| UnixStream::connect(path).is_ok()) {
         if let Some(status) = group.try_wait()? {
-            bail!(
-                "php-fpm exited ({}): {}",
-                process::describe(status),
-                std::fs::read_to_string(base.join("php-fpm.log")).unwrap_or_default()
-            );
-        }
-        if paths.iter().all(|path| UnixStream::connect(path).is_ok()) {
-            return Ok(group);
+            let log = std::fs::read_to_string(&log).unwrap_or_default();
+            bail!("php-fpm exited ({}): {log}", process::describe(status));
         }
         if Instant::now() > deadline {
             bail!("php-fpm's {LIVE_POOLS} pools did not all accept connections within 60 s");
         }
         process::sleep(Duration::from_millis(200))?;
     }
+    Ok(group)
 }

@@ -1,7 +1,6 @@
 //! Helpers shared by the bench sections: building the benchmark programs, running a program
-//! with a time limit and reading its JSON line or its GNU `time` figures, CPU time of other
-//! processes from `/proc`, medians and number formatting, and a minimal JSON parser (xtask
-//! keeps its dependencies few).
+//! with a time limit (and reading its JSON line or GNU `time`'s figures), CPU time of other
+//! processes from `/proc`, medians and number formatting.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -14,11 +13,9 @@ use anyhow::{Context, Result, bail};
 use crate::process::{self, Group, Signal};
 use crate::workspace;
 
-/// Runs cargo with `args` (`build --release ...`) and `env` plus
-/// `--message-format=json-render-diagnostics` and returns the executables it built, by target
-/// name, for every name in `names` (an error naming the first missing one). Reading them from
-/// cargo's JSON messages makes any target dir work: the default, `CARGO_TARGET_DIR`, a config's
-/// `build.target-dir`.
+/// Runs cargo with `args` (`build --release ...`) and `env`, and returns the executables built
+/// for the target names in `names`. They are read from cargo's JSON messages, so any target dir
+/// works (the default, `CARGO_TARGET_DIR`, a config's `build.target-dir`).
 pub fn build_bins(
     what: &str,
     args: &[&str],
@@ -40,36 +37,28 @@ pub fn build_bins(
     if !output.status.success() {
         bail!("building {what} failed ({})", process::describe(output.status));
     }
-    let stdout = String::from_utf8(output.stdout).context("cargo printed non-UTF-8 JSON")?;
     let mut found = BTreeMap::new();
-    for line in stdout.lines().filter(|l| l.starts_with('{')) {
+    for line in String::from_utf8_lossy(&output.stdout).lines().filter(|l| l.starts_with('{')) {
         let message = json::parse(line).with_context(|| format!("cargo printed bad JSON: {line}"))?;
-        if message.get("reason").and_then(json::Value::as_str) != Some("compiler-artifact") {
-            continue;
-        }
-        let name = message.get("target").and_then(|t| t.get("name")).and_then(json::Value::as_str);
-        if let (Some(name), Some(path)) = (name, message.get("executable").and_then(json::Value::as_str)) {
-            found.insert(name.to_owned(), PathBuf::from(path));
-        }
-    }
-    for name in names {
-        if !found.contains_key(*name) {
-            bail!("cargo built no `{name}` executable for {what}");
+        let name = message.pointer("/target/name").and_then(json::Value::as_str);
+        let executable = message.get("executable").and_then(json::Value::as_str);
+        if let (Some(name), Some(path)) = (name, executable) {
+            if names.contains(&name) {
+                found.insert(name.to_owned(), PathBuf::from(path));
+            }
         }
     }
-    found.retain(|name, _| names.contains(&name.as_str()));
+    if let Some(missing) = names.iter().find(|name| !found.contains_key(**name)) {
+        bail!("cargo built no `{missing}` executable for {what}");
+    }
     Ok(found)
 }
 
-/// What a finished program left behind.
+/// What a finished program left behind; `wall` is from spawning it to noticing its exit.
 pub struct Finished {
-    /// Its exit status.
     pub status: ExitStatus,
-    /// Everything it printed on stdout.
     pub stdout: String,
-    /// Everything it printed on stderr.
     pub stderr: String,
-    /// Wall time from spawning to noticing its exit.
     pub wall: Duration,
 }
 
@@ -83,10 +72,9 @@ impl Finished {
     }
 }
 
-/// Runs `cmd` (named `name` in messages and in its output files in `dir`) in a process group of
-/// its own, stdout and stderr to files, stopping it after `timeout`. Does not judge the exit
-/// status; see [`Finished::check`]. Its exit is looked for every `poll`: the resolution of
-/// [`Finished::wall`], and a cost in xtask's own CPU when short.
+/// Runs `cmd` in a process group of its own, stdout and stderr to files `dir/<name>.out|.err`,
+/// stopping it after `timeout`. Its exit is looked for every `poll`: the resolution of
+/// [`Finished::wall`], and a cost in xtask's own CPU when short. Does not judge the exit status.
 pub fn run_to_end(
     dir: &Path,
     name: &str,
@@ -94,15 +82,11 @@ pub fn run_to_end(
     timeout: Duration,
     poll: Duration,
 ) -> Result<Finished> {
-    let file_stem: String =
+    let stem: String =
         name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
-    let stdout_path = dir.join(format!("{file_stem}.out"));
-    let stderr_path = dir.join(format!("{file_stem}.err"));
-    let stdout =
-        fs::File::create(&stdout_path).with_context(|| format!("creating {}", stdout_path.display()))?;
-    let stderr =
-        fs::File::create(&stderr_path).with_context(|| format!("creating {}", stderr_path.display()))?;
-    cmd.stdout(stdout).stderr(stderr);
+    let (out_path, err_path) = (dir.join(format!("{stem}.out")), dir.join(format!("{stem}.err")));
+    let create = |path: &Path| fs::File::create(path).with_context(|| format!("creating {}", path.display()));
+    cmd.stdout(create(&out_path)?).stderr(create(&err_path)?);
     let started = Instant::now();
     let mut group = Group::spawn(name, cmd, Signal::Int)?;
     let status = loop {
@@ -121,15 +105,14 @@ pub fn run_to_end(
     group.stop();
     Ok(Finished {
         status,
-        stdout: fs::read_to_string(&stdout_path)
-            .with_context(|| format!("reading {}", stdout_path.display()))?,
-        stderr: fs::read_to_string(&stderr_path).unwrap_or_default(),
+        stdout: fs::read_to_string(&out_path).with_context(|| format!("reading {}", out_path.display()))?,
+        stderr: fs::read_to_string(&err_path).unwrap_or_default(),
         wall,
     })
 }
 
-/// Runs a benchmark program (see [`run_to_end`], polled every 20 ms) that prints one JSON object as its last
-/// `{`-line, fails unless it exits successfully, and returns that object.
+/// Runs a program (see [`run_to_end`]) that prints one JSON object as its last `{`-line, fails
+/// unless it exits successfully, and returns that object.
 pub fn run_json(
     dir: &Path,
     name: &str,
@@ -141,27 +124,18 @@ pub fn run_json(
     cmd.args(args);
     let what = format!("{name} {}", args.join(" "));
     let finished = run_to_end(dir, name, &mut cmd, timeout, Duration::from_millis(20))?.check(&what)?;
-    let line =
-        finished.stdout.lines().rev().find(|l| l.trim_start().starts_with('{')).with_context(|| {
-            format!(
-                "{name} printed no JSON line; stdout: {:?}, stderr: {:?}",
-                finished.stdout,
-                finished.stderr.trim()
-            )
-        })?;
+    let line = finished.stdout.lines().rev().find(|l| l.trim_start().starts_with('{'));
+    let line = line.with_context(|| format!("{what} printed no JSON line: {}", finished.stderr.trim()))?;
     json::parse(line).with_context(|| format!("{name} printed bad JSON: {line}"))
 }
 
-/// The figures GNU `time` (`/usr/bin/time -f FORMAT -o FILE`) reports of a program.
+/// What GNU `time` (`/usr/bin/time -f FORMAT -o FILE`) reports of a program: user and system
+/// CPU seconds (10 ms resolution), peak RSS, minor page faults (pages mapped on first touch).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Usage {
-    /// User CPU, seconds (10 ms resolution).
     pub user_s: f64,
-    /// System CPU, seconds (10 ms resolution).
     pub sys_s: f64,
-    /// Peak resident set size, bytes.
     pub max_rss_bytes: f64,
-    /// Minor page faults (pages mapped on first touch, without I/O).
     pub minor_faults: f64,
 }
 
@@ -169,22 +143,17 @@ impl Usage {
     /// The `-f` format [`Usage::parse`] reads.
     pub const FORMAT: &str = "xtask-usage %U %S %M %R";
 
-    /// User + system CPU, seconds.
     pub fn cpu_s(&self) -> f64 {
         self.user_s + self.sys_s
     }
 
-    /// Reads the line GNU time wrote with [`Usage::FORMAT`] (it may be preceded by "Command
-    /// exited with non-zero status N" or "Command terminated by signal N").
+    /// Reads the line GNU time wrote with [`Usage::FORMAT`] (after a "Command exited with
+    /// non-zero status N" line, if any).
     pub fn parse(text: &str) -> Option<Usage> {
         let line = text.lines().rev().find_map(|l| l.trim().strip_prefix("xtask-usage "))?;
         let fields: Vec<f64> = line.split_whitespace().map(str::parse).collect::<Result<_, _>>().ok()?;
-        match fields[..] {
-            [user_s, sys_s, max_rss_kib, minor_faults] => {
-                Some(Usage { user_s, sys_s, max_rss_bytes: max_rss_kib * 1024.0, minor_faults })
-            }
-            _ => None,
-        }
+        let [user_s, sys_s, max_rss_kib, minor_faults] = fields[..] else { return None };
+        Some(Usage { user_s, sys_s, max_rss_bytes: max_rss_kib * 1024.0, minor_faults })
     }
 }
 
@@ -196,7 +165,7 @@ pub struct UnderTime {
 }
 
 impl UnderTime {
-    /// `time` is the path of GNU time (`/usr/bin/time`, Debian package `time`).
+    /// `time` is the path of GNU time (`/usr/bin/time`).
     pub fn new(time: &Path, dir: &Path, name: &str, program: &Path, args: &[String]) -> UnderTime {
         let usage_file = dir.join(format!("{name}.time"));
         let mut command = Command::new(time);
@@ -204,8 +173,7 @@ impl UnderTime {
         UnderTime { command, usage_file }
     }
 
-    /// Runs it to the end (see [`run_to_end`]); fails unless it exits successfully; returns what it
-    /// printed and what GNU time measured.
+    /// Runs it to the end (see [`run_to_end`]); fails unless it exits successfully.
     pub fn run(
         mut self,
         dir: &Path,
@@ -213,9 +181,8 @@ impl UnderTime {
         timeout: Duration,
         poll: Duration,
     ) -> Result<(Finished, Usage)> {
-        let finished = run_to_end(dir, name, &mut self.command, timeout, poll)?;
         let what = format!("{:?}", self.command);
-        let finished = finished.check(&what)?;
+        let finished = run_to_end(dir, name, &mut self.command, timeout, poll)?.check(&what)?;
         let text = fs::read_to_string(&self.usage_file)
             .with_context(|| format!("reading GNU time's output {}", self.usage_file.display()))?;
         let usage = Usage::parse(&text).with_context(|| format!("GNU time wrote {text:?} for {what}"))?;
@@ -266,51 +233,34 @@ pub fn median(values: impl Iterator<Item = f64>) -> f64 {
 /// `with_children` (php-fpm's workers; children that exited are not counted, and php-fpm's
 /// static workers do not exit).
 pub fn cpu_ticks(pid: u32, with_children: bool) -> Result<u64> {
-    let mut total = 0;
-    let mut found = false;
-    for entry in fs::read_dir("/proc").context("reading /proc")? {
-        let Ok(entry) = entry else { continue };
-        let Some(entry_pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
-            continue;
-        };
-        if entry_pid != pid && !with_children {
-            continue;
-        }
-        // Processes come and go while we look: a vanished one is skipped.
-        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else { continue };
-        let Some(stat) = ProcStat::parse(&stat) else { continue };
-        if entry_pid == pid {
-            found = true;
-            total += stat.ticks;
-        } else if stat.ppid == pid {
-            total += stat.ticks;
-        }
+    // Processes come and go while we look: a vanished child is skipped.
+    let stat =
+        |pid: u32| fs::read_to_string(format!("/proc/{pid}/stat")).ok().and_then(|s| ProcStat::parse(&s));
+    let own = stat(pid).with_context(|| format!("process {pid} is gone (no /proc/{pid}/stat)"))?.ticks;
+    if !with_children {
+        return Ok(own);
     }
-    if !found {
-        bail!("process {pid} is gone (its /proc/{pid}/stat is missing)");
-    }
-    Ok(total)
+    let pids = fs::read_dir("/proc").context("reading /proc")?.flatten();
+    let children =
+        pids.filter_map(|entry| stat(entry.file_name().to_str()?.parse().ok()?)).filter(|s| s.ppid == pid);
+    Ok(own + children.map(|child| child.ticks).sum::<u64>())
 }
 
-/// The fields of `/proc/<pid>/stat` we use.
+/// The fields of `/proc/<pid>/stat` we use: the parent's pid (field 4) and utime + stime
+/// (fields 14 and 15, clock ticks).
 pub struct ProcStat {
-    /// Parent process id (field 4).
     pub ppid: u32,
-    /// utime + stime (fields 14 and 15), in clock ticks.
     pub ticks: u64,
 }
 
 impl ProcStat {
-    /// Parses `pid (comm) state ppid ... utime stime ...` (fields 4, 14, 15; `comm` may hold
-    /// spaces and parentheses, so fields are counted after its last `)`).
+    /// Parses `pid (comm) state ppid ...`; `comm` may hold spaces and parentheses, so fields are
+    /// counted after its last `)`.
     pub fn parse(text: &str) -> Option<ProcStat> {
-        let rest = &text[text.rfind(')')? + 1..];
-        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let fields: Vec<&str> = text[text.rfind(')')? + 1..].split_whitespace().collect();
         // fields[0] is field 3 (state).
-        let ppid = fields.get(1)?.parse().ok()?;
-        let utime: u64 = fields.get(11)?.parse().ok()?;
-        let stime: u64 = fields.get(12)?.parse().ok()?;
-        Some(ProcStat { ppid, ticks: utime + stime })
+        let field = |i: usize| fields.get(i)?.parse::<u64>().ok();
+        Some(ProcStat { ppid: u32::try_from(field(1)?).ok()?, ticks: field(11)? + field(12)? })
     }
 }
 
@@ -326,10 +276,8 @@ pub fn clock_ticks() -> Result<f64> {
 
 /// The 1-minute load average, or "?".
 pub fn load_average() -> String {
-    fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|text| text.split_whitespace().next().map(str::to_owned))
-        .unwrap_or_else(|| "?".into())
+    let text = fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    text.split_whitespace().next().unwrap_or("?").to_owned()
 }
 
 /// JSON through serde_json, with the one accessor the sections need.
@@ -350,7 +298,7 @@ pub mod json {
 
     impl Number for Value {
         fn number(&self, key: &str) -> Result<f64> {
-            self.get(key).and_then(Value::as_f64).with_context(|| format!("no number `{key}` in the output"))
+            self.get(key).and_then(Value::as_f64).with_context(|| format!("no number `{key}` in {self}"))
         }
     }
 }
@@ -363,17 +311,14 @@ mod tests {
     fn proc_stat_fields() {
         let stat = "1234 (php-fpm: pool (x) y) S 77 1234 1234 0 -1 4194560 100 0 0 0 250 31 0 0 20 0 1 0";
         let parsed = ProcStat::parse(stat).unwrap();
-        assert_eq!(parsed.ppid, 77);
-        assert_eq!(parsed.ticks, 281);
+        assert_eq!((parsed.ppid, parsed.ticks), (77, 281));
         assert!(ProcStat::parse("garbage").is_none());
-        assert!(cpu_ticks(std::process::id(), false).is_ok());
+        assert!(cpu_ticks(std::process::id(), true).is_ok());
     }
 
     #[test]
     fn formatting_and_medians() {
-        assert_eq!(thousands(61234.6), "61,235");
-        assert_eq!(thousands(999.0), "999");
-        assert_eq!(thousands(1_000_000.0), "1,000,000");
+        assert_eq!([61234.6, 999.0, 1e6].map(thousands), ["61,235", "999", "1,000,000"]);
         assert_eq!(median([3.0, 1.0, 2.0].into_iter()), 2.0);
         assert_eq!(median([4.0, 1.0, 2.0, 3.0].into_iter()), 2.5);
         assert!(median(std::iter::empty()).is_nan());
@@ -389,8 +334,8 @@ mod tests {
         assert!((usage.cpu_s() - 0.62).abs() < 1e-9);
         let failed = "Command exited with non-zero status 3\nxtask-usage 0.00 0.00 1800 90\n";
         assert_eq!(Usage::parse(failed).unwrap().max_rss_bytes, 1800.0 * 1024.0);
-        assert!(Usage::parse("0.5 0.1 100 1").is_none());
-        assert!(Usage::parse("xtask-usage 0.5 x 100 1").is_none());
-        assert!(Usage::parse("xtask-usage 0.5 0.1 100").is_none(), "a field missing");
+        for bad in ["0.5 0.1 100 1", "xtask-usage 0.5 x 100 1", "xtask-usage 0.5 0.1 100"] {
+            assert!(Usage::parse(bad).is_none(), "{bad}");
+        }
     }
 }

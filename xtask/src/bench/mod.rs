@@ -1,27 +1,12 @@
 //! `cargo xtask bench [SECTION...]`: the benchmark runner. One section per area, selected by
-//! name (default: all); results go to `docs/BENCHMARKS.md`.
+//! name (default: all); `--list` shows them. Each section measures our code *and* its peer side
+//! by side in the same run and returns a [`Report`] (title, the command reproducing it, a table,
+//! notes); [`report`] renders them into docs/BENCHMARKS.md, keeping the sections not run.
 //!
 //! Adding a section: write `bench/<name>.rs` with `pub fn run(ctx: &mut Ctx) -> Result<Report>`
-//! and list it in [`SECTIONS`]. A section measures our code *and* its peer side by side in the same
-//! run, and returns a title, the exact command reproducing it, and a markdown
-//! table. Sections needing php-fpm call [`Ctx::backends`], which starts the shared test backends
-//! once (see [`crate::backends`]); those measuring against HTTP gateways call [`Ctx::gateways`]
-//! (php-fpm with a large pool behind HAProxy and nginx, see [`gateways`]); [`Ctx::fcgi`] builds the
-//! release CLI once. Outside programs (wrk, cgi-fcgi, curl, ...) come from [`tools`], installed
-//! when missing; shared measuring helpers (running a program with a time limit, GNU time, CPU
-//! from `/proc`, medians, JSON) live in [`measure`].
-//!
-//! | section   | module      | what                                                                |
-//! |-----------|-------------|---------------------------------------------------------------------|
-//! | `codec`   | [`codec`]   | fcgi-proto encode/decode throughput                                 |
-//! | `mux`     | [`mux`]     | fcgi-mux vs fastcgi-client on php-fpm, multiplexing, streaming RSS  |
-//! | `gateway` | [`gateway`] | `fcgi bench` vs wrk through HAProxy and nginx; flup multiplexed     |
-//! | `oneshot` | [`oneshot`] | `fcgi get` vs `cgi-fcgi`, one process per request                   |
-//! | `stream`  | [`stream`]  | 1 GiB: `fcgi get` vs curl through HAProxy vs raw records            |
-//! | `exporter` | [`exporter`] | `fcgi exporter`: 200 pools, one hung, concurrent vs one after another |
-//! | `serve`   | [`serve`]   | `fcgi serve` vs nginx, HAProxy and Caddy in front of php-fpm (wrk)   |
-//!
-//! Sections not run this time keep their previous text in the file; see [`report`] for the format.
+//! and list it in [`SECTIONS`]. [`Ctx`] starts the shared test backends, the HTTP gateways and
+//! builds the release CLI once, on first use; [`tools`] finds or installs outside programs;
+//! [`measure`] holds the shared measuring helpers.
 
 mod codec;
 mod exporter;
@@ -45,49 +30,23 @@ use crate::process::{self, Interrupted};
 
 pub use report::Report;
 
-/// One benchmark area.
+/// One benchmark area: its name (on the command line and in the file's markers), a line for
+/// `--list`, and what measures it.
 pub struct Section {
-    /// Name used on the command line and in the file's markers.
     pub name: &'static str,
-    /// One line for `cargo xtask bench --list`.
     pub about: &'static str,
-    /// Runs the measurements.
     pub run: fn(&mut Ctx) -> Result<Report>,
 }
 
 /// All sections, in the order they appear in docs/BENCHMARKS.md.
 pub const SECTIONS: &[Section] = &[
     Section { name: "codec", about: "fcgi-proto encode/decode throughput", run: codec::run },
-    Section {
-        name: "mux",
-        about: "fcgi-mux vs fastcgi-client on php-fpm, multiplexing, 1 GiB stream RSS",
-        run: mux::run,
-    },
-    Section {
-        name: "gateway",
-        about: "`fcgi bench` vs wrk through HAProxy and nginx on one php-fpm pool; flup multiplexed",
-        run: gateway::run,
-    },
-    Section {
-        name: "oneshot",
-        about: "`fcgi get` one-shot vs `cgi-fcgi` (interleaved), peak RSS",
-        run: oneshot::run,
-    },
-    Section {
-        name: "stream",
-        about: "1 GiB response: `fcgi get -o /dev/null` vs curl through HAProxy vs raw records",
-        run: stream::run,
-    },
-    Section {
-        name: "exporter",
-        about: "`fcgi exporter`: one scrape of 200 php-fpm pools with one hung, vs one after another",
-        run: exporter::run,
-    },
-    Section {
-        name: "serve",
-        about: "`fcgi serve` vs nginx, HAProxy and Caddy in front of one php-fpm pool, 8/64/256 connections",
-        run: serve::run,
-    },
+    Section { name: "mux", about: "fcgi-mux vs fastcgi-client, multiplexing, 1 GiB RSS", run: mux::run },
+    Section { name: "gateway", about: "`fcgi bench` vs wrk through HAProxy and nginx", run: gateway::run },
+    Section { name: "oneshot", about: "`fcgi get` vs `cgi-fcgi`, one-shot", run: oneshot::run },
+    Section { name: "stream", about: "1 GiB: `fcgi get`, curl via HAProxy, raw", run: stream::run },
+    Section { name: "exporter", about: "`fcgi exporter`: 200 pools, one hung", run: exporter::run },
+    Section { name: "serve", about: "`fcgi serve` vs nginx, HAProxy and Caddy", run: serve::run },
 ];
 
 /// Shared state for sections: backends, gateways and the release CLI are started or built on
@@ -102,46 +61,33 @@ pub struct Ctx {
 impl Ctx {
     /// The test backends (php-fpm ...), started on first call.
     pub fn backends(&mut self) -> Result<&mut Backends> {
-        if self.backends.is_none() {
-            self.backends = Some(Backends::start()?);
-        }
-        match self.backends.as_mut() {
+        match &mut self.backends {
             Some(backends) => Ok(backends),
-            None => bail!("backends vanished after starting"),
+            slot => Ok(slot.insert(Backends::start()?)),
         }
     }
 
     /// php-fpm with HAProxy and nginx in front (see [`gateways`]), started on first call.
     pub fn gateways(&mut self) -> Result<&mut gateways::Stack> {
-        if self.gateways.is_none() {
-            self.gateways = Some(gateways::Stack::start()?);
-        }
-        match self.gateways.as_mut() {
-            Some(stack) => {
-                stack.check_running()?;
-                Ok(stack)
-            }
-            None => bail!("gateways vanished after starting"),
-        }
+        let stack = match &mut self.gateways {
+            Some(stack) => stack,
+            slot => slot.insert(gateways::Stack::start()?),
+        };
+        stack.check_running()?;
+        Ok(stack)
     }
 
     /// The `fcgi` executable, built on first call as `cargo xtask dist` builds it.
     pub fn fcgi(&mut self) -> Result<std::path::PathBuf> {
-        if let Some(built) = &self.fcgi {
-            return Ok(built.path.clone());
+        match &mut self.fcgi {
+            Some(built) => Ok(built.path.clone()),
+            slot => Ok(slot.insert(crate::dist::build()?).path.clone()),
         }
-        let built = crate::dist::build()?;
-        let path = built.path.clone();
-        self.fcgi = Some(built);
-        Ok(path)
     }
 
     /// How [`Ctx::fcgi`] built the CLI, for the reports.
     pub fn fcgi_build_line(&self) -> String {
-        match &self.fcgi {
-            Some(built) => built.how.clone(),
-            None => "cargo xtask dist".to_owned(),
-        }
+        self.fcgi.as_ref().map_or("cargo xtask dist".into(), |built| built.how.clone())
     }
 }
 

@@ -1,708 +1,431 @@
-//! Bench section `mux`: fcgi-mux against php-fpm and a multiplexing responder, beside the
-//! `fastcgi-client` crate, in the same run.
+//! Bench section `mux`: fcgi-mux beside the `fastcgi-client` crate on php-fpm, multiplexing
+//! against a tokio-fastcgi responder, and the memory of a 1 GiB response.
 //!
-//! Builds the benchmark programs of `fcgi-mux/benches/` in release and runs them (their docs say what each
-//! measures and how):
-//!
-//! 1. **php-fpm, `hello.php`**, 8 concurrent requests over 7 connections (php-fpm has 8 static
-//!    workers per pool and pins one to every open connection; staying below leaves it one), then 1
-//!    concurrent request over 1 connection: `mux_load` (an `fcgi_mux::Pool`) and
-//!    `fastcgi_client_load` (keep-alive `fastcgi_client::Client`s, the same number of
-//!    connections), and `mux_load --mode pool-encoded` (the parameters encoded once, as `fcgi
-//!    bench` sends them), taking turns; at 8 concurrent both on tokio's current-thread and multi-thread
-//!    runtimes, the targets judged on each side's better one. Client CPU comes from the load generator itself
-//!    (`getrusage(RUSAGE_SELF)` over its steady-state period); php-fpm's CPU from
-//!    `/proc/<pid>/stat` (utime + stime) of the master and its children before and after each
-//!    run, divided by every request of that run. The ceiling is `cores ÷ (php-fpm CPU + client
-//!    CPU per request)`: the rate at which the two would use every core of this machine.
-//! 2. **tokio-fastcgi responder** (`mpx_responder`, a task per request): 64 concurrent requests
-//!    through a pool of one connection multiplexing them, through one bare `Connection`, and
-//!    through a pool of 64 connections, one request each.
-//! 3. **1 GiB response** from php-fpm's `big.php`: peak RSS (`VmHWM`) and MB/s of `stream_1g`,
-//!    fcgi-mux and `fastcgi-client`.
-//!
-//! Each figure is the median of [`REPEATS`] runs; the runs alternate between the clients so a
-//! slow moment of the machine does not land on one side only.
+//! fcgi-mux is driven by `fcgi bench --json` (the release CLI): one load driver for users and
+//! for this benchmark. The peer has no CLI; `fcgi-mux/benches/fastcgi_client_peer.rs` drives it
+//! the same way (requests in flight, a measured period from the first request, client CPU from
+//! its own `getrusage`), with the parameters `fcgi` sends for the same path. The 1 GiB response
+//! is read by `fcgi get` and by the peer under GNU time. The notes of the report say the rest.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
 use super::measure::json::Number as _;
-use super::measure::{self, clock_ticks, cpu_ticks, json, load_average, median, thousands, verdict};
+use super::measure::{
+    self, UnderTime, clock_ticks, cpu_ticks, json, load_average, median, thousands, verdict,
+};
+use super::tools::GNU_TIME;
 use super::{Ctx, Report};
 use crate::process::{self, Group, Signal};
 use crate::workspace;
 
-/// Runs of each configuration; figures are medians.
+/// Timed runs of each configuration, after one untimed round.
 const REPEATS: usize = 5;
-
-/// Seconds of load before each measured period.
-const WARMUP_S: &str = "0.5";
-
-/// Seconds of each measured period.
-const DURATION_S: &str = "2";
-
-/// The tokio runtimes the clients are measured on against php-fpm (`--runtime` of the load
-/// generators); the first is used for everything else.
-const RUNTIMES: [&str; 2] = ["current", "multi"];
-
-/// Concurrent requests and connections of the php-fpm comparison (php-fpm has 8 workers).
+/// Seconds of each load run.
+const SECONDS: u32 = 2;
+/// php-fpm has 8 static workers and pins one to every open connection; 7 leave it one spare.
 const PHP_CONCURRENCY: usize = 8;
 const PHP_CONNECTIONS: usize = 7;
-
-/// Concurrent requests against the multiplexing responder.
 const MPX_CONCURRENCY: usize = 64;
-
-/// Size of the streamed response.
 const STREAM_BYTES: u64 = 1 << 30;
-
-/// Longest a single benchmark program may run before it is stopped as hung.
+/// The body of `hello.php` and of the responder.
+const HELLO: &str = "Hello, world!";
 const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// The peer crates (fcgi-mux/Cargo.toml's dev-dependencies); their versions are read from Cargo.lock.
-const PEER_CRATES: &[&str] = &["fastcgi-client", "tokio-fastcgi"];
-
-/// The targets.
 const TARGET_CLIENT_CPU_US: f64 = 8.0;
 const TARGET_THROUGHPUT_RATIO: f64 = 1.4;
 const TARGET_MPX_RATIO: f64 = 0.9;
 const TARGET_RSS_MIB: f64 = 32.0;
 
-const BUILD_ARGS: &[&str] = &[
-    "build",
-    "--release",
-    "-p",
-    "fcgi-mux",
-    "--bench",
-    "mux_load",
-    "--bench",
-    "fastcgi_client_load",
-    "--bench",
-    "mpx_responder",
-    "--bench",
-    "stream_1g",
-];
+const BUILD_ARGS: &[&str] =
+    &["build", "--release", "-p", "fcgi-mux", "--bench", "fastcgi_client_peer", "--bench", "mpx_responder"];
 
 /// Measures; returns the report.
 pub fn run(ctx: &mut Ctx) -> Result<Report> {
     let load_before = load_average();
-    let bins = Bins::build()?;
-    let work = tempfile::Builder::new().prefix("fcgi-bench-").tempdir().context("creating a temp dir")?;
-    let clock_ticks = clock_ticks()?;
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let peers = peer_versions();
-
+    let fcgi = ctx.fcgi()?;
+    let mut bins =
+        measure::build_bins("the peers", BUILD_ARGS, &[], &["fastcgi_client_peer", "mpx_responder"])?;
+    let time = GNU_TIME.require()?;
+    let work = tempfile::Builder::new().prefix("fcgi-bench-mux-").tempdir().context("creating a temp dir")?;
     let backends = ctx.backends()?;
-    let php = PhpFpm {
-        address: format!("unix:{}", backends.php_fpm.socket.display()),
-        docroot: backends.docroot.clone(),
-        pid: backends.php_fpm.pid(),
+    let bench = Bench {
+        dir: work.path().to_owned(),
+        fcgi,
+        peer: bins.remove("fastcgi_client_peer").context("no fastcgi_client_peer")?,
+        time,
+        socket: backends.php_fpm.socket.display().to_string(),
+        docroot: backends.docroot.display().to_string(),
+        ticks: clock_ticks()?,
     };
-    let runner = Runner { bins: &bins, dir: work.path(), clock_ticks };
-
-    let mut php8 = Vec::new();
-    for runtime in RUNTIMES {
-        println!(
-            "xtask: bench mux: php-fpm, hello.php, {PHP_CONCURRENCY} concurrent, {runtime}-thread runtime ..."
-        );
-        php8.push(runner.php_pair(&php, PHP_CONCURRENCY, PHP_CONNECTIONS, runtime)?);
-    }
-    println!("xtask: bench mux: php-fpm, hello.php, 1 concurrent ...");
-    let php1 = runner.php_pair(&php, 1, 1, RUNTIMES[0])?;
+    let php = backends.php_fpm.pid();
+    let hello = bench.params("/hello.php")?;
+    let (c8, n7) = (PHP_CONCURRENCY, PHP_CONNECTIONS);
+    println!("xtask: bench mux: php-fpm, {c8} concurrent ...");
+    let php8 = [bench.fcgi_bench(&bench.socket, "/hello.php", c8, n7, false)]
+        .into_iter()
+        .chain(["current", "multi"].map(|runtime| bench.peer_load(&hello, c8, n7, runtime)));
+    let php8 = bench.loads(&php8.collect::<Vec<_>>(), php, true)?;
+    println!("xtask: bench mux: php-fpm, 1 at a time ...");
+    let php1 = [
+        bench.fcgi_bench(&bench.socket, "/hello.php", 1, 1, false),
+        bench.peer_load(&hello, 1, 1, "current"),
+    ];
+    let php1 = bench.loads(&php1, php, true)?;
     println!("xtask: bench mux: tokio-fastcgi responder, {MPX_CONCURRENCY} concurrent ...");
-    let mpx = runner.responder()?;
-    println!("xtask: bench mux: streaming {STREAM_BYTES} bytes from big.php ...");
-    let stream = runner.stream(&php)?;
+    let mpx = bench.responder(bins.remove("mpx_responder").context("no mpx_responder")?)?;
+    println!("xtask: bench mux: {STREAM_BYTES} bytes from big.php ...");
+    let stream = bench.stream()?;
     let load_after = load_average();
 
-    let mut table = Table::default();
-    table.php_targets(&php8);
-    for pair in &php8 {
-        table.php_rows(pair, cores);
-    }
-    table.heading("php-fpm `hello.php`, 1 request at a time, 1 connection");
-    table.php_rows(&php1, cores);
-    table.mpx_rows(&mpx);
-    table.stream_rows(&stream);
-
-    let version = |name: &str| peers.get(name).cloned().unwrap_or_else(|| "?".into());
-    let mut notes = format!(
-        "Peers: `fastcgi-client` {} (crates.io, feature `tokio`), `tokio-fastcgi` {} (crates.io), \
-         both release builds in `fcgi-mux/benches/` like fcgi-mux's own programs. Every figure is the median of \
-         {REPEATS} runs of {DURATION_S} s measured after {WARMUP_S} s of warm-up; the clients \
-         alternate run by run. The 8-concurrent comparison runs both clients on tokio's \
-         current-thread and multi-thread ({cores} workers) runtimes, and judges the targets on \
-         each side's better one (which runtime wins against php-fpm varies from run to run). \
-         Everything else runs on the current-thread runtime: against the responder, which keeps \
-         one core busy, the multi-thread runtime cost about twice the client CPU per request in \
-         trial runs.\n\n\
-         How: the load generators (`fcgi-mux/benches/`) keep N requests in flight, each \
-         worker task sending its next request once the previous body was read to the end, and \
-         check every response (status 200 and body `Hello, world!`; any error fails the section). \
-         **Client CPU** is `getrusage(RUSAGE_SELF)` user + system of the load generator over its \
-         measured period ÷ requests completed in it. **php-fpm CPU** is utime + stime from \
-         `/proc/<pid>/stat` of the master and its children (clock tick {clock_ticks} Hz, \
-         `getconf CLK_TCK`), before and after each run ÷ all requests of the run. The \
-         **ceiling** is {cores} cores ÷ (php-fpm CPU + client CPU per request): what the pair \
-         could do with every core of this machine busy. Both clients send the same 15 CGI \
-         parameters and an empty body; fastcgi-client's parameter map is built once and cloned \
-         per request, fcgi-mux's list likewise. A third client, fcgi-mux with the parameters \
-         encoded once (`Pool::encode_params`, `request_encoded`: what `fcgi bench` does, and any \
-         load generator repeating one request can), takes its turn in the same rotation; \
-         fastcgi-client has no such API. fastcgi-client has no pool: {PHP_CONNECTIONS} \
-         keep-alive clients are shared by the {PHP_CONCURRENCY} workers (a free list and a \
-         semaphore), so, as in fcgi-mux's pool, one request always waits for the next free \
-         connection. Why php-fpm's own CPU differs by client (counted by hand with `strace -c`): \
-         fcgi-mux sends a request in one `sendto` and reads its response with one `recvfrom`; \
-         fastcgi-client makes 8 and 5, and every partial write wakes a php-fpm worker.\n\n\
-         The responder (`mpx_responder`) is tokio-fastcgi {} on a current-thread runtime (required: \
-         it panics when two threads write one connection at once), a task per request, reads \
-         buffered, writes gathered by one writer task per connection. Its CPU per request is from \
-         `/proc/<pid>/stat` like php-fpm's. On one multiplexed connection the two sides run in \
-         lockstep (by hand, `strace -c`: 64 requests per `sendto`): each handles a batch of 64 \
-         while the other waits, so the rate is about 1 ÷ (client + responder CPU per request), \
-         while 64 connections let both cores work at once. Streaming: one GET of `big.php?bytes={STREAM_BYTES}` \
-         (64 KiB chunks, each flushed by PHP), body read and dropped; RSS is the client process's \
-         `VmHWM` (peak, start-up included), fastcgi-client's through `execute_stream`.",
-        version("fastcgi-client"),
-        version("tokio-fastcgi"),
-        version("tokio-fastcgi"),
-    );
-    notes.push_str(&format!(
-        "\n\nLoad average (1 min) before/after the section: {load_before} / {load_after}. \
-         Other work on the machine lowers requests/s and raises CPU per request (caches, \
-         preemption) on both sides; compare the two sides of one run, and rerun on an idle \
-         machine for absolute figures.\n\nRuns (requests/s | client µs/request | server µs/request):\n\n{}",
-        runner_log(&php8.iter().chain([&php1]).collect::<Vec<_>>(), &mpx, &stream)
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut table =
+        String::from("| measurement | fcgi-mux (`fcgi bench`) | fastcgi-client | target | met |\n");
+    table.push_str("|---|---:|---:|---|:-:|\n");
+    let heading = |text: &str| format!("| **{text}** |  |  |  |  |\n");
+    table += &heading(&format!(
+        "php-fpm `hello.php`, {c8} concurrent requests, {n7} connections (fastcgi-client: \
+         current-thread / multi-thread runtime)"
     ));
+    table += &php_rows(&php8, cores, true);
+    table += &heading("php-fpm `hello.php`, 1 request at a time, 1 connection");
+    table += &php_rows(&php1, cores, false);
+    table +=
+        &heading("tokio-fastcgi responder, 64 concurrent requests (fcgi-mux on both sides of the ratio)");
+    table += &responder_rows(&mpx[0], &mpx[1]);
+    table += &heading("1 GiB response from php-fpm `big.php` (`fcgi get -o /dev/null`; `execute_stream`)");
+    let rss = |c: usize| median(stream[c].iter().map(|r| r.0)) / 1048576.0;
+    let mb_s = |c: usize| median(stream[c].iter().map(|r| r.1));
+    table += &format!(
+        "| peak RSS of the client | {:.1} MiB | {:.1} MiB | ≤ {TARGET_RSS_MIB} MiB | {} |\n",
+        rss(0),
+        rss(1),
+        verdict(rss(0) <= TARGET_RSS_MIB)
+    );
+    table += &format!("| throughput | {:.0} MB/s | {:.0} MB/s | — |  |\n", mb_s(0), mb_s(1));
+
+    let stream_log = |c: usize| {
+        let runs: Vec<String> =
+            stream[c].iter().map(|(rss, mb)| format!("{:.1} MiB, {mb:.0} MB/s", rss / 1048576.0)).collect();
+        runs.join("; ")
+    };
+    let log =
+        [log("php-fpm, 8 concurrent", &php8), log("php-fpm, 1 at a time", &php1), log("responder", &mpx)];
+    let notes = format!(
+        "Peers: `fastcgi-client` {} (feature `tokio`) and `tokio-fastcgi` {} from crates.io, driven by \
+         `fcgi-mux/benches/` (`cargo {}`); fcgi-mux by `fcgi bench --json` of the release CLI ({}). \
+         Each figure is the median of {REPEATS} runs of {SECONDS} s after an untimed round, the \
+         clients taking turns in a rotating order.\n\n\
+         How: `fcgi bench PATH -c N --connections M -D {SECONDS}s` and `fastcgi_client_peer \
+         --param ... load --concurrency N --connections M` keep N requests in flight, each worker \
+         sending its next request once the previous response was read, with the parameters `fcgi` \
+         sends for the path (as `fcgi bench -v` prints them); every response is checked (200, \
+         `{HELLO}`). **Client CPU** is each program's own `getrusage(RUSAGE_SELF)` over its \
+         measured period ÷ requests completed in it. `fcgi bench` encodes the parameters once and \
+         runs on tokio's current-thread runtime; fastcgi-client clones a parameter map per request \
+         and runs on both runtimes, the targets judged on its better one; having no pool, it \
+         shares {n7} keep-alive clients among the workers, so that, as in fcgi-mux's pool, a \
+         request waits for the next free connection. **Server CPU** is utime + stime from \
+         `/proc/<pid>/stat` (php-fpm: master and children; {} Hz) over each run ÷ its requests. \
+         The **ceiling** is {cores} cores ÷ (php-fpm + client CPU per request).\n\n\
+         The responder (`mpx_responder`) is tokio-fastcgi on a current-thread runtime, a task per \
+         request, writes gathered per connection. On one multiplexed connection the two sides take \
+         turns, each handling a batch while the other waits; 64 connections let both cores work at \
+         once. Streaming: `fcgi get \"/big.php?bytes={STREAM_BYTES}\" -o /dev/null` and \
+         `fastcgi_client_peer ... stream` (`execute_stream`) under `/usr/bin/time`: peak RSS of the \
+         process; MB/s from the wall time around it.\n\n\
+         Load average (1 min) before/after: {load_before} / {load_after}; the machine is shared, so \
+         compare the columns of one run.\n\n\
+         Runs (requests/s | client µs/request | server µs/request):\n\n{}\n\
+         - 1 GiB, fcgi get: {}\n- 1 GiB, fastcgi-client: {}",
+        locked_version("fastcgi-client"),
+        locked_version("tokio-fastcgi"),
+        BUILD_ARGS.join(" "),
+        ctx.fcgi_build_line(),
+        bench.ticks,
+        log.join("\n"),
+        stream_log(0),
+        stream_log(1),
+    );
     Ok(Report {
         title: "fcgi-mux: client CPU, throughput, multiplexing and memory (vs fastcgi-client)".into(),
-        command: format!("cargo xtask bench mux   # builds with: cargo {}", BUILD_ARGS.join(" ")),
-        table: table.text,
+        command: format!("cargo xtask bench mux   # peers built with: cargo {}", BUILD_ARGS.join(" ")),
+        table,
         notes,
     })
 }
 
-/// The built benchmark programs.
-struct Bins {
-    mux_load: PathBuf,
-    fastcgi_client_load: PathBuf,
-    mpx_responder: PathBuf,
-    stream_1g: PathBuf,
+/// A client and its arguments, as run for one configuration.
+struct Client {
+    name: String,
+    program: PathBuf,
+    args: Vec<String>,
 }
 
-impl Bins {
-    /// [`BUILD_ARGS`] (see [`measure::build_bins`]).
-    fn build() -> Result<Bins> {
-        let names = ["mux_load", "fastcgi_client_load", "mpx_responder", "stream_1g"];
-        let mut found = measure::build_bins("the benchmark programs", BUILD_ARGS, &[], &names)?;
-        let mut take = |name: &str| found.remove(name).context("build_bins returned too few programs");
-        Ok(Bins {
-            mux_load: take("mux_load")?,
-            fastcgi_client_load: take("fastcgi_client_load")?,
-            mpx_responder: take("mpx_responder")?,
-            stream_1g: take("stream_1g")?,
-        })
-    }
-}
-
-/// Where php-fpm is.
-struct PhpFpm {
-    address: String,
-    docroot: PathBuf,
-    pid: u32,
-}
-
-impl PhpFpm {
-    fn script(&self, name: &str) -> String {
-        self.docroot.join(name).display().to_string()
-    }
-}
-
-/// One run of a load generator, with the server's CPU over it.
-#[derive(Clone, Debug)]
-struct LoadRun {
+/// The runs of one [`Client`] (requests/s, client and server µs per request) and their medians.
+struct Figures {
+    name: String,
+    runs: Vec<[f64; 3]>,
     req_per_s: f64,
     client_us: f64,
     server_us: f64,
 }
 
-/// Medians of several [`LoadRun`]s.
-#[derive(Clone, Debug)]
-struct LoadFigures {
-    runs: Vec<LoadRun>,
-    req_per_s: f64,
-    client_us: f64,
-    server_us: f64,
-}
-
-impl LoadFigures {
-    fn new(runs: Vec<LoadRun>) -> LoadFigures {
-        LoadFigures {
-            req_per_s: median(runs.iter().map(|r| r.req_per_s)),
-            client_us: median(runs.iter().map(|r| r.client_us)),
-            server_us: median(runs.iter().map(|r| r.server_us)),
-            runs,
+/// Runs `run(i)` for each of `count` clients once per round, the order rotating, one untimed
+/// round first; returns each client's timed results.
+fn rotate<T>(count: usize, mut run: impl FnMut(usize) -> Result<T>) -> Result<Vec<Vec<T>>> {
+    let mut results: Vec<Vec<T>> = (0..count).map(|_| Vec::new()).collect();
+    for round in 0..=REPEATS {
+        for i in 0..count {
+            let client = (i + round) % count;
+            let result = run(client)?;
+            if round > 0 {
+                results[client].push(result);
+            }
         }
     }
-
-    fn log(&self) -> String {
-        self.runs
-            .iter()
-            .map(|r| format!("{:.0} | {:.2} | {:.2}", r.req_per_s, r.client_us, r.server_us))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
+    Ok(results)
 }
 
-/// fcgi-mux and fastcgi-client at one concurrency and runtime against php-fpm.
-struct PhpPair {
-    runtime: &'static str,
-    concurrency: usize,
-    /// fcgi-mux's pool, a parameter list per request (as the peer).
-    mux: LoadFigures,
-    peer: LoadFigures,
-    /// fcgi-mux's pool, the parameters encoded once (`EncodedParams`, as `fcgi bench`).
-    encoded: LoadFigures,
+/// What the runs need.
+struct Bench {
+    dir: PathBuf,
+    fcgi: PathBuf,
+    peer: PathBuf,
+    time: PathBuf,
+    /// php-fpm's socket and docroot.
+    socket: String,
+    docroot: String,
+    ticks: f64,
 }
 
-/// The multiplexing responder figures.
-struct MpxFigures {
-    pool_one: LoadFigures,
-    connection: LoadFigures,
-    many: LoadFigures,
-}
-
-/// One streaming run.
-#[derive(Clone, Debug)]
-struct StreamRun {
-    peak_rss: f64,
-    mb_per_s: f64,
-}
-
-struct StreamFigures {
-    mux: Vec<StreamRun>,
-    peer: Vec<StreamRun>,
-}
-
-impl StreamFigures {
-    fn rss_mib(runs: &[StreamRun]) -> f64 {
-        median(runs.iter().map(|r| r.peak_rss)) / (1024.0 * 1024.0)
+impl Bench {
+    /// The CGI parameters `fcgi` sends for `path`, as the peer's `--param=NAME=VALUE`
+    /// arguments, from one `fcgi bench -n1 -v` run, which also checks that php-fpm answers it.
+    fn params(&self, path: &str) -> Result<Vec<String>> {
+        let mut cmd = Command::new(&self.fcgi);
+        cmd.args(["bench", path, "--socket", &self.socket, "--docroot", &self.docroot]);
+        cmd.args(["-n1", "-v", "--json"]);
+        let finished =
+            measure::run_to_end(&self.dir, "params", &mut cmd, RUN_TIMEOUT, Duration::from_millis(20))?
+                .check(path)?;
+        let params: Vec<String> = finished
+            .stderr
+            .lines()
+            .filter_map(|l| l.strip_prefix("* param "))
+            .map(|p| format!("--param={p}"))
+            .collect();
+        if params.is_empty() {
+            bail!("fcgi bench -v printed no parameters: {}", finished.stderr);
+        }
+        Ok(params)
     }
 
-    fn mb_per_s(runs: &[StreamRun]) -> f64 {
-        median(runs.iter().map(|r| r.mb_per_s))
-    }
-}
-
-/// Runs the programs.
-struct Runner<'a> {
-    bins: &'a Bins,
-    dir: &'a Path,
-    clock_ticks: f64,
-}
-
-impl Runner<'_> {
-    /// fcgi-mux and fastcgi-client, alternating, against php-fpm's hello.php.
-    fn php_pair(
+    /// `fcgi bench PATH` on `socket`.
+    fn fcgi_bench(
         &self,
-        php: &PhpFpm,
+        socket: &str,
+        path: &str,
         concurrency: usize,
         connections: usize,
-        runtime: &'static str,
-    ) -> Result<PhpPair> {
-        let common = load_args(&php.address, &php.script("hello.php"), concurrency, connections, runtime);
-        let mut encoded_args = common.clone();
-        encoded_args.extend(["--mode", "pool-encoded"].map(String::from));
-        let (mut mux, mut peer, mut encoded) = (Vec::new(), Vec::new(), Vec::new());
-        for repeat in 0..REPEATS {
-            // The three clients take turns, the order rotating run by run.
-            for turn in 0..3 {
-                match (turn + repeat) % 3 {
-                    0 => mux.push(self.load(&self.bins.mux_load, &common, php.pid, true)?),
-                    1 => peer.push(self.load(&self.bins.fastcgi_client_load, &common, php.pid, true)?),
-                    _ => encoded.push(self.load(&self.bins.mux_load, &encoded_args, php.pid, true)?),
-                }
-            }
+        multiplex: bool,
+    ) -> Client {
+        let mut args: Vec<String> =
+            ["bench", path, "--socket", socket, "--json", "-s"].map(String::from).into();
+        args.extend([format!("--docroot={}", self.docroot), format!("-c{concurrency}")]);
+        args.extend([format!("--connections={connections}"), format!("-D{SECONDS}s")]);
+        if multiplex {
+            args.push("--multiplex".into());
         }
-        Ok(PhpPair {
-            runtime,
-            concurrency,
-            mux: LoadFigures::new(mux),
-            peer: LoadFigures::new(peer),
-            encoded: LoadFigures::new(encoded),
-        })
+        let name = format!(
+            "fcgi bench, {connections} connection(s){}",
+            if multiplex { ", multiplexed" } else { "" }
+        );
+        Client { name, program: self.fcgi.clone(), args }
     }
 
-    /// fcgi-mux against the tokio-fastcgi responder: multiplexed on one connection, and one
-    /// request per connection.
-    fn responder(&self) -> Result<MpxFigures> {
+    /// The peer's load on php-fpm; `params` as [`Bench::params`] returns them.
+    fn peer_load(&self, params: &[String], concurrency: usize, connections: usize, runtime: &str) -> Client {
+        let mut args = [["--socket".to_owned(), self.socket.clone()].as_slice(), params].concat();
+        args.extend([
+            "load".into(),
+            format!("--concurrency={concurrency}"),
+            format!("--connections={connections}"),
+        ]);
+        args.extend([
+            format!("--duration={SECONDS}"),
+            format!("--runtime={runtime}"),
+            format!("--expect-body={HELLO}"),
+        ]);
+        Client { name: format!("fastcgi-client, {runtime}-thread runtime"), program: self.peer.clone(), args }
+    }
+
+    /// The load runs of `clients` (see [`rotate`]); the server is process `server`, with its
+    /// children if `with_children`.
+    fn loads(&self, clients: &[Client], server: u32, with_children: bool) -> Result<Vec<Figures>> {
+        let runs = rotate(clients.len(), |i| self.load(&clients[i], server, with_children))?;
+        let figures = clients.iter().zip(runs).map(|(client, runs)| {
+            let m = |i: usize| median(runs.iter().map(|r| r[i]));
+            Figures { name: client.name.clone(), req_per_s: m(0), client_us: m(1), server_us: m(2), runs }
+        });
+        Ok(figures.collect())
+    }
+
+    /// One load run, its responses checked: requests/s, client and server µs per request.
+    fn load(&self, client: &Client, server: u32, with_children: bool) -> Result<[f64; 3]> {
+        let before = cpu_ticks(server, with_children)?;
+        let result = measure::run_json(&self.dir, "load", &client.program, &client.args, RUN_TIMEOUT)?;
+        let server_s = cpu_ticks(server, with_children)?.saturating_sub(before) as f64 / self.ticks;
+        let completed = result.number("completed")?;
+        if result.number("errors")? > 0.0 || completed <= 0.0 {
+            bail!("{}: failed requests, or none completed: {result}", client.name);
+        }
+        // `fcgi bench` counts statuses and body bytes; the peer checks each body itself.
+        if let Some(body_bytes) = result.get("body_bytes").and_then(json::Value::as_f64) {
+            let ok = result.pointer("/status/200").and_then(json::Value::as_f64);
+            if ok != Some(completed) || body_bytes != completed * HELLO.len() as f64 {
+                bail!("{}: not every response was 200 `{HELLO}`: {result}", client.name);
+            }
+        }
+        Ok([result.number("req_per_s")?, result.number("cpu_us_per_req")?, server_s * 1e6 / completed])
+    }
+
+    /// fcgi-mux against the tokio-fastcgi responder: 64 multiplexed on one connection, and 64
+    /// connections.
+    fn responder(&self, program: PathBuf) -> Result<Vec<Figures>> {
         let socket = self.dir.join("mpx-responder.sock");
-        let log = self.dir.join("mpx-responder.log");
-        let mut cmd = Command::new(&self.bins.mpx_responder);
-        cmd.arg(&socket);
-        let output = fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
-        cmd.stdout(output.try_clone().context("duplicating a file handle")?).stderr(output);
-        let mut group = Group::spawn("mpx_responder", &mut cmd, Signal::Term)?;
-        let started = Instant::now();
-        while UnixStream::connect(&socket).is_err() {
-            if let Some(status) = group.try_wait()? {
-                bail!(
-                    "mpx_responder exited ({}): {}",
-                    process::describe(status),
-                    fs::read_to_string(&log).unwrap_or_default()
-                );
+        let mut cmd = Command::new(program);
+        // It reports each connection a client drops; `fcgi bench -D` drops its connections.
+        let log = fs::File::create(self.dir.join("mpx_responder.log")).context("creating its log")?;
+        cmd.arg(&socket).stdout(Stdio::null()).stderr(log);
+        let mut responder = Group::spawn("mpx_responder", &mut cmd, Signal::Term)?;
+        for tries in 0.. {
+            if let Some(status) = responder.try_wait()? {
+                bail!("mpx_responder exited ({})", process::describe(status));
             }
-            if started.elapsed() > Duration::from_secs(10) {
-                bail!("mpx_responder did not listen on {} within 10 s", socket.display());
-            }
-            process::sleep(Duration::from_millis(20))?;
-        }
-        let address = format!("unix:{}", socket.display());
-        let script = "/srv/hello";
-        let mut base = load_args(&address, script, MPX_CONCURRENCY, 1, RUNTIMES[0]);
-        base.extend(["--multiplexing", "force", "--max-concurrent-requests", "64"].map(String::from));
-        let mut connection_args = base.clone();
-        connection_args.extend(["--mode", "connection"].map(String::from));
-        let many_args = load_args(&address, script, MPX_CONCURRENCY, MPX_CONCURRENCY, RUNTIMES[0]);
-        let (mut pool_one, mut connection, mut many) = (Vec::new(), Vec::new(), Vec::new());
-        let pid = group.pid();
-        for repeat in 0..REPEATS {
-            let order: [u8; 3] = if repeat % 2 == 0 { [0, 1, 2] } else { [2, 1, 0] };
-            for which in order {
-                match which {
-                    0 => pool_one.push(self.load(&self.bins.mux_load, &base, pid, false)?),
-                    1 => connection.push(self.load(&self.bins.mux_load, &connection_args, pid, false)?),
-                    _ => many.push(self.load(&self.bins.mux_load, &many_args, pid, false)?),
-                }
-            }
-            if let Some(status) = group.try_wait()? {
-                bail!(
-                    "mpx_responder exited during the runs ({}): {}",
-                    process::describe(status),
-                    fs::read_to_string(&log).unwrap_or_default()
-                );
+            match UnixStream::connect(&socket) {
+                Ok(_) => break,
+                Err(_) if tries == 500 => bail!("mpx_responder did not listen within 10 s"),
+                Err(_) => process::sleep(Duration::from_millis(20))?,
             }
         }
-        group.stop();
-        Ok(MpxFigures {
-            pool_one: LoadFigures::new(pool_one),
-            connection: LoadFigures::new(connection),
-            many: LoadFigures::new(many),
+        let socket = socket.display().to_string();
+        let clients = [
+            self.fcgi_bench(&socket, "/hello", MPX_CONCURRENCY, 1, true),
+            self.fcgi_bench(&socket, "/hello", MPX_CONCURRENCY, MPX_CONCURRENCY, false),
+        ];
+        self.loads(&clients, responder.pid(), false)
+    }
+
+    /// `fcgi get` and the peer reading [`STREAM_BYTES`] under GNU time: (peak RSS bytes, MB/s).
+    fn stream(&self) -> Result<Vec<Vec<(f64, f64)>>> {
+        let path = format!("/big.php?bytes={STREAM_BYTES}");
+        let fcgi_args =
+            ["get", &path, "--socket", &self.socket, "--docroot", &self.docroot, "-o", "/dev/null", "-s"];
+        let peer_args =
+            [vec!["--socket".to_owned(), self.socket.clone()], self.params(&path)?, vec!["stream".into()]];
+        let clients = [(&self.fcgi, fcgi_args.map(String::from).into()), (&self.peer, peer_args.concat())];
+        rotate(2, |client| {
+            let (program, args): &(&PathBuf, Vec<String>) = &clients[client];
+            let command = UnderTime::new(&self.time, &self.dir, "stream", program, args);
+            let (finished, usage) =
+                command.run(&self.dir, "stream", RUN_TIMEOUT, Duration::from_millis(1))?;
+            // `fcgi get` fails on a short body; the peer reports what it read.
+            if client == 1 && json::parse(&finished.stdout)?.number("bytes")? < STREAM_BYTES as f64 {
+                bail!("fastcgi_client_peer read a short response: {}", finished.stdout);
+            }
+            Ok((usage.max_rss_bytes, STREAM_BYTES as f64 / finished.wall.as_secs_f64() / 1e6))
         })
     }
-
-    /// `stream_1g` with both clients, alternating.
-    fn stream(&self, php: &PhpFpm) -> Result<StreamFigures> {
-        let (mut mux, mut peer) = (Vec::new(), Vec::new());
-        for repeat in 0..REPEATS {
-            for client in
-                if repeat % 2 == 0 { ["fcgi-mux", "fastcgi-client"] } else { ["fastcgi-client", "fcgi-mux"] }
-            {
-                let args: Vec<String> = [
-                    "--address",
-                    &php.address,
-                    "--script-filename",
-                    &php.script("big.php"),
-                    "--script-name",
-                    "/big.php",
-                    "--bytes",
-                    &STREAM_BYTES.to_string(),
-                    "--client",
-                    client,
-                ]
-                .map(String::from)
-                .to_vec();
-                let result = self.run_json("stream_1g", &self.bins.stream_1g, &args)?;
-                let run = StreamRun {
-                    peak_rss: result.number("peak_rss_bytes")?,
-                    mb_per_s: result.number("mb_per_s")?,
-                };
-                if client == "fcgi-mux" { mux.push(run) } else { peer.push(run) }
-            }
-        }
-        Ok(StreamFigures { mux, peer })
-    }
-
-    /// One load run; the server's CPU (process `server_pid`, with its children if `with_children`)
-    /// over the whole run, divided by every request of the run.
-    fn load(&self, bin: &Path, args: &[String], server_pid: u32, with_children: bool) -> Result<LoadRun> {
-        let before = cpu_ticks(server_pid, with_children)?;
-        let name = bin.file_name().and_then(|n| n.to_str()).unwrap_or("load generator");
-        let result = self.run_json(name, bin, args)?;
-        let after = cpu_ticks(server_pid, with_children)?;
-        let errors = result.number("total_errors")?;
-        if errors > 0.0 {
-            bail!(
-                "{name} {}: {errors} failed requests, first: {}",
-                args.join(" "),
-                result.get("first_error").and_then(json::Value::as_str).unwrap_or("?")
-            );
-        }
-        let total = result.number("total_requests")?;
-        if total <= 0.0 {
-            bail!("{name} {} completed no request", args.join(" "));
-        }
-        Ok(LoadRun {
-            req_per_s: result.number("req_per_s")?,
-            client_us: result.number("cpu_us_per_req")?,
-            server_us: after.saturating_sub(before) as f64 / self.clock_ticks * 1e6 / total,
-        })
-    }
-
-    /// Runs a program (see [`measure::run_json`]); returns the JSON object it printed.
-    fn run_json(&self, name: &str, bin: &Path, args: &[String]) -> Result<json::Value> {
-        measure::run_json(self.dir, name, bin, args, RUN_TIMEOUT)
-    }
 }
 
-/// Arguments common to `mux_load` and `fastcgi_client_load`.
-fn load_args(
-    address: &str,
-    script_filename: &str,
-    concurrency: usize,
-    connections: usize,
-    runtime: &str,
-) -> Vec<String> {
-    [
-        "--address",
-        address,
-        "--script-filename",
-        script_filename,
-        "--script-name",
-        "/hello.php",
-        "--expect-body",
-        "Hello, world!",
-        "--concurrency",
-        &concurrency.to_string(),
-        "--connections",
-        &connections.to_string(),
-        "--warmup",
-        WARMUP_S,
-        "--duration",
-        DURATION_S,
-        "--runtime",
-        runtime,
-    ]
-    .map(String::from)
-    .to_vec()
-}
-
-/// The markdown table, built row by row.
-#[derive(Default)]
-struct Table {
-    text: String,
-}
-
-impl Table {
-    fn row(&mut self, cells: [&str; 5]) {
-        if self.text.is_empty() {
-            self.text.push_str("| measurement | fcgi-mux | peer | target | met |\n|---|---:|---:|---|:-:|\n");
-        }
-        self.text.push_str(&format!("| {} |\n", cells.join(" | ")));
-    }
-
-    fn heading(&mut self, text: &str) {
-        self.row([&format!("**{text}**"), "", "", "", ""]);
-    }
-
-    /// The heading of the 8-concurrent comparison and its two targets, each side on its
-    /// better runtime.
-    fn php_targets(&mut self, pairs: &[PhpPair]) {
-        self.heading(&format!(
-            "php-fpm `hello.php`, {PHP_CONCURRENCY} concurrent requests, {PHP_CONNECTIONS} connections"
-        ));
-        let best = |pick: fn(&PhpPair) -> &LoadFigures, key: fn(&LoadFigures) -> f64, lowest: bool| {
-            pairs
-                .iter()
-                .map(|pair| (key(pick(pair)), pair.runtime))
-                .reduce(|a, b| if (b.0 < a.0) == lowest { b } else { a })
-                .unwrap_or((f64::NAN, "?"))
-        };
-        let (mux_cpu, mux_cpu_rt) = best(|p| &p.mux, |f| f.client_us, true);
-        let (peer_cpu, peer_cpu_rt) = best(|p| &p.peer, |f| f.client_us, true);
-        self.row([
-            "client CPU per request, a parameter list per request (better runtime of each)",
-            &format!("{mux_cpu:.2} µs ({mux_cpu_rt})"),
-            &format!("{peer_cpu:.2} µs ({peer_cpu_rt})"),
-            &format!("≤ {TARGET_CLIENT_CPU_US} µs"),
-            verdict(mux_cpu <= TARGET_CLIENT_CPU_US),
-        ]);
-        let (encoded_cpu, encoded_cpu_rt) = best(|p| &p.encoded, |f| f.client_us, true);
-        self.row([
-            "client CPU per request, parameters encoded once (`EncodedParams`, as `fcgi bench`)",
-            &format!("{encoded_cpu:.2} µs ({encoded_cpu_rt})"),
-            "—",
-            &format!("≤ {TARGET_CLIENT_CPU_US} µs"),
-            verdict(encoded_cpu <= TARGET_CLIENT_CPU_US),
-        ]);
-        let (mux_rate, mux_rate_rt) = best(|p| &p.mux, |f| f.req_per_s, false);
-        let (peer_rate, peer_rate_rt) = best(|p| &p.peer, |f| f.req_per_s, false);
-        let ratio = mux_rate / peer_rate;
-        self.row([
-            "requests/s (better runtime of each)",
-            &format!("{} ({mux_rate_rt})", thousands(mux_rate)),
-            &format!("{} ({peer_rate_rt})", thousands(peer_rate)),
-            &format!("≥ {TARGET_THROUGHPUT_RATIO}× peer: {ratio:.2}×"),
-            verdict(ratio >= TARGET_THROUGHPUT_RATIO),
-        ]);
-    }
-
-    /// Client CPU, requests/s, php-fpm CPU and the ceiling of one [`PhpPair`].
-    fn php_rows(&mut self, pair: &PhpPair, cores: usize) {
-        let (mux, peer) = (&pair.mux, &pair.peer);
-        let setup = format!("{}-thread runtime, {} concurrent", pair.runtime, pair.concurrency);
-        self.row([
-            &format!("client CPU per request ({setup})"),
-            &format!("{:.2} µs", mux.client_us),
-            &format!("{:.2} µs", peer.client_us),
-            "—",
-            "",
-        ]);
-        self.row([
-            &format!("client CPU per request, parameters encoded once ({setup})"),
-            &format!("{:.2} µs", pair.encoded.client_us),
-            "—",
-            "—",
-            "",
-        ]);
-        self.row([
-            &format!("requests/s ({setup})"),
-            &thousands(mux.req_per_s),
-            &thousands(peer.req_per_s),
-            &format!("— ({:.2}× peer)", mux.req_per_s / peer.req_per_s),
-            "",
-        ]);
-        self.row([
-            &format!("php-fpm CPU per request ({setup})"),
-            &format!("{:.2} µs", mux.server_us),
-            &format!("{:.2} µs", peer.server_us),
-            "—",
-            "",
-        ]);
-        let ceiling = |f: &LoadFigures| cores as f64 / ((f.server_us + f.client_us) * 1e-6);
-        self.row([
-            &format!("ceiling, {cores} cores ÷ (php-fpm + client CPU) ({setup})"),
-            &format!("{}/s", thousands(ceiling(mux))),
-            &format!("{}/s", thousands(ceiling(peer))),
-            "—",
-            "",
-        ]);
-        self.row([
-            &format!("requests/s ÷ ceiling ({setup})"),
-            &format!("{:.0} %", 100.0 * mux.req_per_s / ceiling(mux)),
-            &format!("{:.0} %", 100.0 * peer.req_per_s / ceiling(peer)),
-            "—",
-            "",
-        ]);
-    }
-
-    fn mpx_rows(&mut self, mpx: &MpxFigures) {
-        self.heading("tokio-fastcgi responder, 64 concurrent requests (fcgi-mux on both sides of the ratio)");
-        let ratio = mpx.pool_one.req_per_s / mpx.many.req_per_s;
-        self.row([
-            "requests/s: pool of 1 connection × 64 multiplexed",
-            &thousands(mpx.pool_one.req_per_s),
-            "",
-            &format!("≥ {TARGET_MPX_RATIO}× 64 connections: {ratio:.2}×"),
-            verdict(ratio >= TARGET_MPX_RATIO),
-        ]);
-        self.row([
-            "requests/s: one bare `Connection` × 64 multiplexed",
-            &thousands(mpx.connection.req_per_s),
-            "",
-            &format!("— ({:.2}×)", mpx.connection.req_per_s / mpx.many.req_per_s),
-            "",
-        ]);
-        self.row(["requests/s: pool of 64 connections × 1", &thousands(mpx.many.req_per_s), "", "—", ""]);
-        self.row([
-            "client CPU per request: 1 conn (pool / bare) / 64 conns",
-            &format!(
-                "{:.2} / {:.2} / {:.2} µs",
-                mpx.pool_one.client_us, mpx.connection.client_us, mpx.many.client_us
-            ),
-            "",
-            "—",
-            "",
-        ]);
-        self.row([
-            "responder CPU per request: 1 conn (pool / bare) / 64 conns",
-            &format!(
-                "{:.2} / {:.2} / {:.2} µs",
-                mpx.pool_one.server_us, mpx.connection.server_us, mpx.many.server_us
-            ),
-            "",
-            "—",
-            "",
-        ]);
-    }
-
-    fn stream_rows(&mut self, stream: &StreamFigures) {
-        self.heading("1 GiB response from php-fpm `big.php`");
-        let rss = StreamFigures::rss_mib(&stream.mux);
-        self.row([
-            "peak RSS of the client",
-            &format!("{rss:.1} MiB"),
-            &format!("{:.1} MiB", StreamFigures::rss_mib(&stream.peer)),
-            &format!("≤ {TARGET_RSS_MIB} MiB"),
-            verdict(rss <= TARGET_RSS_MIB),
-        ]);
-        self.row([
-            "throughput",
-            &format!("{:.0} MB/s", StreamFigures::mb_per_s(&stream.mux)),
-            &format!("{:.0} MB/s", StreamFigures::mb_per_s(&stream.peer)),
-            "—",
-            "",
-        ]);
-    }
-}
-
-/// The per-run figures, for the notes.
-fn runner_log(php: &[&PhpPair], mpx: &MpxFigures, stream: &StreamFigures) -> String {
-    let streams = |runs: &[StreamRun]| {
-        runs.iter()
-            .map(|r| format!("{:.1} MiB, {:.0} MB/s", r.peak_rss / (1024.0 * 1024.0), r.mb_per_s))
-            .collect::<Vec<_>>()
-            .join("; ")
+/// The php-fpm rows: `figures` holds fcgi bench first, then the peer on each runtime; `judged`
+/// adds the targets, judged on the peer's better runtime.
+fn php_rows(figures: &[Figures], cores: usize, judged: bool) -> String {
+    let (mux, peers) = (&figures[0], &figures[1..]);
+    let ceiling = |f: &Figures| cores as f64 / ((f.server_us + f.client_us) * 1e-6);
+    // fcgi bench's cell, then the peer's figures on each runtime, each with its unit.
+    let cells = |value: &dyn Fn(&Figures) -> String, unit: &str| {
+        let peer: Vec<String> = peers.iter().map(|f| value(f) + unit).collect();
+        format!("{}{unit} | {}", value(mux), peer.join(" / "))
     };
-    let mut lines = Vec::new();
-    for pair in php {
-        let setup = format!("php-fpm, {} concurrent, {}-thread runtime", pair.concurrency, pair.runtime);
-        lines.push(format!("- {setup}, fcgi-mux: {}", pair.mux.log()));
-        lines.push(format!("- {setup}, fastcgi-client: {}", pair.peer.log()));
-        lines.push(format!("- {setup}, fcgi-mux, parameters encoded once: {}", pair.encoded.log()));
-    }
-    lines.extend([
-        format!("- responder, pool of 1 connection × 64: {}", mpx.pool_one.log()),
-        format!("- responder, bare Connection × 64: {}", mpx.connection.log()),
-        format!("- responder, pool of 64 connections: {}", mpx.many.log()),
-        format!("- 1 GiB, fcgi-mux: {}", streams(&stream.mux)),
-        format!("- 1 GiB, fastcgi-client: {}", streams(&stream.peer)),
-    ]);
-    lines.join("\n")
+    let ratio = mux.req_per_s / peers.iter().map(|f| f.req_per_s).fold(0.0, f64::max);
+    let (cpu_target, rate_target) = match judged {
+        true => (
+            format!("≤ {TARGET_CLIENT_CPU_US} µs"),
+            format!("≥ {TARGET_THROUGHPUT_RATIO}× peer: {ratio:.2}×"),
+        ),
+        false => ("—".into(), format!("— ({ratio:.2}× peer)")),
+    };
+    let met = |ok: bool| if judged { verdict(ok) } else { "" };
+    [
+        format!(
+            "client CPU per request | {} | {cpu_target} | {}",
+            cells(&|f| format!("{:.2}", f.client_us), " µs"),
+            met(mux.client_us <= TARGET_CLIENT_CPU_US)
+        ),
+        format!(
+            "requests/s | {} | {rate_target} | {}",
+            cells(&|f| thousands(f.req_per_s), ""),
+            met(ratio >= TARGET_THROUGHPUT_RATIO)
+        ),
+        format!("php-fpm CPU per request | {} | — | ", cells(&|f| format!("{:.2}", f.server_us), " µs")),
+        format!(
+            "ceiling, {cores} cores ÷ (php-fpm + client CPU) | {} | — | ",
+            cells(&|f| thousands(ceiling(f)), "/s")
+        ),
+        format!(
+            "requests/s ÷ ceiling | {} | — | ",
+            cells(&|f| format!("{:.0}", 100.0 * f.req_per_s / ceiling(f)), " %")
+        ),
+    ]
+    .map(|row| format!("| {row} |\n"))
+    .concat()
 }
 
-/// Versions of [`PEER_CRATES`] resolved in Cargo.lock.
-fn peer_versions() -> BTreeMap<String, String> {
+/// The responder rows: multiplexed on one connection, and 64 connections.
+fn responder_rows(one: &Figures, many: &Figures) -> String {
+    let ratio = one.req_per_s / many.req_per_s;
+    let target =
+        format!("≥ {TARGET_MPX_RATIO}× 64 connections: {ratio:.2}× | {}", verdict(ratio >= TARGET_MPX_RATIO));
+    let pair = |a: f64, b: f64| format!("{a:.2} / {b:.2} µs");
+    [
+        format!("requests/s: 1 connection × 64 multiplexed | {} |  | {target}", thousands(one.req_per_s)),
+        format!("requests/s: 64 connections × 1 | {} |  | — | ", thousands(many.req_per_s)),
+        format!(
+            "client CPU per request: 1 conn / 64 conns | {} |  | — | ",
+            pair(one.client_us, many.client_us)
+        ),
+        format!(
+            "responder CPU per request: 1 conn / 64 conns | {} |  | — | ",
+            pair(one.server_us, many.server_us)
+        ),
+    ]
+    .map(|row| format!("| {row} |\n"))
+    .concat()
+}
+
+/// The per-run figures of one configuration, for the notes.
+fn log(what: &str, figures: &[Figures]) -> String {
+    let line = |f: &Figures| {
+        let runs: Vec<String> = f
+            .runs
+            .iter()
+            .map(|[rate, client, server]| format!("{rate:.0} | {client:.2} | {server:.2}"))
+            .collect();
+        format!("- {what}, {}: {}", f.name, runs.join("; "))
+    };
+    figures.iter().map(line).collect::<Vec<_>>().join("\n")
+}
+
+/// The version of `krate` resolved in Cargo.lock, or "?".
+fn locked_version(krate: &str) -> String {
     let lock = fs::read_to_string(workspace::root().join("Cargo.lock")).unwrap_or_default();
-    let mut versions = BTreeMap::new();
-    let mut lines = lock.lines();
-    while let Some(line) = lines.next() {
-        let Some(name) = line.strip_prefix("name = \"").and_then(|n| n.strip_suffix('"')) else { continue };
-        if !PEER_CRATES.contains(&name) {
-            continue;
-        }
-        if let Some(version) =
-            lines.next().and_then(|l| l.strip_prefix("version = \"")).and_then(|v| v.strip_suffix('"'))
-        {
-            versions.insert(name.to_owned(), version.to_owned());
-        }
-    }
-    versions
+    let entry = format!("name = \"{krate}\"\nversion = \"");
+    lock.split_once(&entry).and_then(|(_, rest)| rest.split('"').next()).unwrap_or("?").to_owned()
 }

@@ -1,27 +1,14 @@
-//! `docs/BENCHMARKS.md`: the machine header, one block per section, merging with the previous
-//! file, and writing it atomically.
+//! Rendering `docs/BENCHMARKS.md`, apart from measuring: the machine header, one block per
+//! section between `<!-- bench:NAME -->` and `<!-- /bench:NAME -->` markers, each with the
+//! command, date and machine of its own run.
 //!
-//! File layout:
-//!
-//! ```text
-//! # Benchmarks
-//! (intro, date and machine of the last run: regenerated every run)
-//! <!-- bench:codec -->
-//! ## title
-//! command, date and machine of *this section's* run, table, notes
-//! <!-- /bench:codec -->
-//! <!-- bench:... --> ...
-//! ```
-//!
-//! A run replaces the blocks of the sections it ran and keeps the others verbatim (also blocks of
-//! sections xtask no longer knows, at the end). Each block carries its own date and machine line,
-//! so a kept block stays honest about where it was measured.
+//! A run replaces the blocks of the sections it ran and keeps the others verbatim (blocks of
+//! sections xtask no longer knows go at the end), so a kept block stays honest about where and
+//! when it was measured.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 
@@ -43,54 +30,47 @@ pub struct Report {
 /// The file, relative to the repository root.
 const FILE: &str = "docs/BENCHMARKS.md";
 
-/// Merges `done` into docs/BENCHMARKS.md and writes it; returns the path.
+/// Merges `done` into docs/BENCHMARKS.md and writes it (atomically); returns the path.
 pub fn write(done: &[(&str, Report)]) -> Result<PathBuf> {
     let path = workspace::root().join(FILE);
+    // A file that cannot be read must not be replaced by one without its other sections.
     let old = match fs::read_to_string(&path) {
-        Ok(text) => text,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(err) => return Err(err).with_context(|| format!("reading {}", path.display())),
+        read => read.with_context(|| format!("reading {}", path.display()))?,
     };
     let machine = Machine::detect();
     let fresh: Vec<(String, String)> =
         done.iter().map(|(name, report)| (name.to_string(), render_block(name, report, &machine))).collect();
     let known: Vec<&str> = SECTIONS.iter().map(|s| s.name).collect();
     let text = merge(&render_header(&machine), &old, &fresh, &known);
-
-    let dir = path.parent().context("docs path has no parent")?;
-    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let tmp = dir.join(".BENCHMARKS.md.tmp");
+    let tmp = path.with_file_name(".BENCHMARKS.md.tmp");
     fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
     fs::rename(&tmp, &path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
     Ok(path)
-}
-
-fn begin_marker(name: &str) -> String {
-    format!("<!-- bench:{name} -->")
 }
 
 fn end_marker(name: &str) -> String {
     format!("<!-- /bench:{name} -->")
 }
 
-/// Section blocks (markers included) of an existing file, in file order.
+/// Section blocks (markers included) of an existing file, in file order; a block without its
+/// end marker is skipped.
 fn parse_blocks(text: &str) -> Vec<(String, String)> {
     const OPEN: &str = "<!-- bench:";
     let mut blocks = Vec::new();
     let mut rest = text;
     while let Some(start) = rest.find(OPEN) {
         let after = &rest[start + OPEN.len()..];
-        let Some(name_len) = after.find(" -->") else { break };
-        let name = &after[..name_len];
+        let Some(name) = after.split_once(" -->").map(|(name, _)| name) else { break };
         let end = end_marker(name);
-        let Some(end_at) = rest[start..].find(&end) else {
-            // Unterminated block: skip its opening marker.
-            rest = &rest[start + OPEN.len()..];
-            continue;
-        };
-        let block_end = start + end_at + end.len();
-        blocks.push((name.to_owned(), rest[start..block_end].to_owned()));
-        rest = &rest[block_end..];
+        match rest[start..].find(&end) {
+            Some(end_at) => {
+                let block_end = start + end_at + end.len();
+                blocks.push((name.to_owned(), rest[start..block_end].to_owned()));
+                rest = &rest[block_end..];
+            }
+            None => rest = after,
+        }
     }
     blocks
 }
@@ -98,72 +78,41 @@ fn parse_blocks(text: &str) -> Vec<(String, String)> {
 /// The new file: `header`, then per known section the fresh block or else the old one, then old
 /// blocks of unknown sections.
 fn merge(header: &str, old: &str, fresh: &[(String, String)], known: &[&str]) -> String {
-    let old_blocks = parse_blocks(old);
-    let old_by_name: BTreeMap<&str, &str> =
-        old_blocks.iter().map(|(n, b)| (n.as_str(), b.as_str())).collect();
-    let fresh_by_name: BTreeMap<&str, &str> = fresh.iter().map(|(n, b)| (n.as_str(), b.as_str())).collect();
-    let mut out = header.trim_end().to_owned();
-    out.push_str("\n\n");
-    for name in known {
-        if let Some(block) = fresh_by_name.get(name).or_else(|| old_by_name.get(name)) {
-            out.push_str(block.trim());
-            out.push_str("\n\n");
-        }
-    }
-    for (name, block) in &old_blocks {
-        if !known.contains(&name.as_str()) {
-            out.push_str(block.trim());
-            out.push_str("\n\n");
-        }
-    }
-    out.truncate(out.trim_end().len());
-    out.push('\n');
-    out
+    let old = parse_blocks(old);
+    let find = |blocks: &[(String, String)], name: &str| {
+        blocks.iter().find(|(n, _)| n == name).map(|(_, block)| block.trim().to_owned())
+    };
+    let mut parts = vec![header.trim_end().to_owned()];
+    parts.extend(known.iter().filter_map(|name| find(fresh, name).or_else(|| find(&old, name))));
+    parts.extend(old.iter().filter(|(n, _)| !known.contains(&n.as_str())).map(|(_, b)| b.trim().to_owned()));
+    parts.join("\n\n") + "\n"
 }
 
 fn render_header(machine: &Machine) -> String {
+    let Machine { date, cpu, threads, memory, kernel, rustc } = machine;
+    let sections: Vec<String> = SECTIONS.iter().map(|s| format!("`{}`", s.name)).collect();
+    let sections = sections.join(", ");
     format!(
         "# Benchmarks\n\n\
-         Generated by `cargo xtask bench [SECTION...]` (sections: {}). Rerun it rather than editing \
-         this file: text outside the `<!-- bench:... -->` markers is regenerated on every run, and \
-         each section records the command, date and machine of its own run. Numbers drift from run \
-         to run; compare ratios measured side by side in one run.\n\n\
-         Last run: {} UTC\n\n\
-         - CPU: {} ({} threads available)\n\
-         - Memory: {}\n\
-         - Kernel: {}\n\
-         - Rust: {}\n",
-        SECTIONS.iter().map(|s| format!("`{}`", s.name)).collect::<Vec<_>>().join(", "),
-        machine.date,
-        machine.cpu,
-        machine.threads,
-        machine.memory,
-        machine.kernel,
-        machine.rustc,
+         Generated by `cargo xtask bench [SECTION...]` (sections: {sections}). Rerun it rather than \
+         editing this file: text outside the `<!-- bench:... -->` markers is regenerated on every \
+         run, and each section records the command, date and machine of its own run. Numbers drift \
+         from run to run; compare ratios measured side by side in one run.\n\n\
+         Last run: {date} UTC\n\n- CPU: {cpu} ({threads} threads available)\n- Memory: {memory}\n\
+         - Kernel: {kernel}\n- Rust: {rustc}\n"
     )
 }
 
 fn render_block(name: &str, report: &Report, machine: &Machine) -> String {
-    let mut block = format!(
-        "{}\n## {}\n\nCommand: `{}`\n\nMeasured {} UTC on {}, {} threads, {}, kernel {}, {}.\n\n{}\n",
-        begin_marker(name),
-        report.title.trim(),
-        report.command.trim(),
-        machine.date,
-        machine.cpu,
-        machine.threads,
-        machine.memory,
-        machine.kernel,
-        machine.rustc,
-        report.table.trim(),
-    );
-    if !report.notes.trim().is_empty() {
-        block.push('\n');
-        block.push_str(report.notes.trim());
-        block.push('\n');
-    }
-    block.push_str(&end_marker(name));
-    block
+    let Machine { date, cpu, threads, memory, kernel, rustc } = machine;
+    let (title, command, table) = (report.title.trim(), report.command.trim(), report.table.trim());
+    let notes = report.notes.trim();
+    let notes = if notes.is_empty() { String::new() } else { format!("\n{notes}\n") };
+    format!(
+        "<!-- bench:{name} -->\n## {title}\n\nCommand: `{command}`\n\nMeasured {date} UTC on {cpu}, \
+         {threads} threads, {memory}, kernel {kernel}, {rustc}.\n\n{table}\n{notes}{}",
+        end_marker(name),
+    )
 }
 
 /// Where and when a run happened.
@@ -179,105 +128,45 @@ struct Machine {
 impl Machine {
     fn detect() -> Machine {
         let read = |path: &str| fs::read_to_string(path).unwrap_or_default();
+        let output = |program: &str, args: &[&str]| {
+            let output = Command::new(program).args(args).output().ok();
+            output.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned()).filter(|v| !v.is_empty())
+        };
         let cpu = read("/proc/cpuinfo")
             .lines()
-            .find(|l| l.starts_with("model name"))
-            .and_then(|l| l.split_once(':'))
-            .map(|(_, v)| v.trim().to_owned())
-            .unwrap_or_else(|| "unknown CPU".to_owned());
-        let memory = read("/proc/meminfo")
+            .find_map(|l| l.strip_prefix("model name")?.split_once(':').map(|(_, v)| v.trim().to_owned()));
+        let memory_kib = read("/proc/meminfo")
             .lines()
-            .find_map(|l| l.strip_prefix("MemTotal:"))
-            .and_then(|v| v.trim().strip_suffix("kB"))
-            .and_then(|kb| kb.trim().parse::<u64>().ok())
-            .map(|kb| format!("{:.1} GiB RAM", kb as f64 / (1024.0 * 1024.0)))
-            .unwrap_or_else(|| "unknown RAM".to_owned());
-        let kernel = read("/proc/sys/kernel/osrelease").trim().to_owned();
-        let rustc = Command::new(std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into()))
-            .arg("-V")
-            .output()
-            .ok()
-            .and_then(|o| String::from_utf8(o.stdout).ok())
-            .map(|v| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
-            .unwrap_or_else(|| "rustc (unknown version)".to_owned());
+            .find_map(|l| l.strip_prefix("MemTotal:")?.trim().strip_suffix("kB")?.trim().parse::<u64>().ok());
+        let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
         Machine {
-            date: utc_now(),
-            cpu,
+            date: output("date", &["-u", "+%Y-%m-%d %H:%M"]).unwrap_or_else(|| "?".into()),
+            cpu: cpu.unwrap_or_else(|| "unknown CPU".into()),
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            memory,
-            kernel: if kernel.is_empty() { "unknown".to_owned() } else { kernel },
-            rustc,
+            memory: memory_kib
+                .map_or("unknown RAM".into(), |kib| format!("{:.1} GiB RAM", kib as f64 / (1024.0 * 1024.0))),
+            kernel: output("uname", &["-r"]).unwrap_or_else(|| "unknown".into()),
+            rustc: output(&rustc, &["-V"]).unwrap_or_else(|| "rustc (unknown version)".into()),
         }
     }
-}
-
-/// Current time as `YYYY-MM-DD HH:MM` (UTC).
-fn utc_now() -> String {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    format_utc(secs)
-}
-
-/// Formats seconds since the Unix epoch as `YYYY-MM-DD HH:MM` (UTC, proleptic Gregorian).
-fn format_utc(secs: u64) -> String {
-    let days = secs / 86_400;
-    let (hour, minute) = ((secs % 86_400) / 3600, (secs % 3600) / 60);
-    // Howard Hinnant's civil_from_days, for days >= 0.
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn dates() {
-        assert_eq!(format_utc(0), "1970-01-01 00:00");
-        assert_eq!(format_utc(951_782_400), "2000-02-29 00:00");
-        assert_eq!(format_utc(1_709_210_096), "2024-02-29 12:34");
-        assert_eq!(format_utc(4_102_444_799), "2099-12-31 23:59");
-    }
-
     fn block(name: &str, body: &str) -> String {
-        format!("{}\n{body}\n{}", begin_marker(name), end_marker(name))
+        format!("<!-- bench:{name} -->\n{body}\n{}", end_marker(name))
     }
 
     #[test]
-    fn merge_keeps_sections_not_run() {
-        let old = format!(
-            "# old header\n\n{}\n\n{}\n\n{}\n",
-            block("codec", "old codec"),
-            block("mux", "old mux"),
-            block("gone", "old gone")
-        );
+    fn merge_keeps_sections_not_run_and_skips_broken_blocks() {
+        let (codec, mux, gone) = (block("codec", "old codec"), block("mux", "old mux"), block("gone", "old"));
+        let old = format!("# old header\n\n{codec}\n\n<!-- bench:x -->no end\n{mux}\n\n{gone}\n");
         let fresh = vec![("codec".to_owned(), block("codec", "new codec"))];
         let text = merge("# Benchmarks\n", &old, &fresh, &["codec", "mux", "new"]);
-        assert_eq!(
-            text,
-            format!(
-                "# Benchmarks\n\n{}\n\n{}\n\n{}\n",
-                block("codec", "new codec"),
-                block("mux", "old mux"),
-                block("gone", "old gone")
-            )
-        );
-    }
-
-    #[test]
-    fn merge_into_empty_and_broken_files() {
-        let fresh = vec![("codec".to_owned(), block("codec", "t"))];
-        assert_eq!(merge("# B", "", &fresh, &["codec"]), format!("# B\n\n{}\n", block("codec", "t")));
-        let broken = "<!-- bench:codec -->\nno end marker\n<!-- bench:mux -->x<!-- /bench:mux -->";
-        assert_eq!(parse_blocks(broken), vec![("mux".to_owned(), block("mux", "x").replace('\n', ""))]);
+        assert_eq!(text, format!("# Benchmarks\n\n{}\n\n{mux}\n\n{gone}\n", fresh[0].1));
+        assert_eq!(merge("# B", "", &fresh, &["codec"]), format!("# B\n\n{}\n", fresh[0].1));
     }
 
     #[test]
@@ -294,10 +183,11 @@ mod tests {
             title: "Codec".into(),
             command: "cargo xtask bench codec".into(),
             table: "| a |\n|---|\n| 1 |".into(),
-            notes: String::new(),
+            notes: "notes".into(),
         };
         let rendered = render_block("codec", &report, &machine);
         assert_eq!(parse_blocks(&rendered), vec![("codec".to_owned(), rendered.clone())]);
         assert!(rendered.contains("Command: `cargo xtask bench codec`"));
+        assert!(rendered.ends_with("| 1 |\n\nnotes\n<!-- /bench:codec -->"), "{rendered}");
     }
 }

@@ -1,11 +1,7 @@
-//! The outside programs the gateway, one-shot and streaming sections measure or measure with:
-//! found in `PATH` (and the sbin directories, where Debian puts haproxy and nginx), installed
-//! from their Debian packages when missing and xtask runs as root (see [`crate::apt`]), and
-//! their versions for the reports.
-//!
-//! Installing happens when a section needs a tool, not in CI: `cargo xtask ci` never benches.
-//! A tool still missing afterwards fails the section that needs it, with the package to install;
-//! the other sections go on.
+//! The outside programs the sections measure or measure with: found in `PATH` or the sbin
+//! directories (where Debian puts haproxy and nginx), installed from their Debian packages when
+//! missing and xtask runs as root (see [`crate::apt`]), and their versions for the reports. A
+//! tool still missing fails only the sections that need it.
 
 use std::path::PathBuf;
 
@@ -14,14 +10,12 @@ use anyhow::{Result, bail};
 use super::measure::version_line;
 use crate::{apt, process};
 
-/// An outside program and the Debian package that ships it.
+/// An outside program, the Debian package that ships it, and the arguments printing its version
+/// on the first line.
 #[derive(Clone, Copy, Debug)]
 pub struct Tool {
-    /// Executable name.
     pub program: &'static str,
-    /// Debian package.
     pub package: &'static str,
-    /// Arguments printing its version on the first line.
     pub version_args: &'static [&'static str],
 }
 
@@ -79,13 +73,9 @@ impl Tool {
 
     /// `name version` for the report, e.g. "haproxy: HAProxy version 2.6.12-1+deb12u4 ...".
     pub fn version(self, path: &std::path::Path) -> String {
+        let package = format!("(Debian package {} {})", self.package, package_version(self.package));
         if self.version_args.is_empty() {
-            return format!(
-                "{} (Debian package {} {})",
-                self.program,
-                self.package,
-                package_version(self.package)
-            );
+            return format!("{} {package}", self.program);
         }
         let line = version_line(path, self.version_args);
         // Debian's GNU time says "time (GNU Time) UNKNOWN": the package version is the real one.
@@ -97,7 +87,7 @@ impl Tool {
             .fold(line.as_str(), |line, cut| line.split(cut).next().unwrap_or(line))
             .trim()
             .to_owned();
-        format!("{line} (Debian package {} {})", self.package, package_version(self.package))
+        format!("{line} {package}")
     }
 }
 
