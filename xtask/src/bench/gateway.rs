@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use super::gateways::{self, Gateway, Stack};
+use super::gateways::{self, Gateway, LoadOutput, Stack, measured};
 use super::measure::json::Number as _;
 use super::measure::{
     self, UnderTime, clock_ticks, cpu_ticks, json, load_average, median, run_to_end, thousands, verdict,
@@ -52,8 +52,9 @@ const CONCURRENCY: usize = 8;
 const FLUP_REQUESTS: u64 = 2000;
 const FLUP_CONCURRENCY: usize = 32;
 
-/// Longest any one program may run.
+/// Longest any one program may run, and how often its end is looked for.
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
+const POLL: Duration = Duration::from_millis(20);
 
 /// The targets.
 const TARGET_CLIENT_CPU_US: f64 = 8.0;
@@ -69,7 +70,10 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
     let wrk = WRK.require()?;
     let time = tools::GNU_TIME.require()?;
     let fcgi = ctx.fcgi()?;
-    check_bench_command(&fcgi)?;
+    let help = Command::new(&fcgi).args(["bench", "--help"]).output().context("running fcgi bench --help")?;
+    if !help.status.success() {
+        bail!("`{} bench --help` failed: this build of the CLI has no `bench` command", fcgi.display());
+    }
     let flup_socket = ctx.backends()?.flup.multiplexed.socket.clone();
     let stack = ctx.gateways()?;
     let work = tempfile::Builder::new().prefix("fcgi-bench-gw-").tempdir().context("creating a temp dir")?;
@@ -91,15 +95,16 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
     for gateway in [&stack.haproxy, &stack.nginx] {
         runner.wrk(gateway, WARMUP_S)?;
     }
-    let (mut ours, mut haproxy, mut nginx) = (Vec::new(), Vec::new(), Vec::new());
+    let mut runs: [Vec<Run>; 3] = Default::default();
     for repeat in 0..REPEATS {
         println!("xtask: bench gateway: round {} of {REPEATS} ({DURATION_S} s per client) ...", repeat + 1);
         for turn in 0..3 {
-            match (turn + repeat) % 3 {
-                0 => ours.push(runner.fcgi_bench(DURATION_S)?),
-                1 => haproxy.push(runner.wrk(&stack.haproxy, DURATION_S)?),
-                _ => nginx.push(runner.wrk(&stack.nginx, DURATION_S)?),
-            }
+            let client = (turn + repeat) % 3;
+            runs[client].push(match client {
+                0 => runner.fcgi_bench(DURATION_S)?,
+                1 => runner.wrk(&stack.haproxy, DURATION_S)?,
+                _ => runner.wrk(&stack.nginx, DURATION_S)?,
+            });
         }
         stack.check_running()?;
     }
@@ -110,13 +115,12 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
     let flup = runner.flup(&flup_socket)?;
     let load_after = load_average();
 
-    let columns = [Figures::new(&ours), Figures::new(&haproxy), Figures::new(&nginx)];
-    let table = table(&columns, &flup, cores);
     let versions = [
         stack.versions.clone(),
         vec![WRK.version(&wrk), tools::GNU_TIME.version(&time), measure::version_line(&fcgi, &["--version"])],
     ]
     .concat();
+    let [ours, haproxy, nginx] = &runs;
     let notes = notes(
         stack,
         &versions,
@@ -124,55 +128,23 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
         cores,
         runner.clock_ticks,
         (&load_before, &load_after),
-        &[("fcgi bench", &ours), ("wrk → HAProxy", &haproxy), ("wrk → nginx", &nginx)],
+        &[("fcgi bench", ours), ("wrk → HAProxy", haproxy), ("wrk → nginx", nginx)],
     );
     Ok(Report {
         title: "Gateways: `fcgi bench` vs wrk through HAProxy and nginx, same php-fpm pool".into(),
         command: format!("cargo xtask bench gateway   # fcgi built with: {}", ctx.fcgi_build_line()),
-        table,
+        table: table(&runs.each_ref().map(|r| Run::median(r)), &flup, cores),
         notes,
     })
 }
 
-/// Fails with a clear message when the CLI has no `bench` command.
-fn check_bench_command(fcgi: &Path) -> Result<()> {
-    let output = Command::new(fcgi)
-        .args(["bench", "--help"])
-        .output()
-        .with_context(|| format!("running {}", fcgi.display()))?;
-    if !output.status.success() {
-        bail!(
-            "`{} bench --help` failed ({}): this build of the CLI has no `bench` command",
-            fcgi.display(),
-            process::describe(output.status)
-        );
-    }
-    Ok(())
-}
-
-/// One measured run of one client.
+/// One measured run of one client, or the medians of a client's runs.
 #[derive(Clone, Debug, Default)]
 struct Run {
     req_per_s: f64,
-    /// Load generator CPU per request, µs.
+    /// Client CPU per request, µs: `fcgi bench`'s own, or wrk's plus the gateway's.
     client_us: f64,
-    /// Gateway CPU per request, µs (0 for `fcgi bench`).
-    gateway_us: f64,
-    php_us: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-}
-
-impl Run {
-    fn total_client_us(&self) -> f64 {
-        self.client_us + self.gateway_us
-    }
-}
-
-/// Medians of a client's runs.
-struct Figures {
-    req_per_s: f64,
-    client_us: f64,
+    /// The load generator's part of it (all of it for `fcgi bench`).
     load_us: f64,
     gateway_us: f64,
     php_us: f64,
@@ -180,13 +152,13 @@ struct Figures {
     p99_ms: f64,
 }
 
-impl Figures {
-    fn new(runs: &[Run]) -> Figures {
+impl Run {
+    fn median(runs: &[Run]) -> Run {
         let m = |f: fn(&Run) -> f64| median(runs.iter().map(f));
-        Figures {
+        Run {
             req_per_s: m(|r| r.req_per_s),
-            client_us: m(Run::total_client_us),
-            load_us: m(|r| r.client_us),
+            client_us: m(|r| r.client_us),
+            load_us: m(|r| r.load_us),
             gateway_us: m(|r| r.gateway_us),
             php_us: m(|r| r.php_us),
             p50_ms: m(|r| r.p50_ms),
@@ -194,17 +166,10 @@ impl Figures {
         }
     }
 
+    /// Cores ÷ (php-fpm + client CPU per request): the rate if every core were busy with this.
     fn ceiling(&self, cores: usize) -> f64 {
         cores as f64 / ((self.php_us + self.client_us) * 1e-6)
     }
-}
-
-/// The flup check's outcome.
-struct Flup {
-    completed: f64,
-    errors: f64,
-    req_per_s: f64,
-    status_200: f64,
 }
 
 struct Runner<'a> {
@@ -218,128 +183,83 @@ struct Runner<'a> {
     docroot: PathBuf,
 }
 
+/// A command line's words (none of which holds a space).
+fn words(line: &str) -> Vec<String> {
+    line.split_whitespace().map(String::from).collect()
+}
+
 impl Runner<'_> {
-    fn ticks_to_us(&self, ticks: u64, requests: f64) -> f64 {
-        ticks as f64 / self.clock_ticks * 1e6 / requests
+    /// php-fpm's CPU per request while `run` did `requests(&its result)` requests, µs.
+    fn with_php<T>(&self, run: impl FnOnce() -> Result<T>, requests: fn(&T) -> f64) -> Result<(T, f64)> {
+        let before = cpu_ticks(self.php_pid, true)?;
+        let value = run()?;
+        let ticks = cpu_ticks(self.php_pid, true)?.saturating_sub(before);
+        let php_us = ticks as f64 / self.clock_ticks * 1e6 / requests(&value);
+        Ok((value, php_us))
     }
 
     /// `fcgi bench /hello.php` on php-fpm for `seconds`.
     fn fcgi_bench(&self, seconds: u32) -> Result<Run> {
-        let args: Vec<String> = [
-            "bench",
-            "/hello.php",
-            "--socket",
-            &self.php_socket.display().to_string(),
-            "--docroot",
-            &self.docroot.display().to_string(),
-            "-c",
-            &CONCURRENCY.to_string(),
-            "--connections",
-            &CONCURRENCY.to_string(),
-            "--duration",
-            &format!("{seconds}s"),
-            "--json",
-            "--silent",
-        ]
-        .map(String::from)
-        .to_vec();
-        let php_before = cpu_ticks(self.php_pid, true)?;
-        let result = measure::run_json(self.dir, "fcgi-bench", self.fcgi, &args, RUN_TIMEOUT)?;
-        let php_after = cpu_ticks(self.php_pid, true)?;
-        let bench = BenchJson::read(&result)?;
-        if bench.errors > 0.0 || bench.completed <= 0.0 {
+        let mut args = words(&format!(
+            "bench /hello.php -c {CONCURRENCY} --connections {CONCURRENCY} --duration {seconds}s --json --silent"
+        ));
+        args.extend(["--socket".into(), self.php_socket.display().to_string()]);
+        args.extend(["--docroot".into(), self.docroot.display().to_string()]);
+        let run =
+            || BenchJson::read(&measure::run_json(self.dir, "fcgi-bench", self.fcgi, &args, RUN_TIMEOUT)?);
+        let (bench, php_us) = self.with_php(run, |b| b.completed)?;
+        let expected = (bench.completed, bench.completed * HELLO.len() as f64);
+        if bench.errors > 0.0 || bench.completed <= 0.0 || (bench.status_200, bench.body_bytes) != expected {
             bail!(
-                "fcgi {}: {} errors, {} completed: {result:?}",
+                "fcgi {}: {} completed, {} errors, {} with status 200, {} body bytes ({} expected each)",
                 args.join(" "),
-                bench.errors,
-                bench.completed
-            );
-        }
-        if bench.status_200 != bench.completed || bench.body_bytes != bench.completed * HELLO.len() as f64 {
-            bail!(
-                "fcgi {}: {} of {} responses had status 200, {} body bytes (expected {} each)",
-                args.join(" "),
-                bench.status_200,
                 bench.completed,
+                bench.errors,
+                bench.status_200,
                 bench.body_bytes,
                 HELLO.len()
             );
         }
-        Ok(Run {
-            req_per_s: bench.req_per_s,
-            client_us: bench.cpu_us_per_req,
-            gateway_us: 0.0,
-            php_us: self.ticks_to_us(php_after.saturating_sub(php_before), bench.completed),
-            p50_ms: bench.p50_ms,
-            p99_ms: bench.p99_ms,
-        })
+        let (req_per_s, client_us, p50_ms, p99_ms) =
+            (bench.req_per_s, bench.cpu_us_per_req, bench.p50_ms, bench.p99_ms);
+        Ok(Run { req_per_s, client_us, load_us: client_us, gateway_us: 0.0, php_us, p50_ms, p99_ms })
     }
 
     /// `wrk -t1 -c8 --latency` through `gateway` for `seconds`, under GNU time.
     fn wrk(&self, gateway: &Gateway, seconds: u32) -> Result<Run> {
-        let args: Vec<String> = [
-            "-t1",
-            &format!("-c{CONCURRENCY}"),
-            &format!("-d{seconds}s"),
-            "--latency",
-            &gateway.url("/hello.php"),
-        ]
-        .map(String::from)
-        .to_vec();
+        let url = gateway.url("/hello.php");
+        let args = words(&format!("-t1 -c{CONCURRENCY} -d{seconds}s --latency {url}"));
         let name = format!("wrk-{}", gateway.name);
         let command = UnderTime::new(self.time, self.dir, &name, self.wrk, &args);
-        let (php_before, gw_before) = (cpu_ticks(self.php_pid, true)?, cpu_ticks(gateway.pid(), true)?);
-        let (finished, usage) = command.run(self.dir, &name, RUN_TIMEOUT, Duration::from_millis(20))?;
-        let (php_after, gw_after) = (cpu_ticks(self.php_pid, true)?, cpu_ticks(gateway.pid(), true)?);
-        let out = WrkOutput::parse(&finished.stdout).with_context(|| {
-            format!("reading wrk's output through {}: {:?}", gateway.name, finished.stdout)
-        })?;
-        if out.errors > 0.0 {
-            bail!(
-                "wrk through {}: {} errors or non-2xx responses\n{}",
-                gateway.name,
-                out.errors,
-                finished.stdout
-            );
-        }
-        if out.requests <= 0.0 {
-            bail!("wrk through {} completed no request\n{}", gateway.name, finished.stdout);
-        }
+        let run = || {
+            let ((finished, usage), cost) =
+                measured(gateway.pid(), || command.run(self.dir, &name, RUN_TIMEOUT, POLL))?;
+            Ok((LoadOutput::read(LoadOutput::wrk, "wrk", gateway.name, &finished.stdout)?, usage, cost))
+        };
+        let ((out, usage, cost), php_us) = self.with_php(run, |(out, _, _)| out.requests)?;
+        let (load_us, gateway_us) = (usage.cpu_s() * 1e6 / out.requests, cost.cpu_s * 1e6 / out.requests);
         Ok(Run {
             req_per_s: out.req_per_s,
-            client_us: usage.cpu_s() * 1e6 / out.requests,
-            gateway_us: self.ticks_to_us(gw_after.saturating_sub(gw_before), out.requests),
-            php_us: self.ticks_to_us(php_after.saturating_sub(php_before), out.requests),
+            client_us: load_us + gateway_us,
+            load_us,
+            gateway_us,
+            php_us,
             p50_ms: out.p50_ms,
             p99_ms: out.p99_ms,
         })
     }
 
     /// `fcgi bench /echo --multiplex --connections 1` on flup.
-    fn flup(&self, socket: &Path) -> Result<Flup> {
-        let args: Vec<String> = [
-            "bench",
-            "/echo",
-            "--socket",
-            &socket.display().to_string(),
-            "--multiplex",
-            "--connections",
-            "1",
-            "-c",
-            &FLUP_CONCURRENCY.to_string(),
-            "-n",
-            &FLUP_REQUESTS.to_string(),
-            "--json",
-            "--silent",
-        ]
-        .map(String::from)
-        .to_vec();
+    fn flup(&self, socket: &Path) -> Result<BenchJson> {
+        let mut args = words(&format!(
+            "bench /echo --multiplex --connections 1 -c {FLUP_CONCURRENCY} -n {FLUP_REQUESTS} --json --silent"
+        ));
+        args.extend(["--socket".into(), socket.display().to_string()]);
         // Not run_json: a run with failed requests may exit non-zero and still print its JSON,
         // which is what the table should show.
         let mut cmd = Command::new(self.fcgi);
         cmd.args(&args);
-        let finished =
-            run_to_end(self.dir, "fcgi-bench-flup", &mut cmd, RUN_TIMEOUT, Duration::from_millis(20))?;
+        let finished = run_to_end(self.dir, "fcgi-bench-flup", &mut cmd, RUN_TIMEOUT, POLL)?;
         let line =
             finished.stdout.lines().rev().find(|l| l.trim_start().starts_with('{')).with_context(|| {
                 format!(
@@ -349,15 +269,7 @@ impl Runner<'_> {
                     finished.stderr.trim()
                 )
             })?;
-        let bench = BenchJson::read(
-            &json::parse(line).with_context(|| format!("fcgi bench printed bad JSON: {line}"))?,
-        )?;
-        Ok(Flup {
-            completed: bench.completed,
-            errors: bench.errors,
-            req_per_s: bench.req_per_s,
-            status_200: bench.status_200,
-        })
+        BenchJson::read(&json::parse(line).with_context(|| format!("fcgi bench printed bad JSON: {line}"))?)
     }
 }
 
@@ -393,66 +305,6 @@ impl BenchJson {
             p99_ms: latency.number("p99")?,
         })
     }
-}
-
-/// What wrk printed.
-#[derive(Debug, PartialEq)]
-struct WrkOutput {
-    requests: f64,
-    req_per_s: f64,
-    /// Socket errors plus non-2xx/3xx responses.
-    errors: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-}
-
-impl WrkOutput {
-    fn parse(text: &str) -> Result<WrkOutput> {
-        let mut out =
-            WrkOutput { requests: -1.0, req_per_s: -1.0, errors: 0.0, p50_ms: f64::NAN, p99_ms: f64::NAN };
-        for line in text.lines().map(str::trim) {
-            if let Some((count, _)) = line.split_once(" requests in ") {
-                out.requests =
-                    count.trim().parse().with_context(|| format!("bad request count in {line:?}"))?;
-            } else if let Some(rate) = line.strip_prefix("Requests/sec:") {
-                out.req_per_s = rate.trim().parse().with_context(|| format!("bad rate in {line:?}"))?;
-            } else if let Some(count) = line.strip_prefix("Non-2xx or 3xx responses:") {
-                out.errors +=
-                    count.trim().parse::<f64>().with_context(|| format!("bad count in {line:?}"))?;
-            } else if let Some(errors) = line.strip_prefix("Socket errors:") {
-                // "connect 0, read 0, write 0, timeout 0"
-                for part in errors.split(',') {
-                    let count = part.split_whitespace().nth(1).context("bad socket errors line")?;
-                    out.errors += count.parse::<f64>().with_context(|| format!("bad count in {line:?}"))?;
-                }
-            } else if let Some(value) = line.strip_prefix("50%") {
-                out.p50_ms = wrk_duration_ms(value.trim())?;
-            } else if let Some(value) = line.strip_prefix("99%") {
-                out.p99_ms = wrk_duration_ms(value.trim())?;
-            }
-        }
-        if out.requests < 0.0 || out.req_per_s < 0.0 {
-            bail!("no request count or Requests/sec line");
-        }
-        Ok(out)
-    }
-}
-
-/// `245.00us`, `1.20ms`, `2.00s`, `1.00m` → milliseconds.
-fn wrk_duration_ms(text: &str) -> Result<f64> {
-    let split =
-        text.find(|c: char| c.is_ascii_alphabetic()).with_context(|| format!("no unit in {text:?}"))?;
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse().with_context(|| format!("bad number in {text:?}"))?;
-    let factor = match unit {
-        "us" => 1e-3,
-        "ms" => 1.0,
-        "s" => 1e3,
-        "m" => 60e3,
-        "h" => 3600e3,
-        _ => bail!("unknown unit in {text:?}"),
-    };
-    Ok(number * factor)
 }
 
 /// Counts, in a background thread, the connections php-fpm has accepted on its unix socket
@@ -513,83 +365,64 @@ fn accepted_connections(table: &str, path: &str) -> usize {
         .count()
 }
 
-fn table(columns: &[Figures; 3], flup: &Flup, cores: usize) -> String {
+fn table(columns: &[Run; 3], flup: &BenchJson, cores: usize) -> String {
     let [ours, haproxy, nginx] = columns;
     let mut text = String::from(
         "| measurement | `fcgi bench` → php-fpm | wrk → HAProxy → php-fpm | wrk → nginx → php-fpm | target | met |\n\
          |---|---:|---:|---:|---|:-:|\n",
     );
-    let mut row = |cells: [&str; 6]| text.push_str(&format!("| {} |\n", cells.join(" | ")));
+    let mut row = |what: &str, cell: &dyn Fn(&Run) -> String, target: &str, met: &str| {
+        let cells = columns.each_ref().map(cell).join(" | ");
+        text.push_str(&format!("| {what} | {cells} | {target} | {met} |\n"));
+    };
     let vs_haproxy = ours.req_per_s / haproxy.req_per_s;
-    row([
+    row(
         &format!("requests/s, hello.php, {CONCURRENCY} in flight"),
-        &thousands(ours.req_per_s),
-        &thousands(haproxy.req_per_s),
-        &thousands(nginx.req_per_s),
+        &|r| thousands(r.req_per_s),
         &format!(
             "≥ {TARGET_VS_HAPROXY}× wrk → HAProxy: {vs_haproxy:.2}× ({:.2}× wrk → nginx)",
             ours.req_per_s / nginx.req_per_s
         ),
         verdict(vs_haproxy >= TARGET_VS_HAPROXY),
-    ]);
-    let split =
-        |f: &Figures| format!("{:.2} µs ({:.2} wrk + {:.2} gateway)", f.client_us, f.load_us, f.gateway_us);
-    row([
+    );
+    row(
         "client CPU per request (fcgi bench; wrk + gateway)",
-        &format!("{:.2} µs", ours.client_us),
-        &split(haproxy),
-        &split(nginx),
+        &|r| match r.gateway_us {
+            0.0 => format!("{:.2} µs", r.client_us),
+            _ => format!("{:.2} µs ({:.2} wrk + {:.2} gateway)", r.client_us, r.load_us, r.gateway_us),
+        },
         &format!(
             "≤ {TARGET_CLIENT_CPU_US} µs ({:.2}× less than wrk + HAProxy)",
             haproxy.client_us / ours.client_us
         ),
         verdict(ours.client_us <= TARGET_CLIENT_CPU_US),
-    ]);
-    row([
-        "php-fpm CPU per request",
-        &format!("{:.2} µs", ours.php_us),
-        &format!("{:.2} µs", haproxy.php_us),
-        &format!("{:.2} µs", nginx.php_us),
-        "—",
-        "",
-    ]);
-    row([
+    );
+    row("php-fpm CPU per request", &|r| format!("{:.2} µs", r.php_us), "—", "");
+    row(
         &format!("ceiling: {cores} cores ÷ (php-fpm + client CPU per request)"),
-        &format!("{}/s", thousands(ours.ceiling(cores))),
-        &format!("{}/s", thousands(haproxy.ceiling(cores))),
-        &format!("{}/s", thousands(nginx.ceiling(cores))),
+        &|r| format!("{}/s", thousands(r.ceiling(cores))),
         "—",
         "",
-    ]);
-    let of_ceiling = |f: &Figures| f.req_per_s / f.ceiling(cores);
-    row([
+    );
+    let of_ceiling = |r: &Run| r.req_per_s / r.ceiling(cores);
+    row(
         "requests/s ÷ ceiling",
-        &format!("{:.0} %", 100.0 * of_ceiling(ours)),
-        &format!("{:.0} %", 100.0 * of_ceiling(haproxy)),
-        &format!("{:.0} %", 100.0 * of_ceiling(nginx)),
+        &|r| format!("{:.0} %", 100.0 * of_ceiling(r)),
         &format!("≥ {:.0} % (fcgi bench)", 100.0 * TARGET_OF_CEILING),
         verdict(of_ceiling(ours) >= TARGET_OF_CEILING),
-    ]);
-    let latency = |f: &Figures| format!("{:.3} / {:.3} ms", f.p50_ms, f.p99_ms);
-    row(["latency p50 / p99", &latency(ours), &latency(haproxy), &latency(nginx), "—", ""]);
+    );
+    row("latency p50 / p99", &|r| format!("{:.3} / {:.3} ms", r.p50_ms, r.p99_ms), "—", "");
     let all_ok =
         flup.completed == FLUP_REQUESTS as f64 && flup.errors == 0.0 && flup.status_200 == flup.completed;
-    row([
-        &format!(
-            "flup `multiplexed=True`: {} × `/echo`, {FLUP_CONCURRENCY} in flight on 1 connection (`--multiplex`)",
-            thousands(FLUP_REQUESTS as f64)
-        ),
-        &format!(
-            "{} ok, {} errors ({}/s)",
-            thousands(flup.status_200),
-            thousands(flup.errors),
-            thousands(flup.req_per_s)
-        ),
-        "",
-        "",
-        "all succeed",
-        verdict(all_ok),
-    ]);
+    text.push_str(&format!(
+        "| flup `multiplexed=True`: {} × `/echo`, {FLUP_CONCURRENCY} in flight on 1 connection (`--multiplex`) \
+         | {} ok, {} errors ({}/s) |  |  | all succeed | {} |\n",
+        thousands(FLUP_REQUESTS as f64),
+        thousands(flup.status_200),
+        thousands(flup.errors),
+        thousands(flup.req_per_s),
+        verdict(all_ok)
+    ));
     text
 }
 
@@ -631,7 +464,7 @@ fn notes(
     notes.push_str(&versions.join("; "));
     notes.push_str(".\n\n");
     for gateway in [&stack.haproxy, &stack.nginx] {
-        let config = std::fs::read_to_string(&gateway.config).unwrap_or_default();
+        let config = gateway.config.as_ref().and_then(|c| fs::read_to_string(c).ok()).unwrap_or_default();
         let config = config.replace(&stack.dir().display().to_string(), "$DIR");
         notes.push_str(&format!(
             "{} configuration (`$DIR` is the run's temp dir):\n\n```\n{}\n```\n\n",
@@ -649,7 +482,7 @@ fn notes(
     for (name, runs) in runs {
         let text: Vec<String> = runs
             .iter()
-            .map(|r| format!("{:.0} | {:.2} | {:.2}", r.req_per_s, r.total_client_us(), r.php_us))
+            .map(|r| format!("{:.0} | {:.2} | {:.2}", r.req_per_s, r.client_us, r.php_us))
             .collect();
         notes.push_str(&format!("- {name}: {}\n", text.join("; ")));
     }
@@ -659,40 +492,6 @@ fn notes(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const WRK: &str = "Running 5s test @ http://127.0.0.1:8080/hello.php
-  1 threads and 8 connections
-  Thread Stats   Avg      Stdev     Max   +/- Stdev
-    Latency   262.47us  101.35us   4.06ms   90.93%
-    Req/Sec    30.55k     1.21k   32.58k    74.00%
-  Latency Distribution
-     50%  245.00us
-     75%  283.00us
-     90%  334.00us
-     99%    1.18ms
-  152000 requests in 5.00s, 27.26MB read
-  Socket errors: connect 0, read 1, write 0, timeout 2
-Requests/sec:  30398.93
-Transfer/sec:      5.45MB
-";
-
-    #[test]
-    fn wrk_output() {
-        let out = WrkOutput::parse(WRK).unwrap();
-        assert_eq!(out.requests, 152000.0);
-        assert_eq!(out.req_per_s, 30398.93);
-        assert_eq!(out.errors, 3.0);
-        assert!((out.p50_ms - 0.245).abs() < 1e-9);
-        assert!((out.p99_ms - 1.18).abs() < 1e-9);
-        let non2xx = WRK.replace(
-            "  Socket errors: connect 0, read 1, write 0, timeout 2\n",
-            "  Non-2xx or 3xx responses: 7\n",
-        );
-        assert_eq!(WrkOutput::parse(&non2xx).unwrap().errors, 7.0);
-        assert!(WrkOutput::parse("garbage").is_err());
-        assert_eq!(wrk_duration_ms("2.00s").unwrap(), 2000.0);
-        assert!(wrk_duration_ms("12").is_err());
-    }
 
     #[test]
     fn proc_net_unix() {
