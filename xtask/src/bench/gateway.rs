@@ -17,13 +17,12 @@
 //! 2. **flup `multiplexed=True`**: `fcgi bench /echo --multiplex --connections 1 -c 32 -n 2000`,
 //!    all 2,000 must succeed.
 //!
-//! Meanwhile a thread counts the connections php-fpm holds (see [`ConnectionWatch`]), to show
+//! Meanwhile a thread counts the connections php-fpm holds (see [`watching_connections`]), to show
 //! that the pool had a worker for every one of them.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -89,47 +88,21 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
     };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
 
-    let watch = ConnectionWatch::start(&runner.php_socket);
-    println!("xtask: bench gateway: warm-up ({WARMUP_S} s each) ...");
-    runner.fcgi_bench(WARMUP_S)?;
-    for gateway in [&stack.haproxy, &stack.nginx] {
-        runner.wrk(gateway, WARMUP_S)?;
-    }
-    let mut runs: [Vec<Run>; 3] = Default::default();
-    for repeat in 0..REPEATS {
-        println!("xtask: bench gateway: round {} of {REPEATS} ({DURATION_S} s per client) ...", repeat + 1);
-        for turn in 0..3 {
-            let client = (turn + repeat) % 3;
-            runs[client].push(match client {
-                0 => runner.fcgi_bench(DURATION_S)?,
-                1 => runner.wrk(&stack.haproxy, DURATION_S)?,
-                _ => runner.wrk(&stack.nginx, DURATION_S)?,
-            });
-        }
-        stack.check_running()?;
-    }
-    let most_connections = watch.finish();
+    let socket = runner.php_socket.clone();
+    let (runs, most_connections) = watching_connections(&socket, || runner.rounds(stack))?;
     println!(
         "xtask: bench gateway: flup, {FLUP_REQUESTS} requests, {FLUP_CONCURRENCY} in flight on 1 connection ..."
     );
     let flup = runner.flup(&flup_socket)?;
     let load_after = load_average();
 
-    let versions = [
-        stack.versions.clone(),
-        vec![WRK.version(&wrk), tools::GNU_TIME.version(&time), measure::version_line(&fcgi, &["--version"])],
-    ]
-    .concat();
-    let [ours, haproxy, nginx] = &runs;
-    let notes = notes(
-        stack,
-        &versions,
-        most_connections,
-        cores,
-        runner.clock_ticks,
-        (&load_before, &load_after),
-        &[("fcgi bench", ours), ("wrk → HAProxy", haproxy), ("wrk → nginx", nginx)],
-    );
+    let mut versions = stack.versions.clone();
+    versions.extend([
+        WRK.version(&wrk),
+        tools::GNU_TIME.version(&time),
+        measure::version_line(&fcgi, &["--version"]),
+    ]);
+    let notes = runner.notes(stack, &versions, most_connections, [&load_before, &load_after], &runs);
     Ok(Report {
         title: "Gateways: `fcgi bench` vs wrk through HAProxy and nginx, same php-fpm pool".into(),
         command: format!("cargo xtask bench gateway   # fcgi built with: {}", ctx.fcgi_build_line()),
@@ -189,6 +162,32 @@ fn words(line: &str) -> Vec<String> {
 }
 
 impl Runner<'_> {
+    /// A warm-up run of each client, then [`REPEATS`] rounds of the three, the order rotating;
+    /// `fcgi bench`'s runs, wrk → HAProxy's and wrk → nginx's.
+    fn rounds(&self, stack: &mut Stack) -> Result<[Vec<Run>; 3]> {
+        println!("xtask: bench gateway: warm-up ({WARMUP_S} s each) ...");
+        self.fcgi_bench(WARMUP_S)?;
+        self.wrk(&stack.haproxy, WARMUP_S)?;
+        self.wrk(&stack.nginx, WARMUP_S)?;
+        let mut runs: [Vec<Run>; 3] = Default::default();
+        for repeat in 0..REPEATS {
+            println!(
+                "xtask: bench gateway: round {} of {REPEATS} ({DURATION_S} s per client) ...",
+                repeat + 1
+            );
+            for turn in 0..3 {
+                let client = (turn + repeat) % 3;
+                runs[client].push(match client {
+                    0 => self.fcgi_bench(DURATION_S)?,
+                    1 => self.wrk(&stack.haproxy, DURATION_S)?,
+                    _ => self.wrk(&stack.nginx, DURATION_S)?,
+                });
+            }
+            stack.check_running()?;
+        }
+        Ok(runs)
+    }
+
     /// php-fpm's CPU per request while `run` did `requests(&its result)` requests, µs.
     fn with_php<T>(&self, run: impl FnOnce() -> Result<T>, requests: fn(&T) -> f64) -> Result<(T, f64)> {
         let before = cpu_ticks(self.php_pid, true)?;
@@ -307,28 +306,22 @@ impl BenchJson {
     }
 }
 
-/// Counts, in a background thread, the connections php-fpm has accepted on its unix socket
-/// and still holds (`/proc/net/unix`: connected sockets bound to the socket's path), every
-/// [`WATCH_EVERY`], and keeps the largest count: whether the pool had a worker for every
-/// connection the clients and gateways kept open. (php-fpm's own status page cannot tell: its
-/// `active processes` counter drifts upwards without bound on keep-alive connections, and its
-/// listen queue figures are not reported for unix sockets.)
-struct ConnectionWatch {
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<usize>>,
-}
-
-/// How often [`ConnectionWatch`] looks.
+/// How often [`watching_connections`] looks.
 const WATCH_EVERY: Duration = Duration::from_millis(100);
 
-impl ConnectionWatch {
-    fn start(socket: &Path) -> ConnectionWatch {
-        let stop = Arc::new(AtomicBool::new(false));
-        let path = socket.display().to_string();
-        let flag = Arc::clone(&stop);
-        let thread = std::thread::spawn(move || {
+/// Runs `measure` while a thread counts, every [`WATCH_EVERY`], the connections php-fpm has
+/// accepted on `socket` and still holds (`/proc/net/unix`), and returns the largest count with
+/// its result: whether the pool had a worker for every connection the clients and gateways kept
+/// open. (php-fpm's own status page cannot tell: its `active processes` counter drifts upwards
+/// without bound on keep-alive connections, and its listen queue figures are not reported for
+/// unix sockets.)
+fn watching_connections<T>(socket: &Path, measure: impl FnOnce() -> Result<T>) -> Result<(T, usize)> {
+    let path = socket.display().to_string();
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let watcher = scope.spawn(|| {
             let mut most = 0;
-            while !flag.load(Ordering::Relaxed) {
+            while !stop.load(Ordering::Relaxed) {
                 if let Ok(table) = fs::read_to_string("/proc/net/unix") {
                     most = most.max(accepted_connections(&table, &path));
                 }
@@ -336,20 +329,10 @@ impl ConnectionWatch {
             }
             most
         });
-        ConnectionWatch { stop, thread: Some(thread) }
-    }
-
-    /// Stops watching; returns the largest count seen.
-    fn finish(mut self) -> usize {
-        self.stop.store(true, Ordering::Relaxed);
-        self.thread.take().map_or(0, |t| t.join().unwrap_or(0))
-    }
-}
-
-impl Drop for ConnectionWatch {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
+        let result = measure();
+        stop.store(true, Ordering::Relaxed);
+        Ok((result?, watcher.join().unwrap_or(0)))
+    })
 }
 
 /// Connected (`St` 03) sockets bound to `path` in the text of `/proc/net/unix`: the server
@@ -426,21 +409,23 @@ fn table(columns: &[Run; 3], flup: &BenchJson, cores: usize) -> String {
     text
 }
 
-fn notes(
-    stack: &Stack,
-    versions: &[String],
-    most_connections: usize,
-    cores: usize,
-    clock_ticks: f64,
-    load: (&str, &str),
-    runs: &[(&str, &Vec<Run>)],
-) -> String {
-    let mut notes = format!(
-        "Setup: one php-fpm master, `pm = static` with {} children, serves every client on its unix \
+impl Runner<'_> {
+    fn notes(
+        &self,
+        stack: &Stack,
+        versions: &[String],
+        most: usize,
+        load: [&str; 2],
+        runs: &[Vec<Run>; 3],
+    ) -> String {
+        let (cores, clock_ticks) =
+            (std::thread::available_parallelism().map_or(1, |n| n.get()), self.clock_ticks);
+        let mut notes = format!(
+            "Setup: one php-fpm master, `pm = static` with {} children, serves every client on its unix \
          socket; HAProxy and nginx run in front of it all the time (their configs below), `fcgi bench` \
          talks to it directly. php-fpm keeps a worker for each open connection and both gateways keep \
          idle server connections, so the pool is larger than all clients' connections together: \
-         at most {most_connections} connections to php-fpm were open at once during the runs (counted \
+         at most {most} connections to php-fpm were open at once during the runs (counted \
          in `/proc/net/unix` every {} ms), for {} workers.\n\n\
          Clients: `fcgi bench /hello.php -c {CONCURRENCY} --connections {CONCURRENCY} --duration {DURATION_S}s \
          --json` (the request `fcgi get` sends; it checks status 200 and counts body bytes: \
@@ -455,38 +440,39 @@ fn notes(
          The **ceiling** is {cores} cores ÷ (php-fpm + client CPU per request). The flup row runs \
          `fcgi bench /echo --multiplex --connections 1 -c {FLUP_CONCURRENCY} -n {FLUP_REQUESTS} --json` \
          against flup's `WSGIServer(multiplexed=True)` (the test backend of `cargo xtask test`).\n\n",
-        gateways::PHP_WORKERS,
-        WATCH_EVERY.as_millis(),
-        gateways::PHP_WORKERS,
-        HELLO.len(),
-    );
-    notes.push_str("Versions: ");
-    notes.push_str(&versions.join("; "));
-    notes.push_str(".\n\n");
-    for gateway in [&stack.haproxy, &stack.nginx] {
-        let config = gateway.config.as_ref().and_then(|c| fs::read_to_string(c).ok()).unwrap_or_default();
-        let config = config.replace(&stack.dir().display().to_string(), "$DIR");
+            gateways::PHP_WORKERS,
+            WATCH_EVERY.as_millis(),
+            gateways::PHP_WORKERS,
+            HELLO.len(),
+        );
+        notes.push_str("Versions: ");
+        notes.push_str(&versions.join("; "));
+        notes.push_str(".\n\n");
+        for gateway in [&stack.haproxy, &stack.nginx] {
+            let config = gateway.config.as_ref().and_then(|c| fs::read_to_string(c).ok()).unwrap_or_default();
+            let config = config.replace(&stack.dir().display().to_string(), "$DIR");
+            notes.push_str(&format!(
+                "{} configuration (`$DIR` is the run's temp dir):\n\n```\n{}\n```\n\n",
+                gateway.name,
+                config.trim_end()
+            ));
+        }
         notes.push_str(&format!(
-            "{} configuration (`$DIR` is the run's temp dir):\n\n```\n{}\n```\n\n",
-            gateway.name,
-            config.trim_end()
-        ));
-    }
-    notes.push_str(&format!(
-        "Load average (1 min) before/after the section: {} / {} (the runs themselves keep both \
+            "Load average (1 min) before/after the section: {} / {} (the runs themselves keep both \
          cores busy, which alone lifts the figure after to 2 or more). The machine is shared: other \
          work lowers requests/s and raises CPU per request for every client; compare the columns of \
          one run.\n\nRuns (requests/s | client µs/request | php-fpm µs/request):\n\n",
-        load.0, load.1
-    ));
-    for (name, runs) in runs {
-        let text: Vec<String> = runs
-            .iter()
-            .map(|r| format!("{:.0} | {:.2} | {:.2}", r.req_per_s, r.client_us, r.php_us))
-            .collect();
-        notes.push_str(&format!("- {name}: {}\n", text.join("; ")));
+            load[0], load[1]
+        ));
+        for (name, runs) in ["fcgi bench", "wrk → HAProxy", "wrk → nginx"].iter().zip(runs) {
+            let text: Vec<String> = runs
+                .iter()
+                .map(|r| format!("{:.0} | {:.2} | {:.2}", r.req_per_s, r.client_us, r.php_us))
+                .collect();
+            notes.push_str(&format!("- {name}: {}\n", text.join("; ")));
+        }
+        notes
     }
-    notes
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 //! 2. **static files**: wrk on [`SMALL_FILE`] of the docroot and on [`IMAGE`] (written into the
 //!    stack's docroot here), through `fcgi serve` and nginx at [`PAIR_LEVELS`] connections:
 //!    what the front does without php-fpm, where nginx is at its best (`sendfile`).
-//! 3. **HTTP/2**: `h2load -t2 -cN -m4 -D5` with prior knowledge (h2c) on hello.php, through
+//! 3. **HTTP/2**: `h2load -t2 -cN -m4 -n50000` with prior knowledge (h2c) on hello.php, through
 //!    `fcgi serve` (one port speaks both) and nginx (its h2c port).
 //! 4. **1 GiB**: `curl -o /dev/null` of `big.php?bytes=1073741824` through `fcgi serve` and
 //!    nginx: the response a gateway must stream without holding it.
@@ -32,7 +32,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use super::gateways::{self, Cost, Gateway, LoadOutput, Stack, measured};
-use super::measure::{load_average, run_to_end, thousands, version_line};
+use super::measure::{Finished, load_average, run_to_end, thousands, version_line};
 use super::tools::{CURL, Tool, WRK};
 use super::{Ctx, Report};
 
@@ -47,6 +47,9 @@ const CONNECTIONS: [usize; 3] = [8, 64, 256];
 const PAIR_LEVELS: [usize; 2] = [8, 64];
 /// Concurrent streams per h2load client.
 const H2_STREAMS: usize = 4;
+/// h2load runs a number of requests, sized for about this rate: its `-D` (duration) mode
+/// counts the streams in flight when time is up as failed.
+const H2_REQUESTS_PER_S: usize = 10_000;
 /// A small asset of the docroot (a copy of `tests/php/`).
 const SMALL_FILE: &str = "/app/assets/style.css";
 /// An image-sized file this section writes into the docroot, and its size.
@@ -110,7 +113,6 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
     let image = stack.docroot.join(&IMAGE.0[1..]);
     fs::write(&image, (0..IMAGE.1).map(|i| (i * 7 % 251) as u8).collect::<Vec<u8>>())
         .with_context(|| format!("writing {}", image.display()))?;
-    let small_bytes = fs::metadata(stack.docroot.join(&SMALL_FILE[1..])).map_or(0, |m| m.len());
     println!("xtask: bench serve: starting fcgi serve and Caddy ...");
     let mut serve = start_serve(&fcgi, work.path(), stack)?;
     let mut caddy_front = start_caddy(&caddy, work.path(), stack)?;
@@ -118,33 +120,30 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
     let all = [&serve, &stack.nginx, &stack.haproxy, &caddy_front];
     let hello = bench.rounds("hello.php", &CONNECTIONS, &all, |f, n, s| bench.wrk(f, "/hello.php", n, s))?;
     let pair = [&serve, &stack.nginx];
-    let small = bench.rounds(SMALL_FILE, &PAIR_LEVELS, &pair, |f, n, s| bench.wrk(f, SMALL_FILE, n, s))?;
-    let big_file = bench.rounds(IMAGE.0, &PAIR_LEVELS, &pair, |f, n, s| bench.wrk(f, IMAGE.0, n, s))?;
+    let mut statics = Vec::new();
+    for file in [SMALL_FILE, IMAGE.0] {
+        let rows = bench.rounds(file, &PAIR_LEVELS, &pair, |f, n, s| bench.wrk(f, file, n, s))?;
+        statics.push((file, fs::metadata(stack.docroot.join(&file[1..])).map_or(0, |m| m.len()), rows));
+    }
     let h2 = bench.rounds("h2c hello.php", &PAIR_LEVELS, &pair, |f, n, s| bench.h2load(f, n, s))?;
     let big = pair.map(|front| bench.big(front)).into_iter().collect::<Result<Vec<Big>>>()?;
     serve.check_running()?;
     caddy_front.check_running()?;
     stack.check_running()?;
 
-    let table = [
-        format!("**hello.php, HTTP/1.1** (wrk)\n\n{}", load_table("connections", &hello)),
-        format!(
-            "**Static `{SMALL_FILE}`, {small_bytes} bytes** (wrk)\n\n{}",
-            load_table("connections", &small)
-        ),
-        format!(
-            "**Static `{}`, {} bytes** (wrk)\n\n{}",
-            IMAGE.0,
-            IMAGE.1,
-            load_table("connections", &big_file)
-        ),
-        format!(
-            "**hello.php, HTTP/2 h2c, {H2_STREAMS} streams per client** (h2load)\n\n{}",
-            load_table("clients", &h2)
-        ),
-        format!("**1 GiB from `big.php`** (curl)\n\n{}", big_table(&big)),
-    ]
-    .join("\n");
+    let mut table = format!("**hello.php, HTTP/1.1** (wrk)\n\n{}", load_table("connections", &hello));
+    for (file, bytes, rows) in &statics {
+        table.push_str(&format!(
+            "\n**Static `{file}`, {bytes} bytes** (wrk)\n\n{}",
+            load_table("connections", rows)
+        ));
+    }
+    table.push_str(&format!(
+        "\n**hello.php, HTTP/2 h2c, {H2_STREAMS} streams per client** (h2load)\n\n{}\n\
+         **1 GiB from `big.php`** (curl)\n\n{}",
+        load_table("clients", &h2),
+        big_table(&big)
+    ));
     let versions = [
         version_line(&fcgi, &["--version"]),
         stack.versions.join("; "),
@@ -153,7 +152,6 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
         H2LOAD.version(&bench.h2load),
         CURL.version(&bench.curl),
     ];
-    let statics = [(SMALL_FILE, small.as_slice()), (IMAGE.0, big_file.as_slice())];
     Ok(Report {
         title: "fcgi serve: HTTP front vs nginx, HAProxy and Caddy on one php-fpm pool".into(),
         command: "cargo xtask bench serve".into(),
@@ -230,30 +228,15 @@ impl Bench<'_> {
     }
 
     fn wrk(&self, front: &Gateway, path: &str, connections: usize, seconds: u32) -> Result<Run> {
-        let mut cmd = Command::new(&self.wrk);
-        cmd.args([
-            "-t2",
-            &format!("-c{connections}"),
-            &format!("-d{seconds}s"),
-            "--latency",
-            &front.url(path),
-        ]);
-        self.load("wrk", LoadOutput::wrk, front, &mut cmd)
+        let line = format!("-t2 -c{connections} -d{seconds}s --latency {}", front.url(path));
+        self.load("wrk", LoadOutput::wrk, front, Command::new(&self.wrk).args(line.split(' ')))
     }
 
     fn h2load(&self, front: &Gateway, clients: usize, seconds: u32) -> Result<Run> {
-        let url = format!("http://127.0.0.1:{}/hello.php", front.h2c_port.unwrap_or(front.port));
-        let mut cmd = Command::new(&self.h2load);
-        cmd.args([
-            "-t2",
-            "-c",
-            &clients.to_string(),
-            "-m",
-            &H2_STREAMS.to_string(),
-            "-D",
-            &seconds.to_string(),
-        ]);
-        self.load("h2load", h2load_output, front, cmd.arg(url))
+        let port = front.h2c_port.unwrap_or(front.port);
+        let requests = seconds as usize * H2_REQUESTS_PER_S;
+        let line = format!("-t2 -c{clients} -m{H2_STREAMS} -n{requests} http://127.0.0.1:{port}/hello.php");
+        self.load("h2load", h2load_output, front, Command::new(&self.h2load).args(line.split(' ')))
     }
 
     /// Runs `cmd` (`tool` against `front`, its output read by `parse`) and measures the front.
@@ -264,9 +247,7 @@ impl Bench<'_> {
         front: &Gateway,
         cmd: &mut Command,
     ) -> Result<Run> {
-        let name = format!("{tool}-{}", front.name.replace(' ', "-"));
-        let run = || run_to_end(self.dir, &name, cmd, RUN_TIMEOUT, POLL)?.check(&name);
-        let (finished, cost) = measured(front.pid(), run)?;
+        let (finished, cost) = self.measured(tool, front, cmd, RUN_TIMEOUT)?;
         let out = LoadOutput::read(parse, tool, front.name, &finished.stdout)?;
         let gateway_us = cost.cpu_s * 1e6 / out.requests;
         Ok(Run { req_per_s: out.req_per_s, gateway_us, p99_ms: out.p99_ms, rss_mib: cost.rss_mib })
@@ -275,20 +256,27 @@ impl Bench<'_> {
     /// `curl -o /dev/null` of [`BIG_BYTES`] from `big.php` through `front`; all must arrive.
     fn big(&self, front: &Gateway) -> Result<Big> {
         println!("xtask: bench serve: 1 GiB through {} ...", front.name);
-        let name = format!("curl-{}", front.name.replace(' ', "-"));
         let mut cmd = Command::new(&self.curl);
         cmd.args(["-sS", "-o", "/dev/null", "-w", "%{http_code} %{size_download}"]);
         cmd.arg(front.url(&format!("/big.php?bytes={BIG_BYTES}")));
-        let run = || run_to_end(self.dir, &name, &mut cmd, BIG_TIMEOUT, POLL)?.check(&name);
-        let (finished, cost) = measured(front.pid(), run)?;
-        if finished.stdout.trim() != format!("200 {BIG_BYTES}") {
-            bail!(
-                "curl through {}: status and bytes {:?}, expected 200 {BIG_BYTES}",
-                front.name,
-                finished.stdout
-            );
+        let (finished, cost) = self.measured("curl", front, &mut cmd, BIG_TIMEOUT)?;
+        let got = finished.stdout.trim();
+        if got != format!("200 {BIG_BYTES}") {
+            bail!("curl through {}: status and bytes {got:?}, expected 200 {BIG_BYTES}", front.name);
         }
         Ok(Big { front: front.name, wall_s: finished.wall.as_secs_f64(), cost })
+    }
+
+    /// Runs `cmd` (`tool`) to its end, successfully, and measures what it cost `front`.
+    fn measured(
+        &self,
+        tool: &str,
+        front: &Gateway,
+        cmd: &mut Command,
+        timeout: Duration,
+    ) -> Result<(Finished, Cost)> {
+        let name = format!("{tool}-{}", front.name.replace(' ', "-"));
+        measured(front.pid(), || run_to_end(self.dir, &name, cmd, timeout, POLL)?.check(&name))
     }
 }
 
@@ -380,18 +368,18 @@ fn versus(what: &str, level_unit: &str, rows: &[Row]) -> String {
 
 fn notes(
     hello: &[Row],
-    statics: &[(&str, &[Row])],
+    statics: &[(&str, u64, Vec<Row>)],
     h2: &[Row],
     versions: &[String],
     build: &str,
     load_before: &str,
 ) -> String {
     let mut out = versus("hello.php", "connections", hello);
-    for (file, rows) in statics {
+    for (file, _, rows) in statics {
         out.push_str(&versus(&format!("Static `{file}`"), "connections", rows));
     }
     out.push_str(&versus("HTTP/2 hello.php", "clients", h2));
-    let static_ratios = statics.iter().flat_map(|(_, rows)| PAIR_LEVELS.map(|n| ratio(rows, n, "nginx")));
+    let static_ratios = statics.iter().flat_map(|(_, _, rows)| PAIR_LEVELS.map(|n| ratio(rows, n, "nginx")));
     let worst = static_ratios.map(|r| r.map_or(0.0, |(speed, _)| speed)).fold(f64::INFINITY, f64::min);
     out.push_str(&format!(
         "\nGoal for static files: `fcgi serve` ≥ {STATIC_GOAL}x nginx's requests/s at every level; \
@@ -399,18 +387,20 @@ fn notes(
         if worst >= STATIC_GOAL { "met" } else { "not met" }
     ));
     out.push_str(&format!(
-        "\nMethod: see `xtask/src/bench/serve.rs`. One {DURATION_S} s run per front and level after a \
-         {WARMUP_S} s warm-up: `wrk -t2 -cN -d{DURATION_S}s --latency URL`; `h2load -t2 -cN \
-         -m{H2_STREAMS} -D{DURATION_S} URL` (h2c with prior knowledge: the same port for `fcgi serve`, \
-         a second `listen ... http2` port for nginx); `curl -sS -o /dev/null` for the 1 GiB, one run \
-         each, wall time from start to exit. No repeats, so differences of a few percent are noise. \
-         Gateway CPU: utime + stime of the front's process and its direct children from `/proc`, \
-         over the run, per request; peak RSS: VmHWM, reset through `/proc/PID/clear_refs` before \
-         the run; both summed over nginx's master and workers. nginx has `sendfile on` and \
-         `tcp_nopush on` as Debian's nginx.conf has them. Goals on hello.php: CPU per request ≤ 0.6x \
-         nginx's and ≤ 0.5x HAProxy's; requests/s ≥ 1.05x the best of the others at 8 and 64 \
-         connections. The machine has {} cores shared with the load tools, php-fpm and other work \
-         (load average before: {load_before}). Versions: {}. fcgi built with `{build}`.\n",
+        "\nMethod: see `xtask/src/bench/serve.rs`. One run per front and level after a warm-up run: \
+         `wrk -t2 -cN -d{DURATION_S}s --latency URL` ({WARMUP_S} s warm-up); `h2load -t2 -cN \
+         -m{H2_STREAMS} -n{} URL` (a fifth as many to warm up; h2c with prior knowledge: the same port \
+         for `fcgi serve`, a second `listen ... http2` port for nginx); `curl -sS -o /dev/null` for the \
+         1 GiB, one run each, wall time from start to exit. No repeats, so differences of a few \
+         percent are noise. Gateway CPU: utime + stime of the front's process and its direct \
+         children from `/proc`, over the run, per request; peak RSS: VmHWM, reset through \
+         `/proc/PID/clear_refs` before the run; both summed over nginx's master and workers. nginx \
+         has `sendfile on` and `tcp_nopush on` as Debian's nginx.conf has them. Goals on hello.php: \
+         CPU per request ≤ 0.6x nginx's and ≤ 0.5x HAProxy's; requests/s ≥ 1.05x the best of the \
+         others at 8 and 64 connections. The machine has {} cores shared with the load tools, \
+         php-fpm and other work (load average before: {load_before}). Versions: {}. fcgi built with \
+         `{build}`.\n",
+        DURATION_S as usize * H2_REQUESTS_PER_S,
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         versions.join("; ")
     ));
