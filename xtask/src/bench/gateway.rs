@@ -17,8 +17,8 @@
 //! 2. **flup `multiplexed=True`**: `fcgi bench /echo --multiplex --connections 1 -c 32 -n 2000`,
 //!    all 2,000 must succeed.
 //!
-//! Meanwhile a thread counts the connections php-fpm holds (see [`watching_connections`]), to show
-//! that the pool had a worker for every one of them.
+//! Meanwhile a thread counts the connections php-fpm holds (see [`watching_connections`]), to
+//! show that the pool had a worker for every one of them.
 
 use std::fs;
 use std::path::{Path, PathBuf};
