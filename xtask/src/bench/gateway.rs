@@ -204,8 +204,7 @@ impl Runner<'_> {
         ));
         args.extend(["--socket".into(), self.php_socket.display().to_string()]);
         args.extend(["--docroot".into(), self.docroot.display().to_string()]);
-        let run =
-            || BenchJson::read(&measure::run_json(self.dir, "fcgi-bench", self.fcgi, &args, RUN_TIMEOUT)?);
+        let run = || self.bench_json("fcgi-bench", &args);
         let (bench, php_us) = self.with_php(run, |b| b.completed)?;
         let expected = (bench.completed, bench.completed * HELLO.len() as f64);
         if bench.errors > 0.0 || bench.completed <= 0.0 || (bench.status_200, bench.body_bytes) != expected {
@@ -254,20 +253,18 @@ impl Runner<'_> {
             "bench /echo --multiplex --connections 1 -c {FLUP_CONCURRENCY} -n {FLUP_REQUESTS} --json --silent"
         ));
         args.extend(["--socket".into(), socket.display().to_string()]);
-        // Not run_json: a run with failed requests may exit non-zero and still print its JSON,
-        // which is what the table should show.
-        let mut cmd = Command::new(self.fcgi);
-        cmd.args(&args);
-        let finished = run_to_end(self.dir, "fcgi-bench-flup", &mut cmd, RUN_TIMEOUT, POLL)?;
-        let line =
-            finished.stdout.lines().rev().find(|l| l.trim_start().starts_with('{')).with_context(|| {
-                format!(
-                    "fcgi {} ({}) printed no JSON: {}",
-                    args.join(" "),
-                    process::describe(finished.status),
-                    finished.stderr.trim()
-                )
-            })?;
+        self.bench_json("fcgi-bench-flup", &args)
+    }
+
+    /// Runs `fcgi ARGS` and reads the JSON it printed last. Not [`measure::run_json`]: a run with
+    /// failed requests may exit non-zero and still print its JSON, which is what to show.
+    fn bench_json(&self, name: &str, args: &[String]) -> Result<BenchJson> {
+        let finished = run_to_end(self.dir, name, Command::new(self.fcgi).args(args), RUN_TIMEOUT, POLL)?;
+        let line = finished.stdout.lines().rev().find(|l| l.trim_start().starts_with('{'));
+        let line = line.with_context(|| {
+            let status = process::describe(finished.status);
+            format!("fcgi {} ({status}) printed no JSON: {}", args.join(" "), finished.stderr.trim())
+        })?;
         BenchJson::read(&json::parse(line).with_context(|| format!("fcgi bench printed bad JSON: {line}"))?)
     }
 }

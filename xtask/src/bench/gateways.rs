@@ -483,22 +483,15 @@ mod tests {
         assert!(haproxy.contains("    option keep-conn\n"));
         assert!(haproxy.contains("    use-fcgi-app php\n"));
         assert!(haproxy.contains("    bind 127.0.0.1:8080\n"));
-        let nginx = nginx_config(
-            [8081, 8082],
-            Path::new("/t/nginx"),
-            Path::new("/t/docroot"),
-            Path::new("/t/s.sock"),
-            true,
-        );
+        let p = Path::new;
+        let nginx = nginx_config([8081, 8082], p("/t/nginx"), p("/t/docroot"), p("/t/s.sock"), true);
         assert!(nginx.starts_with("# Written"));
         assert!(nginx.contains("user root root;\n"));
         assert!(nginx.contains("        server unix:/t/s.sock;\n        keepalive 8;\n"));
         assert!(nginx.contains("            fastcgi_keep_conn on;\n"));
         assert!(nginx.contains("        listen 127.0.0.1:8082 http2;\n"));
         assert!(nginx.contains("    fastcgi_temp_path /t/nginx/tmp/fastcgi;\n"));
-        assert!(
-            !nginx_config([1, 2], Path::new("/p"), Path::new("/d"), Path::new("/s"), false).contains("user ")
-        );
+        assert!(!nginx_config([1, 2], p("/p"), p("/d"), p("/s"), false).contains("user "));
     }
 
     const WRK: &str = "Running 5s test @ http://127.0.0.1:8080/hello.php

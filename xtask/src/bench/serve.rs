@@ -19,13 +19,13 @@
 //! - **Caddy**: `caddy run` with `root * DOCROOT` and `php_fastcgi unix/PHP`, admin endpoint and
 //!   automatic HTTPS off, logs at ERROR.
 //!
-//! Every load run follows a one-second warm-up run of its own kind; the order of the fronts
-//! rotates with the level. Gateway CPU per request, peak RSS and RSS after a run: see
+//! Every load run follows a short warm-up run of its own kind (1 s of wrk, a fifth of h2load's
+//! requests; none before the 1 GiB); the order of the fronts rotates with the level. Gateway CPU per request, peak RSS and RSS after a run: see
 //! [`gateways::measured`]. php-fpm has [`gateways::PHP_WORKERS`] workers, more than all
 //! fronts' FastCGI connections; at 256 connections every front waits for php-fpm.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -47,8 +47,8 @@ const CONNECTIONS: [usize; 3] = [8, 64, 256];
 const PAIR_LEVELS: [usize; 2] = [8, 64];
 /// Concurrent streams per h2load client.
 const H2_STREAMS: usize = 4;
-/// h2load runs a number of requests, sized for about this rate: its `-D` (duration) mode
-/// counts the streams in flight when time is up as failed.
+/// h2load runs [`DURATION_S`] × this many requests rather than for a duration: its `-D` mode
+/// counts the streams still in flight when time is up as failed.
 const H2_REQUESTS_PER_S: usize = 10_000;
 /// A small asset of the docroot (a copy of `tests/php/`).
 const SMALL_FILE: &str = "/app/assets/style.css";
@@ -94,9 +94,9 @@ struct Big {
 /// The load tools and where their output goes.
 struct Bench<'a> {
     dir: &'a Path,
-    wrk: std::path::PathBuf,
-    h2load: std::path::PathBuf,
-    curl: std::path::PathBuf,
+    wrk: PathBuf,
+    h2load: PathBuf,
+    curl: PathBuf,
 }
 
 /// Measures; returns the report.
@@ -134,7 +134,8 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
     let mut table = format!("**hello.php, HTTP/1.1** (wrk)\n\n{}", load_table("connections", &hello));
     for (file, bytes, rows) in &statics {
         table.push_str(&format!(
-            "\n**Static `{file}`, {bytes} bytes** (wrk)\n\n{}",
+            "\n**Static `{file}`, {} bytes** (wrk)\n\n{}",
+            thousands(*bytes as f64),
             load_table("connections", rows)
         ));
     }
@@ -394,8 +395,9 @@ fn notes(
          1 GiB, one run each, wall time from start to exit. No repeats, so differences of a few \
          percent are noise. Gateway CPU: utime + stime of the front's process and its direct \
          children from `/proc`, over the run, per request; peak RSS: VmHWM, reset through \
-         `/proc/PID/clear_refs` before the run; both summed over nginx's master and workers. nginx \
-         has `sendfile on` and `tcp_nopush on` as Debian's nginx.conf has them. Goals on hello.php: \
+         `/proc/PID/clear_refs` before the run; both summed over nginx's master and workers. \
+         `fcgi serve` runs on its default one thread, nginx with `worker_processes auto` (one per \
+         core), `sendfile on` and `tcp_nopush on` as Debian's nginx.conf has them. Goals on hello.php: \
          CPU per request ≤ 0.6x nginx's and ≤ 0.5x HAProxy's; requests/s ≥ 1.05x the best of the \
          others at 8 and 64 connections. The machine has {} cores shared with the load tools, \
          php-fpm and other work (load average before: {load_before}). Versions: {}. fcgi built with \
