@@ -209,12 +209,8 @@ impl Runner<'_> {
         let expected = (bench.completed, bench.completed * HELLO.len() as f64);
         if bench.errors > 0.0 || bench.completed <= 0.0 || (bench.status_200, bench.body_bytes) != expected {
             bail!(
-                "fcgi {}: {} completed, {} errors, {} with status 200, {} body bytes ({} expected each)",
+                "fcgi {}: {bench:?}; expected status 200 and {} body bytes each",
                 args.join(" "),
-                bench.completed,
-                bench.errors,
-                bench.status_200,
-                bench.body_bytes,
                 HELLO.len()
             );
         }
@@ -270,6 +266,7 @@ impl Runner<'_> {
 }
 
 /// The fields of `fcgi bench --json` (schema `fcgi.bench/1`) used here.
+#[derive(Debug)]
 struct BenchJson {
     completed: f64,
     errors: f64,

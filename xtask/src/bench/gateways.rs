@@ -191,15 +191,9 @@ impl Gateway {
 
     /// Fails, with its log, if it has exited.
     pub fn check_running(&mut self) -> Result<()> {
-        if let Some(status) = self.group.try_wait()? {
-            bail!(
-                "{} exited unexpectedly ({})\n{}",
-                self.name,
-                process::describe(status),
-                read_log(&self.log)
-            );
-        }
-        Ok(())
+        let Some(status) = self.group.try_wait()? else { return Ok(()) };
+        let log = read_log(&self.log);
+        bail!("{} exited unexpectedly ({})\n{log}", self.name, process::describe(status))
     }
 }
 

@@ -19,10 +19,11 @@
 //! - **Caddy**: `caddy run` with `root * DOCROOT` and `php_fastcgi unix/PHP`, admin endpoint and
 //!   automatic HTTPS off, logs at ERROR.
 //!
-//! Every load run follows a short warm-up run of its own kind (1 s of wrk, a fifth of h2load's
-//! requests; none before the 1 GiB); the order of the fronts rotates with the level. Gateway CPU per request, peak RSS and RSS after a run: see
-//! [`gateways::measured`]. php-fpm has [`gateways::PHP_WORKERS`] workers, more than all
-//! fronts' FastCGI connections; at 256 connections every front waits for php-fpm.
+//! At each level every front gets a short warm-up run of the kind measured (1 s of wrk, a fifth
+//! of h2load's requests), then [`REPEATS`] rounds of all fronts, the order rotating; figures
+//! are medians. The 1 GiB is one download per front. Gateway CPU per request, peak RSS and RSS
+//! after a run: see [`gateways::measured`]. php-fpm has [`gateways::PHP_WORKERS`] workers,
+//! more than all fronts' FastCGI connections; at 256 connections every front waits for php-fpm.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -32,7 +33,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use super::gateways::{self, Cost, Gateway, LoadOutput, Stack, measured};
-use super::measure::{Finished, load_average, run_to_end, thousands, version_line};
+use super::measure::{Finished, load_average, median, run_to_end, thousands, version_line};
 use super::tools::{CURL, Tool, WRK};
 use super::{Ctx, Report};
 
@@ -58,7 +59,9 @@ const IMAGE: (&str, usize) = ("/image.jpg", 100 * 1024);
 const BIG_BYTES: u64 = 1 << 30;
 /// `fcgi serve`'s static-file requests/s as a fraction of nginx's, at least.
 const STATIC_GOAL: f64 = 0.8;
-/// Seconds of each measured run, and of the warm-up before it.
+/// Measured runs of each front at each level; figures are medians.
+const REPEATS: usize = 3;
+/// Seconds of each measured run, and of the warm-up before them.
 const DURATION_S: u32 = 5;
 const WARMUP_S: u32 = 1;
 /// FastCGI connections of `fcgi serve` (as nginx's keepalive and HAProxy's maxconn).
@@ -68,13 +71,25 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 const BIG_TIMEOUT: Duration = Duration::from_secs(300);
 const POLL: Duration = Duration::from_millis(20);
 
-/// One load run.
+/// One load run, or the medians of a front's runs at a level.
 struct Run {
     req_per_s: f64,
     gateway_us: f64,
     /// NaN for h2load, which reports no percentiles.
     p99_ms: f64,
     rss_mib: f64,
+}
+
+impl Run {
+    fn median(runs: &[Run]) -> Run {
+        let m = |f: fn(&Run) -> f64| median(runs.iter().map(f));
+        Run {
+            req_per_s: m(|r| r.req_per_s),
+            gateway_us: m(|r| r.gateway_us),
+            p99_ms: m(|r| r.p99_ms),
+            rss_mib: m(|r| r.rss_mib),
+        }
+    }
 }
 
 /// A run at a level (connections or clients) through a front.
@@ -157,7 +172,7 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
         title: "fcgi serve: HTTP front vs nginx, HAProxy and Caddy on one php-fpm pool".into(),
         command: "cargo xtask bench serve".into(),
         table,
-        notes: notes(&hello, &statics, &h2, &versions, &build, &load_before),
+        notes: notes(&hello, &statics, &h2, &versions, &build, [&load_before, &load_average()]),
     })
 }
 
@@ -206,8 +221,10 @@ fn caddyfile(port: u16, docroot: &Path, php_socket: &Path) -> String {
 }
 
 impl Bench<'_> {
-    /// A warm-up and a measured run of `load(front, level, seconds)` per level and front, the
-    /// fronts' order rotating with the level; rows by level, then in the order of `fronts`.
+    /// Per level: a warm-up run of `load(front, level, seconds)` per front, then [`REPEATS`]
+    /// measured rounds of all fronts, the order rotating; one row of medians per front, in the
+    /// order of `fronts`. Medians of rounds side by side: other work on the machine comes and
+    /// goes, and a single run can land on a busy moment.
     fn rounds(
         &self,
         what: &str,
@@ -216,15 +233,22 @@ impl Bench<'_> {
         load: impl Fn(&Gateway, usize, u32) -> Result<Run>,
     ) -> Result<Vec<Row>> {
         let mut rows = Vec::new();
-        for (round, &level) in levels.iter().enumerate() {
-            for offset in 0..fronts.len() {
-                let front = fronts[(round + offset) % fronts.len()];
-                println!("xtask: bench serve: {what} through {} at {level} ...", front.name);
+        for &level in levels {
+            println!("xtask: bench serve: {what} at {level}, {REPEATS} rounds ...");
+            let mut runs: Vec<Vec<Run>> = fronts.iter().map(|_| Vec::new()).collect();
+            for front in fronts {
                 load(front, level, WARMUP_S)?;
-                rows.push(Row { level, front: front.name, run: load(front, level, DURATION_S)? });
+            }
+            for repeat in 0..REPEATS {
+                for offset in 0..fronts.len() {
+                    let i = (repeat + offset) % fronts.len();
+                    runs[i].push(load(fronts[i], level, DURATION_S)?);
+                }
+            }
+            for (front, runs) in fronts.iter().zip(&runs) {
+                rows.push(Row { level, front: front.name, run: Run::median(runs) });
             }
         }
-        rows.sort_by_key(|row| (row.level, fronts.iter().position(|f| f.name == row.front)));
         Ok(rows)
     }
 
@@ -373,7 +397,7 @@ fn notes(
     h2: &[Row],
     versions: &[String],
     build: &str,
-    load_before: &str,
+    load: [&str; 2],
 ) -> String {
     let mut out = versus("hello.php", "connections", hello);
     for (file, _, rows) in statics {
@@ -388,22 +412,25 @@ fn notes(
         if worst >= STATIC_GOAL { "met" } else { "not met" }
     ));
     out.push_str(&format!(
-        "\nMethod: see `xtask/src/bench/serve.rs`. One run per front and level after a warm-up run: \
-         `wrk -t2 -cN -d{DURATION_S}s --latency URL` ({WARMUP_S} s warm-up); `h2load -t2 -cN \
-         -m{H2_STREAMS} -n{} URL` (a fifth as many to warm up; h2c with prior knowledge: the same port \
-         for `fcgi serve`, a second `listen ... http2` port for nginx); `curl -sS -o /dev/null` for the \
-         1 GiB, one run each, wall time from start to exit. No repeats, so differences of a few \
-         percent are noise. Gateway CPU: utime + stime of the front's process and its direct \
-         children from `/proc`, over the run, per request; peak RSS: VmHWM, reset through \
-         `/proc/PID/clear_refs` before the run; both summed over nginx's master and workers. \
-         `fcgi serve` runs on its default one thread, nginx with `worker_processes auto` (one per \
-         core), `sendfile on` and `tcp_nopush on` as Debian's nginx.conf has them. Goals on hello.php: \
-         CPU per request ≤ 0.6x nginx's and ≤ 0.5x HAProxy's; requests/s ≥ 1.05x the best of the \
-         others at 8 and 64 connections. The machine has {} cores shared with the load tools, \
-         php-fpm and other work (load average before: {load_before}). Versions: {}. fcgi built with \
-         `{build}`.\n",
+        "\nMethod: see `xtask/src/bench/serve.rs`. At each level a warm-up run per front, then \
+         {REPEATS} rounds of all fronts, the order rotating; each figure is the median of its \
+         {REPEATS} runs. `wrk -t2 -cN -d{DURATION_S}s --latency URL` ({WARMUP_S} s to warm up); \
+         `h2load -t2 -cN -m{H2_STREAMS} -n{} URL` (a fifth as many to warm up; h2c with prior \
+         knowledge: the same port for `fcgi serve`, a second `listen ... http2` port for nginx); \
+         `curl -sS -o /dev/null` for the 1 GiB, one download per front, wall time from start to \
+         exit. Gateway CPU: utime + stime of the front's process and its direct children from \
+         `/proc`, over the run, per request; peak RSS: VmHWM, reset through `/proc/PID/clear_refs` \
+         before the run; both summed over nginx's master and workers. `fcgi serve` runs on its \
+         default one thread, nginx with `worker_processes auto` (one per core), `sendfile on` and \
+         `tcp_nopush on` as Debian's nginx.conf has them. Goals on hello.php: CPU per request ≤ 0.6x \
+         nginx's and ≤ 0.5x HAProxy's; requests/s ≥ 1.05x the best of the others at 8 and 64 \
+         connections. The machine has {} cores shared with the load tools, php-fpm and other work \
+         (load average before/after the section: {} / {}); compare the fronts of one run. \
+         Versions: {}. fcgi built with `{build}`.\n",
         DURATION_S as usize * H2_REQUESTS_PER_S,
         std::thread::available_parallelism().map_or(0, |n| n.get()),
+        load[0],
+        load[1],
         versions.join("; ")
     ));
     out
