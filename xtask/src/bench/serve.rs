@@ -106,12 +106,13 @@ struct Big {
     cost: Cost,
 }
 
-/// The load tools and where their output goes.
+/// The load tools, where their output goes, and the runs retried after a failure.
 struct Bench<'a> {
     dir: &'a Path,
     wrk: PathBuf,
     h2load: PathBuf,
     curl: PathBuf,
+    retried: std::cell::RefCell<Vec<String>>,
 }
 
 /// Measures; returns the report.
@@ -123,8 +124,13 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
     let stack = ctx.gateways()?;
     let work =
         tempfile::Builder::new().prefix("fcgi-bench-serve-").tempdir().context("creating a temp dir")?;
-    let bench =
-        Bench { dir: work.path(), wrk: WRK.require()?, h2load: H2LOAD.require()?, curl: CURL.require()? };
+    let bench = Bench {
+        dir: work.path(),
+        wrk: WRK.require()?,
+        h2load: H2LOAD.require()?,
+        curl: CURL.require()?,
+        retried: Default::default(),
+    };
     let image = stack.docroot.join(&IMAGE.0[1..]);
     fs::write(&image, (0..IMAGE.1).map(|i| (i * 7 % 251) as u8).collect::<Vec<u8>>())
         .with_context(|| format!("writing {}", image.display()))?;
@@ -168,11 +174,13 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
         H2LOAD.version(&bench.h2load),
         CURL.version(&bench.curl),
     ];
+    let load = [load_before, load_average()];
+    let notes = notes(&bench.retried.borrow(), &hello, &statics, &h2, &versions, &build, &load);
     Ok(Report {
         title: "fcgi serve: HTTP front vs nginx, HAProxy and Caddy on one php-fpm pool".into(),
         command: "cargo xtask bench serve".into(),
         table,
-        notes: notes(&hello, &statics, &h2, &versions, &build, [&load_before, &load_average()]),
+        notes,
     })
 }
 
@@ -224,7 +232,8 @@ impl Bench<'_> {
     /// Per level: a warm-up run of `load(front, level, seconds)` per front, then [`REPEATS`]
     /// measured rounds of all fronts, the order rotating; one row of medians per front, in the
     /// order of `fronts`. Medians of rounds side by side: other work on the machine comes and
-    /// goes, and a single run can land on a busy moment.
+    /// goes, and a single run can land on a busy moment. A failed run (wrk counts a stall of
+    /// the whole front as timeouts) is retried once and listed in the notes.
     fn rounds(
         &self,
         what: &str,
@@ -242,7 +251,12 @@ impl Bench<'_> {
             for repeat in 0..REPEATS {
                 for offset in 0..fronts.len() {
                     let i = (repeat + offset) % fronts.len();
-                    runs[i].push(load(fronts[i], level, DURATION_S)?);
+                    let run = load(fronts[i], level, DURATION_S).or_else(|err| {
+                        let why = format!("{err:#}").lines().next().unwrap_or_default().to_owned();
+                        self.retried.borrow_mut().push(format!("{what} at {level}: {why}"));
+                        load(fronts[i], level, DURATION_S)
+                    })?;
+                    runs[i].push(run);
                 }
             }
             for (front, runs) in fronts.iter().zip(&runs) {
@@ -392,12 +406,13 @@ fn versus(what: &str, level_unit: &str, rows: &[Row]) -> String {
 }
 
 fn notes(
+    retried: &[String],
     hello: &[Row],
     statics: &[(&str, u64, Vec<Row>)],
     h2: &[Row],
     versions: &[String],
     build: &str,
-    load: [&str; 2],
+    load: &[String; 2],
 ) -> String {
     let mut out = versus("hello.php", "connections", hello);
     for (file, _, rows) in statics {
@@ -411,6 +426,10 @@ fn notes(
          lowest measured {worst:.2}x: {}.\n",
         if worst >= STATIC_GOAL { "met" } else { "not met" }
     ));
+    out.push_str(&match retried {
+        [] => "\nNo run failed.\n".to_owned(),
+        _ => format!("\nRuns that failed and were run again: {}.\n", retried.join("; ")),
+    });
     out.push_str(&format!(
         "\nMethod: see `xtask/src/bench/serve.rs`. At each level a warm-up run per front, then \
          {REPEATS} rounds of all fronts, the order rotating; each figure is the median of its \
