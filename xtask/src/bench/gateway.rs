@@ -17,19 +17,18 @@
 //! 2. **flup `multiplexed=True`**: `fcgi bench /echo --multiplex --connections 1 -c 32 -n 2000`,
 //!    all 2,000 must succeed.
 //!
-//! Meanwhile a thread counts the connections php-fpm holds (see [`ConnectionWatch`]), to show
-//! that the pool had a worker for every one of them.
+//! Meanwhile a thread counts the connections php-fpm holds (see [`watching_connections`]), to
+//! show that the pool had a worker for every one of them.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use super::gateways::{self, Gateway, Stack};
+use super::gateways::{self, Gateway, LoadOutput, Stack, measured};
 use super::measure::json::Number as _;
 use super::measure::{
     self, UnderTime, clock_ticks, cpu_ticks, json, load_average, median, run_to_end, thousands, verdict,
@@ -52,8 +51,9 @@ const CONCURRENCY: usize = 8;
 const FLUP_REQUESTS: u64 = 2000;
 const FLUP_CONCURRENCY: usize = 32;
 
-/// Longest any one program may run.
+/// Longest any one program may run, and how often its end is looked for.
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
+const POLL: Duration = Duration::from_millis(20);
 
 /// The targets.
 const TARGET_CLIENT_CPU_US: f64 = 8.0;
@@ -69,7 +69,10 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
     let wrk = WRK.require()?;
     let time = tools::GNU_TIME.require()?;
     let fcgi = ctx.fcgi()?;
-    check_bench_command(&fcgi)?;
+    let help = Command::new(&fcgi).args(["bench", "--help"]).output().context("running fcgi bench --help")?;
+    if !help.status.success() {
+        bail!("`{} bench --help` failed: this build of the CLI has no `bench` command", fcgi.display());
+    }
     let flup_socket = ctx.backends()?.flup.multiplexed.socket.clone();
     let stack = ctx.gateways()?;
     let work = tempfile::Builder::new().prefix("fcgi-bench-gw-").tempdir().context("creating a temp dir")?;
@@ -85,94 +88,36 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
     };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
 
-    let watch = ConnectionWatch::start(&runner.php_socket);
-    println!("xtask: bench gateway: warm-up ({WARMUP_S} s each) ...");
-    runner.fcgi_bench(WARMUP_S)?;
-    for gateway in [&stack.haproxy, &stack.nginx] {
-        runner.wrk(gateway, WARMUP_S)?;
-    }
-    let (mut ours, mut haproxy, mut nginx) = (Vec::new(), Vec::new(), Vec::new());
-    for repeat in 0..REPEATS {
-        println!("xtask: bench gateway: round {} of {REPEATS} ({DURATION_S} s per client) ...", repeat + 1);
-        for turn in 0..3 {
-            match (turn + repeat) % 3 {
-                0 => ours.push(runner.fcgi_bench(DURATION_S)?),
-                1 => haproxy.push(runner.wrk(&stack.haproxy, DURATION_S)?),
-                _ => nginx.push(runner.wrk(&stack.nginx, DURATION_S)?),
-            }
-        }
-        stack.check_running()?;
-    }
-    let most_connections = watch.finish();
+    let socket = runner.php_socket.clone();
+    let (runs, most_connections) = watching_connections(&socket, || runner.rounds(stack))?;
     println!(
         "xtask: bench gateway: flup, {FLUP_REQUESTS} requests, {FLUP_CONCURRENCY} in flight on 1 connection ..."
     );
     let flup = runner.flup(&flup_socket)?;
     let load_after = load_average();
 
-    let columns = [Figures::new(&ours), Figures::new(&haproxy), Figures::new(&nginx)];
-    let table = table(&columns, &flup, cores);
-    let versions = [
-        stack.versions.clone(),
-        vec![WRK.version(&wrk), tools::GNU_TIME.version(&time), measure::version_line(&fcgi, &["--version"])],
-    ]
-    .concat();
-    let notes = notes(
-        stack,
-        &versions,
-        most_connections,
-        cores,
-        runner.clock_ticks,
-        (&load_before, &load_after),
-        &[("fcgi bench", &ours), ("wrk → HAProxy", &haproxy), ("wrk → nginx", &nginx)],
-    );
+    let mut versions = stack.versions.clone();
+    versions.extend([
+        WRK.version(&wrk),
+        tools::GNU_TIME.version(&time),
+        measure::version_line(&fcgi, &["--version"]),
+    ]);
+    let notes = runner.notes(stack, &versions, most_connections, [&load_before, &load_after], &runs);
     Ok(Report {
         title: "Gateways: `fcgi bench` vs wrk through HAProxy and nginx, same php-fpm pool".into(),
         command: format!("cargo xtask bench gateway   # fcgi built with: {}", ctx.fcgi_build_line()),
-        table,
+        table: table(&runs.each_ref().map(|r| Run::median(r)), &flup, cores),
         notes,
     })
 }
 
-/// Fails with a clear message when the CLI has no `bench` command.
-fn check_bench_command(fcgi: &Path) -> Result<()> {
-    let output = Command::new(fcgi)
-        .args(["bench", "--help"])
-        .output()
-        .with_context(|| format!("running {}", fcgi.display()))?;
-    if !output.status.success() {
-        bail!(
-            "`{} bench --help` failed ({}): this build of the CLI has no `bench` command",
-            fcgi.display(),
-            process::describe(output.status)
-        );
-    }
-    Ok(())
-}
-
-/// One measured run of one client.
+/// One measured run of one client, or the medians of a client's runs.
 #[derive(Clone, Debug, Default)]
 struct Run {
     req_per_s: f64,
-    /// Load generator CPU per request, µs.
+    /// Client CPU per request, µs: `fcgi bench`'s own, or wrk's plus the gateway's.
     client_us: f64,
-    /// Gateway CPU per request, µs (0 for `fcgi bench`).
-    gateway_us: f64,
-    php_us: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-}
-
-impl Run {
-    fn total_client_us(&self) -> f64 {
-        self.client_us + self.gateway_us
-    }
-}
-
-/// Medians of a client's runs.
-struct Figures {
-    req_per_s: f64,
-    client_us: f64,
+    /// The load generator's part of it (all of it for `fcgi bench`).
     load_us: f64,
     gateway_us: f64,
     php_us: f64,
@@ -180,13 +125,13 @@ struct Figures {
     p99_ms: f64,
 }
 
-impl Figures {
-    fn new(runs: &[Run]) -> Figures {
+impl Run {
+    fn median(runs: &[Run]) -> Run {
         let m = |f: fn(&Run) -> f64| median(runs.iter().map(f));
-        Figures {
+        Run {
             req_per_s: m(|r| r.req_per_s),
-            client_us: m(Run::total_client_us),
-            load_us: m(|r| r.client_us),
+            client_us: m(|r| r.client_us),
+            load_us: m(|r| r.load_us),
             gateway_us: m(|r| r.gateway_us),
             php_us: m(|r| r.php_us),
             p50_ms: m(|r| r.p50_ms),
@@ -194,17 +139,10 @@ impl Figures {
         }
     }
 
+    /// Cores ÷ (php-fpm + client CPU per request): the rate if every core were busy with this.
     fn ceiling(&self, cores: usize) -> f64 {
         cores as f64 / ((self.php_us + self.client_us) * 1e-6)
     }
-}
-
-/// The flup check's outcome.
-struct Flup {
-    completed: f64,
-    errors: f64,
-    req_per_s: f64,
-    status_200: f64,
 }
 
 struct Runner<'a> {
@@ -218,150 +156,117 @@ struct Runner<'a> {
     docroot: PathBuf,
 }
 
+/// A command line's words (none of which holds a space).
+fn words(line: &str) -> Vec<String> {
+    line.split_whitespace().map(String::from).collect()
+}
+
 impl Runner<'_> {
-    fn ticks_to_us(&self, ticks: u64, requests: f64) -> f64 {
-        ticks as f64 / self.clock_ticks * 1e6 / requests
+    /// A warm-up run of each client, then [`REPEATS`] rounds of the three, the order rotating;
+    /// `fcgi bench`'s runs, wrk → HAProxy's and wrk → nginx's.
+    fn rounds(&self, stack: &mut Stack) -> Result<[Vec<Run>; 3]> {
+        println!("xtask: bench gateway: warm-up ({WARMUP_S} s each) ...");
+        self.fcgi_bench(WARMUP_S)?;
+        self.wrk(&stack.haproxy, WARMUP_S)?;
+        self.wrk(&stack.nginx, WARMUP_S)?;
+        let mut runs: [Vec<Run>; 3] = Default::default();
+        for repeat in 0..REPEATS {
+            println!(
+                "xtask: bench gateway: round {} of {REPEATS} ({DURATION_S} s per client) ...",
+                repeat + 1
+            );
+            for turn in 0..3 {
+                let client = (turn + repeat) % 3;
+                runs[client].push(match client {
+                    0 => self.fcgi_bench(DURATION_S)?,
+                    1 => self.wrk(&stack.haproxy, DURATION_S)?,
+                    _ => self.wrk(&stack.nginx, DURATION_S)?,
+                });
+            }
+            stack.check_running()?;
+        }
+        Ok(runs)
+    }
+
+    /// php-fpm's CPU per request while `run` did `requests(&its result)` requests, µs.
+    fn with_php<T>(&self, run: impl FnOnce() -> Result<T>, requests: fn(&T) -> f64) -> Result<(T, f64)> {
+        let before = cpu_ticks(self.php_pid, true)?;
+        let value = run()?;
+        let ticks = cpu_ticks(self.php_pid, true)?.saturating_sub(before);
+        let php_us = ticks as f64 / self.clock_ticks * 1e6 / requests(&value);
+        Ok((value, php_us))
     }
 
     /// `fcgi bench /hello.php` on php-fpm for `seconds`.
     fn fcgi_bench(&self, seconds: u32) -> Result<Run> {
-        let args: Vec<String> = [
-            "bench",
-            "/hello.php",
-            "--socket",
-            &self.php_socket.display().to_string(),
-            "--docroot",
-            &self.docroot.display().to_string(),
-            "-c",
-            &CONCURRENCY.to_string(),
-            "--connections",
-            &CONCURRENCY.to_string(),
-            "--duration",
-            &format!("{seconds}s"),
-            "--json",
-            "--silent",
-        ]
-        .map(String::from)
-        .to_vec();
-        let php_before = cpu_ticks(self.php_pid, true)?;
-        let result = measure::run_json(self.dir, "fcgi-bench", self.fcgi, &args, RUN_TIMEOUT)?;
-        let php_after = cpu_ticks(self.php_pid, true)?;
-        let bench = BenchJson::read(&result)?;
-        if bench.errors > 0.0 || bench.completed <= 0.0 {
+        let mut args = words(&format!(
+            "bench /hello.php -c {CONCURRENCY} --connections {CONCURRENCY} --duration {seconds}s --json --silent"
+        ));
+        args.extend(["--socket".into(), self.php_socket.display().to_string()]);
+        args.extend(["--docroot".into(), self.docroot.display().to_string()]);
+        let run = || self.bench_json("fcgi-bench", &args);
+        let (bench, php_us) = self.with_php(run, |b| b.completed)?;
+        let expected = (bench.completed, bench.completed * HELLO.len() as f64);
+        if bench.errors > 0.0 || bench.completed <= 0.0 || (bench.status_200, bench.body_bytes) != expected {
             bail!(
-                "fcgi {}: {} errors, {} completed: {result:?}",
+                "fcgi {}: {bench:?}; expected status 200 and {} body bytes each",
                 args.join(" "),
-                bench.errors,
-                bench.completed
-            );
-        }
-        if bench.status_200 != bench.completed || bench.body_bytes != bench.completed * HELLO.len() as f64 {
-            bail!(
-                "fcgi {}: {} of {} responses had status 200, {} body bytes (expected {} each)",
-                args.join(" "),
-                bench.status_200,
-                bench.completed,
-                bench.body_bytes,
                 HELLO.len()
             );
         }
-        Ok(Run {
-            req_per_s: bench.req_per_s,
-            client_us: bench.cpu_us_per_req,
-            gateway_us: 0.0,
-            php_us: self.ticks_to_us(php_after.saturating_sub(php_before), bench.completed),
-            p50_ms: bench.p50_ms,
-            p99_ms: bench.p99_ms,
-        })
+        let (req_per_s, client_us, p50_ms, p99_ms) =
+            (bench.req_per_s, bench.cpu_us_per_req, bench.p50_ms, bench.p99_ms);
+        Ok(Run { req_per_s, client_us, load_us: client_us, gateway_us: 0.0, php_us, p50_ms, p99_ms })
     }
 
     /// `wrk -t1 -c8 --latency` through `gateway` for `seconds`, under GNU time.
     fn wrk(&self, gateway: &Gateway, seconds: u32) -> Result<Run> {
-        let args: Vec<String> = [
-            "-t1",
-            &format!("-c{CONCURRENCY}"),
-            &format!("-d{seconds}s"),
-            "--latency",
-            &gateway.url("/hello.php"),
-        ]
-        .map(String::from)
-        .to_vec();
+        let url = gateway.url("/hello.php");
+        let args = words(&format!("-t1 -c{CONCURRENCY} -d{seconds}s --latency {url}"));
         let name = format!("wrk-{}", gateway.name);
         let command = UnderTime::new(self.time, self.dir, &name, self.wrk, &args);
-        let (php_before, gw_before) = (cpu_ticks(self.php_pid, true)?, cpu_ticks(gateway.pid(), true)?);
-        let (finished, usage) = command.run(self.dir, &name, RUN_TIMEOUT, Duration::from_millis(20))?;
-        let (php_after, gw_after) = (cpu_ticks(self.php_pid, true)?, cpu_ticks(gateway.pid(), true)?);
-        let out = WrkOutput::parse(&finished.stdout).with_context(|| {
-            format!("reading wrk's output through {}: {:?}", gateway.name, finished.stdout)
-        })?;
-        if out.errors > 0.0 {
-            bail!(
-                "wrk through {}: {} errors or non-2xx responses\n{}",
-                gateway.name,
-                out.errors,
-                finished.stdout
-            );
-        }
-        if out.requests <= 0.0 {
-            bail!("wrk through {} completed no request\n{}", gateway.name, finished.stdout);
-        }
+        let run = || {
+            let ((finished, usage), cost) =
+                measured(gateway.pid(), || command.run(self.dir, &name, RUN_TIMEOUT, POLL))?;
+            Ok((LoadOutput::read(LoadOutput::wrk, "wrk", gateway.name, &finished.stdout)?, usage, cost))
+        };
+        let ((out, usage, cost), php_us) = self.with_php(run, |(out, _, _)| out.requests)?;
+        let (load_us, gateway_us) = (usage.cpu_s() * 1e6 / out.requests, cost.cpu_s * 1e6 / out.requests);
         Ok(Run {
             req_per_s: out.req_per_s,
-            client_us: usage.cpu_s() * 1e6 / out.requests,
-            gateway_us: self.ticks_to_us(gw_after.saturating_sub(gw_before), out.requests),
-            php_us: self.ticks_to_us(php_after.saturating_sub(php_before), out.requests),
+            client_us: load_us + gateway_us,
+            load_us,
+            gateway_us,
+            php_us,
             p50_ms: out.p50_ms,
             p99_ms: out.p99_ms,
         })
     }
 
     /// `fcgi bench /echo --multiplex --connections 1` on flup.
-    fn flup(&self, socket: &Path) -> Result<Flup> {
-        let args: Vec<String> = [
-            "bench",
-            "/echo",
-            "--socket",
-            &socket.display().to_string(),
-            "--multiplex",
-            "--connections",
-            "1",
-            "-c",
-            &FLUP_CONCURRENCY.to_string(),
-            "-n",
-            &FLUP_REQUESTS.to_string(),
-            "--json",
-            "--silent",
-        ]
-        .map(String::from)
-        .to_vec();
-        // Not run_json: a run with failed requests may exit non-zero and still print its JSON,
-        // which is what the table should show.
-        let mut cmd = Command::new(self.fcgi);
-        cmd.args(&args);
-        let finished =
-            run_to_end(self.dir, "fcgi-bench-flup", &mut cmd, RUN_TIMEOUT, Duration::from_millis(20))?;
-        let line =
-            finished.stdout.lines().rev().find(|l| l.trim_start().starts_with('{')).with_context(|| {
-                format!(
-                    "fcgi {} ({}) printed no JSON: {}",
-                    args.join(" "),
-                    process::describe(finished.status),
-                    finished.stderr.trim()
-                )
-            })?;
-        let bench = BenchJson::read(
-            &json::parse(line).with_context(|| format!("fcgi bench printed bad JSON: {line}"))?,
-        )?;
-        Ok(Flup {
-            completed: bench.completed,
-            errors: bench.errors,
-            req_per_s: bench.req_per_s,
-            status_200: bench.status_200,
-        })
+    fn flup(&self, socket: &Path) -> Result<BenchJson> {
+        let mut args = words(&format!(
+            "bench /echo --multiplex --connections 1 -c {FLUP_CONCURRENCY} -n {FLUP_REQUESTS} --json --silent"
+        ));
+        args.extend(["--socket".into(), socket.display().to_string()]);
+        self.bench_json("fcgi-bench-flup", &args)
+    }
+
+    /// Runs `fcgi ARGS` and reads the JSON it printed last. Not [`measure::run_json`]: a run with
+    /// failed requests may exit non-zero and still print its JSON, which is what to show.
+    fn bench_json(&self, name: &str, args: &[String]) -> Result<BenchJson> {
+        let finished = run_to_end(self.dir, name, Command::new(self.fcgi).args(args), RUN_TIMEOUT, POLL)?;
+        let line = finished.stdout.lines().rev().find(|l| l.trim_start().starts_with('{'));
+        let line = line.with_context(|| {
+            let status = process::describe(finished.status);
+            format!("fcgi {} ({status}) printed no JSON: {}", args.join(" "), finished.stderr.trim())
+        })?;
+        BenchJson::read(&json::parse(line).with_context(|| format!("fcgi bench printed bad JSON: {line}"))?)
     }
 }
 
 /// The fields of `fcgi bench --json` (schema `fcgi.bench/1`) used here.
+#[derive(Debug)]
 struct BenchJson {
     completed: f64,
     errors: f64,
@@ -395,88 +300,22 @@ impl BenchJson {
     }
 }
 
-/// What wrk printed.
-#[derive(Debug, PartialEq)]
-struct WrkOutput {
-    requests: f64,
-    req_per_s: f64,
-    /// Socket errors plus non-2xx/3xx responses.
-    errors: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-}
-
-impl WrkOutput {
-    fn parse(text: &str) -> Result<WrkOutput> {
-        let mut out =
-            WrkOutput { requests: -1.0, req_per_s: -1.0, errors: 0.0, p50_ms: f64::NAN, p99_ms: f64::NAN };
-        for line in text.lines().map(str::trim) {
-            if let Some((count, _)) = line.split_once(" requests in ") {
-                out.requests =
-                    count.trim().parse().with_context(|| format!("bad request count in {line:?}"))?;
-            } else if let Some(rate) = line.strip_prefix("Requests/sec:") {
-                out.req_per_s = rate.trim().parse().with_context(|| format!("bad rate in {line:?}"))?;
-            } else if let Some(count) = line.strip_prefix("Non-2xx or 3xx responses:") {
-                out.errors +=
-                    count.trim().parse::<f64>().with_context(|| format!("bad count in {line:?}"))?;
-            } else if let Some(errors) = line.strip_prefix("Socket errors:") {
-                // "connect 0, read 0, write 0, timeout 0"
-                for part in errors.split(',') {
-                    let count = part.split_whitespace().nth(1).context("bad socket errors line")?;
-                    out.errors += count.parse::<f64>().with_context(|| format!("bad count in {line:?}"))?;
-                }
-            } else if let Some(value) = line.strip_prefix("50%") {
-                out.p50_ms = wrk_duration_ms(value.trim())?;
-            } else if let Some(value) = line.strip_prefix("99%") {
-                out.p99_ms = wrk_duration_ms(value.trim())?;
-            }
-        }
-        if out.requests < 0.0 || out.req_per_s < 0.0 {
-            bail!("no request count or Requests/sec line");
-        }
-        Ok(out)
-    }
-}
-
-/// `245.00us`, `1.20ms`, `2.00s`, `1.00m` → milliseconds.
-fn wrk_duration_ms(text: &str) -> Result<f64> {
-    let split =
-        text.find(|c: char| c.is_ascii_alphabetic()).with_context(|| format!("no unit in {text:?}"))?;
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse().with_context(|| format!("bad number in {text:?}"))?;
-    let factor = match unit {
-        "us" => 1e-3,
-        "ms" => 1.0,
-        "s" => 1e3,
-        "m" => 60e3,
-        "h" => 3600e3,
-        _ => bail!("unknown unit in {text:?}"),
-    };
-    Ok(number * factor)
-}
-
-/// Counts, in a background thread, the connections php-fpm has accepted on its unix socket
-/// and still holds (`/proc/net/unix`: connected sockets bound to the socket's path), every
-/// [`WATCH_EVERY`], and keeps the largest count: whether the pool had a worker for every
-/// connection the clients and gateways kept open. (php-fpm's own status page cannot tell: its
-/// `active processes` counter drifts upwards without bound on keep-alive connections, and its
-/// listen queue figures are not reported for unix sockets.)
-struct ConnectionWatch {
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<usize>>,
-}
-
-/// How often [`ConnectionWatch`] looks.
+/// How often [`watching_connections`] looks.
 const WATCH_EVERY: Duration = Duration::from_millis(100);
 
-impl ConnectionWatch {
-    fn start(socket: &Path) -> ConnectionWatch {
-        let stop = Arc::new(AtomicBool::new(false));
-        let path = socket.display().to_string();
-        let flag = Arc::clone(&stop);
-        let thread = std::thread::spawn(move || {
+/// Runs `measure` while a thread counts, every [`WATCH_EVERY`], the connections php-fpm has
+/// accepted on `socket` and still holds (`/proc/net/unix`), and returns the largest count with
+/// its result: whether the pool had a worker for every connection the clients and gateways kept
+/// open. (php-fpm's own status page cannot tell: its `active processes` counter drifts upwards
+/// without bound on keep-alive connections, and its listen queue figures are not reported for
+/// unix sockets.)
+fn watching_connections<T>(socket: &Path, measure: impl FnOnce() -> Result<T>) -> Result<(T, usize)> {
+    let path = socket.display().to_string();
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let watcher = scope.spawn(|| {
             let mut most = 0;
-            while !flag.load(Ordering::Relaxed) {
+            while !stop.load(Ordering::Relaxed) {
                 if let Ok(table) = fs::read_to_string("/proc/net/unix") {
                     most = most.max(accepted_connections(&table, &path));
                 }
@@ -484,20 +323,10 @@ impl ConnectionWatch {
             }
             most
         });
-        ConnectionWatch { stop, thread: Some(thread) }
-    }
-
-    /// Stops watching; returns the largest count seen.
-    fn finish(mut self) -> usize {
-        self.stop.store(true, Ordering::Relaxed);
-        self.thread.take().map_or(0, |t| t.join().unwrap_or(0))
-    }
-}
-
-impl Drop for ConnectionWatch {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
+        let result = measure();
+        stop.store(true, Ordering::Relaxed);
+        Ok((result?, watcher.join().unwrap_or(0)))
+    })
 }
 
 /// Connected (`St` 03) sockets bound to `path` in the text of `/proc/net/unix`: the server
@@ -513,101 +342,84 @@ fn accepted_connections(table: &str, path: &str) -> usize {
         .count()
 }
 
-fn table(columns: &[Figures; 3], flup: &Flup, cores: usize) -> String {
+fn table(columns: &[Run; 3], flup: &BenchJson, cores: usize) -> String {
     let [ours, haproxy, nginx] = columns;
     let mut text = String::from(
         "| measurement | `fcgi bench` → php-fpm | wrk → HAProxy → php-fpm | wrk → nginx → php-fpm | target | met |\n\
          |---|---:|---:|---:|---|:-:|\n",
     );
-    let mut row = |cells: [&str; 6]| text.push_str(&format!("| {} |\n", cells.join(" | ")));
+    let mut row = |what: &str, cell: &dyn Fn(&Run) -> String, target: &str, met: &str| {
+        let cells = columns.each_ref().map(cell).join(" | ");
+        text.push_str(&format!("| {what} | {cells} | {target} | {met} |\n"));
+    };
     let vs_haproxy = ours.req_per_s / haproxy.req_per_s;
-    row([
+    row(
         &format!("requests/s, hello.php, {CONCURRENCY} in flight"),
-        &thousands(ours.req_per_s),
-        &thousands(haproxy.req_per_s),
-        &thousands(nginx.req_per_s),
+        &|r| thousands(r.req_per_s),
         &format!(
             "≥ {TARGET_VS_HAPROXY}× wrk → HAProxy: {vs_haproxy:.2}× ({:.2}× wrk → nginx)",
             ours.req_per_s / nginx.req_per_s
         ),
         verdict(vs_haproxy >= TARGET_VS_HAPROXY),
-    ]);
-    let split =
-        |f: &Figures| format!("{:.2} µs ({:.2} wrk + {:.2} gateway)", f.client_us, f.load_us, f.gateway_us);
-    row([
+    );
+    row(
         "client CPU per request (fcgi bench; wrk + gateway)",
-        &format!("{:.2} µs", ours.client_us),
-        &split(haproxy),
-        &split(nginx),
+        &|r| match r.gateway_us {
+            0.0 => format!("{:.2} µs", r.client_us),
+            _ => format!("{:.2} µs ({:.2} wrk + {:.2} gateway)", r.client_us, r.load_us, r.gateway_us),
+        },
         &format!(
             "≤ {TARGET_CLIENT_CPU_US} µs ({:.2}× less than wrk + HAProxy)",
             haproxy.client_us / ours.client_us
         ),
         verdict(ours.client_us <= TARGET_CLIENT_CPU_US),
-    ]);
-    row([
-        "php-fpm CPU per request",
-        &format!("{:.2} µs", ours.php_us),
-        &format!("{:.2} µs", haproxy.php_us),
-        &format!("{:.2} µs", nginx.php_us),
-        "—",
-        "",
-    ]);
-    row([
+    );
+    row("php-fpm CPU per request", &|r| format!("{:.2} µs", r.php_us), "—", "");
+    row(
         &format!("ceiling: {cores} cores ÷ (php-fpm + client CPU per request)"),
-        &format!("{}/s", thousands(ours.ceiling(cores))),
-        &format!("{}/s", thousands(haproxy.ceiling(cores))),
-        &format!("{}/s", thousands(nginx.ceiling(cores))),
+        &|r| format!("{}/s", thousands(r.ceiling(cores))),
         "—",
         "",
-    ]);
-    let of_ceiling = |f: &Figures| f.req_per_s / f.ceiling(cores);
-    row([
+    );
+    let of_ceiling = |r: &Run| r.req_per_s / r.ceiling(cores);
+    row(
         "requests/s ÷ ceiling",
-        &format!("{:.0} %", 100.0 * of_ceiling(ours)),
-        &format!("{:.0} %", 100.0 * of_ceiling(haproxy)),
-        &format!("{:.0} %", 100.0 * of_ceiling(nginx)),
+        &|r| format!("{:.0} %", 100.0 * of_ceiling(r)),
         &format!("≥ {:.0} % (fcgi bench)", 100.0 * TARGET_OF_CEILING),
         verdict(of_ceiling(ours) >= TARGET_OF_CEILING),
-    ]);
-    let latency = |f: &Figures| format!("{:.3} / {:.3} ms", f.p50_ms, f.p99_ms);
-    row(["latency p50 / p99", &latency(ours), &latency(haproxy), &latency(nginx), "—", ""]);
+    );
+    row("latency p50 / p99", &|r| format!("{:.3} / {:.3} ms", r.p50_ms, r.p99_ms), "—", "");
     let all_ok =
         flup.completed == FLUP_REQUESTS as f64 && flup.errors == 0.0 && flup.status_200 == flup.completed;
-    row([
-        &format!(
-            "flup `multiplexed=True`: {} × `/echo`, {FLUP_CONCURRENCY} in flight on 1 connection (`--multiplex`)",
-            thousands(FLUP_REQUESTS as f64)
-        ),
-        &format!(
-            "{} ok, {} errors ({}/s)",
-            thousands(flup.status_200),
-            thousands(flup.errors),
-            thousands(flup.req_per_s)
-        ),
-        "",
-        "",
-        "all succeed",
-        verdict(all_ok),
-    ]);
+    text.push_str(&format!(
+        "| flup `multiplexed=True`: {} × `/echo`, {FLUP_CONCURRENCY} in flight on 1 connection (`--multiplex`) \
+         | {} ok, {} errors ({}/s) |  |  | all succeed | {} |\n",
+        thousands(FLUP_REQUESTS as f64),
+        thousands(flup.status_200),
+        thousands(flup.errors),
+        thousands(flup.req_per_s),
+        verdict(all_ok)
+    ));
     text
 }
 
-fn notes(
-    stack: &Stack,
-    versions: &[String],
-    most_connections: usize,
-    cores: usize,
-    clock_ticks: f64,
-    load: (&str, &str),
-    runs: &[(&str, &Vec<Run>)],
-) -> String {
-    let mut notes = format!(
-        "Setup: one php-fpm master, `pm = static` with {} children, serves every client on its unix \
+impl Runner<'_> {
+    fn notes(
+        &self,
+        stack: &Stack,
+        versions: &[String],
+        most: usize,
+        load: [&str; 2],
+        runs: &[Vec<Run>; 3],
+    ) -> String {
+        let (cores, clock_ticks) =
+            (std::thread::available_parallelism().map_or(1, |n| n.get()), self.clock_ticks);
+        let mut notes = format!(
+            "Setup: one php-fpm master, `pm = static` with {} children, serves every client on its unix \
          socket; HAProxy and nginx run in front of it all the time (their configs below), `fcgi bench` \
          talks to it directly. php-fpm keeps a worker for each open connection and both gateways keep \
          idle server connections, so the pool is larger than all clients' connections together: \
-         at most {most_connections} connections to php-fpm were open at once during the runs (counted \
+         at most {most} connections to php-fpm were open at once during the runs (counted \
          in `/proc/net/unix` every {} ms), for {} workers.\n\n\
          Clients: `fcgi bench /hello.php -c {CONCURRENCY} --connections {CONCURRENCY} --duration {DURATION_S}s \
          --json` (the request `fcgi get` sends; it checks status 200 and counts body bytes: \
@@ -622,77 +434,44 @@ fn notes(
          The **ceiling** is {cores} cores ÷ (php-fpm + client CPU per request). The flup row runs \
          `fcgi bench /echo --multiplex --connections 1 -c {FLUP_CONCURRENCY} -n {FLUP_REQUESTS} --json` \
          against flup's `WSGIServer(multiplexed=True)` (the test backend of `cargo xtask test`).\n\n",
-        gateways::PHP_WORKERS,
-        WATCH_EVERY.as_millis(),
-        gateways::PHP_WORKERS,
-        HELLO.len(),
-    );
-    notes.push_str("Versions: ");
-    notes.push_str(&versions.join("; "));
-    notes.push_str(".\n\n");
-    for gateway in [&stack.haproxy, &stack.nginx] {
-        let config = std::fs::read_to_string(&gateway.config).unwrap_or_default();
-        let config = config.replace(&stack.dir().display().to_string(), "$DIR");
+            gateways::PHP_WORKERS,
+            WATCH_EVERY.as_millis(),
+            gateways::PHP_WORKERS,
+            HELLO.len(),
+        );
+        notes.push_str("Versions: ");
+        notes.push_str(&versions.join("; "));
+        notes.push_str(".\n\n");
+        for gateway in [&stack.haproxy, &stack.nginx] {
+            let config = gateway.config.as_ref().and_then(|c| fs::read_to_string(c).ok()).unwrap_or_default();
+            let config = config.replace(&stack.dir().display().to_string(), "$DIR");
+            notes.push_str(&format!(
+                "{} configuration (`$DIR` is the run's temp dir):\n\n```\n{}\n```\n\n",
+                gateway.name,
+                config.trim_end()
+            ));
+        }
         notes.push_str(&format!(
-            "{} configuration (`$DIR` is the run's temp dir):\n\n```\n{}\n```\n\n",
-            gateway.name,
-            config.trim_end()
-        ));
-    }
-    notes.push_str(&format!(
-        "Load average (1 min) before/after the section: {} / {} (the runs themselves keep both \
+            "Load average (1 min) before/after the section: {} / {} (the runs themselves keep both \
          cores busy, which alone lifts the figure after to 2 or more). The machine is shared: other \
          work lowers requests/s and raises CPU per request for every client; compare the columns of \
          one run.\n\nRuns (requests/s | client µs/request | php-fpm µs/request):\n\n",
-        load.0, load.1
-    ));
-    for (name, runs) in runs {
-        let text: Vec<String> = runs
-            .iter()
-            .map(|r| format!("{:.0} | {:.2} | {:.2}", r.req_per_s, r.total_client_us(), r.php_us))
-            .collect();
-        notes.push_str(&format!("- {name}: {}\n", text.join("; ")));
+            load[0], load[1]
+        ));
+        for (name, runs) in ["fcgi bench", "wrk → HAProxy", "wrk → nginx"].iter().zip(runs) {
+            let text: Vec<String> = runs
+                .iter()
+                .map(|r| format!("{:.0} | {:.2} | {:.2}", r.req_per_s, r.client_us, r.php_us))
+                .collect();
+            notes.push_str(&format!("- {name}: {}\n", text.join("; ")));
+        }
+        notes
     }
-    notes
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const WRK: &str = "Running 5s test @ http://127.0.0.1:8080/hello.php
-  1 threads and 8 connections
-  Thread Stats   Avg      Stdev     Max   +/- Stdev
-    Latency   262.47us  101.35us   4.06ms   90.93%
-    Req/Sec    30.55k     1.21k   32.58k    74.00%
-  Latency Distribution
-     50%  245.00us
-     75%  283.00us
-     90%  334.00us
-     99%    1.18ms
-  152000 requests in 5.00s, 27.26MB read
-  Socket errors: connect 0, read 1, write 0, timeout 2
-Requests/sec:  30398.93
-Transfer/sec:      5.45MB
-";
-
-    #[test]
-    fn wrk_output() {
-        let out = WrkOutput::parse(WRK).unwrap();
-        assert_eq!(out.requests, 152000.0);
-        assert_eq!(out.req_per_s, 30398.93);
-        assert_eq!(out.errors, 3.0);
-        assert!((out.p50_ms - 0.245).abs() < 1e-9);
-        assert!((out.p99_ms - 1.18).abs() < 1e-9);
-        let non2xx = WRK.replace(
-            "  Socket errors: connect 0, read 1, write 0, timeout 2\n",
-            "  Non-2xx or 3xx responses: 7\n",
-        );
-        assert_eq!(WrkOutput::parse(&non2xx).unwrap().errors, 7.0);
-        assert!(WrkOutput::parse("garbage").is_err());
-        assert_eq!(wrk_duration_ms("2.00s").unwrap(), 2000.0);
-        assert!(wrk_duration_ms("12").is_err());
-    }
 
     #[test]
     fn proc_net_unix() {

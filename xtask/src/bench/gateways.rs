@@ -1,5 +1,7 @@
-//! The HTTP → FastCGI gateways the `gateway` and `stream` sections measure `fcgi` against:
-//! HAProxy and nginx (Debian packages) in front of one dedicated php-fpm pool.
+//! The HTTP fronts the `gateway`, `stream` and `serve` sections measure `fcgi` against, and
+//! measuring them: HAProxy and nginx (Debian packages) in front of one dedicated php-fpm pool;
+//! [`start`] for the fronts a section starts itself; [`measured`] for what a load run cost a
+//! front; [`LoadOutput`] for what wrk printed.
 //!
 //! [`Stack::start`] (through [`super::Ctx::gateways`], once per run) installs what is missing
 //! (see [`super::tools`]), and starts in a fresh temp dir (`$TMPDIR/fcgi-gw-*`):
@@ -14,7 +16,8 @@
 //!   on php-fpm's unix socket, default threads (one per core).
 //! - **nginx** (`nginx -p DIR -e ... -c nginx.conf -g 'daemon off;'`): `worker_processes auto`,
 //!   an upstream with `keepalive 8`, `fastcgi_keep_conn on`, Debian's `fastcgi_params` plus
-//!   `SCRIPT_FILENAME`, access log off, every temp path and the pid file in the temp dir.
+//!   `SCRIPT_FILENAME`, access log off, every temp path and the pid file in the temp dir; a
+//!   second port for h2c.
 //!
 //! Each listens on its own free port of 127.0.0.1 and is checked with one `GET /hello.php`
 //! before use. Nothing here touches system services the packages may have set up (policy-rc.d
@@ -31,6 +34,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use tempfile::TempDir;
 
+use super::measure::{ProcStat, clock_ticks, cpu_ticks};
 use super::tools;
 use crate::php_fpm::{self, PhpFpm};
 use crate::process::{self, Group, Signal};
@@ -118,14 +122,18 @@ impl Stack {
     }
 }
 
-/// A running HTTP gateway on `127.0.0.1:port`.
+/// A running HTTP front on `127.0.0.1:port`: a gateway of the stack, or one a section starts
+/// itself with [`start`] (`fcgi serve`, Caddy).
 pub struct Gateway {
-    /// "HAProxy" or "nginx".
+    /// "HAProxy", "nginx", ...
     pub name: &'static str,
     /// Its port on 127.0.0.1.
     pub port: u16,
-    /// Its configuration file.
-    pub config: PathBuf,
+    /// A second port speaking HTTP/2 without TLS (prior knowledge), where it has one: nginx 1.22
+    /// speaks either HTTP/1 or h2c on a port, never both.
+    pub h2c_port: Option<u16>,
+    /// Its configuration file, if it has one.
+    pub config: Option<PathBuf>,
     group: Group,
     log: PathBuf,
 }
@@ -133,8 +141,7 @@ pub struct Gateway {
 impl Gateway {
     fn haproxy(binary: &Path, dir: &Path, docroot: &Path, php_socket: &Path) -> Result<Gateway> {
         let config = dir.join("haproxy.cfg");
-        let log = dir.join("haproxy.log");
-        start_with_free_port("HAProxy", &config, &log, |port| {
+        start("HAProxy", Some(&config), &dir.join("haproxy.log"), |port| {
             fs::write(&config, haproxy_config(port, docroot, php_socket))
                 .with_context(|| format!("writing {}", config.display()))?;
             let mut cmd = Command::new(binary);
@@ -152,15 +159,24 @@ impl Gateway {
         let config = prefix.join("nginx.conf");
         let log = prefix.join("logs").join("error.log");
         let root = apt::is_root();
-        start_with_free_port("nginx", &config, &log, |port| {
-            fs::write(&config, nginx_config(port, &prefix, docroot, php_socket, root))
+        let h2c_port = std::cell::Cell::new(0);
+        let mut nginx = start("nginx", Some(&config), &log, |port| {
+            let mut h2c = free_port()?;
+            // A port just released may come back.
+            while h2c == port {
+                h2c = free_port()?;
+            }
+            h2c_port.set(h2c);
+            fs::write(&config, nginx_config([port, h2c], &prefix, docroot, php_socket, root))
                 .with_context(|| format!("writing {}", config.display()))?;
             let mut cmd = Command::new(binary);
             // -e: the error log before the config is read (the compiled-in default is
             // /var/log/nginx/error.log).
             cmd.arg("-p").arg(&prefix).arg("-e").arg(&log).arg("-c").arg(&config).args(["-g", "daemon off;"]);
             Ok(cmd)
-        })
+        })?;
+        nginx.h2c_port = Some(h2c_port.get());
+        Ok(nginx)
     }
 
     /// The master's (HAProxy's only) process id; nginx's workers are its children.
@@ -175,24 +191,18 @@ impl Gateway {
 
     /// Fails, with its log, if it has exited.
     pub fn check_running(&mut self) -> Result<()> {
-        if let Some(status) = self.group.try_wait()? {
-            bail!(
-                "{} exited unexpectedly ({})\n{}",
-                self.name,
-                process::describe(status),
-                read_log(&self.log)
-            );
-        }
-        Ok(())
+        let Some(status) = self.group.try_wait()? else { return Ok(()) };
+        let log = read_log(&self.log);
+        bail!("{} exited unexpectedly ({})\n{log}", self.name, process::describe(status))
     }
 }
 
-/// Starts a gateway on a port that was free a moment ago (`command` writes the config for a port
+/// Starts a front on a port that was free a moment ago (`command` writes the config for a port
 /// and returns the command line), retrying with another port if that one was taken meanwhile.
 /// Ready once `GET /hello.php` through it answers `Hello, world!`.
-fn start_with_free_port(
+pub fn start(
     name: &'static str,
-    config: &Path,
+    config: Option<&Path>,
     log: &Path,
     command: impl Fn(u16) -> Result<Command>,
 ) -> Result<Gateway> {
@@ -201,10 +211,10 @@ fn start_with_free_port(
         let port = free_port()?;
         let mut cmd = command(port)?;
         let output = fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
-        let output_err = output.try_clone().context("duplicating a log file handle")?;
-        cmd.stdout(output).stderr(output_err);
+        cmd.stdout(output.try_clone().context("duplicating a log file handle")?).stderr(output);
         let group = Group::spawn(name, &mut cmd, Signal::Term)?;
-        let mut gateway = Gateway { name, port, config: config.to_path_buf(), group, log: log.to_path_buf() };
+        let config = config.map(Path::to_path_buf);
+        let mut gateway = Gateway { name, port, h2c_port: None, config, group, log: log.to_path_buf() };
         match wait_ready(&mut gateway) {
             Ok(()) => return Ok(gateway),
             Err(err) if read_log(log).contains("Address already in use") => last_error = Some(err),
@@ -216,24 +226,9 @@ fn start_with_free_port(
 
 fn wait_ready(gateway: &mut Gateway) -> Result<()> {
     let started = Instant::now();
-    loop {
+    while TcpStream::connect(("127.0.0.1", gateway.port)).is_err() {
         gateway.check_running().with_context(|| format!("{} did not start", gateway.name))?;
         process::bail_if_interrupted()?;
-        if TcpStream::connect(("127.0.0.1", gateway.port)).is_ok() {
-            let (status, body) = http_get(gateway.port, "/hello.php").with_context(|| {
-                format!("GET /hello.php through {} (config {})", gateway.name, gateway.config.display())
-            })?;
-            if status != 200 || body != b"Hello, world!" {
-                bail!(
-                    "GET /hello.php through {} answered status {status} with {:?} (config {})\n{}",
-                    gateway.name,
-                    String::from_utf8_lossy(&body),
-                    gateway.config.display(),
-                    read_log(&gateway.log)
-                );
-            }
-            return Ok(());
-        }
         if started.elapsed() > READY_TIMEOUT {
             bail!(
                 "{} did not accept connections on 127.0.0.1:{} within {READY_TIMEOUT:?}\n{}",
@@ -244,31 +239,23 @@ fn wait_ready(gateway: &mut Gateway) -> Result<()> {
         }
         process::sleep(Duration::from_millis(50))?;
     }
+    let response = get_hello(gateway.port)
+        .with_context(|| format!("GET /hello.php through {}\n{}", gateway.name, read_log(&gateway.log)))?;
+    if response.split_whitespace().nth(1) != Some("200") || !response.ends_with("\r\n\r\nHello, world!") {
+        bail!("GET /hello.php through {} answered {response:?}\n{}", gateway.name, read_log(&gateway.log));
+    }
+    Ok(())
 }
 
-/// One HTTP/1.0 GET (so that the body comes unchunked, until the connection closes); returns
-/// the status and the body.
-pub fn http_get(port: u16, path: &str) -> Result<(u16, Vec<u8>)> {
+/// The whole response to `GET /hello.php` over HTTP/1.0, so that the body comes unchunked.
+fn get_hello(port: u16) -> Result<String> {
     let mut stream =
         TcpStream::connect(("127.0.0.1", port)).with_context(|| format!("connecting to port {port}"))?;
     stream.set_read_timeout(Some(Duration::from_secs(10))).context("setting a read timeout")?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").context("sending")?;
+    write!(stream, "GET /hello.php HTTP/1.0\r\nHost: localhost\r\n\r\n").context("sending")?;
     let mut response = Vec::new();
     stream.read_to_end(&mut response).context("reading the response")?;
-    let head_end = response
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .with_context(|| format!("no end of head in {:?}", String::from_utf8_lossy(&response)))?;
-    let head = String::from_utf8_lossy(&response[..head_end]).into_owned();
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .with_context(|| format!("no status in {head:?}"))?;
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
-        bail!("chunked response to an HTTP/1.0 request for {path}: {head:?}");
-    }
-    Ok((status, response[head_end + 4..].to_vec()))
+    Ok(String::from_utf8_lossy(&response).into_owned())
 }
 
 fn free_port() -> Result<u16> {
@@ -314,8 +301,13 @@ fn haproxy_config(port: u16, docroot: &Path, php_socket: &Path) -> String {
     )
 }
 
-/// nginx with an upstream keepalive cache of [`SERVER_CONNECTIONS`] per worker.
-fn nginx_config(port: u16, prefix: &Path, docroot: &Path, php_socket: &Path, root: bool) -> String {
+/// nginx with an upstream keepalive cache of [`SERVER_CONNECTIONS`] per worker, HTTP/1 on
+/// `ports[0]` and h2c on `ports[1]`; `sendfile` and `tcp_nopush` on for static files, as
+/// Debian's own nginx.conf has them; `keepalive_requests` past any run's requests per
+/// connection: nginx's default 1000 closes connections, which h2load never reopens and the
+/// other fronts never close.
+fn nginx_config(ports: [u16; 2], prefix: &Path, docroot: &Path, php_socket: &Path, root: bool) -> String {
+    let [port, h2c] = ports;
     let tmp = prefix.join("tmp");
     let tmp = tmp.display();
     format!(
@@ -331,6 +323,9 @@ fn nginx_config(port: u16, prefix: &Path, docroot: &Path, php_socket: &Path, roo
          \n\
          http {{\n\
          \x20   access_log off;\n\
+         \x20   sendfile on;\n\
+         \x20   tcp_nopush on;\n\
+         \x20   keepalive_requests 1000000;\n\
          \x20   client_body_temp_path {tmp}/body;\n\
          \x20   fastcgi_temp_path {tmp}/fastcgi;\n\
          \x20   proxy_temp_path {tmp}/proxy;\n\
@@ -344,6 +339,7 @@ fn nginx_config(port: u16, prefix: &Path, docroot: &Path, php_socket: &Path, roo
          \n\
          \x20   server {{\n\
          \x20       listen 127.0.0.1:{port};\n\
+         \x20       listen 127.0.0.1:{h2c} http2;\n\
          \x20       root {docroot};\n\
          \x20       location ~ \\.php$ {{\n\
          \x20           include {NGINX_FASTCGI_PARAMS};\n\
@@ -360,6 +356,116 @@ fn nginx_config(port: u16, prefix: &Path, docroot: &Path, php_socket: &Path, roo
     )
 }
 
+/// What a load run cost a front: utime + stime of it and its direct children over the run
+/// (from `/proc`, clock-tick resolution), and their summed peak RSS during it and RSS after.
+pub struct Cost {
+    pub cpu_s: f64,
+    pub peak_mib: f64,
+    pub rss_mib: f64,
+}
+
+/// Runs `run` (a load tool against the front `pid`) and measures what it cost the front. The
+/// peak is VmHWM after resetting it through `/proc/<pid>/clear_refs`: the high-water mark of
+/// this run alone, with nothing sampling while it runs.
+pub fn measured<T>(pid: u32, run: impl FnOnce() -> Result<T>) -> Result<(T, Cost)> {
+    for member in family(pid) {
+        // Without the reset (not our process, an old kernel) the peak is the lifetime one.
+        let _ = fs::write(format!("/proc/{member}/clear_refs"), "5");
+    }
+    let before = cpu_ticks(pid, true)?;
+    let value = run()?;
+    let ticks = cpu_ticks(pid, true)?.saturating_sub(before);
+    let cost = Cost {
+        cpu_s: ticks as f64 / clock_ticks()?,
+        peak_mib: mib(pid, "VmHWM"),
+        rss_mib: mib(pid, "VmRSS"),
+    };
+    Ok((value, cost))
+}
+
+/// `pid` and its direct children (nginx's workers).
+fn family(pid: u32) -> Vec<u32> {
+    let children = fs::read_dir("/proc").into_iter().flatten().flatten().filter_map(|entry| {
+        let child = entry.file_name().to_str()?.parse().ok()?;
+        let stat = fs::read_to_string(entry.path().join("stat")).ok()?;
+        (ProcStat::parse(&stat)?.ppid == pid).then_some(child)
+    });
+    std::iter::once(pid).chain(children).collect()
+}
+
+/// A kB field of `/proc/<pid>/status` (`VmRSS`, `VmHWM`) summed over `pid`'s family, in MiB.
+fn mib(pid: u32, field: &str) -> f64 {
+    let kib = |member: u32| -> Option<f64> {
+        let status = fs::read_to_string(format!("/proc/{member}/status")).ok()?;
+        let line = status.lines().find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))?;
+        line.split_whitespace().next()?.parse().ok()
+    };
+    family(pid).into_iter().filter_map(kib).sum::<f64>() / 1024.0
+}
+
+/// What a load tool (wrk; h2load in [`super::serve`]) printed; latencies NaN where it gives none.
+#[derive(Debug, PartialEq)]
+pub struct LoadOutput {
+    pub requests: f64,
+    pub req_per_s: f64,
+    /// Failed requests: socket errors, non-2xx/3xx responses.
+    pub errors: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+impl LoadOutput {
+    /// Reads wrk's output (`--latency` for the percentiles).
+    pub fn wrk(text: &str) -> Result<LoadOutput> {
+        let mut out =
+            LoadOutput { requests: -1.0, req_per_s: -1.0, errors: 0.0, p50_ms: f64::NAN, p99_ms: f64::NAN };
+        let number = |text: &str| text.trim().parse::<f64>().with_context(|| format!("bad number {text:?}"));
+        for line in text.lines().map(str::trim) {
+            if let Some((count, _)) = line.split_once(" requests in ") {
+                out.requests = number(count)?;
+            } else if let Some(rate) = line.strip_prefix("Requests/sec:") {
+                out.req_per_s = number(rate)?;
+            } else if let Some(count) = line.strip_prefix("Non-2xx or 3xx responses:") {
+                out.errors += number(count)?;
+            } else if let Some(errors) = line.strip_prefix("Socket errors:") {
+                // "connect 0, read 0, write 0, timeout 0"
+                for part in errors.split(',') {
+                    out.errors += number(part.split_whitespace().nth(1).context("bad socket errors line")?)?;
+                }
+            } else if let Some(value) = line.strip_prefix("50%") {
+                out.p50_ms = wrk_duration_ms(value.trim())?;
+            } else if let Some(value) = line.strip_prefix("99%") {
+                out.p99_ms = wrk_duration_ms(value.trim())?;
+            }
+        }
+        if out.requests < 0.0 || out.req_per_s < 0.0 {
+            bail!("no request count or Requests/sec line");
+        }
+        Ok(out)
+    }
+
+    /// `parse`s `text`, what `tool` printed against `front`; fails on any error or no request.
+    pub fn read(parse: fn(&str) -> Result<LoadOutput>, tool: &str, front: &str, text: &str) -> Result<Self> {
+        let out =
+            parse(text).with_context(|| format!("reading {tool}'s output through {front}: {text:?}"))?;
+        if out.errors > 0.0 || out.requests <= 0.0 {
+            bail!("{tool} through {front}: {} requests, {} failed\n{text}", out.requests, out.errors);
+        }
+        Ok(out)
+    }
+}
+
+/// `245.00us`, `1.20ms`, `2.00s`, `1.00m` → milliseconds.
+fn wrk_duration_ms(text: &str) -> Result<f64> {
+    // "us" and "ms" before "s", which ends them too.
+    let units = [("us", 1e-3), ("ms", 1.0), ("s", 1e3), ("m", 60e3)];
+    let (number, factor) = units
+        .iter()
+        .find_map(|(unit, factor)| Some((text.strip_suffix(unit)?, factor)))
+        .with_context(|| format!("no unit in {text:?}"))?;
+    Ok(number.parse::<f64>().with_context(|| format!("bad number in {text:?}"))? * factor)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -371,13 +477,44 @@ mod tests {
         assert!(haproxy.contains("    option keep-conn\n"));
         assert!(haproxy.contains("    use-fcgi-app php\n"));
         assert!(haproxy.contains("    bind 127.0.0.1:8080\n"));
-        let nginx =
-            nginx_config(8081, Path::new("/t/nginx"), Path::new("/t/docroot"), Path::new("/t/s.sock"), true);
+        let p = Path::new;
+        let nginx = nginx_config([8081, 8082], p("/t/nginx"), p("/t/docroot"), p("/t/s.sock"), true);
         assert!(nginx.starts_with("# Written"));
         assert!(nginx.contains("user root root;\n"));
         assert!(nginx.contains("        server unix:/t/s.sock;\n        keepalive 8;\n"));
         assert!(nginx.contains("            fastcgi_keep_conn on;\n"));
+        assert!(nginx.contains("        listen 127.0.0.1:8082 http2;\n"));
         assert!(nginx.contains("    fastcgi_temp_path /t/nginx/tmp/fastcgi;\n"));
-        assert!(!nginx_config(1, Path::new("/p"), Path::new("/d"), Path::new("/s"), false).contains("user "));
+        assert!(!nginx_config([1, 2], p("/p"), p("/d"), p("/s"), false).contains("user "));
+    }
+
+    const WRK: &str = "Running 5s test @ http://127.0.0.1:8080/hello.php
+  Latency Distribution
+     50%  245.00us
+     99%    1.18ms
+  152000 requests in 5.00s, 27.26MB read
+  Socket errors: connect 0, read 1, write 0, timeout 2
+Requests/sec:  30398.93
+";
+
+    #[test]
+    fn wrk_output() {
+        let out = LoadOutput::wrk(WRK).unwrap();
+        assert_eq!((out.requests, out.req_per_s, out.errors), (152000.0, 30398.93, 3.0));
+        assert!((out.p50_ms - 0.245).abs() < 1e-9 && (out.p99_ms - 1.18).abs() < 1e-9);
+        let non2xx = WRK
+            .replace("Socket errors: connect 0, read 1, write 0, timeout 2", "Non-2xx or 3xx responses: 7");
+        assert_eq!(LoadOutput::wrk(&non2xx).unwrap().errors, 7.0);
+        assert!(LoadOutput::read(LoadOutput::wrk, "wrk", "nginx", WRK).is_err(), "3 errors");
+        assert!(LoadOutput::wrk("garbage").is_err());
+        assert_eq!(wrk_duration_ms("2.00s").unwrap(), 2000.0);
+        assert!(wrk_duration_ms("12").is_err());
+    }
+
+    #[test]
+    fn measuring_a_process() {
+        let (value, cost) = measured(std::process::id(), || Ok(7)).unwrap();
+        assert_eq!(value, 7);
+        assert!(cost.rss_mib > 0.0 && cost.peak_mib > 0.0 && cost.cpu_s >= 0.0);
     }
 }

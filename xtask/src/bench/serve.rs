@@ -1,7 +1,17 @@
-//! Bench section `serve`: `wrk` through `fcgi serve`, nginx, HAProxy and Caddy (Debian
-//! packages), all four in front of the same php-fpm pool, in one run, at 8, 64 and 256
-//! connections.
+//! Bench section `serve`: `fcgi serve` as an HTTP front beside nginx, HAProxy and Caddy (Debian
+//! packages), all in front of the same php-fpm pool, in one run:
 //!
+//! 1. **hello.php, HTTP/1.1**: `wrk -t2 -cN -d5s --latency` at 8, 64 and 256 connections
+//!    through all four (php-fpm answers `Hello, world!`).
+//! 2. **static files**: wrk on [`SMALL_FILE`] of the docroot and on [`IMAGE`] (written into the
+//!    stack's docroot here), through `fcgi serve` and nginx at [`PAIR_LEVELS`] connections:
+//!    what the front does without php-fpm, where nginx is at its best (`sendfile`).
+//! 3. **HTTP/2**: `h2load -t2 -cN -m4 -n50000` with prior knowledge (h2c) on hello.php, through
+//!    `fcgi serve` (one port speaks both) and nginx (its h2c port).
+//! 4. **1 GiB**: `curl -o /dev/null` of `big.php?bytes=1073741824` through `fcgi serve` and
+//!    nginx: the response a gateway must stream without holding it.
+//!
+//! The fronts:
 //! - **fcgi serve**: the release CLI of [`super::Ctx::fcgi`], `fcgi serve --docroot DOCROOT
 //!   --socket PHP --fcgi-connections 8 --access-log off` (one thread, the default).
 //! - **nginx** and **HAProxy**: [`super::gateways`]' (upstream keepalive 8 per nginx worker,
@@ -9,132 +19,184 @@
 //! - **Caddy**: `caddy run` with `root * DOCROOT` and `php_fastcgi unix/PHP`, admin endpoint and
 //!   automatic HTTPS off, logs at ERROR.
 //!
-//! Each is given `GET /hello.php` (php-fpm answers `Hello, world!`) by `wrk -t2 -cN -d5s
-//! --latency`, after a one-second warm-up; the order of the fronts rotates with N. Figures:
-//! wrk's requests/s and p99; **gateway CPU per request** = the front's utime + stime (its
-//! process and direct children, from `/proc`) over the run ÷ requests; **RSS** = the front's
-//! VmRSS (with children) right after the run. php-fpm has [`super::gateways::PHP_WORKERS`]
-//! workers, more than all fronts' FastCGI connections; at 256 connections every front waits
-//! for php-fpm.
+//! At each level every front gets a short warm-up run of the kind measured (1 s of wrk, a fifth
+//! of h2load's requests), then [`REPEATS`] rounds of all fronts, the order rotating; figures
+//! are medians. The 1 GiB is one download per front. Gateway CPU per request, peak RSS and RSS
+//! after a run: see [`gateways::measured`]. php-fpm has [`gateways::PHP_WORKERS`] workers,
+//! more than all fronts' FastCGI connections; at 256 connections every front waits for php-fpm.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use super::gateways::{self, Stack};
-use super::measure::{clock_ticks, cpu_ticks, load_average, run_to_end, thousands};
-use super::tools::{self, Tool, WRK};
+use super::gateways::{self, Cost, Gateway, LoadOutput, Stack, measured};
+use super::measure::{Finished, load_average, median, run_to_end, thousands, version_line};
+use super::tools::{CURL, Tool, WRK};
 use super::{Ctx, Report};
-use crate::process::{self, Group, Signal};
 
 /// Caddy 2.6 (Debian 12's package).
 const CADDY: Tool = Tool { program: "caddy", package: "caddy", version_args: &["version"] };
+/// nghttp2's HTTP/2 load generator.
+const H2LOAD: Tool = Tool { program: "h2load", package: "nghttp2-client", version_args: &["--version"] };
 
-/// wrk's connections of each round.
+/// wrk's connections of each hello.php round.
 const CONNECTIONS: [usize; 3] = [8, 64, 256];
-/// Seconds of each measured run, and of the warm-up before it.
+/// Connections (h2load: clients) of the static-file and HTTP/2 rounds, `fcgi serve` and nginx.
+const PAIR_LEVELS: [usize; 2] = [8, 64];
+/// Concurrent streams per h2load client.
+const H2_STREAMS: usize = 4;
+/// h2load runs [`DURATION_S`] × this many requests rather than for a duration: its `-D` mode
+/// counts the streams still in flight when time is up as failed.
+const H2_REQUESTS_PER_S: usize = 10_000;
+/// A small asset of the docroot (a copy of `tests/php/`).
+const SMALL_FILE: &str = "/app/assets/style.css";
+/// An image-sized file this section writes into the docroot, and its size.
+const IMAGE: (&str, usize) = ("/image.jpg", 100 * 1024);
+/// The streamed response.
+const BIG_BYTES: u64 = 1 << 30;
+/// `fcgi serve`'s static-file requests/s as a fraction of nginx's, at least.
+const STATIC_GOAL: f64 = 0.8;
+/// Measured runs of each front at each level; figures are medians.
+const REPEATS: usize = 3;
+/// Seconds of each measured run, and of the warm-up before them.
 const DURATION_S: u32 = 5;
 const WARMUP_S: u32 = 1;
 /// FastCGI connections of `fcgi serve` (as nginx's keepalive and HAProxy's maxconn).
 const FCGI_CONNECTIONS: usize = 8;
-/// Longest one wrk run may take.
+/// Longest one load run and one 1 GiB download may take, and how often their end is looked for.
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long a front may take to answer its first request.
-const READY_TIMEOUT: Duration = Duration::from_secs(10);
+const BIG_TIMEOUT: Duration = Duration::from_secs(300);
+const POLL: Duration = Duration::from_millis(20);
 
-/// A front measured: a name, a URL, the process whose CPU and memory are counted.
-struct Front {
-    name: &'static str,
-    port: u16,
-    pid: u32,
-}
-
-/// A process this section started (`fcgi serve`, Caddy), stopped on drop.
-struct Started {
-    group: Group,
-    port: u16,
-}
-
-/// One wrk run.
+/// One load run, or the medians of a front's runs at a level.
 struct Run {
     req_per_s: f64,
     gateway_us: f64,
+    /// NaN for h2load, which reports no percentiles.
     p99_ms: f64,
     rss_mib: f64,
+}
+
+impl Run {
+    fn median(runs: &[Run]) -> Run {
+        let m = |f: fn(&Run) -> f64| median(runs.iter().map(f));
+        Run {
+            req_per_s: m(|r| r.req_per_s),
+            gateway_us: m(|r| r.gateway_us),
+            p99_ms: m(|r| r.p99_ms),
+            rss_mib: m(|r| r.rss_mib),
+        }
+    }
+}
+
+/// A run at a level (connections or clients) through a front.
+struct Row {
+    level: usize,
+    front: &'static str,
+    run: Run,
+}
+
+/// The 1 GiB download through a front.
+struct Big {
+    front: &'static str,
+    wall_s: f64,
+    cost: Cost,
+}
+
+/// The load tools, where their output goes, and the runs retried after a failure.
+struct Bench<'a> {
+    dir: &'a Path,
+    wrk: PathBuf,
+    h2load: PathBuf,
+    curl: PathBuf,
+    retried: std::cell::RefCell<Vec<String>>,
 }
 
 /// Measures; returns the report.
 pub fn run(ctx: &mut Ctx) -> Result<Report> {
     let load_before = load_average();
-    let wrk = WRK.require()?;
     let caddy = CADDY.require()?;
     let fcgi = ctx.fcgi()?;
     let build = ctx.fcgi_build_line();
     let stack = ctx.gateways()?;
     let work =
         tempfile::Builder::new().prefix("fcgi-bench-serve-").tempdir().context("creating a temp dir")?;
+    let bench = Bench {
+        dir: work.path(),
+        wrk: WRK.require()?,
+        h2load: H2LOAD.require()?,
+        curl: CURL.require()?,
+        retried: Default::default(),
+    };
+    let image = stack.docroot.join(&IMAGE.0[1..]);
+    fs::write(&image, (0..IMAGE.1).map(|i| (i * 7 % 251) as u8).collect::<Vec<u8>>())
+        .with_context(|| format!("writing {}", image.display()))?;
     println!("xtask: bench serve: starting fcgi serve and Caddy ...");
-    let serve = start_serve(&fcgi, work.path(), stack)?;
-    let caddy_started = start_caddy(&caddy, work.path(), stack)?;
-    let fronts = [
-        Front { name: "fcgi serve", port: serve.port, pid: serve.group.pid() },
-        Front { name: "nginx", port: stack.nginx.port, pid: stack.nginx.pid() },
-        Front { name: "HAProxy", port: stack.haproxy.port, pid: stack.haproxy.pid() },
-        Front { name: "Caddy", port: caddy_started.port, pid: caddy_started.group.pid() },
-    ];
-    let ticks = clock_ticks()?;
-    let mut rows = Vec::new();
-    for (round, &connections) in CONNECTIONS.iter().enumerate() {
-        for offset in 0..fronts.len() {
-            let front = &fronts[(round + offset) % fronts.len()];
-            println!("xtask: bench serve: {} at {connections} connections ...", front.name);
-            wrk_run(&wrk, work.path(), front, connections, WARMUP_S, ticks)?;
-            let run = wrk_run(&wrk, work.path(), front, connections, DURATION_S, ticks)?;
-            rows.push((connections, front.name, run));
-        }
-        stack.check_running()?;
+    let mut serve = start_serve(&fcgi, work.path(), stack)?;
+    let mut caddy_front = start_caddy(&caddy, work.path(), stack)?;
+
+    let all = [&serve, &stack.nginx, &stack.haproxy, &caddy_front];
+    let hello = bench.rounds("hello.php", &CONNECTIONS, &all, |f, n, s| bench.wrk(f, "/hello.php", n, s))?;
+    let pair = [&serve, &stack.nginx];
+    let mut statics = Vec::new();
+    for file in [SMALL_FILE, IMAGE.0] {
+        let rows = bench.rounds(file, &PAIR_LEVELS, &pair, |f, n, s| bench.wrk(f, file, n, s))?;
+        statics.push((file, fs::metadata(stack.docroot.join(&file[1..])).map_or(0, |m| m.len()), rows));
     }
+    let h2 = bench.rounds("h2c hello.php", &PAIR_LEVELS, &pair, |f, n, s| bench.h2load(f, n, s))?;
+    let big = pair.map(|front| bench.big(front)).into_iter().collect::<Result<Vec<Big>>>()?;
+    serve.check_running()?;
+    caddy_front.check_running()?;
+    stack.check_running()?;
+
+    let mut table = format!("**hello.php, HTTP/1.1** (wrk)\n\n{}", load_table("connections", &hello));
+    for (file, bytes, rows) in &statics {
+        table.push_str(&format!(
+            "\n**Static `{file}`, {} bytes** (wrk)\n\n{}",
+            thousands(*bytes as f64),
+            load_table("connections", rows)
+        ));
+    }
+    table.push_str(&format!(
+        "\n**hello.php, HTTP/2 h2c, {H2_STREAMS} streams per client** (h2load)\n\n{}\n\
+         **1 GiB from `big.php`** (curl)\n\n{}",
+        load_table("clients", &h2),
+        big_table(&big)
+    ));
     let versions = [
-        measure_version(&fcgi, &["--version"]),
+        version_line(&fcgi, &["--version"]),
         stack.versions.join("; "),
-        tools::package_version("caddy"),
-        WRK.version(&wrk),
+        CADDY.version(&caddy),
+        WRK.version(&bench.wrk),
+        H2LOAD.version(&bench.h2load),
+        CURL.version(&bench.curl),
     ];
+    let load = [load_before, load_average()];
+    let notes = notes(&bench.retried.borrow(), &hello, &statics, &h2, &versions, &build, &load);
     Ok(Report {
         title: "fcgi serve: HTTP front vs nginx, HAProxy and Caddy on one php-fpm pool".into(),
         command: "cargo xtask bench serve".into(),
-        table: table(&rows),
-        notes: notes(&rows, &versions, &build, &load_before),
+        table,
+        notes,
     })
 }
 
-fn measure_version(program: &Path, args: &[&str]) -> String {
-    super::measure::version_line(program, args)
-}
-
-fn start_serve(fcgi: &Path, dir: &Path, stack: &Stack) -> Result<Started> {
-    let log = dir.join("fcgi-serve.log");
-    start("fcgi serve", &log, |port| {
+fn start_serve(fcgi: &Path, dir: &Path, stack: &Stack) -> Result<Gateway> {
+    gateways::start("fcgi serve", None, &dir.join("fcgi-serve.log"), |port| {
         let mut cmd = Command::new(fcgi);
-        cmd.arg("serve")
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--docroot")
-            .arg(&stack.docroot)
-            .arg("--socket")
-            .arg(&stack.php.socket)
-            .args(["--fcgi-connections", &FCGI_CONNECTIONS.to_string(), "--access-log", "off"]);
+        cmd.arg("serve").arg("--listen").arg(format!("127.0.0.1:{port}"));
+        cmd.arg("--docroot").arg(&stack.docroot).arg("--socket").arg(&stack.php.socket);
+        cmd.args(["--fcgi-connections", &FCGI_CONNECTIONS.to_string(), "--access-log", "off"]);
         Ok(cmd)
     })
 }
 
-fn start_caddy(caddy: &Path, dir: &Path, stack: &Stack) -> Result<Started> {
+fn start_caddy(caddy: &Path, dir: &Path, stack: &Stack) -> Result<Gateway> {
     let config = dir.join("Caddyfile");
-    let log = dir.join("caddy.log");
-    start("Caddy", &log, |port| {
+    gateways::start("Caddy", Some(&config), &dir.join("caddy.log"), |port| {
         fs::write(&config, caddyfile(port, &stack.docroot, &stack.php.socket))
             .with_context(|| format!("writing {}", config.display()))?;
         let mut cmd = Command::new(caddy);
@@ -166,204 +228,228 @@ fn caddyfile(port: u16, docroot: &Path, php_socket: &Path) -> String {
     )
 }
 
-/// Starts a front on a free port, ready once `GET /hello.php` answers `Hello, world!`.
-fn start(name: &'static str, log: &Path, command: impl Fn(u16) -> Result<Command>) -> Result<Started> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .context("finding a free port")?
-        .port();
-    let mut cmd = command(port)?;
-    let out = fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
-    cmd.stdout(out.try_clone()?).stderr(out);
-    let mut group = Group::spawn(name, &mut cmd, Signal::Term)?;
-    let started = std::time::Instant::now();
-    loop {
-        if let Some(status) = group.try_wait()? {
-            bail!(
-                "{name} exited ({}): {}",
-                process::describe(status),
-                fs::read_to_string(log).unwrap_or_default()
-            );
-        }
-        process::bail_if_interrupted()?;
-        if let Ok((status, body)) = gateways::http_get(port, "/hello.php") {
-            if status == 200 && body == b"Hello, world!" {
-                return Ok(Started { group, port });
+impl Bench<'_> {
+    /// Per level: a warm-up run of `load(front, level, seconds)` per front, then [`REPEATS`]
+    /// measured rounds of all fronts, the order rotating; one row of medians per front, in the
+    /// order of `fronts`. Medians of rounds side by side: other work on the machine comes and
+    /// goes, and a single run can land on a busy moment. A failed run (wrk counts a stall of
+    /// the whole front as timeouts) is retried once and listed in the notes.
+    fn rounds(
+        &self,
+        what: &str,
+        levels: &[usize],
+        fronts: &[&Gateway],
+        load: impl Fn(&Gateway, usize, u32) -> Result<Run>,
+    ) -> Result<Vec<Row>> {
+        let mut rows = Vec::new();
+        for &level in levels {
+            println!("xtask: bench serve: {what} at {level}, {REPEATS} rounds ...");
+            let mut runs: Vec<Vec<Run>> = fronts.iter().map(|_| Vec::new()).collect();
+            for front in fronts {
+                load(front, level, WARMUP_S)?;
             }
-            bail!("GET /hello.php through {name} answered {status} {:?}", String::from_utf8_lossy(&body));
-        }
-        if started.elapsed() > READY_TIMEOUT {
-            bail!(
-                "{name} did not answer within {READY_TIMEOUT:?}: {}",
-                fs::read_to_string(log).unwrap_or_default()
-            );
-        }
-        process::sleep(Duration::from_millis(50))?;
-    }
-}
-
-fn wrk_run(
-    wrk: &Path,
-    dir: &Path,
-    front: &Front,
-    connections: usize,
-    seconds: u32,
-    ticks: f64,
-) -> Result<Run> {
-    let url = format!("http://127.0.0.1:{}/hello.php", front.port);
-    let mut cmd = Command::new(wrk);
-    cmd.args(["-t2", &format!("-c{connections}"), &format!("-d{seconds}s"), "--latency", &url]);
-    let name = format!("wrk-{}-{connections}", front.name.replace(' ', "-"));
-    let before = cpu_ticks(front.pid, true)?;
-    let finished = run_to_end(dir, &name, &mut cmd, RUN_TIMEOUT, Duration::from_millis(20))?.check(&name)?;
-    let after = cpu_ticks(front.pid, true)?;
-    let rss_mib = rss_kib(front.pid) as f64 / 1024.0;
-    let out = Wrk::parse(&finished.stdout)
-        .with_context(|| format!("reading wrk's output: {:?}", finished.stdout))?;
-    if out.errors > 0.0 {
-        bail!("wrk through {}: {} errors or non-2xx responses\n{}", front.name, out.errors, finished.stdout);
-    }
-    if out.requests <= 0.0 {
-        bail!("wrk through {} completed no request\n{}", front.name, finished.stdout);
-    }
-    Ok(Run {
-        req_per_s: out.req_per_s,
-        gateway_us: after.saturating_sub(before) as f64 / ticks * 1e6 / out.requests,
-        p99_ms: out.p99_ms,
-        rss_mib,
-    })
-}
-
-/// VmRSS of `pid` and its direct children, KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let rss = |pid: u32| -> u64 {
-        fs::read_to_string(format!("/proc/{pid}/status"))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("VmRSS:"))
-                    .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-            })
-            .unwrap_or(0)
-    };
-    let mut total = rss(pid);
-    if let Ok(entries) = fs::read_dir("/proc") {
-        for entry in entries.flatten() {
-            let Some(child) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
-                continue;
-            };
-            let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else { continue };
-            if super::measure::ProcStat::parse(&stat).is_some_and(|s| s.ppid == pid) {
-                total += rss(child);
-            }
-        }
-    }
-    total
-}
-
-/// What wrk printed.
-#[derive(Debug, PartialEq)]
-struct Wrk {
-    requests: f64,
-    req_per_s: f64,
-    errors: f64,
-    p99_ms: f64,
-}
-
-impl Wrk {
-    fn parse(text: &str) -> Result<Wrk> {
-        let mut out = Wrk { requests: -1.0, req_per_s: -1.0, errors: 0.0, p99_ms: f64::NAN };
-        for line in text.lines().map(str::trim) {
-            if let Some((count, _)) = line.split_once(" requests in ") {
-                out.requests = count.trim().parse().with_context(|| format!("bad count in {line:?}"))?;
-            } else if let Some(rate) = line.strip_prefix("Requests/sec:") {
-                out.req_per_s = rate.trim().parse().with_context(|| format!("bad rate in {line:?}"))?;
-            } else if let Some(count) = line.strip_prefix("Non-2xx or 3xx responses:") {
-                out.errors +=
-                    count.trim().parse::<f64>().with_context(|| format!("bad count in {line:?}"))?;
-            } else if let Some(errors) = line.strip_prefix("Socket errors:") {
-                for part in errors.split(',') {
-                    let count = part.split_whitespace().nth(1).context("bad socket errors line")?;
-                    out.errors += count.parse::<f64>().with_context(|| format!("bad count in {line:?}"))?;
+            for repeat in 0..REPEATS {
+                for offset in 0..fronts.len() {
+                    let i = (repeat + offset) % fronts.len();
+                    let run = load(fronts[i], level, DURATION_S).or_else(|err| {
+                        let why = format!("{err:#}").lines().next().unwrap_or_default().to_owned();
+                        self.retried.borrow_mut().push(format!("{what} at {level}: {why}"));
+                        load(fronts[i], level, DURATION_S)
+                    })?;
+                    runs[i].push(run);
                 }
-            } else if let Some(value) = line.strip_prefix("99%") {
-                out.p99_ms = duration_ms(value.trim())?;
+            }
+            for (front, runs) in fronts.iter().zip(&runs) {
+                rows.push(Row { level, front: front.name, run: Run::median(runs) });
             }
         }
-        if out.requests < 0.0 || out.req_per_s < 0.0 {
-            bail!("no request count or Requests/sec line");
+        Ok(rows)
+    }
+
+    fn wrk(&self, front: &Gateway, path: &str, connections: usize, seconds: u32) -> Result<Run> {
+        let line = format!("-t2 -c{connections} -d{seconds}s --latency {}", front.url(path));
+        self.load("wrk", LoadOutput::wrk, front, Command::new(&self.wrk).args(line.split(' ')))
+    }
+
+    fn h2load(&self, front: &Gateway, clients: usize, seconds: u32) -> Result<Run> {
+        let port = front.h2c_port.unwrap_or(front.port);
+        let requests = seconds as usize * H2_REQUESTS_PER_S;
+        let line = format!("-t2 -c{clients} -m{H2_STREAMS} -n{requests} http://127.0.0.1:{port}/hello.php");
+        self.load("h2load", h2load_output, front, Command::new(&self.h2load).args(line.split(' ')))
+    }
+
+    /// Runs `cmd` (`tool` against `front`, its output read by `parse`) and measures the front.
+    fn load(
+        &self,
+        tool: &str,
+        parse: fn(&str) -> Result<LoadOutput>,
+        front: &Gateway,
+        cmd: &mut Command,
+    ) -> Result<Run> {
+        let (finished, cost) = self.measured(tool, front, cmd, RUN_TIMEOUT)?;
+        let out = LoadOutput::read(parse, tool, front.name, &finished.stdout)?;
+        let gateway_us = cost.cpu_s * 1e6 / out.requests;
+        Ok(Run { req_per_s: out.req_per_s, gateway_us, p99_ms: out.p99_ms, rss_mib: cost.rss_mib })
+    }
+
+    /// `curl -o /dev/null` of [`BIG_BYTES`] from `big.php` through `front`; all must arrive.
+    fn big(&self, front: &Gateway) -> Result<Big> {
+        println!("xtask: bench serve: 1 GiB through {} ...", front.name);
+        let mut cmd = Command::new(&self.curl);
+        cmd.args(["-sS", "-o", "/dev/null", "-w", "%{http_code} %{size_download}"]);
+        cmd.arg(front.url(&format!("/big.php?bytes={BIG_BYTES}")));
+        let (finished, cost) = self.measured("curl", front, &mut cmd, BIG_TIMEOUT)?;
+        let got = finished.stdout.trim();
+        if got != format!("200 {BIG_BYTES}") {
+            bail!("curl through {}: status and bytes {got:?}, expected 200 {BIG_BYTES}", front.name);
         }
-        Ok(out)
+        Ok(Big { front: front.name, wall_s: finished.wall.as_secs_f64(), cost })
+    }
+
+    /// Runs `cmd` (`tool`) to its end, successfully, and measures what it cost `front`.
+    fn measured(
+        &self,
+        tool: &str,
+        front: &Gateway,
+        cmd: &mut Command,
+        timeout: Duration,
+    ) -> Result<(Finished, Cost)> {
+        let name = format!("{tool}-{}", front.name.replace(' ', "-"));
+        measured(front.pid(), || run_to_end(self.dir, &name, cmd, timeout, POLL)?.check(&name))
     }
 }
 
-/// `245.00us`, `1.20ms`, `2.00s`, `1.00m` → milliseconds.
-fn duration_ms(text: &str) -> Result<f64> {
-    let split =
-        text.find(|c: char| c.is_ascii_alphabetic()).with_context(|| format!("no unit in {text:?}"))?;
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number.parse().with_context(|| format!("bad number in {text:?}"))?;
-    Ok(match unit {
-        "us" => value / 1000.0,
-        "ms" => value,
-        "s" => value * 1000.0,
-        "m" => value * 60_000.0,
-        _ => bail!("unknown unit in {text:?}"),
-    })
+/// Reads h2load's `finished in 5.00s, 24425.40 req/s, 2.03MB/s` and `requests: N total,
+/// N started, N done, N succeeded, N failed, N errored, N timeout` (failed counts the errored,
+/// the timed out and the non-2xx/3xx).
+fn h2load_output(text: &str) -> Result<LoadOutput> {
+    let mut out =
+        LoadOutput { requests: -1.0, req_per_s: -1.0, errors: 0.0, p50_ms: f64::NAN, p99_ms: f64::NAN };
+    for line in text.lines().map(str::trim) {
+        if let Some(rest) = line.strip_prefix("finished in ") {
+            let rate = rest.split(", ").nth(1).and_then(|r| r.strip_suffix(" req/s"));
+            out.req_per_s = rate.with_context(|| format!("no req/s in {line:?}"))?.parse()?;
+        } else if let Some(counts) = line.strip_prefix("requests: ") {
+            for (count, what) in counts.split(", ").filter_map(|part| part.split_once(' ')) {
+                match what {
+                    "done" => out.requests = count.parse()?,
+                    "failed" => out.errors = count.parse()?,
+                    _ => {}
+                }
+            }
+        }
+    }
+    if out.requests < 0.0 || out.req_per_s < 0.0 {
+        bail!("no `finished in` or `requests:` line");
+    }
+    Ok(out)
 }
 
-fn table(rows: &[(usize, &str, Run)]) -> String {
-    let mut out = String::from(
-        "| connections | front | requests/s | gateway CPU per request | p99 latency | RSS after the run |\n\
-         |---:|---|---:|---:|---:|---:|\n",
+/// Load runs by level (`level` names it: connections, clients) and front.
+fn load_table(level: &str, rows: &[Row]) -> String {
+    let mut out = format!(
+        "| {level} | front | requests/s | gateway CPU per request | p99 latency | RSS after the run |\n\
+         |---:|---|---:|---:|---:|---:|\n"
     );
-    for connections in CONNECTIONS {
-        let mut group: Vec<&(usize, &str, Run)> = rows.iter().filter(|(c, _, _)| *c == connections).collect();
-        group.sort_by_key(|(_, name, _)| {
-            ["fcgi serve", "nginx", "HAProxy", "Caddy"].iter().position(|n| n == name)
-        });
-        for (_, name, run) in group {
-            out.push_str(&format!(
-                "| {connections} | {name} | {} | {:.1} µs | {:.2} ms | {:.1} MiB |\n",
-                thousands(run.req_per_s),
-                run.gateway_us,
-                run.p99_ms,
-                run.rss_mib
-            ));
-        }
+    for Row { level, front, run } in rows {
+        let p99 = if run.p99_ms.is_nan() { "—".to_owned() } else { format!("{:.2} ms", run.p99_ms) };
+        out.push_str(&format!(
+            "| {level} | {front} | {} | {:.1} µs | {p99} | {:.1} MiB |\n",
+            thousands(run.req_per_s),
+            run.gateway_us,
+            run.rss_mib
+        ));
     }
     out
 }
 
-fn notes(rows: &[(usize, &str, Run)], versions: &[String], build: &str, load_before: &str) -> String {
-    let find = |connections: usize, name: &str| {
-        rows.iter().find(|(c, n, _)| *c == connections && *n == name).map(|r| &r.2)
-    };
+fn big_table(runs: &[Big]) -> String {
+    let mut out = String::from(
+        "| front | wall time | throughput | gateway CPU | gateway peak RSS | RSS after |\n\
+         |---|---:|---:|---:|---:|---:|\n",
+    );
+    for Big { front, wall_s, cost } in runs {
+        out.push_str(&format!(
+            "| {front} | {wall_s:.2} s | {:.0} MiB/s | {:.2} s | {:.1} MiB | {:.1} MiB |\n",
+            BIG_BYTES as f64 / (1024.0 * 1024.0) / wall_s,
+            cost.cpu_s,
+            cost.peak_mib,
+            cost.rss_mib
+        ));
+    }
+    out
+}
+
+/// `fcgi serve`'s requests/s ÷ `peer`'s at `level`, and its CPU per request ÷ the peer's.
+fn ratio(rows: &[Row], level: usize, peer: &str) -> Option<(f64, f64)> {
+    let find = |name: &str| rows.iter().find(|r| r.level == level && r.front == name).map(|r| &r.run);
+    let (ours, theirs) = (find("fcgi serve")?, find(peer)?);
+    Some((ours.req_per_s / theirs.req_per_s, ours.gateway_us / theirs.gateway_us))
+}
+
+/// One sentence per level: `fcgi serve` against every other front of `rows`.
+fn versus(what: &str, level_unit: &str, rows: &[Row]) -> String {
+    let mut levels: Vec<usize> = rows.iter().map(|r| r.level).collect();
+    levels.dedup();
     let mut out = String::new();
-    for connections in CONNECTIONS {
-        let Some(ours) = find(connections, "fcgi serve") else { continue };
-        let ratios: Vec<String> = ["nginx", "HAProxy", "Caddy"]
-            .iter()
-            .filter_map(|name| {
-                find(connections, name).map(|peer| {
-                    format!(
-                        "{:.2}x {name}'s requests/s at {:.2}x its CPU per request",
-                        ours.req_per_s / peer.req_per_s,
-                        ours.gateway_us / peer.gateway_us
-                    )
-                })
+    for level in levels {
+        let peers = rows.iter().filter(|r| r.level == level && r.front != "fcgi serve");
+        let ratios: Vec<String> = peers
+            .filter_map(|peer| {
+                let (speed, cpu) = ratio(rows, level, peer.front)?;
+                Some(format!("{speed:.2}x {}'s requests/s at {cpu:.2}x its CPU per request", peer.front))
             })
             .collect();
-        out.push_str(&format!("At {connections} connections `fcgi serve` did {}.\n", ratios.join(", ")));
+        out.push_str(&format!("{what}, {level} {level_unit}: `fcgi serve` did {}.\n", ratios.join(", ")));
     }
+    out
+}
+
+fn notes(
+    retried: &[String],
+    hello: &[Row],
+    statics: &[(&str, u64, Vec<Row>)],
+    h2: &[Row],
+    versions: &[String],
+    build: &str,
+    load: &[String; 2],
+) -> String {
+    let mut out = versus("hello.php", "connections", hello);
+    for (file, _, rows) in statics {
+        out.push_str(&versus(&format!("Static `{file}`"), "connections", rows));
+    }
+    out.push_str(&versus("HTTP/2 hello.php", "clients", h2));
+    let static_ratios = statics.iter().flat_map(|(_, _, rows)| PAIR_LEVELS.map(|n| ratio(rows, n, "nginx")));
+    let worst = static_ratios.map(|r| r.map_or(0.0, |(speed, _)| speed)).fold(f64::INFINITY, f64::min);
     out.push_str(&format!(
-        "\nMethod: see `xtask/src/bench/serve.rs`. One 5 s run per front and level after a 1 s warm-up \
-         (`wrk -t2 -cN -d5s --latency`, GET /hello.php); no repeats, so differences of a few percent are \
-         noise. Goals of the issue: CPU per request ≤ 0.6x nginx's and ≤ 0.5x HAProxy's; requests/s \
-         ≥ 1.05x the best of the others at 8 and 64 connections. The machine has {} cores shared with \
-         wrk, php-fpm and other work (load average before: {load_before}). Versions: {}. fcgi built with \
-         `{build}`.\n",
+        "\nGoal for static files: `fcgi serve` ≥ {STATIC_GOAL}x nginx's requests/s at every level; \
+         lowest measured {worst:.2}x: {}.\n",
+        if worst >= STATIC_GOAL { "met" } else { "not met" }
+    ));
+    out.push_str(&match retried {
+        [] => "\nNo run failed.\n".to_owned(),
+        _ => format!("\nRuns that failed and were run again: {}.\n", retried.join("; ")),
+    });
+    out.push_str(&format!(
+        "\nMethod: see `xtask/src/bench/serve.rs`. At each level a warm-up run per front, then \
+         {REPEATS} rounds of all fronts, the order rotating; each figure is the median of its \
+         {REPEATS} runs. `wrk -t2 -cN -d{DURATION_S}s --latency URL` ({WARMUP_S} s to warm up); \
+         `h2load -t2 -cN -m{H2_STREAMS} -n{} URL` (a fifth as many to warm up; h2c with prior \
+         knowledge: the same port for `fcgi serve`, a second `listen ... http2` port for nginx); \
+         `curl -sS -o /dev/null` for the 1 GiB, one download per front, wall time from start to \
+         exit. Gateway CPU: utime + stime of the front's process and its direct children from \
+         `/proc`, over the run, per request; peak RSS: VmHWM, reset through `/proc/PID/clear_refs` \
+         before the run; both summed over nginx's master and workers. `fcgi serve` runs on its \
+         default one thread, nginx with `worker_processes auto` (one per core), `sendfile on` and \
+         `tcp_nopush on` as Debian's nginx.conf has them. Goals on hello.php: CPU per request ≤ 0.6x \
+         nginx's and ≤ 0.5x HAProxy's; requests/s ≥ 1.05x the best of the others at 8 and 64 \
+         connections. The machine has {} cores shared with the load tools, php-fpm and other work \
+         (load average before/after the section: {} / {}); compare the fronts of one run. \
+         Versions: {}. fcgi built with `{build}`.\n",
+        DURATION_S as usize * H2_REQUESTS_PER_S,
         std::thread::available_parallelism().map_or(0, |n| n.get()),
+        load[0],
+        load[1],
         versions.join("; ")
     ));
     out
@@ -382,12 +468,26 @@ mod tests {
     }
 
     #[test]
-    fn wrk_output() {
-        let text = "Running 5s test @ http://127.0.0.1:1/hello.php\n  Latency Distribution\n     50%  1.00ms\n     \
-                    99%  2.50ms\n  1000 requests in 5.00s, 1.00MB read\nRequests/sec:    200.00\n";
-        let out = Wrk::parse(text).unwrap();
-        assert_eq!(out, Wrk { requests: 1000.0, req_per_s: 200.0, errors: 0.0, p99_ms: 2.5 });
-        assert!(Wrk::parse("nothing").is_err());
-        assert_eq!(duration_ms("245.00us").unwrap(), 0.245);
+    fn h2load_outputs() {
+        let text = "finished in 5.00s, 24425.40 req/s, 2.03MB/s\n\
+                    requests: 122127 total, 122191 started, 122127 done, 122120 succeeded, 7 failed, \
+                    7 errored, 0 timeout\nstatus codes: 122120 2xx, 0 3xx, 0 4xx, 0 5xx\n";
+        let out = h2load_output(text).unwrap();
+        assert_eq!((out.requests, out.req_per_s, out.errors), (122127.0, 24425.4, 7.0));
+        assert!(out.p99_ms.is_nan());
+        assert!(h2load_output("nothing").is_err());
+    }
+
+    #[test]
+    fn ratios_per_level() {
+        let run = |req_per_s, gateway_us| Run { req_per_s, gateway_us, p99_ms: f64::NAN, rss_mib: 1.0 };
+        let rows = [
+            Row { level: 8, front: "fcgi serve", run: run(900.0, 10.0) },
+            Row { level: 8, front: "nginx", run: run(1000.0, 20.0) },
+        ];
+        assert_eq!(ratio(&rows, 8, "nginx"), Some((0.9, 0.5)));
+        assert_eq!(ratio(&rows, 64, "nginx"), None);
+        assert!(versus("x", "clients", &rows).contains("x, 8 clients: `fcgi serve` did 0.90x nginx's"));
+        assert!(load_table("clients", &rows).contains("| 8 | nginx | 1,000 | 20.0 µs | — | 1.0 MiB |\n"));
     }
 }
