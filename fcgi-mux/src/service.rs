@@ -60,7 +60,7 @@ use crate::response::ResponseBody;
 ///     let app = app.clone();
 ///     let service = FcgiService::new(pool.clone(), move |head: &http::request::Parts, body_len: u64| {
 ///         let params = derive(head, Some(body_len), &connection, &app)?;
-///         Ok(params.into_vec().into_iter().map(|(n, v)| (Bytes::from(n), Bytes::from(v))).collect())
+///         Ok(params.into_iter().map(|(n, v)| (Bytes::from(n), Bytes::from(v))).collect())
 ///     });
 ///     // A service error closes the HTTP connection: map it with `Error::gateway_status`
 ///     // first (axum, or `tower::ServiceExt::map_result`) to answer 502/504 instead.
