@@ -8,7 +8,6 @@
 //! A [`Finish`] rides along and runs when the response is done or dropped: the access-log line
 //! and the application's STDERR.
 
-use std::path::Path;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
@@ -64,10 +63,10 @@ impl ServeBody {
         ServeBody::new(Kind::Full(Some(bytes.into())))
     }
 
-    /// `count` bytes of the file at `path` from `start`, read as the client takes them.
-    pub async fn file(path: &Path, start: u64, count: u64) -> std::io::Result<ServeBody> {
+    /// `count` bytes of `file` from `start`, read as the client takes them.
+    pub async fn file(file: std::fs::File, start: u64, count: u64) -> std::io::Result<ServeBody> {
         use tokio::io::AsyncSeekExt;
-        let mut file = tokio::fs::File::open(path).await?;
+        let mut file = tokio::fs::File::from_std(file);
         file.seek(std::io::SeekFrom::Start(start)).await?;
         Ok(ServeBody::new(Kind::File { file: file.take(count), buf: BytesMut::new() }))
     }

@@ -131,7 +131,12 @@ pub fn range(headers: &HeaderMap, len: u64, validators: &Validators) -> RangeAns
 
 /// The response for a regular file at `path` (already routed, inside the document root).
 pub async fn respond(method: &Method, headers: &HeaderMap, path: &Path) -> Response<ServeBody> {
-    let meta = match std::fs::metadata(path) {
+    // Opened first, then asked for its metadata: the file described is the file sent, even if
+    // the path changes meanwhile.
+    let Ok(file) = std::fs::File::open(path) else {
+        return super::response::text(StatusCode::NOT_FOUND);
+    };
+    let meta = match file.metadata() {
         Ok(meta) if meta.is_file() => meta,
         _ => return super::response::text(StatusCode::NOT_FOUND),
     };
@@ -163,12 +168,12 @@ pub async fn respond(method: &Method, headers: &HeaderMap, path: &Path) -> Respo
         return with_body(builder, ServeBody::empty_with_length(count));
     }
     let body = if count <= READ_WHOLE_MAX {
-        match read_part(path, start, count) {
+        match read_part(&file, start, count) {
             Ok(bytes) => ServeBody::full(bytes),
             Err(_) => return super::response::text(StatusCode::NOT_FOUND),
         }
     } else {
-        match ServeBody::file(path, start, count).await {
+        match ServeBody::file(file, start, count).await {
             Ok(body) => body,
             Err(_) => return super::response::text(StatusCode::NOT_FOUND),
         }
@@ -176,15 +181,11 @@ pub async fn respond(method: &Method, headers: &HeaderMap, path: &Path) -> Respo
     with_body(builder, body)
 }
 
-fn read_part(path: &Path, start: u64, count: u64) -> std::io::Result<Bytes> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut file = std::fs::File::open(path)?;
-    file.seek(SeekFrom::Start(start))?;
-    let mut bytes = Vec::with_capacity(count as usize);
-    file.take(count).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 != count {
-        return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the file shrank"));
-    }
+/// `count` bytes from `start`, in one read for a file that did not shrink.
+fn read_part(file: &std::fs::File, start: u64, count: u64) -> std::io::Result<Bytes> {
+    use std::os::unix::fs::FileExt;
+    let mut bytes = vec![0; count as usize];
+    file.read_exact_at(&mut bytes, start)?;
     Ok(Bytes::from(bytes))
 }
 
