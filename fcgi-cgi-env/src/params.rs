@@ -58,11 +58,19 @@ pub struct ParamName(Cow<'static, str>);
 
 /// A parameter value, as [`CgiParams`] yields it by value: fixed values (`CGI/1.1`, `GET`,
 /// `http`...) are `'static` and never copied. Dereferences to `[u8]`; converts into [`Bytes`]
-/// without a copy.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// without a copy. Two values are equal when their bytes are, however each is held.
+#[derive(Clone, Debug)]
 pub struct ParamValue(Value);
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+impl PartialEq for ParamValue {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for ParamValue {}
+
+#[derive(Clone, Debug)]
 enum Value {
     Static(&'static [u8]),
     Owned(Vec<u8>),
@@ -345,5 +353,45 @@ impl fmt::Display for Redacted<'_> {
             writeln!(f)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+
+    #[test]
+    fn values_compare_by_their_bytes_however_held() {
+        let mut fixed = CgiParams::new();
+        fixed.push_unchecked("REQUEST_METHOD", "GET");
+        fixed.push_unchecked("DOCUMENT_ROOT", ParamValue::shared(&Bytes::from_static(b"/srv")));
+        let mut set = CgiParams::new();
+        set.set("REQUEST_METHOD", "GET".to_owned()).unwrap();
+        set.set("DOCUMENT_ROOT", b"/srv".to_vec()).unwrap();
+        assert_eq!(fixed, set);
+        set.set("DOCUMENT_ROOT", "/var").unwrap();
+        assert_ne!(fixed, set);
+    }
+
+    #[test]
+    fn pairs_convert_into_bytes_and_back() {
+        let mut params = CgiParams::new();
+        params.push_unchecked("GATEWAY_INTERFACE", "CGI/1.1");
+        params.set("X_OWN", b"v".to_vec()).unwrap();
+        let bytes: Vec<(Bytes, Bytes)> =
+            params.clone().into_iter().map(|(n, v)| (n.into(), v.into())).collect();
+        assert_eq!(
+            bytes,
+            [
+                (Bytes::from_static(b"GATEWAY_INTERFACE"), Bytes::from_static(b"CGI/1.1")),
+                (Bytes::from_static(b"X_OWN"), Bytes::from_static(b"v")),
+            ]
+        );
+        assert_eq!(
+            params.into_vec(),
+            [("GATEWAY_INTERFACE".to_owned(), b"CGI/1.1".to_vec()), ("X_OWN".to_owned(), b"v".to_vec())]
+        );
     }
 }

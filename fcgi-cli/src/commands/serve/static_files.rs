@@ -132,8 +132,11 @@ pub fn range(headers: &HeaderMap, len: u64, validators: &Validators) -> RangeAns
 /// The response for a regular file at `path` (already routed, inside the document root).
 pub async fn respond(method: &Method, headers: &HeaderMap, path: &Path) -> Response<ServeBody> {
     // Opened first, then asked for its metadata: the file described is the file sent, even if
-    // the path changes meanwhile.
-    let Ok(file) = std::fs::File::open(path) else {
+    // the path changes meanwhile. Non-blocking, so that a FIFO swapped in after routing cannot
+    // hold the server in `open` (it is then refused as not a regular file).
+    use std::os::unix::fs::OpenOptionsExt;
+    let opened = std::fs::OpenOptions::new().read(true).custom_flags(nix::libc::O_NONBLOCK).open(path);
+    let Ok(file) = opened else {
         return super::response::text(StatusCode::NOT_FOUND);
     };
     let meta = match file.metadata() {
@@ -207,6 +210,41 @@ mod tests {
 
     fn validators() -> Validators {
         Validators::new(1000, UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000))
+    }
+
+    #[test]
+    fn a_fifo_is_refused_without_waiting_for_a_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("pipe.css");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        assert!(made.success());
+        // A blocking open would hold the thread, where no timer can reach it: answer on a
+        // thread of its own and wait for it with a deadline.
+        let (sent, answered) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let response = runtime.block_on(respond(&Method::GET, &HeaderMap::new(), &fifo));
+            let _ = sent.send(response.status());
+        });
+        let status =
+            answered.recv_timeout(std::time::Duration::from_secs(5)).expect("open must not block on a FIFO");
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn a_small_file_is_sent_whole_and_a_range_in_part() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.txt");
+        std::fs::write(&path, b"0123456789").unwrap();
+        let whole = respond(&Method::GET, &HeaderMap::new(), &path).await;
+        assert_eq!(whole.status(), StatusCode::OK);
+        assert_eq!(
+            http_body_util::BodyExt::collect(whole.into_body()).await.unwrap().to_bytes(),
+            "0123456789"
+        );
+        let part = respond(&Method::GET, &headers(&[("range", "bytes=2-4")]), &path).await;
+        assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
+        assert_eq!(http_body_util::BodyExt::collect(part.into_body()).await.unwrap().to_bytes(), "234");
     }
 
     #[test]
