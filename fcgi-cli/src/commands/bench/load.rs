@@ -2,9 +2,13 @@
 //! exactly that many requests are in flight; a controller that runs the warm-up, measures the
 //! steady state and stops the run on time.
 //!
-//! Everything runs on the CLI's current-thread runtime, in a `LocalSet`: the counters are
-//! plain cells shared by the tasks (no atomics, no locks), which is also the cheapest way to
-//! drive a load from one core.
+//! Everything runs on the CLI's current-thread runtime. The workers are ordinary runtime tasks,
+//! not tasks of a `LocalSet`: they then share one run queue with fcgi-mux's connection drivers,
+//! so a worker woken by a driver runs right after it. A `LocalSet` is polled only once the
+//! runtime's queue is empty, after a non-blocking poll of the I/O driver, which costs a system
+//! call per wake-up and lets a driver finish a whole batch of answers before any worker can
+//! send its next request. The counters are therefore atomics and uncontended locks. Only the
+//! progress ticker and the Ctrl-C watch, which touch the terminal, stay local tasks.
 //!
 //! The measured period starts when the warm-up ends: from then on every request that
 //! *finishes* is counted (the requests in flight at that moment included). It ends
@@ -19,10 +23,9 @@
 //! A request that fails to connect is counted, then its worker pauses briefly before the next
 //! attempt, so a server that goes away mid-run does not turn the run into a busy loop.
 
-use std::cell::{Cell, RefCell};
 use std::future::Future;
-use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use http::StatusCode;
@@ -112,71 +115,98 @@ pub struct View {
 /// State shared by the workers and the controller.
 struct Shared {
     plan: Plan,
-    stats: RefCell<Stats>,
-    measuring: Cell<bool>,
-    phase_start: Cell<Instant>,
+    stats: Mutex<Stats>,
+    measuring: AtomicBool,
+    phase_start: Mutex<Instant>,
     /// Measured requests that may still be started (`u64::MAX` without `-n`).
-    tickets: Cell<u64>,
-    in_flight: Cell<u64>,
+    tickets: AtomicU64,
+    in_flight: AtomicU64,
     /// When each worker's current request started.
-    started: Vec<Cell<Option<Instant>>>,
-    stop: Cell<Option<Stop>>,
-    workers_left: Cell<usize>,
+    started: Vec<Mutex<Option<Instant>>>,
+    /// Why the run ends; the first reason wins.
+    stop: OnceLock<Stop>,
+    workers_left: AtomicUsize,
     /// Signalled when the run should end (stop set, or every worker done).
     done: Notify,
-    answered: Cell<bool>,
-    connect_failures: Cell<u64>,
-    first_error: RefCell<Option<(Exit, String)>>,
+    answered: AtomicBool,
+    connect_failures: AtomicU64,
+    first_error: OnceLock<(Exit, String)>,
 }
 
 impl Shared {
     fn end(&self, stop: Stop) {
-        if self.stop.get().is_none() {
-            self.stop.set(Some(stop));
-        }
+        let _ = self.stop.set(stop);
         self.done.notify_one();
     }
 
+    fn stopping(&self) -> bool {
+        self.stop.get().is_some()
+    }
+
+    /// Whether a worker may start another request: always during the warm-up, and in the
+    /// measured period while `-n` leaves tickets.
+    fn take_ticket(&self) -> bool {
+        if !self.measuring.load(Relaxed) {
+            return true;
+        }
+        let take = |n: u64| match n {
+            0 => None,
+            u64::MAX => Some(n),
+            n => Some(n - 1),
+        };
+        self.tickets.fetch_update(Relaxed, Relaxed, take).is_ok()
+    }
+
+    fn stats(&self) -> MutexGuard<'_, Stats> {
+        lock(&self.stats)
+    }
+
     fn view(&self) -> View {
-        let stats = self.stats.borrow();
+        let stats = self.stats();
         View {
-            measuring: self.measuring.get(),
-            elapsed: self.phase_start.get().elapsed(),
+            measuring: self.measuring.load(Relaxed),
+            elapsed: lock(&self.phase_start).elapsed(),
             finished: stats.finished(),
             failed: stats.failed,
         }
     }
 }
 
+/// Locks `mutex`, whose data stays consistent even if a holder panicked (every update is one
+/// step).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Runs `plan`, calling `request` for every request, and `progress` a few times per second
-/// with a view of the run. Must run inside a `LocalSet`.
+/// with a view of the run. Must run inside a `LocalSet` (the progress ticker is a local task).
 pub async fn drive<F, Fut>(
     plan: Plan,
     request: F,
     mut progress: impl FnMut(View) + 'static,
 ) -> anyhow::Result<Outcome>
 where
-    F: Fn() -> Fut + 'static,
-    Fut: Future<Output = Answer> + 'static,
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Answer> + Send + 'static,
 {
-    let shared = Rc::new(Shared {
+    let shared = Arc::new(Shared {
         plan,
-        stats: RefCell::new(Stats::new()),
-        measuring: Cell::new(false),
-        phase_start: Cell::new(Instant::now()),
-        tickets: Cell::new(u64::MAX),
-        in_flight: Cell::new(0),
-        started: (0..plan.concurrency).map(|_| Cell::new(None)).collect(),
-        stop: Cell::new(None),
-        workers_left: Cell::new(plan.concurrency),
+        stats: Mutex::new(Stats::new()),
+        measuring: AtomicBool::new(false),
+        phase_start: Mutex::new(Instant::now()),
+        tickets: AtomicU64::new(u64::MAX),
+        in_flight: AtomicU64::new(0),
+        started: (0..plan.concurrency).map(|_| Mutex::new(None)).collect(),
+        stop: OnceLock::new(),
+        workers_left: AtomicUsize::new(plan.concurrency),
         done: Notify::new(),
-        answered: Cell::new(false),
-        connect_failures: Cell::new(0),
-        first_error: RefCell::new(None),
+        answered: AtomicBool::new(false),
+        connect_failures: AtomicU64::new(0),
+        first_error: OnceLock::new(),
     });
-    let request = Rc::new(request);
+    let request = Arc::new(request);
     let mut tasks: Vec<JoinHandle<()>> = (0..plan.concurrency)
-        .map(|index| tokio::task::spawn_local(worker(index, shared.clone(), request.clone())))
+        .map(|index| tokio::spawn(worker(index, shared.clone(), request.clone())))
         .collect();
     let ticker = shared.clone();
     tasks.push(tokio::task::spawn_local(async move {
@@ -198,13 +228,13 @@ where
     }
     let cpu_start = CpuTime::now()?;
     let start = Instant::now();
-    shared.phase_start.set(start);
-    shared.measuring.set(true);
+    *lock(&shared.phase_start) = start;
     if let Some(n) = plan.requests {
         // The requests in flight now finish inside the measured period: they are its first.
-        shared.tickets.set(n.saturating_sub(shared.in_flight.get()));
+        shared.tickets.store(n.saturating_sub(shared.in_flight.load(Relaxed)), Relaxed);
     }
-    if shared.stop.get().is_none() {
+    shared.measuring.store(true, Relaxed);
+    if !shared.stopping() {
         match plan.duration {
             Some(duration) => {
                 if tokio::time::timeout_at((start + duration).into(), shared.done.notified()).await.is_err() {
@@ -217,8 +247,12 @@ where
     let wall = start.elapsed();
     let cpu = CpuTime::now()?.since(cpu_start);
     let now = Instant::now();
-    let cancelled_ages: Vec<Duration> =
-        shared.started.iter().filter_map(Cell::get).map(|at| now.saturating_duration_since(at)).collect();
+    let cancelled_ages: Vec<Duration> = shared
+        .started
+        .iter()
+        .filter_map(|slot| *lock(slot))
+        .map(|at| now.saturating_duration_since(at))
+        .collect();
     for task in &tasks {
         task.abort();
     }
@@ -226,79 +260,68 @@ where
     for task in tasks {
         let _ = task.await;
     }
-    let stats = std::mem::replace(&mut *shared.stats.borrow_mut(), Stats::new());
+    let stats = std::mem::replace(&mut *shared.stats(), Stats::new());
     Ok(Outcome {
         stats,
         wall,
         cpu,
         cancelled: cancelled_ages.len() as u64,
         cancelled_ages,
-        stop: shared.stop.get().unwrap_or(Stop::Requests),
-        first_error: shared.first_error.borrow_mut().take(),
+        stop: shared.stop.get().copied().unwrap_or(Stop::Requests),
+        first_error: shared.first_error.get().cloned(),
     })
 }
 
 /// One worker: one request after the other until the run ends.
-async fn worker<F, Fut>(index: usize, shared: Rc<Shared>, request: Rc<F>)
+async fn worker<F, Fut>(index: usize, shared: Arc<Shared>, request: Arc<F>)
 where
     F: Fn() -> Fut,
     Fut: Future<Output = Answer>,
 {
     let slot = &shared.started[index];
-    while shared.stop.get().is_none() {
-        if shared.measuring.get() {
-            match shared.tickets.get() {
-                0 => break,
-                u64::MAX => {}
-                n => shared.tickets.set(n - 1),
-            }
-        }
+    while !shared.stopping() && shared.take_ticket() {
         let start = Instant::now();
-        slot.set(Some(start));
-        shared.in_flight.set(shared.in_flight.get() + 1);
+        *lock(slot) = Some(start);
+        shared.in_flight.fetch_add(1, Relaxed);
         let answer = request().await;
-        shared.in_flight.set(shared.in_flight.get() - 1);
-        slot.set(None);
+        shared.in_flight.fetch_sub(1, Relaxed);
+        *lock(slot) = None;
         if record(&shared, answer, start) {
             tokio::time::sleep(CONNECT_RETRY_PAUSE).await;
         }
     }
-    shared.workers_left.set(shared.workers_left.get() - 1);
-    if shared.workers_left.get() == 0 {
+    if shared.workers_left.fetch_sub(1, Relaxed) == 1 {
         shared.end(Stop::Requests);
     }
 }
 
 /// Counts one answer; true when it was a connection failure (the worker then pauses).
 fn record(shared: &Shared, answer: Answer, start: Instant) -> bool {
-    let measuring = shared.measuring.get();
+    let measuring = shared.measuring.load(Relaxed);
     let mut connect_failed = false;
     match answer {
         Ok((status, body_bytes)) => {
-            shared.answered.set(true);
+            shared.answered.store(true, Relaxed);
             if measuring {
-                shared.stats.borrow_mut().record_response(status, body_bytes, start.elapsed());
+                shared.stats().record_response(status, body_bytes, start.elapsed());
             }
         }
         Err(error) => {
             let exit = Exit::for_mux_error(&error);
-            let mut first = shared.first_error.borrow_mut();
-            if first.is_none() {
-                *first = Some((exit, stats::error_message(&error)));
-            }
+            let _ = shared.first_error.get_or_init(|| (exit, stats::error_message(&error)));
             if measuring {
-                shared.stats.borrow_mut().record_error(exit, || stats::error_message(&error));
+                shared.stats().record_error(exit, || stats::error_message(&error));
             }
             if matches!(exit, Exit::Connect | Exit::Resolve) {
                 connect_failed = true;
-                shared.connect_failures.set(shared.connect_failures.get() + 1);
-                if !shared.answered.get() && shared.connect_failures.get() >= shared.plan.concurrency as u64 {
+                let failures = shared.connect_failures.fetch_add(1, Relaxed) + 1;
+                if !shared.answered.load(Relaxed) && failures >= shared.plan.concurrency as u64 {
                     shared.end(Stop::NoConnection);
                 }
             }
         }
     }
-    if measuring && shared.plan.requests.is_some_and(|n| shared.stats.borrow().finished() >= n) {
+    if measuring && shared.plan.requests.is_some_and(|n| shared.stats().finished() >= n) {
         shared.end(Stop::Requests);
     }
     connect_failed
@@ -321,8 +344,8 @@ mod tests {
 
     fn run<F, Fut>(plan: Plan, request: F) -> Outcome
     where
-        F: Fn() -> Fut + 'static,
-        Fut: Future<Output = Answer> + 'static,
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Answer> + Send + 'static,
     {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let local = tokio::task::LocalSet::new();
@@ -385,10 +408,9 @@ mod tests {
 
     #[test]
     fn errors_are_counted_not_fatal() {
-        let count = Rc::new(Cell::new(0u32));
+        let count = std::sync::atomic::AtomicU32::new(0);
         let outcome = run(plan(2, Some(100), None), move || {
-            let n = count.get();
-            count.set(n + 1);
+            let n = count.fetch_add(1, Relaxed);
             async move {
                 if n % 2 == 0 {
                     Ok((StatusCode::OK, 0))
