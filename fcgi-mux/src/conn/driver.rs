@@ -270,7 +270,8 @@ impl Driver {
             }
             match Pin::new(&mut self.io).poll_write(cx, &self.write_buf) {
                 Poll::Ready(Ok(0)) => {
-                    self.machine.handle_io_error(io::ErrorKind::WriteZero.into());
+                    self.write_buf.clear();
+                    self.machine.handle_write_error(io::ErrorKind::WriteZero.into(), now);
                     return true;
                 }
                 Poll::Ready(Ok(n)) => {
@@ -278,7 +279,9 @@ impl Driver {
                     progress = true;
                 }
                 Poll::Ready(Err(error)) => {
-                    self.machine.handle_io_error(error);
+                    // What the server sent before closing is still read (see the machine).
+                    self.write_buf.clear();
+                    self.machine.handle_write_error(error, now);
                     return true;
                 }
                 Poll::Pending => return progress,

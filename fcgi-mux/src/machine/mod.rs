@@ -214,8 +214,9 @@ enum Closed {
 /// One FastCGI connection as a state machine.
 ///
 /// **Inputs**: received bytes ([`recv_buffer`](Self::recv_buffer) + [`handle_input`](Self::handle_input),
-/// or [`receive`](Self::receive)), the end of input ([`handle_eof`](Self::handle_eof)) or an I/O
-/// failure ([`handle_io_error`](Self::handle_io_error)), the time ([`handle_timeout`](Self::handle_timeout);
+/// or [`receive`](Self::receive)), the end of input ([`handle_eof`](Self::handle_eof)), a failed
+/// write ([`handle_write_error`](Self::handle_write_error)) or any other I/O failure
+/// ([`handle_io_error`](Self::handle_io_error)), the time ([`handle_timeout`](Self::handle_timeout);
 /// every input takes `now`), and the application's commands: [`start`](Self::start) a request,
 /// give body bytes ([`send_body`](Self::send_body), [`finish_body`](Self::finish_body),
 /// [`fail_body`](Self::fail_body)), [`release`](Self::release) consumed response bytes,
@@ -269,6 +270,9 @@ pub struct ConnectionMachine {
     retire_at: Option<Instant>,
     retiring: bool,
     closed: Option<Closed>,
+    /// Writing failed: nothing more is sent, and what was received is still read to its end
+    /// (see [`ConnectionMachine::handle_write_error`]).
+    write_failed: Option<Error>,
     /// Requests that ended with END_REQUEST.
     completed: u64,
     /// The server closed the connection while no request was in progress, after at least one
@@ -312,6 +316,7 @@ impl ConnectionMachine {
             retire_at: None,
             retiring: false,
             closed: None,
+            write_failed: None,
             completed: 0,
             peer_closed_idle: false,
             config,
@@ -482,7 +487,7 @@ impl ConnectionMachine {
     /// Appends the bytes to send to `dst` (control records first, then one record per request
     /// in turn) until `dst` holds 64 KiB or nothing is left to send now.
     pub fn poll_transmit(&mut self, dst: &mut BytesMut, now: Instant) {
-        if self.closed.is_some() {
+        if self.closed.is_some() || self.write_failed.is_some() {
             return;
         }
         while let Some(record) = self.control.pop_front() {

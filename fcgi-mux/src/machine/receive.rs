@@ -88,9 +88,42 @@ impl ConnectionMachine {
         self.handle_input(now);
     }
 
-    /// Reading or writing failed: the connection is gone.
+    /// Reading failed: the connection is gone.
     pub fn handle_io_error(&mut self, error: io::Error) {
         self.fail_all(Closed::Failed(Error::io(error)));
+    }
+
+    /// Writing failed (`EPIPE`, `ECONNRESET`): the server closed the connection, possibly
+    /// after answering without reading all of a request, as uWSGI does with a Filter's data.
+    /// Nothing more is sent and no request starts; requests that sent nothing are handed back
+    /// at once, and the rest keep what the server already sent: reading goes on to the end of
+    /// input, where those still unanswered fail with this error.
+    pub fn handle_write_error(&mut self, error: io::Error, now: Instant) {
+        if self.closed.is_some() || self.write_failed.is_some() {
+            return;
+        }
+        self.control.clear();
+        self.retiring = true;
+        let mut at = 0;
+        while at < self.requests.len() {
+            let request = &self.requests[at];
+            if !request.is_live() || request.out.wrote_any {
+                at += 1;
+                continue;
+            }
+            let mut request = self.requests.remove(at);
+            let returned = request.out.head.take().map(|head| Box::new(RequestHead(head)));
+            let result = Err(Error::ConnectionClosed { sent_nothing: true });
+            self.events.push_back(Event::End { key: request.key, result, returned });
+            self.events.push_back(Event::Released { key: request.key });
+        }
+        let error = Error::io(error);
+        if self.live() == 0 {
+            self.fail_all(Closed::Failed(error));
+            return;
+        }
+        self.write_failed = Some(error);
+        self.after_removal(now);
     }
 
     /// After EOF, once every whole record was dispatched.
@@ -108,7 +141,8 @@ impl ConnectionMachine {
             self.peer_closed_idle = self.config.keep_conn && self.completed > 0 && !self.retiring;
             self.fail_all(Closed::Clean);
         } else {
-            self.fail_all(Closed::Failed(Error::ConnectionClosed { sent_nothing: false }));
+            let error = self.write_failed.take().unwrap_or(Error::ConnectionClosed { sent_nothing: false });
+            self.fail_all(Closed::Failed(error));
         }
     }
 

@@ -257,6 +257,47 @@ fn cancelling_without_multiplexing_closes_and_returns_queued_requests() {
 }
 
 #[test]
+fn after_a_failed_write_what_the_server_sent_still_answers_the_request() {
+    let mut b = Bench::new(config());
+    b.start(b"abc");
+    b.start(b"queued");
+    b.sent();
+    b.m.handle_write_error(std::io::ErrorKind::BrokenPipe.into(), b.t0);
+    // The queued request sent nothing: it can go elsewhere at once.
+    assert_eq!(b.log(), ["1 error closed sent_nothing=true (returned)", "1 released"]);
+    assert!(!b.m.accepts_requests());
+    assert!(!b.m.is_closed(), "still reading what the server sent");
+    assert!(b.m.wants_read());
+    assert!(b.sent().is_empty(), "nothing more is written");
+    let reply = php_fpm_reply(1, "early");
+    b.feed(&reply, b.t0);
+    b.m.handle_eof(b.t0);
+    assert_eq!(b.log(), ["0 stderr PHP Notice: x +0", "0 head 200", "0 body early", "0 end 0", "0 released"]);
+    assert!(b.m.is_closed());
+}
+
+#[test]
+fn after_a_failed_write_without_an_answer_the_request_fails_with_the_write_error() {
+    let mut b = Bench::new(config());
+    b.start(b"abc");
+    b.sent();
+    b.m.handle_write_error(std::io::ErrorKind::BrokenPipe.into(), b.t0);
+    assert!(b.log().is_empty());
+    b.m.handle_eof(b.t0);
+    let log = b.log();
+    assert_eq!(log.len(), 2, "{log:?}");
+    assert!(log[0].starts_with("0 error ") && !log[0].contains("sent_nothing"), "{log:?}");
+    assert!(
+        matches!(b.m.close_reason(), Some(Err(Error::Io(e))) if e.kind() == std::io::ErrorKind::BrokenPipe)
+    );
+
+    // With nothing in progress, a failed write closes the connection at once.
+    let mut b = Bench::new(config());
+    b.m.handle_write_error(std::io::ErrorKind::BrokenPipe.into(), b.t0);
+    assert!(b.m.is_closed());
+}
+
+#[test]
 fn cancelling_a_request_not_yet_written_needs_no_close() {
     let mut b = Bench::new(config());
     let key = b.start(b"");

@@ -292,3 +292,96 @@ async fn a_connector_that_fails_or_hangs_gives_a_clear_error() {
     assert_eq!(start.elapsed(), Duration::from_secs(2));
     assert_clean(&hanging);
 }
+
+/// A server as the client's socket can show it: it takes `accept` bytes, then refuses writes
+/// with a broken pipe, and its answer becomes readable only once a write was refused. A real
+/// socket gives this order when the server answers and closes between two writes of the
+/// client (uWSGI answering a Filter without reading its data).
+struct AnswersThenCloses {
+    accept: usize,
+    answer: Option<Bytes>,
+    refused: bool,
+    reader: Option<std::task::Waker>,
+}
+
+impl tokio::io::AsyncWrite for AnswersThenCloses {
+    fn poll_write(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        if self.accept == 0 {
+            self.refused = true;
+            if let Some(reader) = self.reader.take() {
+                reader.wake();
+            }
+            return Poll::Ready(Err(std::io::ErrorKind::BrokenPipe.into()));
+        }
+        let n = buf.len().min(self.accept);
+        self.accept -= n;
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl tokio::io::AsyncRead for AnswersThenCloses {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if !self.refused {
+            self.reader = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        if let Some(answer) = self.answer.take() {
+            buf.put_slice(&answer);
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// `Status: 413` and `too big`, then END_REQUEST, for request id 1.
+fn early_answer() -> Bytes {
+    use fcgi_proto::{Padding, ProtocolStatus, Record, RecordType, RequestId, encode_record};
+    let mut answer = bytes::BytesMut::new();
+    let head = Bytes::from_static(b"Status: 413 Too Large\r\n\r\ntoo big");
+    let stdout = Record::stream(RecordType::STDOUT, RequestId(1), head).unwrap();
+    encode_record(&mut answer, &stdout, Padding::None).unwrap();
+    let end = Record::end_request(RequestId(1), 0, ProtocolStatus::REQUEST_COMPLETE);
+    encode_record(&mut answer, &end, Padding::None).unwrap();
+    answer.freeze()
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_answer_sent_before_the_server_stopped_reading_is_kept() {
+    // The server answers after the first 4 KiB of a 1 MiB body and closes: writing the rest
+    // fails, yet the answer it sent is the request's answer.
+    let stream =
+        AnswersThenCloses { accept: 4096, answer: Some(early_answer()), refused: false, reader: None };
+    let (connection, driver) =
+        crate::Connection::handshake(stream, crate::ConnectionConfig::default()).await.unwrap();
+    let driver = tokio::spawn(driver);
+    let body = Bytes::from(vec![b'x'; 1 << 20]);
+    let request = http::Request::post("/upload").body(Full::new(body)).unwrap();
+    let response = connection.request(request, [("SCRIPT_NAME", "/upload")]).await.unwrap();
+    assert_eq!(response.status(), 413);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"too big");
+    drop(connection);
+    // Every request on it was answered: the connection ends as retired, without an error.
+    assert!(driver.await.unwrap().is_ok());
+
+    // Without an answer, the request fails with the write's error.
+    let stream = AnswersThenCloses { accept: 4096, answer: None, refused: false, reader: None };
+    let (connection, driver) =
+        crate::Connection::handshake(stream, crate::ConnectionConfig::default()).await.unwrap();
+    tokio::spawn(driver);
+    let body = Bytes::from(vec![b'x'; 1 << 20]);
+    let request = http::Request::post("/upload").body(Full::new(body)).unwrap();
+    let error = connection.request(request, [("SCRIPT_NAME", "/upload")]).await.unwrap_err();
+    assert!(matches!(&error, Error::Io(e) if e.kind() == std::io::ErrorKind::BrokenPipe), "{error:?}");
+}

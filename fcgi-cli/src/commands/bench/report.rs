@@ -462,6 +462,11 @@ mod tests {
             "{notes:?}"
         );
         assert!(notes[0].contains("pm.max_children"));
+        // Stuck requests also show when the workers equal the connections but other clients
+        // hold some: the note says what was seen, not that there are fewer workers.
+        assert!(!notes[0].contains("fewer workers"), "{notes:?}");
+        assert!(notes[0].contains("fewer requests at once than there were connections"), "{notes:?}");
+        assert!(notes[0].contains("other clients"), "{notes:?}");
     }
 
     #[test]
