@@ -69,6 +69,8 @@ pub(crate) struct Driver {
     incoming: Vec<Start>,
     active: Vec<Active>,
     write_buf: BytesMut,
+    /// Some of what the machine last gave to send reached the stream.
+    transmitted_any: bool,
     timer: Pin<Box<Sleep>>,
     read_closed: bool,
     /// The stream answered `Pending` during this poll: it wakes the task when there is more,
@@ -96,6 +98,7 @@ impl Driver {
             incoming: Vec::new(),
             active: Vec::new(),
             write_buf: BytesMut::with_capacity(64 * 1024),
+            transmitted_any: false,
             timer: Box::pin(tokio::time::sleep(std::time::Duration::from_secs(3600))),
             read_closed: false,
             read_blocked: false,
@@ -267,21 +270,24 @@ impl Driver {
                 if self.write_buf.is_empty() {
                     return progress;
                 }
+                self.transmitted_any = false;
             }
             match Pin::new(&mut self.io).poll_write(cx, &self.write_buf) {
                 Poll::Ready(Ok(0)) => {
                     self.write_buf.clear();
-                    self.machine.handle_write_error(io::ErrorKind::WriteZero.into(), now);
+                    let transmitted_any = self.transmitted_any;
+                    self.machine.handle_write_error(io::ErrorKind::WriteZero.into(), transmitted_any, now);
                     return true;
                 }
                 Poll::Ready(Ok(n)) => {
                     self.write_buf.advance(n);
+                    self.transmitted_any = true;
                     progress = true;
                 }
                 Poll::Ready(Err(error)) => {
                     // What the server sent before closing is still read (see the machine).
                     self.write_buf.clear();
-                    self.machine.handle_write_error(error, now);
+                    self.machine.handle_write_error(error, self.transmitted_any, now);
                     return true;
                 }
                 Poll::Pending => return progress,

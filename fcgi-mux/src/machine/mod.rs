@@ -273,6 +273,9 @@ pub struct ConnectionMachine {
     /// Writing failed: nothing more is sent, and what was received is still read to its end
     /// (see [`ConnectionMachine::handle_write_error`]).
     write_failed: Option<Error>,
+    /// Requests whose first bytes went out in the last [`ConnectionMachine::poll_transmit`]:
+    /// if none of those bytes reached the stream, they were sent nothing.
+    first_sent: Vec<RequestKey>,
     /// Requests that ended with END_REQUEST.
     completed: u64,
     /// The server closed the connection while no request was in progress, after at least one
@@ -317,6 +320,7 @@ impl ConnectionMachine {
             retiring: false,
             closed: None,
             write_failed: None,
+            first_sent: Vec::new(),
             completed: 0,
             peer_closed_idle: false,
             config,
@@ -487,6 +491,7 @@ impl ConnectionMachine {
     /// Appends the bytes to send to `dst` (control records first, then one record per request
     /// in turn) until `dst` holds 64 KiB or nothing is left to send now.
     pub fn poll_transmit(&mut self, dst: &mut BytesMut, now: Instant) {
+        self.first_sent.clear();
         if self.closed.is_some() || self.write_failed.is_some() {
             return;
         }
@@ -507,6 +512,9 @@ impl ConnectionMachine {
             let Some(id) = request.id else { break };
             self.cursor = id.0;
             let start = dst.len();
+            if !request.out.wrote_any {
+                self.first_sent.push(request.key);
+            }
             match request.out.write_next(id, dst, padding) {
                 Ok(Wrote::Record) => {
                     if request.out.all_written() {

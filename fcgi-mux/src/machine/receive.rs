@@ -95,19 +95,27 @@ impl ConnectionMachine {
 
     /// Writing failed (`EPIPE`, `ECONNRESET`): the server closed the connection, possibly
     /// after answering without reading all of a request, as uWSGI does with a Filter's data.
-    /// Nothing more is sent and no request starts; requests that sent nothing are handed back
-    /// at once, and the rest keep what the server already sent: reading goes on to the end of
-    /// input, where those still unanswered fail with this error.
-    pub fn handle_write_error(&mut self, error: io::Error, now: Instant) {
+    /// `transmitted_any`: whether any byte of the last [`poll_transmit`](Self::poll_transmit)
+    /// reached the stream.
+    ///
+    /// Nothing more is sent and no request starts. Requests that sent nothing (none of their
+    /// bytes reached the stream) are handed back at once, to go elsewhere: a kept-alive
+    /// connection the server closed just as a new request was written to it. The rest keep
+    /// what the server already sent: reading goes on to the end of input, where those still
+    /// unanswered fail with this error.
+    pub fn handle_write_error(&mut self, error: io::Error, transmitted_any: bool, now: Instant) {
         if self.closed.is_some() || self.write_failed.is_some() {
             return;
         }
         self.control.clear();
         self.retiring = true;
+        let first_sent = std::mem::take(&mut self.first_sent);
         let mut at = 0;
         while at < self.requests.len() {
             let request = &self.requests[at];
-            if !request.is_live() || request.out.wrote_any {
+            let sent_nothing =
+                !request.out.wrote_any || (!transmitted_any && first_sent.contains(&request.key));
+            if !request.is_live() || !sent_nothing {
                 at += 1;
                 continue;
             }

@@ -262,7 +262,7 @@ fn after_a_failed_write_what_the_server_sent_still_answers_the_request() {
     b.start(b"abc");
     b.start(b"queued");
     b.sent();
-    b.m.handle_write_error(std::io::ErrorKind::BrokenPipe.into(), b.t0);
+    b.m.handle_write_error(std::io::ErrorKind::BrokenPipe.into(), true, b.t0);
     // The queued request sent nothing: it can go elsewhere at once.
     assert_eq!(b.log(), ["1 error closed sent_nothing=true (returned)", "1 released"]);
     assert!(!b.m.accepts_requests());
@@ -281,7 +281,7 @@ fn after_a_failed_write_without_an_answer_the_request_fails_with_the_write_error
     let mut b = Bench::new(config());
     b.start(b"abc");
     b.sent();
-    b.m.handle_write_error(std::io::ErrorKind::BrokenPipe.into(), b.t0);
+    b.m.handle_write_error(std::io::ErrorKind::BrokenPipe.into(), true, b.t0);
     assert!(b.log().is_empty());
     b.m.handle_eof(b.t0);
     let log = b.log();
@@ -293,7 +293,23 @@ fn after_a_failed_write_without_an_answer_the_request_fails_with_the_write_error
 
     // With nothing in progress, a failed write closes the connection at once.
     let mut b = Bench::new(config());
-    b.m.handle_write_error(std::io::ErrorKind::BrokenPipe.into(), b.t0);
+    b.m.handle_write_error(std::io::ErrorKind::BrokenPipe.into(), true, b.t0);
+    assert!(b.m.is_closed());
+}
+
+#[test]
+fn a_request_none_of_whose_bytes_were_written_goes_back_after_a_failed_write() {
+    // A kept-alive connection the server closed just as the next request was written to it:
+    // the write failed before any byte of that request went out, so it can go elsewhere.
+    let mut b = Bench::new(config());
+    b.start(b"");
+    b.sent();
+    b.feed(&php_fpm_reply(1, "first"), b.t0);
+    b.log();
+    b.start(b"next");
+    b.sent();
+    b.m.handle_write_error(std::io::ErrorKind::BrokenPipe.into(), false, b.t0);
+    assert_eq!(b.log(), ["1 error closed sent_nothing=true (returned)", "1 released"]);
     assert!(b.m.is_closed());
 }
 
