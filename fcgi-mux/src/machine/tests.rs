@@ -692,6 +692,8 @@ enum Step {
     Stray(u16),
     Time(u64),
     Eof,
+    /// A failed write; whether any byte of the last transmit went out.
+    WriteError(bool),
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -705,6 +707,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (5..9u16).prop_map(Step::Stray),
         2 => (0..3000u64).prop_map(Step::Time),
         1 => Just(Step::Eof),
+        1 => any::<bool>().prop_map(Step::WriteError),
     ]
 }
 
@@ -749,6 +752,9 @@ proptest! {
                 Step::Stray(id) => b.m.receive(&wire(&[stdout(id, &id_letter(id).to_string())]), now),
                 Step::Time(ms) => { now += Duration::from_millis(ms); b.m.handle_timeout(now) }
                 Step::Eof => b.m.handle_eof(now),
+                Step::WriteError(transmitted_any) => {
+                    b.m.handle_write_error(std::io::ErrorKind::BrokenPipe.into(), transmitted_any, now)
+                }
             }
             wire_out.clear();
             b.m.poll_transmit(&mut wire_out, now);
