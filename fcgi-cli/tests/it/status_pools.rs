@@ -300,21 +300,22 @@ fn prometheus_and_openmetrics_output_pass_promtool() {
 /// Every `fcgi status` command of docs/CLI.md's "## Health-check recipes" section, as its
 /// arguments: shell lines (continuations joined; the command ends at a pipe, a redirection or
 /// a closing parenthesis) and exec-probe arrays (`["fcgi", "status", ...]`).
-fn recipes() -> Vec<Vec<String>> {
+fn recipes(command: &str) -> Vec<Vec<String>> {
     let manual = include_str!("../../../docs/CLI.md");
     let section =
         manual.split("\n## Health-check recipes\n").nth(1).expect("docs/CLI.md has ## Health-check recipes");
     let section = section.split("\n## ").next().unwrap().replace("\\\n", " ");
     let mut out = Vec::new();
     for line in section.lines() {
-        if let Some(at) = line.find("[\"fcgi\", \"status\"") {
+        if let Some(at) = line.find(&format!("[\"fcgi\", \"{command}\"")) {
             let array = &line[at..=at + line[at..].find(']').expect("the array ends on its line")];
             let words: Vec<String> = serde_json::from_str(array).expect("a JSON array");
             out.push(words[2..].to_vec());
         }
-        for (at, _) in line.match_indices("fcgi status ") {
+        let prefix = format!("fcgi {command} ");
+        for (at, _) in line.match_indices(&prefix) {
             let mut words = Vec::new();
-            for word in line[at + "fcgi status ".len()..].split_whitespace() {
+            for word in line[at + prefix.len()..].split_whitespace() {
                 if ["|", "||", "&&", "2>&1"].contains(&word)
                     || word.starts_with('>')
                     || word.starts_with("2>")
@@ -334,11 +335,14 @@ fn recipes() -> Vec<Vec<String>> {
 }
 
 #[test]
-fn every_status_recipe_in_the_manual_passes_on_idle_pools_in_every_pm_mode() {
-    let recipes = recipes();
-    assert!(recipes.len() >= 9, "{recipes:?}");
+fn every_status_and_ping_recipe_in_the_manual_passes_on_idle_pools_in_every_pm_mode() {
+    let status = recipes("status");
+    assert!(status.len() >= 9, "{status:?}");
+    let ping = recipes("ping");
+    assert!(ping.len() >= 2, "the Kubernetes and Docker recipes: {ping:?}");
     let tcp = php().tcp.to_string();
-    for recipe in &recipes {
+    let all = status.iter().map(|r| ("status", r)).chain(ping.iter().map(|r| ("ping", r)));
+    for (command, recipe) in all {
         // A recipe for a unix socket runs against the static, dynamic and ondemand pools; one
         // for TCP (127.0.0.1:9000) against the harness's TCP pool.
         let pools: Vec<(String, Option<MutexGuard<'static, ()>>)> =
@@ -365,7 +369,7 @@ fn every_status_recipe_in_the_manual_passes_on_idle_pools_in_every_pm_mode() {
                     _ => arg.clone(),
                 })
                 .collect();
-            let output = run(fcgi().arg("status").args(&args));
+            let output = run(fcgi().arg(command).args(&args));
             assert_code(&output, 0);
             drop(lock);
         }
