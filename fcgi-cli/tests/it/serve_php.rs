@@ -44,6 +44,27 @@ fn front_controller_application_over_http1_and_http2() {
 }
 
 #[test]
+fn answered_requests_write_nothing_on_stderr() {
+    // stderr is for the start, the end, failures and the application's STDERR: a request
+    // answered normally adds nothing there (its line is in the access log).
+    let mut serve = Serve::app(&[]);
+    for path in ["/", "/hello/world", "/assets/style.css", "/no/such/page"] {
+        let page = curl(&[&serve.url(path)]);
+        assert!(page.status == 200 || page.status == 404, "{page:?}");
+    }
+    serve.access_log(4);
+    serve.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(serve.wait_exit(std::time::Duration::from_secs(10)), Some(0), "{}", serve.stderr());
+    let stderr = serve.stderr();
+    let unexpected: Vec<&str> = stderr
+        .lines()
+        .filter(|line| !line.contains("listening on ") && !line.contains("SIGTERM: shutting down"))
+        .filter(|line| !line.contains("fcgi serve: stopped"))
+        .collect();
+    assert!(unexpected.is_empty(), "stderr: {stderr}");
+}
+
+#[test]
 fn dot_files_and_traversal_are_refused_before_the_front_controller() {
     let serve = Serve::app(&[]);
     for path in [

@@ -86,9 +86,7 @@ impl Backend {
             Ok(request) => request,
             Err(_) => return response::text(StatusCode::INTERNAL_SERVER_ERROR),
         };
-        let fut = self.pool.request(request, params);
-        eprintln!("POOL {}", std::mem::size_of_val(&fut));
-        match fut.await {
+        match self.pool.request(request, params).await {
             Ok(response) => {
                 let (mut head, body) = response.into_parts();
                 let outcome = body.outcome();
