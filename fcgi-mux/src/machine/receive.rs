@@ -108,7 +108,7 @@ impl ConnectionMachine {
             return;
         }
         self.control.clear();
-        self.retiring = true;
+        let was_retiring = std::mem::replace(&mut self.retiring, true);
         let first_sent = std::mem::take(&mut self.first_sent);
         let mut at = 0;
         while at < self.requests.len() {
@@ -126,6 +126,12 @@ impl ConnectionMachine {
             self.events.push_back(Event::Released { key: request.key });
         }
         let error = Error::io(error);
+        if self.requests.is_empty() {
+            // No byte of any request got through: the server closed the connection between
+            // requests, which a pool should know as it would from an end of input.
+            self.peer_closed_idle =
+                !transmitted_any && self.config.keep_conn && self.completed > 0 && !was_retiring;
+        }
         if self.live() == 0 {
             self.fail_all(Closed::Failed(error));
             return;

@@ -311,6 +311,7 @@ fn a_request_none_of_whose_bytes_were_written_goes_back_after_a_failed_write() {
     b.m.handle_write_error(std::io::ErrorKind::BrokenPipe.into(), false, b.t0);
     assert_eq!(b.log(), ["1 error closed sent_nothing=true (returned)", "1 released"]);
     assert!(b.m.is_closed());
+    assert!(b.m.peer_closed_idle(), "a pool learns the server closes kept connections");
 }
 
 #[test]
