@@ -1,8 +1,9 @@
 //! Fuzz target `machine`: arbitrary server bytes into fcgi-mux's connection machine.
 //!
 //! The first byte chooses multiplexing (bit 0), which request is cancelled and when (bits 1-3),
-//! and the size of the pieces the rest arrives in (bits 4-7). Between pieces time moves on and
-//! consumed body bytes are released. Checks: no panic; every request gets at most one End and
+//! and the size of the pieces the rest arrives in (bits 4-7). A write fails three pieces after
+//! the cancel (whether any byte of it went out: bit 0 of that piece). Between pieces time
+//! moves on and consumed body bytes are released. Checks: no panic; every request gets at most one End and
 //! exactly one Released, none after its Released; once closed, every request was released;
 //! the machine never writes a partial record. Run with
 //! `cargo xtask fuzz machine --time 60` (inputs up to 70,000 bytes by default: a 65535-byte
@@ -26,6 +27,7 @@ fuzz_target!(|data: &[u8]| {
         config = config.multiplexing(Multiplexing::Force).max_concurrent_requests(4);
     }
     let cancel_at = usize::from((control >> 1) & 0b111);
+    let write_fails_at = (cancel_at + 3) % 8;
     let piece = usize::from(control >> 4).max(1) * 97;
     let mut now = Instant::now();
     let mut machine = ConnectionMachine::new(config.clone(), now);
@@ -49,6 +51,9 @@ fuzz_target!(|data: &[u8]| {
         assert!(wire.is_empty(), "a partial record was written");
         if n == cancel_at {
             machine.cancel(keys[n % keys.len()], now);
+        }
+        if n == write_fails_at {
+            machine.handle_write_error(std::io::ErrorKind::BrokenPipe.into(), chunk[0] & 1 == 1, now);
         }
         machine.receive(chunk, now);
         now += Duration::from_millis(u64::from(chunk[0]) * 40);
