@@ -15,14 +15,18 @@
 //!
 //! Only a regular file inside the document root counts as existing: a symbolic link is
 //! followed when the path it resolves to is still inside the (canonical) document root, and
-//! treated as missing otherwise. The index file and the split are the only places a script
+//! treated as missing otherwise. A static file with no symbolic link on its way is opened in
+//! one step, the kernel holding it beneath the root (`openat2`), and routed already open; any
+//! other path is looked at component by component. The index file and the split are the only places a script
 //! name is made, so nothing the client sends can make php-fpm run a file that is not a
 //! regular `.php` file here (the CVE-2019-11043 lesson).
 
 use std::ffi::OsStr;
-use std::fs::Metadata;
+use std::fs::{File, Metadata};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// The extension of files that run as scripts.
 const SCRIPT_EXTENSION: &[u8] = b".php";
@@ -32,8 +36,8 @@ const STATIC_INDEX: &str = "index.html";
 /// What answers a request.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Route {
-    /// A file sent as it is: its resolved path inside the document root.
-    Static(PathBuf),
+    /// A file sent as it is.
+    Static(StaticFile),
     /// A script run by the FastCGI server.
     Script {
         /// SCRIPT_NAME: the decoded path of the script from the document root.
@@ -47,18 +51,51 @@ pub enum Route {
     NotFound,
 }
 
+/// A static file: its resolved path inside the document root, and the file itself when
+/// routing opened it (then the file routed is the file sent, whatever happens to the path).
+#[derive(Debug)]
+pub struct StaticFile {
+    pub path: PathBuf,
+    pub opened: Option<(File, Metadata)>,
+}
+
+impl StaticFile {
+    /// A file routed by its path only; it is opened when sent.
+    pub fn at(path: PathBuf) -> StaticFile {
+        StaticFile { path, opened: None }
+    }
+}
+
+/// Routes are compared by what they name.
+impl PartialEq for StaticFile {
+    fn eq(&self, other: &StaticFile) -> bool {
+        self.path == other.path
+    }
+}
+
+impl Eq for StaticFile {}
+
 /// The document root, canonical, and the index/front-controller file name.
 #[derive(Debug, Clone)]
 pub struct DocRoot {
     root: PathBuf,
     index: String,
+    /// The root directory, opened once, for `openat2`; `None` if it could not be opened.
+    dir: Option<Arc<OwnedFd>>,
 }
 
 impl DocRoot {
     /// `root` must be canonical (as `std::fs::canonicalize` returns it); `index` a plain file
     /// name.
     pub fn new(root: PathBuf, index: String) -> DocRoot {
-        DocRoot { root, index }
+        use std::os::unix::fs::OpenOptionsExt;
+        let dir = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_PATH | nix::libc::O_DIRECTORY)
+            .open(&root)
+            .ok()
+            .map(|file| Arc::new(OwnedFd::from(file)));
+        DocRoot { root, index, dir }
     }
 
     /// The canonical document root.
@@ -82,12 +119,17 @@ impl DocRoot {
         if path.ends_with(b"/") {
             return self.directory(path).unwrap_or_else(|| self.front_controller());
         }
+        if !path.ends_with(SCRIPT_EXTENSION) {
+            if let Some(route) = self.open_static(path) {
+                return route;
+            }
+        }
         match self.lookup(path) {
             Some((resolved, meta)) if meta.is_file() => {
                 if path.ends_with(SCRIPT_EXTENSION) {
                     Route::Script { script_name: path.to_vec(), path_info: Vec::new() }
                 } else {
-                    Route::Static(resolved)
+                    Route::Static(StaticFile::at(resolved))
                 }
             }
             Some((_, meta)) if meta.is_dir() => {
@@ -110,7 +152,7 @@ impl DocRoot {
         }
         let page = [dir, STATIC_INDEX.as_bytes()].concat();
         match self.lookup(&page) {
-            Some((resolved, meta)) if meta.is_file() => Some(Route::Static(resolved)),
+            Some((resolved, meta)) if meta.is_file() => Some(Route::Static(StaticFile::at(resolved))),
             _ => None,
         }
     }
@@ -122,6 +164,32 @@ impl DocRoot {
             Route::Script { script_name: script, path_info: Vec::new() }
         } else {
             Route::NotFound
+        }
+    }
+
+    /// A path that is not a script, in one step when it is a regular file with no symbolic
+    /// link on the way: opened beneath the root by the kernel (`openat2` with
+    /// `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`, non-blocking, so a FIFO does not hold the
+    /// server), then described (`fstat`). Missing is missing, as for [`DocRoot::lookup`].
+    /// `None` leaves the decision to the component-by-component way: a symbolic link on the
+    /// way, a directory or other non-file, a refused open, a kernel without `openat2`.
+    fn open_static(&self, path: &[u8]) -> Option<Route> {
+        use nix::errno::Errno;
+        use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
+        let dir = self.dir.as_deref()?;
+        let relative = path.strip_prefix(b"/").unwrap_or(path);
+        let how = OpenHow::new()
+            .flags(OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
+            .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS);
+        match openat2(dir, OsStr::from_bytes(relative), how) {
+            Ok(fd) => {
+                let file = File::from(fd);
+                let meta = file.metadata().ok().filter(Metadata::is_file)?;
+                let path = self.root.join(OsStr::from_bytes(relative));
+                Some(Route::Static(StaticFile { path, opened: Some((file, meta)) }))
+            }
+            Err(Errno::ENOENT | Errno::ENOTDIR) => Some(self.front_controller()),
+            Err(_) => None,
         }
     }
 
@@ -236,10 +304,10 @@ mod tests {
         assert_eq!(docroot.route(b"/info.php"), script("/info.php", ""));
         assert_eq!(docroot.route(b"/info.php/a/b"), script("/info.php", "/a/b"));
         assert_eq!(docroot.route(b"/"), script("/index.php", ""));
-        assert_eq!(docroot.route(b"/style.css"), Route::Static(root.join("style.css")));
+        assert_eq!(docroot.route(b"/style.css"), Route::Static(StaticFile::at(root.join("style.css"))));
         assert_eq!(docroot.route(b"/blog/"), script("/blog/index.php", ""));
         assert_eq!(docroot.route(b"/blog"), Route::AddSlash);
-        assert_eq!(docroot.route(b"/docs/"), Route::Static(root.join("docs/index.html")));
+        assert_eq!(docroot.route(b"/docs/"), Route::Static(StaticFile::at(root.join("docs/index.html"))));
         assert_eq!(docroot.route(b"/docs"), Route::AddSlash);
         // No listing: a directory without an index goes to the front controller.
         assert_eq!(docroot.route(b"/empty/"), script("/index.php", ""));
@@ -268,7 +336,32 @@ mod tests {
         assert_eq!(docroot.route(b"/outdir/passwd"), script("/index.php", ""));
         assert_eq!(docroot.route(b"/outdir/secret.php"), script("/index.php", ""));
         let root = docroot.path().to_path_buf();
-        assert_eq!(docroot.route(b"/static/app.js"), Route::Static(root.join("assets/app.js")));
+        assert_eq!(
+            docroot.route(b"/static/app.js"),
+            Route::Static(StaticFile::at(root.join("assets/app.js")))
+        );
+    }
+
+    #[test]
+    fn a_plain_file_is_routed_open_and_a_linked_one_by_its_resolved_path() {
+        let (dir, outside, docroot) = site();
+        let root = docroot.path().to_path_buf();
+        // No symbolic link on the way: opened while routing.
+        let Route::Static(file) = docroot.route(b"/assets/app.js") else { panic!() };
+        assert_eq!(file.path, root.join("assets/app.js"));
+        assert!(file.opened.is_some_and(|(_, meta)| meta.len() == 1));
+        // Through a linked directory: resolved the slow way, opened when sent.
+        let Route::Static(file) = docroot.route(b"/static/app.js") else { panic!() };
+        assert_eq!((file.path, file.opened.is_none()), (root.join("assets/app.js"), true));
+        // A file linked from outside, and a FIFO, are not files to send.
+        std::os::unix::fs::symlink(outside.path().join("passwd"), dir.path().join("passwd.txt")).unwrap();
+        assert_eq!(docroot.route(b"/passwd.txt"), script("/index.php", ""));
+        let made = std::process::Command::new("mkfifo").arg(dir.path().join("pipe.css")).status().unwrap();
+        assert!(made.success());
+        assert_eq!(docroot.route(b"/pipe.css"), script("/index.php", ""));
+        // Missing is missing, under a file too.
+        assert_eq!(docroot.route(b"/nothing.css"), script("/index.php", ""));
+        assert_eq!(docroot.route(b"/style.css/more.css"), script("/index.php", ""));
     }
 
     #[test]

@@ -168,7 +168,7 @@ impl Handler {
                                 .insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
                             return response;
                         }
-                        static_files::respond(&parts.method, &parts.headers, &file).await
+                        static_files::respond(&parts.method, &parts.headers, file).await
                     }
                     Route::AddSlash => add_slash(&parts.uri),
                     Route::NotFound => response::text(StatusCode::NOT_FOUND),

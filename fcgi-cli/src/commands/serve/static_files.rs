@@ -12,6 +12,7 @@ use http::{Method, Response, StatusCode};
 
 use super::mime;
 use super::response::ServeBody;
+use super::route::StaticFile;
 
 /// Files up to this size are read whole (one read from the page cache); larger ones stream.
 const READ_WHOLE_MAX: u64 = 256 * 1024;
@@ -129,19 +130,21 @@ pub fn range(headers: &HeaderMap, len: u64, validators: &Validators) -> RangeAns
     RangeAnswer::Part { start, end: last.map_or(len - 1, |end| end.min(len - 1)) }
 }
 
-/// The response for a regular file at `path` (already routed, inside the document root).
-pub async fn respond(method: &Method, headers: &HeaderMap, path: &Path) -> Response<ServeBody> {
-    // Opened first, then asked for its metadata: the file described is the file sent, even if
-    // the path changes meanwhile. Non-blocking, so that a FIFO swapped in after routing cannot
-    // hold the server in `open` (it is then refused as not a regular file).
+/// Opens a file routed by its path, then asks for its metadata: the file described is the
+/// file sent, even if the path changes meanwhile. Non-blocking, so that a FIFO swapped in after
+/// routing cannot hold the server in `open` (it is then refused as not a regular file).
+fn open(path: &Path) -> Option<(std::fs::File, std::fs::Metadata)> {
     use std::os::unix::fs::OpenOptionsExt;
-    let opened = std::fs::OpenOptions::new().read(true).custom_flags(nix::libc::O_NONBLOCK).open(path);
-    let Ok(file) = opened else {
+    let file = std::fs::OpenOptions::new().read(true).custom_flags(nix::libc::O_NONBLOCK).open(path).ok()?;
+    let meta = file.metadata().ok().filter(std::fs::Metadata::is_file)?;
+    Some((file, meta))
+}
+
+/// The response for a routed regular file (inside the document root).
+pub async fn respond(method: &Method, headers: &HeaderMap, routed: StaticFile) -> Response<ServeBody> {
+    let path = routed.path.as_path();
+    let Some((file, meta)) = routed.opened.or_else(|| open(path)) else {
         return super::response::text(StatusCode::NOT_FOUND);
-    };
-    let meta = match file.metadata() {
-        Ok(meta) if meta.is_file() => meta,
-        _ => return super::response::text(StatusCode::NOT_FOUND),
     };
     let len = meta.len();
     let validators = Validators::new(len, meta.modified().unwrap_or(UNIX_EPOCH));
@@ -223,7 +226,8 @@ mod tests {
         let (sent, answered) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-            let response = runtime.block_on(respond(&Method::GET, &HeaderMap::new(), &fifo));
+            let response =
+                runtime.block_on(respond(&Method::GET, &HeaderMap::new(), StaticFile::at(fifo.clone())));
             let _ = sent.send(response.status());
         });
         let status =
@@ -236,13 +240,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.txt");
         std::fs::write(&path, b"0123456789").unwrap();
-        let whole = respond(&Method::GET, &HeaderMap::new(), &path).await;
+        let whole = respond(&Method::GET, &HeaderMap::new(), StaticFile::at(path.clone())).await;
         assert_eq!(whole.status(), StatusCode::OK);
         assert_eq!(
             http_body_util::BodyExt::collect(whole.into_body()).await.unwrap().to_bytes(),
             "0123456789"
         );
-        let part = respond(&Method::GET, &headers(&[("range", "bytes=2-4")]), &path).await;
+        let part =
+            respond(&Method::GET, &headers(&[("range", "bytes=2-4")]), StaticFile::at(path.clone())).await;
         assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
         assert_eq!(http_body_util::BodyExt::collect(part.into_body()).await.unwrap().to_bytes(), "234");
     }
