@@ -272,26 +272,21 @@ impl Driver {
                 }
                 self.transmitted_any = false;
             }
-            match Pin::new(&mut self.io).poll_write(cx, &self.write_buf) {
-                Poll::Ready(Ok(0)) => {
-                    self.write_buf.clear();
-                    let transmitted_any = self.transmitted_any;
-                    self.machine.handle_write_error(io::ErrorKind::WriteZero.into(), transmitted_any, now);
-                    return true;
-                }
+            let error = match Pin::new(&mut self.io).poll_write(cx, &self.write_buf) {
+                Poll::Ready(Ok(0)) => io::ErrorKind::WriteZero.into(),
                 Poll::Ready(Ok(n)) => {
                     self.write_buf.advance(n);
                     self.transmitted_any = true;
                     progress = true;
+                    continue;
                 }
-                Poll::Ready(Err(error)) => {
-                    // What the server sent before closing is still read (see the machine).
-                    self.write_buf.clear();
-                    self.machine.handle_write_error(error, self.transmitted_any, now);
-                    return true;
-                }
+                Poll::Ready(Err(error)) => error,
                 Poll::Pending => return progress,
-            }
+            };
+            // What the server sent before closing is still read (see the machine).
+            self.write_buf.clear();
+            self.machine.handle_write_error(error, self.transmitted_any, now);
+            return true;
         }
     }
 

@@ -17,9 +17,9 @@
 //! followed when the path it resolves to is still inside the (canonical) document root, and
 //! treated as missing otherwise. A static file with no symbolic link on its way is opened in
 //! one step, the kernel holding it beneath the root (`openat2`), and routed already open; any
-//! other path is looked at component by component. The index file and the split are the only places a script
-//! name is made, so nothing the client sends can make php-fpm run a file that is not a
-//! regular `.php` file here (the CVE-2019-11043 lesson).
+//! other path is looked at component by component. The index file and the split are the only
+//! places a script name is made, so nothing the client sends can make php-fpm run a file that
+//! is not a regular `.php` file here (the CVE-2019-11043 lesson).
 
 use std::ffi::OsStr;
 use std::fs::{File, Metadata};
