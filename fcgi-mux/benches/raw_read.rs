@@ -1,5 +1,5 @@
 //! `raw_read`: the pipe limit of one large response, the floor any client's time is measured
-//! against (`cargo xtask bench stream`).
+//! against (`cargo xtask bench mux`).
 //!
 //! Sends one GET for `--script-filename` with `QUERY_STRING bytes=N` over a blocking unix
 //! socket, then reads the connection into one fixed 256 KiB buffer as fast as the kernel hands

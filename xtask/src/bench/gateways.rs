@@ -1,4 +1,4 @@
-//! The HTTP fronts the `gateway`, `stream` and `serve` sections measure `fcgi` against, and
+//! The HTTP fronts the `serve` and `mux` sections measure `fcgi` against, and
 //! measuring them: HAProxy and nginx (Debian packages) in front of one dedicated php-fpm pool;
 //! [`start`] for the fronts a section starts itself; [`measured`] for what a load run cost a
 //! front; [`LoadOutput`] for what wrk printed.

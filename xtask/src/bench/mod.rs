@@ -10,7 +10,6 @@
 
 mod codec;
 mod exporter;
-mod gateway;
 mod gateways;
 mod interleaved;
 pub(crate) mod measure;
@@ -18,7 +17,6 @@ mod mux;
 mod oneshot;
 mod report;
 mod serve;
-mod stream;
 mod tools;
 
 use std::process::ExitCode;
@@ -41,10 +39,8 @@ pub struct Section {
 /// All sections, in the order they appear in docs/BENCHMARKS.md.
 pub const SECTIONS: &[Section] = &[
     Section { name: "codec", about: "fcgi-proto encode/decode throughput", run: codec::run },
-    Section { name: "mux", about: "fcgi-mux vs fastcgi-client, multiplexing, 1 GiB RSS", run: mux::run },
-    Section { name: "gateway", about: "`fcgi bench` vs wrk through HAProxy and nginx", run: gateway::run },
+    Section { name: "mux", about: "fcgi-mux vs fastcgi-client, multiplexing, 1 GiB", run: mux::run },
     Section { name: "oneshot", about: "`fcgi get` vs `cgi-fcgi`, one-shot", run: oneshot::run },
-    Section { name: "stream", about: "1 GiB: `fcgi get`, curl via HAProxy, raw", run: stream::run },
     Section { name: "exporter", about: "`fcgi exporter`: 200 pools, one hung", run: exporter::run },
     Section { name: "serve", about: "`fcgi serve` vs nginx, HAProxy and Caddy", run: serve::run },
 ];

@@ -1,25 +1,28 @@
 //! Bench section `mux`: fcgi-mux beside the `fastcgi-client` crate on php-fpm, multiplexing
-//! against a tokio-fastcgi responder, and the memory of a 1 GiB response.
+//! against a tokio-fastcgi responder and flup, and one 1 GiB response.
 //!
 //! fcgi-mux is driven by `fcgi bench --json` (the release CLI): one load driver for users and
 //! for this benchmark. The peer has no CLI; `fcgi-mux/benches/fastcgi_client_peer.rs` drives it
 //! the same way (requests in flight, a measured period from the first request, client CPU from
 //! its own `getrusage`), with the parameters `fcgi` sends for the same path. The 1 GiB response
-//! is read by `fcgi get` and by the peer under GNU time. The notes of the report say the rest.
+//! is read under GNU time by `fcgi get`, the peer, curl through HAProxy and `raw_read` (the pipe
+//! limit: fcgi-mux/benches/raw_read.rs), all from the php-fpm of [`super::gateways`]. The notes
+//! of the report say the rest.
 
 use std::fs;
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
+use super::gateways::Stack;
 use super::measure::json::Number as _;
 use super::measure::{
     self, UnderTime, clock_ticks, cpu_ticks, json, load_average, median, thousands, verdict,
 };
-use super::tools::GNU_TIME;
+use super::tools::{CURL, GNU_TIME};
 use super::{Ctx, Report};
 use crate::process::{self, Group, Signal};
 use crate::workspace;
@@ -32,7 +35,12 @@ const SECONDS: u32 = 2;
 const PHP_CONCURRENCY: usize = 8;
 const PHP_CONNECTIONS: usize = 7;
 const MPX_CONCURRENCY: usize = 64;
+/// `fcgi bench --multiplex` on flup's `WSGIServer(multiplexed=True)`: all must succeed.
+const FLUP_REQUESTS: usize = 2000;
+const FLUP_CONCURRENCY: usize = 32;
 const STREAM_BYTES: u64 = 1 << 30;
+/// The readers of the 1 GiB response, in the order [`Bench::stream`] runs them.
+const STREAMERS: [&str; 4] = ["fcgi get", "fastcgi-client", "curl → HAProxy", "raw_read"];
 /// The body of `hello.php` and of the responder.
 const HELLO: &str = "Hello, world!";
 const RUN_TIMEOUT: Duration = Duration::from_secs(120);
@@ -44,16 +52,28 @@ const TARGET_SERIAL_RATIO: f64 = 1.1;
 /// ...64 multiplexed on one connection ≥ this × 64 connections; 1 GiB within this RSS.
 const TARGET_MPX_RATIO: f64 = 1.2;
 const TARGET_RSS_MIB: f64 = 8.0;
+/// ...and `fcgi get` streams at ≥ this × curl's rate through HAProxy.
+const TARGET_VS_CURL: f64 = 1.2;
 
-const BUILD_ARGS: &[&str] =
-    &["build", "--release", "-p", "fcgi-mux", "--bench", "fastcgi_client_peer", "--bench", "mpx_responder"];
+const BUILD_ARGS: &[&str] = &[
+    "build",
+    "--release",
+    "-p",
+    "fcgi-mux",
+    "--bench",
+    "fastcgi_client_peer",
+    "--bench",
+    "mpx_responder",
+    "--bench",
+    "raw_read",
+];
 
 /// Measures; returns the report.
 pub fn run(ctx: &mut Ctx) -> Result<Report> {
     let load_before = load_average();
     let fcgi = ctx.fcgi()?;
-    let mut bins =
-        measure::build_bins("the peers", BUILD_ARGS, &[], &["fastcgi_client_peer", "mpx_responder"])?;
+    let names = ["fastcgi_client_peer", "mpx_responder", "raw_read"];
+    let mut bins = measure::build_bins("the peers", BUILD_ARGS, &[], &names)?;
     let time = GNU_TIME.require()?;
     let work = tempfile::Builder::new().prefix("fcgi-bench-mux-").tempdir().context("creating a temp dir")?;
     let backends = ctx.backends()?;
@@ -67,7 +87,8 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
         ticks: clock_ticks()?,
     };
     let php = backends.php_fpm.pid();
-    let hello = bench.params("/hello.php")?;
+    let flup = backends.flup.multiplexed.socket.display().to_string();
+    let hello = bench.params(&bench.socket, &bench.docroot, "/hello.php")?;
     let (c8, n7) = (PHP_CONCURRENCY, PHP_CONNECTIONS);
     println!("xtask: bench mux: php-fpm, {c8} concurrent ...");
     let php8 = [bench.fcgi_bench(&bench.socket, "/hello.php", c8, n7, false)]
@@ -82,8 +103,13 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
     let php1 = bench.loads(&php1, php, true)?;
     println!("xtask: bench mux: tokio-fastcgi responder, {MPX_CONCURRENCY} concurrent ...");
     let mpx = bench.responder(bins.remove("mpx_responder").context("no mpx_responder")?)?;
+    println!("xtask: bench mux: flup, {FLUP_REQUESTS} requests, {FLUP_CONCURRENCY} on 1 connection ...");
+    let flup = bench.flup(&flup)?;
     println!("xtask: bench mux: {STREAM_BYTES} bytes from big.php ...");
-    let stream = bench.stream()?;
+    let raw = bins.remove("raw_read").context("no raw_read")?;
+    let stack = ctx.gateways()?;
+    let stream = bench.stream(stack, &CURL.require()?, &raw)?;
+    let stack_versions = stack.versions.join("; ");
     let load_after = load_average();
 
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -101,21 +127,14 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
     table +=
         &heading("tokio-fastcgi responder, 64 concurrent requests (fcgi-mux on both sides of the ratio)");
     table += &responder_rows(&mpx[0], &mpx[1]);
+    table += &flup_row(&flup);
     table += &heading("1 GiB response from php-fpm `big.php` (`fcgi get -o /dev/null`; `execute_stream`)");
-    let rss = |c: usize| median(stream[c].iter().map(|r| r.0)) / 1048576.0;
-    let mb_s = |c: usize| median(stream[c].iter().map(|r| r.1));
-    table += &format!(
-        "| peak RSS of the client | {:.1} MiB | {:.1} MiB | ≤ {TARGET_RSS_MIB} MiB | {} |\n",
-        rss(0),
-        rss(1),
-        verdict(rss(0) <= TARGET_RSS_MIB)
-    );
-    table += &format!("| throughput | {:.0} MB/s | {:.0} MB/s | — |  |\n", mb_s(0), mb_s(1));
+    table += &stream_rows(&stream);
 
     let stream_log = |c: usize| {
         let runs: Vec<String> =
-            stream[c].iter().map(|(rss, mb)| format!("{:.1} MiB, {mb:.0} MB/s", rss / 1048576.0)).collect();
-        runs.join("; ")
+            stream[c].iter().map(|t| format!("{:.1} MiB, {:.0} MB/s", t.rss_mib, t.mb_s)).collect();
+        format!("- 1 GiB, {}: {}", STREAMERS[c], runs.join("; "))
     };
     let log =
         [log("php-fpm, 8 concurrent", &php8), log("php-fpm, 1 at a time", &php1), log("responder", &mpx)];
@@ -139,21 +158,26 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
          The responder (`mpx_responder`) is tokio-fastcgi on a current-thread runtime, a task per \
          request, writes gathered per connection. On one multiplexed connection the two sides take \
          turns, each handling a batch while the other waits; 64 connections let both cores work at \
-         once. Streaming: `fcgi get \"/big.php?bytes={STREAM_BYTES}\" -o /dev/null` and \
-         `fastcgi_client_peer ... stream` (`execute_stream`) under `/usr/bin/time`: peak RSS of the \
-         process; MB/s from the wall time around it.\n\n\
+         once. flup: `fcgi bench /echo --multiplex --connections 1 -c {FLUP_CONCURRENCY} -n \
+         {FLUP_REQUESTS}` against flup's `WSGIServer(multiplexed=True)` (a backend of `cargo xtask \
+         test`).\n\n\
+         Streaming, from the php-fpm that HAProxy fronts ({stack_versions}): `fcgi get \
+         \"/big.php?bytes={STREAM_BYTES}\" -o /dev/null`, `fastcgi_client_peer ... stream` \
+         (`execute_stream`), `curl -o /dev/null` through HAProxy (`proto fcgi`, as in the `serve` \
+         section) and `raw_read` (one blocking socket, one 256 KiB buffer, record headers walked, \
+         content dropped), each under `/usr/bin/time`: peak RSS and CPU of the process; MB/s from \
+         the wall time around it; every byte count checked. `big.php` writes 64 KiB chunks, each \
+         flushed.\n\n\
          Load average (1 min) before/after: {load_before} / {load_after}; the machine is shared, so \
          compare the columns of one run.\n\n\
-         Runs (requests/s | client µs/request | server µs/request):\n\n{}\n\
-         - 1 GiB, fcgi get: {}\n- 1 GiB, fastcgi-client: {}",
+         Runs (requests/s | client µs/request | server µs/request):\n\n{}\n{}",
         locked_version("fastcgi-client"),
         locked_version("tokio-fastcgi"),
         BUILD_ARGS.join(" "),
         ctx.fcgi_build_line(),
         bench.ticks,
         log.join("\n"),
-        stream_log(0),
-        stream_log(1),
+        (0..STREAMERS.len()).map(stream_log).collect::<Vec<_>>().join("\n"),
     );
     Ok(Report {
         title: "fcgi-mux: client CPU, throughput, multiplexing and memory (vs fastcgi-client)".into(),
@@ -210,9 +234,9 @@ struct Bench {
 impl Bench {
     /// The CGI parameters `fcgi` sends for `path`, as the peer's `--param=NAME=VALUE`
     /// arguments, from one `fcgi bench -n1 -v` run, which also checks that php-fpm answers it.
-    fn params(&self, path: &str) -> Result<Vec<String>> {
+    fn params(&self, socket: &str, docroot: &str, path: &str) -> Result<Vec<String>> {
         let mut cmd = Command::new(&self.fcgi);
-        cmd.args(["bench", path, "--socket", &self.socket, "--docroot", &self.docroot]);
+        cmd.args(["bench", path, "--socket", socket, "--docroot", docroot]);
         cmd.args(["-n1", "-v", "--json"]);
         let finished =
             measure::run_to_end(&self.dir, "params", &mut cmd, RUN_TIMEOUT, Duration::from_millis(20))?
@@ -325,26 +349,131 @@ impl Bench {
         self.loads(&clients, responder.pid(), false)
     }
 
-    /// `fcgi get` and the peer reading [`STREAM_BYTES`] under GNU time: (peak RSS bytes, MB/s).
-    fn stream(&self) -> Result<Vec<Vec<(f64, f64)>>> {
+    /// `fcgi bench --multiplex` on flup: the JSON of a run in which every request succeeded.
+    fn flup(&self, socket: &str) -> Result<json::Value> {
+        let mut args: Vec<String> =
+            ["bench", "/echo", "--multiplex", "--connections=1", "--json", "-s"].map(String::from).into();
+        args.extend([
+            format!("--socket={socket}"),
+            format!("-c{FLUP_CONCURRENCY}"),
+            format!("-n{FLUP_REQUESTS}"),
+        ]);
+        let result = measure::run_json(&self.dir, "flup", &self.fcgi, &args, RUN_TIMEOUT)?;
+        let ok = result.pointer("/status/200").and_then(json::Value::as_f64);
+        if result.number("errors")? > 0.0 || ok != Some(FLUP_REQUESTS as f64) {
+            bail!("fcgi {}: not all {FLUP_REQUESTS} requests answered 200: {result}", args.join(" "));
+        }
+        Ok(result)
+    }
+
+    /// The [`STREAMERS`] reading [`STREAM_BYTES`] from `stack`'s php-fpm, under GNU time.
+    fn stream(&self, stack: &Stack, curl: &Path, raw: &Path) -> Result<Vec<Vec<Transfer>>> {
+        let (socket, docroot) = (stack.php.socket.display().to_string(), stack.docroot.display().to_string());
         let path = format!("/big.php?bytes={STREAM_BYTES}");
-        let fcgi_args =
-            ["get", &path, "--socket", &self.socket, "--docroot", &self.docroot, "-o", "/dev/null", "-s"];
-        let peer_args =
-            [vec!["--socket".to_owned(), self.socket.clone()], self.params(&path)?, vec!["stream".into()]];
-        let clients = [(&self.fcgi, fcgi_args.map(String::from).into()), (&self.peer, peer_args.concat())];
-        rotate(2, |client| {
-            let (program, args): &(&PathBuf, Vec<String>) = &clients[client];
+        let (script, bytes) = (format!("{docroot}/big.php"), STREAM_BYTES.to_string());
+        let strings = |words: &[&str]| -> Vec<String> { words.iter().map(|w| w.to_string()).collect() };
+        let peer =
+            [strings(&["--socket", &socket]), self.params(&socket, &docroot, &path)?, strings(&["stream"])];
+        let clients: [(&Path, Vec<String>); 4] = [
+            (
+                &self.fcgi,
+                strings(&["get", &path, "--socket", &socket, "--docroot", &docroot, "-o", "/dev/null", "-s"]),
+            ),
+            (&self.peer, peer.concat()),
+            (curl, strings(&["-sS", "-o", "/dev/null", "-w", "%{size_download}", &stack.haproxy.url(&path)])),
+            (raw, strings(&["--socket", &socket, "--script-filename", &script, "--bytes", &bytes])),
+        ];
+        let (php, haproxy) = (stack.php.pid(), stack.haproxy.pid());
+        rotate(clients.len(), |c| {
+            let (program, args) = &clients[c];
             let command = UnderTime::new(&self.time, &self.dir, "stream", program, args);
+            let ticks = || -> Result<[u64; 2]> { Ok([cpu_ticks(php, true)?, cpu_ticks(haproxy, false)?]) };
+            let before = ticks()?;
             let (finished, usage) =
                 command.run(&self.dir, "stream", RUN_TIMEOUT, Duration::from_millis(1))?;
-            // `fcgi get` fails on a short body; the peer reports what it read.
-            if client == 1 && json::parse(&finished.stdout)?.number("bytes")? < STREAM_BYTES as f64 {
-                bail!("fastcgi_client_peer read a short response: {}", finished.stdout);
+            let after = ticks()?;
+            // `fcgi get` and raw_read fail on a short body; the peer reports what it read (the CGI
+            // head too), curl the body's bytes.
+            let read = match c {
+                1 => json::parse(&finished.stdout)?.number("bytes")?,
+                2 => finished
+                    .stdout
+                    .trim()
+                    .parse()
+                    .with_context(|| format!("curl wrote {:?}", finished.stdout))?,
+                _ => STREAM_BYTES as f64,
+            };
+            if !(STREAM_BYTES as f64..STREAM_BYTES as f64 + 1024.0).contains(&read) {
+                bail!("{} read {read} bytes of {STREAM_BYTES}: {}", STREAMERS[c], finished.stdout);
             }
-            Ok((usage.max_rss_bytes, STREAM_BYTES as f64 / finished.wall.as_secs_f64() / 1e6))
+            let seconds = |i: usize| after[i].saturating_sub(before[i]) as f64 / self.ticks;
+            Ok(Transfer {
+                rss_mib: usage.max_rss_bytes / 1048576.0,
+                mb_s: STREAM_BYTES as f64 / finished.wall.as_secs_f64() / 1e6,
+                cpu_s: usage.cpu_s(),
+                haproxy_s: if c == 2 { seconds(1) } else { 0.0 },
+                php_s: seconds(0),
+            })
         })
     }
+}
+
+/// One 1 GiB transfer: the reader's peak RSS, rate and CPU seconds, HAProxy's (curl's reads
+/// only) and php-fpm's.
+struct Transfer {
+    rss_mib: f64,
+    mb_s: f64,
+    cpu_s: f64,
+    haproxy_s: f64,
+    php_s: f64,
+}
+
+/// The 1 GiB rows: fcgi get and the peer in their columns, curl and raw_read in rows of their own.
+fn stream_rows(runs: &[Vec<Transfer>]) -> String {
+    let m = |c: usize, f: fn(&Transfer) -> f64| median(runs[c].iter().map(f));
+    let vs_curl = m(0, |t| t.mb_s) / m(2, |t| t.mb_s);
+    let of_raw = 100.0 * m(0, |t| t.mb_s) / m(3, |t| t.mb_s);
+    let both = |f: fn(&Transfer) -> f64, unit: &str| format!("{:.1}{unit} | {:.1}{unit}", m(0, f), m(1, f));
+    let other = |c: usize| {
+        let haproxy =
+            if c == 2 { format!(" + HAProxy {:.2} s", m(c, |t| t.haproxy_s)) } else { String::new() };
+        let (mb_s, rss, cpu) = (m(c, |t| t.mb_s), m(c, |t| t.rss_mib), m(c, |t| t.cpu_s));
+        format!("{mb_s:.0} MB/s, {rss:.1} MiB, {cpu:.2} s{haproxy}")
+    };
+    let rss_met = verdict(m(0, |t| t.rss_mib) <= TARGET_RSS_MIB);
+    let rate_target =
+        format!("≥ {TARGET_VS_CURL}× curl → HAProxy: {vs_curl:.2}× ({of_raw:.0} % of raw_read)");
+    [
+        format!(
+            "peak RSS of the client | {} | ≤ {TARGET_RSS_MIB} MiB | {rss_met}",
+            both(|t| t.rss_mib, " MiB")
+        ),
+        format!(
+            "throughput | {} | {rate_target} | {}",
+            both(|t| t.mb_s, " MB/s"),
+            verdict(vs_curl >= TARGET_VS_CURL)
+        ),
+        format!("client CPU, user + system | {} | — | ", both(|t| t.cpu_s, " s")),
+        format!("php-fpm CPU | {} | — | ", both(|t| t.php_s, " s")),
+        format!("curl → HAProxy: throughput, peak RSS, CPU | {} |  | — | ", other(2)),
+        format!("`raw_read`, the pipe limit: throughput, peak RSS, CPU | {} |  | — | ", other(3)),
+    ]
+    .map(|row| format!("| {row} |\n"))
+    .concat()
+}
+
+/// flup's row: every request answered 200.
+fn flup_row(result: &json::Value) -> String {
+    let number = |pointer: &str| result.pointer(pointer).and_then(json::Value::as_f64).unwrap_or(0.0);
+    let ok = number("/status/200");
+    format!(
+        "| flup `multiplexed=True`: {} × `/echo`, {FLUP_CONCURRENCY} in flight on 1 connection \
+         | {} ok ({}/s) |  | all succeed | {} |\n",
+        thousands(FLUP_REQUESTS as f64),
+        thousands(ok),
+        thousands(number("/req_per_s")),
+        verdict(ok == FLUP_REQUESTS as f64)
+    )
 }
 
 /// The php-fpm rows: `figures` holds fcgi bench first, then the peer on each runtime; the

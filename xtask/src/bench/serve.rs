@@ -2,7 +2,8 @@
 //! packages), all in front of the same php-fpm pool, in one run:
 //!
 //! 1. **hello.php, HTTP/1.1**: `wrk -t2 -cN -d5s --latency` at 8, 64 and 256 connections
-//!    through all four (php-fpm answers `Hello, world!`).
+//!    through all four (php-fpm answers `Hello, world!`), beside `fcgi bench -cN` straight to
+//!    php-fpm: what the FastCGI side alone costs, and the gateway goals of [`gateway_table`].
 //! 2. **static files**: wrk on [`SMALL_FILE`] of the docroot and on [`IMAGE`] (written into the
 //!    stack's docroot here), through `fcgi serve` and nginx at [`PAIR_LEVELS`] connections:
 //!    what the front does without php-fpm, where nginx is at its best (`sendfile`).
@@ -22,7 +23,8 @@
 //! At each level every front gets a short warm-up run of the kind measured (1 s of wrk, a fifth
 //! of h2load's requests), then [`REPEATS`] rounds of all fronts, the order rotating; figures
 //! are medians. The 1 GiB is one download per front. Gateway CPU per request, peak RSS and RSS
-//! after a run: see [`gateways::measured`]. php-fpm has [`gateways::PHP_WORKERS`] workers,
+//! after a run: see [`gateways::measured`]; the load tools' CPU from GNU time, php-fpm's from
+//! `/proc`. php-fpm has [`gateways::PHP_WORKERS`] workers,
 //! more than all fronts' FastCGI connections; at 256 connections every front waits for php-fpm.
 
 use std::fs;
@@ -33,8 +35,12 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use super::gateways::{self, Cost, Gateway, LoadOutput, Stack, measured};
-use super::measure::{Finished, load_average, median, run_to_end, thousands, version_line};
-use super::tools::{CURL, Tool, WRK};
+use super::measure::json::Number as _;
+use super::measure::{
+    Finished, UnderTime, clock_ticks, cpu_ticks, json, load_average, median, run_to_end, thousands, verdict,
+    version_line,
+};
+use super::tools::{CURL, GNU_TIME, Tool, WRK};
 use super::{Ctx, Report};
 
 /// Caddy 2.6 (Debian 12's package).
@@ -64,19 +70,35 @@ const REPEATS: usize = 3;
 /// Seconds of each measured run, and of the warm-up before them.
 const DURATION_S: u32 = 5;
 const WARMUP_S: u32 = 1;
-/// FastCGI connections of `fcgi serve` (as nginx's keepalive and HAProxy's maxconn).
+/// FastCGI connections of `fcgi serve` and `fcgi bench` (as nginx's keepalive and HAProxy's
+/// maxconn).
 const FCGI_CONNECTIONS: usize = 8;
+/// The name of `fcgi bench`'s rows: a FastCGI client with no HTTP side.
+const FCGI_BENCH: &str = "`fcgi bench` (no HTTP)";
+/// hello.php's body.
+const HELLO: &str = "Hello, world!";
+/// The goals of `fcgi bench` beside wrk through a gateway at 8 connections: requests/s ≥ this ×
+/// wrk → HAProxy's, its own CPU per request ≤ this many µs, and ≥ this share of its ceiling.
+const BENCH_VS_HAPROXY: f64 = 1.25;
+const BENCH_CPU_US: f64 = 8.0;
+const BENCH_OF_CEILING: f64 = 0.8;
 /// Longest one load run and one 1 GiB download may take, and how often their end is looked for.
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 const BIG_TIMEOUT: Duration = Duration::from_secs(300);
 const POLL: Duration = Duration::from_millis(20);
 
-/// One load run, or the medians of a front's runs at a level.
+/// One load run, or the medians of a front's runs at a level; CPU in µs per request.
 struct Run {
     req_per_s: f64,
+    /// The front's CPU (`fcgi bench`'s own, for its rows).
     gateway_us: f64,
+    /// The load tool's (wrk, h2load); 0 for `fcgi bench`, its own load tool.
+    load_us: f64,
+    php_us: f64,
     /// NaN for h2load, which reports no percentiles.
+    p50_ms: f64,
     p99_ms: f64,
+    /// NaN for `fcgi bench`, which exits with its run.
     rss_mib: f64,
 }
 
@@ -86,9 +108,17 @@ impl Run {
         Run {
             req_per_s: m(|r| r.req_per_s),
             gateway_us: m(|r| r.gateway_us),
+            load_us: m(|r| r.load_us),
+            php_us: m(|r| r.php_us),
+            p50_ms: m(|r| r.p50_ms),
             p99_ms: m(|r| r.p99_ms),
             rss_mib: m(|r| r.rss_mib),
         }
+    }
+
+    /// Cores ÷ (php-fpm + client CPU per request): the rate if every core were busy with this.
+    fn ceiling(&self, cores: usize) -> f64 {
+        cores as f64 / ((self.php_us + self.gateway_us + self.load_us) * 1e-6)
     }
 }
 
@@ -106,12 +136,18 @@ struct Big {
     cost: Cost,
 }
 
-/// The load tools, where their output goes, and the runs retried after a failure.
+/// The load tools, where their output goes, php-fpm, and the runs retried after a failure.
 struct Bench<'a> {
     dir: &'a Path,
+    fcgi: PathBuf,
     wrk: PathBuf,
     h2load: PathBuf,
     curl: PathBuf,
+    time: PathBuf,
+    php_pid: u32,
+    php_socket: PathBuf,
+    docroot: PathBuf,
+    ticks: f64,
     retried: std::cell::RefCell<Vec<String>>,
 }
 
@@ -126,9 +162,15 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
         tempfile::Builder::new().prefix("fcgi-bench-serve-").tempdir().context("creating a temp dir")?;
     let bench = Bench {
         dir: work.path(),
+        fcgi: fcgi.clone(),
         wrk: WRK.require()?,
         h2load: H2LOAD.require()?,
         curl: CURL.require()?,
+        time: GNU_TIME.require()?,
+        php_pid: stack.php.pid(),
+        php_socket: stack.php.socket.clone(),
+        docroot: stack.docroot.clone(),
+        ticks: clock_ticks()?,
         retried: Default::default(),
     };
     let image = stack.docroot.join(&IMAGE.0[1..]);
@@ -139,20 +181,32 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
     let mut caddy_front = start_caddy(&caddy, work.path(), stack)?;
 
     let all = [&serve, &stack.nginx, &stack.haproxy, &caddy_front];
-    let hello = bench.rounds("hello.php", &CONNECTIONS, &all, |f, n, s| bench.wrk(f, "/hello.php", n, s))?;
+    let names = [FCGI_BENCH, serve.name, stack.nginx.name, stack.haproxy.name, caddy_front.name];
+    let hello = bench.rounds("hello.php", &CONNECTIONS, &names, |i, n, s| match i {
+        0 => bench.fcgi_bench(n, s),
+        _ => bench.wrk(all[i - 1], "/hello.php", n, s),
+    })?;
     let pair = [&serve, &stack.nginx];
+    let pair_names = pair.map(|front| front.name);
     let mut statics = Vec::new();
     for file in [SMALL_FILE, IMAGE.0] {
-        let rows = bench.rounds(file, &PAIR_LEVELS, &pair, |f, n, s| bench.wrk(f, file, n, s))?;
+        let rows = bench.rounds(file, &PAIR_LEVELS, &pair_names, |i, n, s| bench.wrk(pair[i], file, n, s))?;
         statics.push((file, fs::metadata(stack.docroot.join(&file[1..])).map_or(0, |m| m.len()), rows));
     }
-    let h2 = bench.rounds("h2c hello.php", &PAIR_LEVELS, &pair, |f, n, s| bench.h2load(f, n, s))?;
+    let h2 =
+        bench.rounds("h2c hello.php", &PAIR_LEVELS, &pair_names, |i, n, s| bench.h2load(pair[i], n, s))?;
     let big = pair.map(|front| bench.big(front)).into_iter().collect::<Result<Vec<Big>>>()?;
     serve.check_running()?;
     caddy_front.check_running()?;
     stack.check_running()?;
 
-    let mut table = format!("**hello.php, HTTP/1.1** (wrk)\n\n{}", load_table("connections", &hello));
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut table = format!(
+        "**hello.php, HTTP/1.1** (wrk; `fcgi bench` straight to php-fpm)\n\n{}\n\
+         **`fcgi bench` straight to php-fpm vs wrk through a gateway, hello.php, 8 connections**\n\n{}",
+        load_table("connections", &hello),
+        gateway_table(&hello, cores)
+    );
     for (file, bytes, rows) in &statics {
         table.push_str(&format!(
             "\n**Static `{file}`, {} bytes** (wrk)\n\n{}",
@@ -175,7 +229,16 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
         CURL.version(&bench.curl),
     ];
     let load = [load_before, load_average()];
-    let notes = notes(&bench.retried.borrow(), &hello, &statics, &h2, &versions, &build, &load);
+    let mut notes = notes(&bench.retried.borrow(), &hello, &statics, &h2, &versions, &build, &load);
+    for gateway in [&stack.haproxy, &stack.nginx] {
+        let config = gateway.config.as_ref().and_then(|c| fs::read_to_string(c).ok()).unwrap_or_default();
+        let config = config.replace(&stack.dir().display().to_string(), "$DIR");
+        notes.push_str(&format!(
+            "\n{} configuration (`$DIR`: a temp dir):\n\n```\n{}\n```\n",
+            gateway.name,
+            config.trim_end()
+        ));
+    }
     Ok(Report {
         title: "fcgi serve: HTTP front vs nginx, HAProxy and Caddy on one php-fpm pool".into(),
         command: "cargo xtask bench serve".into(),
@@ -238,29 +301,29 @@ impl Bench<'_> {
         &self,
         what: &str,
         levels: &[usize],
-        fronts: &[&Gateway],
-        load: impl Fn(&Gateway, usize, u32) -> Result<Run>,
+        fronts: &[&'static str],
+        load: impl Fn(usize, usize, u32) -> Result<Run>,
     ) -> Result<Vec<Row>> {
         let mut rows = Vec::new();
         for &level in levels {
             println!("xtask: bench serve: {what} at {level}, {REPEATS} rounds ...");
             let mut runs: Vec<Vec<Run>> = fronts.iter().map(|_| Vec::new()).collect();
-            for front in fronts {
-                load(front, level, WARMUP_S)?;
+            for i in 0..fronts.len() {
+                load(i, level, WARMUP_S)?;
             }
             for repeat in 0..REPEATS {
                 for offset in 0..fronts.len() {
                     let i = (repeat + offset) % fronts.len();
-                    let run = load(fronts[i], level, DURATION_S).or_else(|err| {
+                    let run = load(i, level, DURATION_S).or_else(|err| {
                         let why = format!("{err:#}").lines().next().unwrap_or_default().to_owned();
                         self.retried.borrow_mut().push(format!("{what} at {level}: {why}"));
-                        load(fronts[i], level, DURATION_S)
+                        load(i, level, DURATION_S)
                     })?;
                     runs[i].push(run);
                 }
             }
             for (front, runs) in fronts.iter().zip(&runs) {
-                rows.push(Row { level, front: front.name, run: Run::median(runs) });
+                rows.push(Row { level, front, run: Run::median(runs) });
             }
         }
         Ok(rows)
@@ -268,28 +331,85 @@ impl Bench<'_> {
 
     fn wrk(&self, front: &Gateway, path: &str, connections: usize, seconds: u32) -> Result<Run> {
         let line = format!("-t2 -c{connections} -d{seconds}s --latency {}", front.url(path));
-        self.load("wrk", LoadOutput::wrk, front, Command::new(&self.wrk).args(line.split(' ')))
+        self.load("wrk", LoadOutput::wrk, front, &self.wrk, &line)
     }
 
     fn h2load(&self, front: &Gateway, clients: usize, seconds: u32) -> Result<Run> {
         let port = front.h2c_port.unwrap_or(front.port);
         let requests = seconds as usize * H2_REQUESTS_PER_S;
         let line = format!("-t2 -c{clients} -m{H2_STREAMS} -n{requests} http://127.0.0.1:{port}/hello.php");
-        self.load("h2load", h2load_output, front, Command::new(&self.h2load).args(line.split(' ')))
+        self.load("h2load", h2load_output, front, &self.h2load, &line)
     }
 
-    /// Runs `cmd` (`tool` against `front`, its output read by `parse`) and measures the front.
+    /// Runs `program` with the words of `line` under GNU time (`tool` against `front`, its
+    /// output read by `parse`) and measures it, the front and php-fpm.
     fn load(
         &self,
         tool: &str,
         parse: fn(&str) -> Result<LoadOutput>,
         front: &Gateway,
-        cmd: &mut Command,
+        program: &Path,
+        line: &str,
     ) -> Result<Run> {
-        let (finished, cost) = self.measured(tool, front, cmd, RUN_TIMEOUT)?;
+        let name = format!("{tool}-{}", front.name.replace(' ', "-"));
+        let args: Vec<String> = line.split(' ').map(String::from).collect();
+        let command = UnderTime::new(&self.time, self.dir, &name, program, &args);
+        let run = || measured(front.pid(), || command.run(self.dir, &name, RUN_TIMEOUT, POLL));
+        let (((finished, usage), cost), php_s) = self.with_php(run)?;
         let out = LoadOutput::read(parse, tool, front.name, &finished.stdout)?;
-        let gateway_us = cost.cpu_s * 1e6 / out.requests;
-        Ok(Run { req_per_s: out.req_per_s, gateway_us, p99_ms: out.p99_ms, rss_mib: cost.rss_mib })
+        let per_request = |seconds: f64| seconds * 1e6 / out.requests;
+        Ok(Run {
+            req_per_s: out.req_per_s,
+            gateway_us: per_request(cost.cpu_s),
+            load_us: per_request(usage.cpu_s()),
+            php_us: per_request(php_s),
+            p50_ms: out.p50_ms,
+            p99_ms: out.p99_ms,
+            rss_mib: cost.rss_mib,
+        })
+    }
+
+    /// `fcgi bench /hello.php -cN` on php-fpm's socket, every response checked.
+    fn fcgi_bench(&self, concurrency: usize, seconds: u32) -> Result<Run> {
+        let connections = concurrency.min(FCGI_CONNECTIONS);
+        let mut cmd = Command::new(&self.fcgi);
+        cmd.args(["bench", "/hello.php", "--json", "--silent"]).arg("--socket").arg(&self.php_socket);
+        cmd.arg("--docroot").arg(&self.docroot);
+        cmd.args([
+            format!("-c{concurrency}"),
+            format!("--connections={connections}"),
+            format!("-D{seconds}s"),
+        ]);
+        let run = || run_to_end(self.dir, "fcgi-bench", &mut cmd, RUN_TIMEOUT, POLL)?.check("fcgi bench");
+        let (finished, php_s) = self.with_php(run)?;
+        let line = finished.stdout.lines().rev().find(|l| l.starts_with('{')).unwrap_or_default();
+        let result =
+            json::parse(line).with_context(|| format!("fcgi bench printed {:?}", finished.stdout))?;
+        let completed = result.number("completed")?;
+        let ok = result.pointer("/status/200").and_then(json::Value::as_f64);
+        if result.number("errors")? > 0.0
+            || ok != Some(completed)
+            || result.number("body_bytes")? != completed * HELLO.len() as f64
+        {
+            bail!("fcgi bench: not every response was 200 `{HELLO}`: {result}");
+        }
+        let latency = |p: &str| result.pointer(&format!("/latency_ms/{p}")).and_then(json::Value::as_f64);
+        Ok(Run {
+            req_per_s: result.number("req_per_s")?,
+            gateway_us: result.number("cpu_us_per_req")?,
+            load_us: 0.0,
+            php_us: php_s * 1e6 / completed,
+            p50_ms: latency("p50").unwrap_or(f64::NAN),
+            p99_ms: latency("p99").unwrap_or(f64::NAN),
+            rss_mib: f64::NAN,
+        })
+    }
+
+    /// Runs `run` and returns its result with php-fpm's CPU seconds over it.
+    fn with_php<T>(&self, run: impl FnOnce() -> Result<T>) -> Result<(T, f64)> {
+        let before = cpu_ticks(self.php_pid, true)?;
+        let value = run()?;
+        Ok((value, cpu_ticks(self.php_pid, true)?.saturating_sub(before) as f64 / self.ticks))
     }
 
     /// `curl -o /dev/null` of [`BIG_BYTES`] from `big.php` through `front`; all must arrive.
@@ -348,18 +468,71 @@ fn h2load_output(text: &str) -> Result<LoadOutput> {
 /// Load runs by level (`level` names it: connections, clients) and front.
 fn load_table(level: &str, rows: &[Row]) -> String {
     let mut out = format!(
-        "| {level} | front | requests/s | gateway CPU per request | p99 latency | RSS after the run |\n\
-         |---:|---|---:|---:|---:|---:|\n"
+        "| {level} | front | requests/s | gateway CPU per request | load tool CPU per request \
+         | php-fpm CPU per request | p99 latency | RSS after the run |\n\
+         |---:|---|---:|---:|---:|---:|---:|---:|\n"
     );
+    let or_dash = |value: f64, text: String| if value.is_nan() { "—".to_owned() } else { text };
     for Row { level, front, run } in rows {
-        let p99 = if run.p99_ms.is_nan() { "—".to_owned() } else { format!("{:.2} ms", run.p99_ms) };
         out.push_str(&format!(
-            "| {level} | {front} | {} | {:.1} µs | {p99} | {:.1} MiB |\n",
+            "| {level} | {front} | {} | {:.1} µs | {} | {:.1} µs | {} | {} |\n",
             thousands(run.req_per_s),
             run.gateway_us,
-            run.rss_mib
+            if *front == FCGI_BENCH { "—".to_owned() } else { format!("{:.1} µs", run.load_us) },
+            run.php_us,
+            or_dash(run.p99_ms, format!("{:.2} ms", run.p99_ms)),
+            or_dash(run.rss_mib, format!("{:.1} MiB", run.rss_mib)),
         ));
     }
+    out
+}
+
+/// `fcgi bench` beside wrk → HAProxy and wrk → nginx at 8 connections, client CPU counting
+/// the load tool and the gateway together, with the goals of [`BENCH_VS_HAPROXY`] and after.
+fn gateway_table(hello: &[Row], cores: usize) -> String {
+    let find = |name: &str| hello.iter().find(|r| r.level == 8 && r.front == name).map(|r| &r.run);
+    let (Some(ours), Some(haproxy), Some(nginx)) = (find(FCGI_BENCH), find("HAProxy"), find("nginx")) else {
+        return "(no runs at 8 connections)\n".into();
+    };
+    let columns = [ours, haproxy, nginx];
+    let client = |r: &Run| r.gateway_us + r.load_us;
+    let mut out = String::from(
+        "| measurement | `fcgi bench` → php-fpm | wrk → HAProxy → php-fpm | wrk → nginx → php-fpm \
+         | target | met |\n|---|---:|---:|---:|---|:-:|\n",
+    );
+    let mut row = |what: &str, cell: &dyn Fn(&Run) -> String, target: String, met: &str| {
+        let cells = columns.map(cell).join(" | ");
+        out.push_str(&format!("| {what} | {cells} | {target} | {met} |\n"));
+    };
+    let vs_haproxy = ours.req_per_s / haproxy.req_per_s;
+    let vs_nginx = ours.req_per_s / nginx.req_per_s;
+    let target =
+        format!("≥ {BENCH_VS_HAPROXY}× wrk → HAProxy: {vs_haproxy:.2}× ({vs_nginx:.2}× wrk → nginx)");
+    row("requests/s", &|r| thousands(r.req_per_s), target, verdict(vs_haproxy >= BENCH_VS_HAPROXY));
+    let cpu = |r: &Run| match r.load_us {
+        0.0 => format!("{:.2} µs", client(r)),
+        _ => format!("{:.2} µs ({:.2} wrk + {:.2} gateway)", client(r), r.load_us, r.gateway_us),
+    };
+    let target =
+        format!("≤ {BENCH_CPU_US} µs ({:.2}× less than wrk + HAProxy)", client(haproxy) / client(ours));
+    row(
+        "client CPU per request (fcgi bench; wrk + gateway)",
+        &cpu,
+        target,
+        verdict(client(ours) <= BENCH_CPU_US),
+    );
+    row("php-fpm CPU per request", &|r| format!("{:.2} µs", r.php_us), "—".into(), "");
+    let ceiling = format!("ceiling: {cores} cores ÷ (php-fpm + client CPU per request)");
+    row(&ceiling, &|r| format!("{}/s", thousands(r.ceiling(cores))), "—".into(), "");
+    let of_ceiling = |r: &Run| r.req_per_s / r.ceiling(cores);
+    let target = format!("≥ {:.0} % (fcgi bench)", 100.0 * BENCH_OF_CEILING);
+    row(
+        "requests/s ÷ ceiling",
+        &|r| format!("{:.0} %", 100.0 * of_ceiling(r)),
+        target,
+        verdict(of_ceiling(ours) >= BENCH_OF_CEILING),
+    );
+    row("latency p50 / p99", &|r| format!("{:.3} / {:.3} ms", r.p50_ms, r.p99_ms), "—".into(), "");
     out
 }
 
@@ -393,7 +566,8 @@ fn versus(what: &str, level_unit: &str, rows: &[Row]) -> String {
     levels.dedup();
     let mut out = String::new();
     for level in levels {
-        let peers = rows.iter().filter(|r| r.level == level && r.front != "fcgi serve");
+        let peers =
+            rows.iter().filter(|r| r.level == level && !["fcgi serve", FCGI_BENCH].contains(&r.front));
         let ratios: Vec<String> = peers
             .filter_map(|peer| {
                 let (speed, cpu) = ratio(rows, level, peer.front)?;
@@ -480,7 +654,15 @@ mod tests {
 
     #[test]
     fn ratios_per_level() {
-        let run = |req_per_s, gateway_us| Run { req_per_s, gateway_us, p99_ms: f64::NAN, rss_mib: 1.0 };
+        let run = |req_per_s, gateway_us| Run {
+            req_per_s,
+            gateway_us,
+            load_us: 2.0,
+            php_us: 30.0,
+            p50_ms: f64::NAN,
+            p99_ms: f64::NAN,
+            rss_mib: 1.0,
+        };
         let rows = [
             Row { level: 8, front: "fcgi serve", run: run(900.0, 10.0) },
             Row { level: 8, front: "nginx", run: run(1000.0, 20.0) },
@@ -488,6 +670,11 @@ mod tests {
         assert_eq!(ratio(&rows, 8, "nginx"), Some((0.9, 0.5)));
         assert_eq!(ratio(&rows, 64, "nginx"), None);
         assert!(versus("x", "clients", &rows).contains("x, 8 clients: `fcgi serve` did 0.90x nginx's"));
-        assert!(load_table("clients", &rows).contains("| 8 | nginx | 1,000 | 20.0 µs | — | 1.0 MiB |\n"));
+        let table = load_table("clients", &rows);
+        assert!(
+            table.contains("| 8 | nginx | 1,000 | 20.0 µs | 2.0 µs | 30.0 µs | — | 1.0 MiB |\n"),
+            "{table}"
+        );
+        assert!(gateway_table(&rows, 2).starts_with("(no runs"));
     }
 }
