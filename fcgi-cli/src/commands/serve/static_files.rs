@@ -187,7 +187,9 @@ pub async fn respond(method: &Method, headers: &HeaderMap, routed: StaticFile) -
     with_body(builder, body)
 }
 
-/// `count` bytes from `start`, in one read for a file that did not shrink.
+/// `count` bytes from `start`, in one read for a file that did not shrink. (The buffer is
+/// zeroed first: `read_to_end` would skip that but reads in growing steps, several system
+/// calls for one file.)
 fn read_part(file: &std::fs::File, start: u64, count: u64) -> std::io::Result<Bytes> {
     use std::os::unix::fs::FileExt;
     let mut bytes = vec![0; count as usize];
@@ -233,6 +235,22 @@ mod tests {
         let status =
             answered.recv_timeout(std::time::Duration::from_secs(5)).expect("open must not block on a FIFO");
         assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+
+    #[test]
+    fn a_part_is_read_exactly_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.bin");
+        std::fs::write(&path, b"0123456789").unwrap();
+        let open = || std::fs::File::open(&path).unwrap();
+        assert_eq!(read_part(&open(), 0, 10).unwrap(), "0123456789");
+        assert_eq!(read_part(&open(), 0, 4).unwrap(), "0123");
+        assert_eq!(read_part(&open(), 7, 3).unwrap(), "789");
+        // The file shrank between fstat and the read: an error, never a short body.
+        for (start, count) in [(0, 11), (5, 6)] {
+            let error = read_part(&open(), start, count).unwrap_err();
+            assert_eq!(error.kind(), std::io::ErrorKind::UnexpectedEof, "{start} {count}");
+        }
     }
 
     #[tokio::test]
