@@ -102,6 +102,34 @@ async fn a_waiter_cancelled_at_any_await_point_leaks_nothing() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn waiters_are_served_in_arrival_order_past_those_that_gave_up() {
+    let backend = Backend { answer_delay: Duration::from_millis(100), ..Backend::default() };
+    let (pool, _) = backend.pool(PoolConfig::default().max_connections(1));
+    let answered = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut tasks = Vec::new();
+    // /a holds the connection; /b waits first and gives up at 50 ms; /c and /d wait behind it;
+    // /e comes after /b left, while the queue's front is a caller that is gone.
+    for (name, start_ms, limit_ms) in
+        [("/a", 0, 1000), ("/b", 1, 50), ("/c", 2, 1000), ("/d", 3, 1000), ("/e", 60, 1000)]
+    {
+        let (pool, answered) = (pool.clone(), answered.clone());
+        tasks.push(tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(start_ms)).await;
+            let limit = Duration::from_millis(limit_ms);
+            if let Ok(result) = tokio::time::timeout(limit, get(&pool, name, b"")).await {
+                answered.lock().unwrap().push(result.unwrap());
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(*answered.lock().unwrap(), ["/a 0", "/c 0", "/d 0", "/e 0"]);
+    settle().await;
+    assert_clean(&pool);
+}
+
+#[tokio::test(start_paused = true)]
 async fn many_random_caller_timeouts_leave_a_working_pool() {
     // The reproduction: requests under 0-20 ms caller timeouts left `connecting: 2` for good
     // and every later request timed out waiting for a connection.
