@@ -141,7 +141,7 @@ fn monitor_sockets(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then released).
-fn free_tcp_port() -> Result<SocketAddr> {
+pub fn free_tcp_port() -> Result<SocketAddr> {
     let listener = TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1:0 to find a free port")?;
     listener.local_addr().context("reading the address of a port-0 listener")
 }

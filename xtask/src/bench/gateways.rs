@@ -26,7 +26,7 @@
 
 use std::fs;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -259,8 +259,7 @@ fn get_hello(port: u16) -> Result<String> {
 }
 
 fn free_port() -> Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1:0 to find a free port")?;
-    Ok(listener.local_addr().context("reading a port-0 listener's address")?.port())
+    Ok(php_fpm::free_tcp_port()?.port())
 }
 
 fn read_log(path: &Path) -> String {
