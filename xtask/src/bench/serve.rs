@@ -613,7 +613,12 @@ fn notes(
          `curl -sS -o /dev/null` for the 1 GiB, one download per front, wall time from start to \
          exit. Gateway CPU: utime + stime of the front's process and its direct children from \
          `/proc`, over the run, per request; peak RSS: VmHWM, reset through `/proc/PID/clear_refs` \
-         before the run; both summed over nginx's master and workers. `fcgi serve` runs on its \
+         before the run; both summed over nginx's master and workers. Load tool CPU: GNU time's \
+         user + system of wrk or h2load (10 ms resolution) per request; php-fpm CPU: utime + \
+         stime of its master and children over the run, per request. `fcgi bench /hello.php -cN \
+         --connections min(N, {FCGI_CONNECTIONS}) -D{DURATION_S}s --json` talks to php-fpm \
+         directly; its CPU is its own `getrusage` (`cpu_us_per_req`), every response checked \
+         (200, `{HELLO}`). `fcgi serve` runs on its \
          default one thread, nginx with `worker_processes auto` (one per core), `sendfile on` and \
          `tcp_nopush on` as Debian's nginx.conf has them. Goals on hello.php: CPU per request ≤ 0.6x \
          nginx's and ≤ 0.5x HAProxy's; requests/s ≥ 1.05x the best of the others at 8 and 64 \
