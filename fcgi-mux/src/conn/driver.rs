@@ -27,8 +27,13 @@ use crate::request::{RequestBody, StreamBody};
 
 /// Socket reads per poll before other tasks get a turn.
 const READS_PER_POLL: usize = 4;
-/// Room made in the receive buffer before each read.
+/// Room made in the receive buffer before a read, at first and after a small read ...
 const READ_CHUNK: usize = 64 * 1024;
+/// ... and at most, doubling while reads fill all the room they are given: a large response
+/// streaming in. Received records are slices of this buffer, so the partial record at its end
+/// is copied into the next one; bigger buffers switch less often while a large answer streams
+/// in, and small answers keep a connection's buffer small.
+const MAX_READ_CHUNK: usize = 256 * 1024;
 /// Records dispatched before the driver lets the tasks it woke run. On a multiplexed
 /// connection this lets them queue their next requests while the rest of a large batch of
 /// answers is still being dispatched, so that client and server work at the same time
@@ -78,7 +83,30 @@ pub(crate) struct Driver {
     read_blocked: bool,
     /// Whole records are buffered but were left for the next turn (see [`RECORDS_PER_TURN`]).
     backlog: bool,
+    read_size: ReadSize,
     span: tracing::Span,
+}
+
+/// How much room to make in the receive buffer before a read (see [`MAX_READ_CHUNK`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ReadSize(usize);
+
+impl Default for ReadSize {
+    fn default() -> Self {
+        ReadSize(READ_CHUNK)
+    }
+}
+
+impl ReadSize {
+    /// After a read of `read` bytes into `room` bytes of spare capacity: a read that filled
+    /// its room doubles the size, one of less than a quarter of [`READ_CHUNK`] resets it.
+    fn after_read(&mut self, read: usize, room: usize) {
+        if read >= room {
+            self.0 = (self.0 * 2).min(MAX_READ_CHUNK);
+        } else if read < READ_CHUNK / 4 {
+            self.0 = READ_CHUNK;
+        }
+    }
 }
 
 impl Driver {
@@ -103,6 +131,7 @@ impl Driver {
             read_closed: false,
             read_blocked: false,
             backlog: false,
+            read_size: ReadSize::default(),
             span,
         }
     }
@@ -198,16 +227,18 @@ impl Driver {
             let buffer = self.machine.recv_buffer();
             // Grow only when little room is left: received records are handed out as slices of
             // this buffer, so a fresh allocation per read would be the usual case otherwise.
-            if buffer.capacity() - buffer.len() < READ_CHUNK / 4 {
-                buffer.reserve(READ_CHUNK);
+            if buffer.capacity() - buffer.len() < self.read_size.0 / 4 {
+                buffer.reserve(self.read_size.0);
             }
+            let room = buffer.capacity() - buffer.len();
             match tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, buffer) {
                 Poll::Ready(Ok(0)) => {
                     self.read_closed = true;
                     self.machine.handle_eof(now);
                     return true;
                 }
-                Poll::Ready(Ok(_)) => {
+                Poll::Ready(Ok(read)) => {
+                    self.read_size.after_read(read, room);
                     self.backlog = self.machine.handle_input_limited(now, RECORDS_PER_TURN);
                     progress = true;
                     if self.backlog {
@@ -515,4 +546,25 @@ pub(crate) async fn negotiate(driver: &mut Driver) -> Result<(), Error> {
         }
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MAX_READ_CHUNK, READ_CHUNK, ReadSize};
+
+    #[test]
+    fn reads_that_fill_their_room_grow_the_next_one_and_small_reads_reset_it() {
+        let mut size = ReadSize::default();
+        size.after_read(READ_CHUNK, READ_CHUNK);
+        assert_eq!(size, ReadSize(2 * READ_CHUNK));
+        for _ in 0..4 {
+            size.after_read(size.0, size.0);
+        }
+        assert_eq!(size, ReadSize(MAX_READ_CHUNK), "bounded");
+        // A large read that left room keeps the size; a small answer resets it.
+        size.after_read(READ_CHUNK, MAX_READ_CHUNK);
+        assert_eq!(size, ReadSize(MAX_READ_CHUNK));
+        size.after_read(300, MAX_READ_CHUNK);
+        assert_eq!(size, ReadSize::default());
+    }
 }
