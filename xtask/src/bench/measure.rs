@@ -129,6 +129,17 @@ pub fn run_json(
     json::parse(line).with_context(|| format!("{name} printed bad JSON: {line}"))
 }
 
+/// Whether the JSON of `fcgi bench --json` counts at least one completed request, no errors,
+/// and every completed request answered 200 with `body`.
+pub fn bench_answered(result: &json::Value, body: &str) -> bool {
+    let number = |pointer: &str| result.pointer(pointer).and_then(json::Value::as_f64);
+    let completed = number("/completed").unwrap_or(0.0);
+    completed > 0.0
+        && number("/errors") == Some(0.0)
+        && number("/status/200") == Some(completed)
+        && number("/body_bytes") == Some(completed * body.len() as f64)
+}
+
 /// What GNU `time` (`/usr/bin/time -f FORMAT -o FILE`) reports of a program: user and system
 /// CPU seconds (10 ms resolution), peak RSS, minor page faults (pages mapped on first touch).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -322,6 +333,21 @@ mod tests {
         assert_eq!(median([3.0, 1.0, 2.0].into_iter()), 2.0);
         assert_eq!(median([4.0, 1.0, 2.0, 3.0].into_iter()), 2.5);
         assert!(median(std::iter::empty()).is_nan());
+    }
+
+    #[test]
+    fn bench_json_answers() {
+        let doc = |text: &str| json::parse(text).unwrap();
+        let ok = r#"{"completed":2,"errors":0,"status":{"200":2},"body_bytes":26}"#;
+        assert!(bench_answered(&doc(ok), "Hello, world!"));
+        assert!(!bench_answered(&doc(ok), "other"));
+        for bad in [
+            r#"{"completed":2,"errors":1,"status":{"200":2},"body_bytes":26}"#,
+            r#"{"completed":2,"errors":0,"status":{"200":1,"500":1},"body_bytes":26}"#,
+            r#"{"completed":0,"errors":0,"status":{},"body_bytes":0}"#,
+        ] {
+            assert!(!bench_answered(&doc(bad), "Hello, world!"), "{bad}");
+        }
     }
 
     #[test]

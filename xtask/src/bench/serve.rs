@@ -37,8 +37,8 @@ use anyhow::{Context, Result, bail};
 use super::gateways::{self, Cost, Gateway, LoadOutput, Stack, measured};
 use super::measure::json::Number as _;
 use super::measure::{
-    Finished, UnderTime, clock_ticks, cpu_ticks, json, load_average, median, run_to_end, thousands, verdict,
-    version_line,
+    Finished, UnderTime, bench_answered, clock_ticks, cpu_ticks, json, load_average, median, run_json,
+    run_to_end, thousands, verdict, version_line,
 };
 use super::tools::{CURL, GNU_TIME, Tool, WRK};
 use super::{Ctx, Report};
@@ -372,27 +372,22 @@ impl Bench<'_> {
     /// `fcgi bench /hello.php -cN` on php-fpm's socket, every response checked.
     fn fcgi_bench(&self, concurrency: usize, seconds: u32) -> Result<Run> {
         let connections = concurrency.min(FCGI_CONNECTIONS);
-        let mut cmd = Command::new(&self.fcgi);
-        cmd.args(["bench", "/hello.php", "--json", "--silent"]).arg("--socket").arg(&self.php_socket);
-        cmd.arg("--docroot").arg(&self.docroot);
-        cmd.args([
+        let mut args: Vec<String> = ["bench", "/hello.php", "--json", "--silent"].map(String::from).into();
+        args.extend([
+            format!("--socket={}", self.php_socket.display()),
+            format!("--docroot={}", self.docroot.display()),
+        ]);
+        args.extend([
             format!("-c{concurrency}"),
             format!("--connections={connections}"),
             format!("-D{seconds}s"),
         ]);
-        let run = || run_to_end(self.dir, "fcgi-bench", &mut cmd, RUN_TIMEOUT, POLL)?.check("fcgi bench");
-        let (finished, php_s) = self.with_php(run)?;
-        let line = finished.stdout.lines().rev().find(|l| l.starts_with('{')).unwrap_or_default();
-        let result =
-            json::parse(line).with_context(|| format!("fcgi bench printed {:?}", finished.stdout))?;
-        let completed = result.number("completed")?;
-        let ok = result.pointer("/status/200").and_then(json::Value::as_f64);
-        if result.number("errors")? > 0.0
-            || ok != Some(completed)
-            || result.number("body_bytes")? != completed * HELLO.len() as f64
-        {
+        let run = || run_json(self.dir, "fcgi-bench", &self.fcgi, &args, RUN_TIMEOUT);
+        let (result, php_s) = self.with_php(run)?;
+        if !bench_answered(&result, HELLO) {
             bail!("fcgi bench: not every response was 200 `{HELLO}`: {result}");
         }
+        let completed = result.number("completed")?;
         let latency = |p: &str| result.pointer(&format!("/latency_ms/{p}")).and_then(json::Value::as_f64);
         Ok(Run {
             req_per_s: result.number("req_per_s")?,
