@@ -16,8 +16,8 @@ use anyhow::{Context, Result};
 
 use crate::bench::measure;
 
-/// The target named for the static build.
-const STATIC_TARGET: &str = "x86_64-unknown-linux-gnu";
+/// The rustflags of the target named for the static build.
+const STATIC_RUSTFLAGS: &str = "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS";
 
 /// The `fcgi` that [`build`] made.
 pub struct Built {
@@ -29,17 +29,17 @@ pub struct Built {
 
 /// Builds the shipped `fcgi`.
 pub fn build() -> Result<Built> {
-    let mut args = vec!["build", "--profile", "dist", "-p", "fcgi-cli", "--bin", "fcgi"];
     let static_pie = cfg!(all(target_os = "linux", target_env = "gnu", target_arch = "x86_64"));
-    if static_pie {
-        args.extend(["--target", STATIC_TARGET]);
-    }
-    let env = [("CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS", "-C target-feature=+crt-static")];
-    let env: &[(&str, &str)] = if static_pie { &env } else { &[] };
-    let mut built = measure::build_bins("fcgi-cli", &args, env, &["fcgi"])?;
-    let path = built.remove("fcgi").context("cargo built no fcgi")?;
+    let (target, env): (&str, &[_]) = match static_pie {
+        true => {
+            (" --target x86_64-unknown-linux-gnu", &[(STATIC_RUSTFLAGS, "-C target-feature=+crt-static")])
+        }
+        false => ("", &[]),
+    };
+    let args = format!("build --profile dist -p fcgi-cli --bin fcgi{target}");
+    let path = measure::build_bins("fcgi-cli", &args, env, &["fcgi"])?.remove("fcgi").context("no fcgi")?;
     let flags = env.iter().map(|(k, v)| format!("{k}='{v}' ")).collect::<String>();
-    Ok(Built { path, how: format!("cargo xtask dist = {flags}cargo {}", args.join(" ")) })
+    Ok(Built { path, how: format!("cargo xtask dist = {flags}cargo {args}") })
 }
 
 /// `cargo xtask dist`: builds it and prints its path last.

@@ -1,28 +1,16 @@
-//! The HTTP fronts the `serve` and `mux` sections measure `fcgi` against, and
-//! measuring them: HAProxy and nginx (Debian packages) in front of one dedicated php-fpm pool;
-//! [`start`] for the fronts a section starts itself; [`measured`] for what a load run cost a
-//! front; [`LoadOutput`] for what wrk printed.
+//! The HTTP fronts the `serve` and `mux` sections measure `fcgi` against: [`Stack::start`]
+//! (through [`super::Ctx::gateways`], once per run) starts, in a temp dir `$TMPDIR/fcgi-gw-*`,
+//! php-fpm with [`PHP_WORKERS`] static children, and HAProxy (`-db`, an `fcgi-app` with
+//! `option keep-conn`, `proto fcgi maxconn 8`) and nginx (`daemon off`, upstream `keepalive 8`,
+//! `fastcgi_keep_conn on`, a second port for h2c) in front of it, each on a free port of
+//! 127.0.0.1 and checked with one `GET /hello.php`. [`start`] starts the fronts a section brings
+//! itself; [`measured`] says what a run cost a front; [`LoadOutput`] reads wrk and h2load.
 //!
-//! [`Stack::start`] (through [`super::Ctx::gateways`], once per run) installs what is missing
-//! (see [`super::tools`]), and starts in a fresh temp dir (`$TMPDIR/fcgi-gw-*`):
-//!
-//! - **php-fpm** with [`PHP_WORKERS`] static children per pool, more than all clients'
-//!   connections together: php-fpm gives a worker to each open connection until it closes, and
-//!   both gateways keep idle server connections open (HAProxy's per-thread idle pools, nginx's
-//!   `keepalive` cache per worker process), so a pool sized for one client would leave another
-//!   waiting in the listen queue behind connections that are merely idle.
-//! - **HAProxy** (`haproxy -db -f haproxy.cfg`: foreground, no master process): an `fcgi-app`
-//!   with `option keep-conn`, `use-fcgi-app` in the backend, one `server ... proto fcgi maxconn 8`
-//!   on php-fpm's unix socket, default threads (one per core).
-//! - **nginx** (`nginx -p DIR -e ... -c nginx.conf -g 'daemon off;'`): `worker_processes auto`,
-//!   an upstream with `keepalive 8`, `fastcgi_keep_conn on`, Debian's `fastcgi_params` plus
-//!   `SCRIPT_FILENAME`, access log off, every temp path and the pid file in the temp dir; a
-//!   second port for h2c.
-//!
-//! Each listens on its own free port of 127.0.0.1 and is checked with one `GET /hello.php`
-//! before use. Nothing here touches system services the packages may have set up (policy-rc.d
-//! keeps them from starting on this machine; ours use their own configs, ports and files
-//! anyway). Dropping the [`Stack`] stops the gateways, then php-fpm, then removes the dir.
+//! php-fpm gives a worker to each open connection until it closes, and both gateways keep idle
+//! server connections open (HAProxy per thread, nginx per worker process): a pool sized for one
+//! client would leave another waiting behind connections that are merely idle. Nothing here
+//! touches the packages' system services. Dropping the [`Stack`] stops the gateways, then
+//! php-fpm, then removes the dir.
 
 use std::fs;
 use std::io::{Read, Write};
@@ -34,7 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use tempfile::TempDir;
 
-use super::measure::{ProcStat, clock_ticks, cpu_ticks};
+use super::measure::{children, clock_ticks, cpu_ticks};
 use super::tools;
 use crate::php_fpm::{self, PhpFpm};
 use crate::process::{self, Group, Signal};
@@ -384,12 +372,7 @@ pub fn measured<T>(pid: u32, run: impl FnOnce() -> Result<T>) -> Result<(T, Cost
 
 /// `pid` and its direct children (nginx's workers).
 fn family(pid: u32) -> Vec<u32> {
-    let children = fs::read_dir("/proc").into_iter().flatten().flatten().filter_map(|entry| {
-        let child = entry.file_name().to_str()?.parse().ok()?;
-        let stat = fs::read_to_string(entry.path().join("stat")).ok()?;
-        (ProcStat::parse(&stat)?.ppid == pid).then_some(child)
-    });
-    std::iter::once(pid).chain(children).collect()
+    std::iter::once(pid).chain(children(pid)).collect()
 }
 
 /// A kB field of `/proc/<pid>/status` (`VmRSS`, `VmHWM`) summed over `pid`'s family, in MiB.
@@ -402,7 +385,7 @@ fn mib(pid: u32, field: &str) -> f64 {
     family(pid).into_iter().filter_map(kib).sum::<f64>() / 1024.0
 }
 
-/// What a load tool (wrk; h2load in [`super::serve`]) printed; latencies NaN where it gives none.
+/// What a load tool printed; latencies NaN where it gives none (h2load).
 #[derive(Debug, PartialEq)]
 pub struct LoadOutput {
     pub requests: f64,
@@ -414,8 +397,10 @@ pub struct LoadOutput {
 }
 
 impl LoadOutput {
-    /// Reads wrk's output (`--latency` for the percentiles).
-    pub fn wrk(text: &str) -> Result<LoadOutput> {
+    /// Reads wrk's output (`--latency` for the percentiles) or h2load's: `finished in 5.00s,
+    /// 24425.40 req/s, 2.03MB/s` and `requests: N total, N started, N done, N succeeded, N
+    /// failed, ...` (failed counts the errored, the timed out and the non-2xx/3xx).
+    pub fn parse(text: &str) -> Result<LoadOutput> {
         let mut out =
             LoadOutput { requests: -1.0, req_per_s: -1.0, errors: 0.0, p50_ms: f64::NAN, p99_ms: f64::NAN };
         let number = |text: &str| text.trim().parse::<f64>().with_context(|| format!("bad number {text:?}"));
@@ -424,6 +409,17 @@ impl LoadOutput {
                 out.requests = number(count)?;
             } else if let Some(rate) = line.strip_prefix("Requests/sec:") {
                 out.req_per_s = number(rate)?;
+            } else if let Some(rest) = line.strip_prefix("finished in ") {
+                let rate = rest.split(", ").nth(1).and_then(|r| r.strip_suffix(" req/s"));
+                out.req_per_s = number(rate.with_context(|| format!("no req/s in {line:?}"))?)?;
+            } else if let Some(counts) = line.strip_prefix("requests: ") {
+                for (count, what) in counts.split(", ").filter_map(|part| part.split_once(' ')) {
+                    match what {
+                        "done" => out.requests = number(count)?,
+                        "failed" => out.errors += number(count)?,
+                        _ => {}
+                    }
+                }
             } else if let Some(count) = line.strip_prefix("Non-2xx or 3xx responses:") {
                 out.errors += number(count)?;
             } else if let Some(errors) = line.strip_prefix("Socket errors:") {
@@ -438,17 +434,7 @@ impl LoadOutput {
             }
         }
         if out.requests < 0.0 || out.req_per_s < 0.0 {
-            bail!("no request count or Requests/sec line");
-        }
-        Ok(out)
-    }
-
-    /// `parse`s `text`, what `tool` printed against `front`; fails on any error or no request.
-    pub fn read(parse: fn(&str) -> Result<LoadOutput>, tool: &str, front: &str, text: &str) -> Result<Self> {
-        let out =
-            parse(text).with_context(|| format!("reading {tool}'s output through {front}: {text:?}"))?;
-        if out.errors > 0.0 || out.requests <= 0.0 {
-            bail!("{tool} through {front}: {} requests, {} failed\n{text}", out.requests, out.errors);
+            bail!("no request count or requests/s line");
         }
         Ok(out)
     }
@@ -497,15 +483,20 @@ Requests/sec:  30398.93
 ";
 
     #[test]
-    fn wrk_output() {
-        let out = LoadOutput::wrk(WRK).unwrap();
+    fn load_tool_outputs() {
+        let out = LoadOutput::parse(WRK).unwrap();
         assert_eq!((out.requests, out.req_per_s, out.errors), (152000.0, 30398.93, 3.0));
         assert!((out.p50_ms - 0.245).abs() < 1e-9 && (out.p99_ms - 1.18).abs() < 1e-9);
         let non2xx = WRK
             .replace("Socket errors: connect 0, read 1, write 0, timeout 2", "Non-2xx or 3xx responses: 7");
-        assert_eq!(LoadOutput::wrk(&non2xx).unwrap().errors, 7.0);
-        assert!(LoadOutput::read(LoadOutput::wrk, "wrk", "nginx", WRK).is_err(), "3 errors");
-        assert!(LoadOutput::wrk("garbage").is_err());
+        assert_eq!(LoadOutput::parse(&non2xx).unwrap().errors, 7.0);
+        assert!(LoadOutput::parse("garbage").is_err());
+        let h2load = "finished in 5.00s, 24425.40 req/s, 2.03MB/s\n\
+                      requests: 122127 total, 122191 started, 122127 done, 122120 succeeded, 7 \
+                      failed, 7 errored, 0 timeout\nstatus codes: 122120 2xx, 0 3xx, 0 4xx, 0 5xx\n";
+        let out = LoadOutput::parse(h2load).unwrap();
+        assert_eq!((out.requests, out.req_per_s, out.errors), (122127.0, 24425.4, 7.0));
+        assert!(out.p99_ms.is_nan());
         assert_eq!(wrk_duration_ms("2.00s").unwrap(), 2000.0);
         assert!(wrk_duration_ms("12").is_err());
     }

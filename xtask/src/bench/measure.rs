@@ -13,22 +13,22 @@ use anyhow::{Context, Result, bail};
 use crate::process::{self, Group, Signal};
 use crate::workspace;
 
-/// Runs cargo with `args` (`build --release ...`) and `env`, and returns the executables built
-/// for the target names in `names`. They are read from cargo's JSON messages, so any target dir
-/// works (the default, `CARGO_TARGET_DIR`, a config's `build.target-dir`).
+/// Runs cargo with the words of `args` (`build --release ...`) and `env`, and returns the
+/// executables built for the target names in `names`. They are read from cargo's JSON messages,
+/// so any target dir works (the default, `CARGO_TARGET_DIR`, a config's `build.target-dir`).
 pub fn build_bins(
     what: &str,
-    args: &[&str],
+    args: &str,
     env: &[(&str, &str)],
     names: &[&str],
 ) -> Result<BTreeMap<String, PathBuf>> {
-    println!("xtask: cargo {}", args.join(" "));
-    let (subcommand, rest) = args.split_first().context("build_bins without a cargo subcommand")?;
+    println!("xtask: cargo {args}");
+    let (subcommand, rest) = args.split_once(' ').unwrap_or((args, ""));
     let output = workspace::cargo()
         .arg(subcommand)
         // Before the rest: anything after a `--` in it goes to rustc.
         .arg("--message-format=json-render-diagnostics")
-        .args(rest)
+        .args(rest.split_whitespace())
         .envs(env.iter().copied())
         .stderr(Stdio::inherit())
         .output()
@@ -140,8 +140,8 @@ pub fn bench_answered(result: &json::Value, body: &str) -> bool {
         && number("/body_bytes") == Some(completed * body.len() as f64)
 }
 
-/// What GNU `time` (`/usr/bin/time -f FORMAT -o FILE`) reports of a program: user and system
-/// CPU seconds (10 ms resolution), peak RSS, minor page faults (pages mapped on first touch).
+/// What GNU `time` reports of a program: user and system CPU seconds (10 ms resolution), peak
+/// RSS, minor page faults (pages mapped on first touch).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Usage {
     pub user_s: f64,
@@ -151,15 +151,12 @@ pub struct Usage {
 }
 
 impl Usage {
-    /// The `-f` format [`Usage::parse`] reads.
-    pub const FORMAT: &str = "xtask-usage %U %S %M %R";
-
     pub fn cpu_s(&self) -> f64 {
         self.user_s + self.sys_s
     }
 
-    /// Reads the line GNU time wrote with [`Usage::FORMAT`] (after a "Command exited with
-    /// non-zero status N" line, if any).
+    /// Reads the line of [`gnu_time`]'s format (after a "Command exited with non-zero status N"
+    /// line, if any).
     pub fn parse(text: &str) -> Option<Usage> {
         let line = text.lines().rev().find_map(|l| l.trim().strip_prefix("xtask-usage "))?;
         let fields: Vec<f64> = line.split_whitespace().map(str::parse).collect::<Result<_, _>>().ok()?;
@@ -168,37 +165,57 @@ impl Usage {
     }
 }
 
-/// A command run under GNU time: `time -f FORMAT -o <dir>/<name>.time PROGRAM ARGS...`.
-pub struct UnderTime {
-    /// The command to run (GNU time in front of the program).
-    pub command: Command,
-    usage_file: PathBuf,
+/// `program args` under GNU time (`time`, i.e. `/usr/bin/time`), its figures written to
+/// `dir/<name>.time` for [`run_timed`].
+pub fn gnu_time(time: &Path, dir: &Path, name: &str, program: &Path, args: &[String]) -> Command {
+    let mut command = Command::new(time);
+    command.args(["-f", "xtask-usage %U %S %M %R", "-o"]).arg(dir.join(format!("{name}.time")));
+    command.arg(program).args(args);
+    command
 }
 
-impl UnderTime {
-    /// `time` is the path of GNU time (`/usr/bin/time`).
-    pub fn new(time: &Path, dir: &Path, name: &str, program: &Path, args: &[String]) -> UnderTime {
-        let usage_file = dir.join(format!("{name}.time"));
-        let mut command = Command::new(time);
-        command.arg("-f").arg(Usage::FORMAT).arg("-o").arg(&usage_file).arg(program).args(args);
-        UnderTime { command, usage_file }
-    }
+/// Runs a [`gnu_time`] command to the end (see [`run_to_end`]); fails unless it succeeds.
+pub fn run_timed(
+    dir: &Path,
+    name: &str,
+    cmd: &mut Command,
+    timeout: Duration,
+    poll: Duration,
+) -> Result<(Finished, Usage)> {
+    let what = format!("{cmd:?}");
+    let finished = run_to_end(dir, name, cmd, timeout, poll)?.check(&what)?;
+    let path = dir.join(format!("{name}.time"));
+    let text = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let usage = Usage::parse(&text).with_context(|| format!("GNU time wrote {text:?} for {what}"))?;
+    Ok((finished, usage))
+}
 
-    /// Runs it to the end (see [`run_to_end`]); fails unless it exits successfully.
-    pub fn run(
-        mut self,
-        dir: &Path,
-        name: &str,
-        timeout: Duration,
-        poll: Duration,
-    ) -> Result<(Finished, Usage)> {
-        let what = format!("{:?}", self.command);
-        let finished = run_to_end(dir, name, &mut self.command, timeout, poll)?.check(&what)?;
-        let text = fs::read_to_string(&self.usage_file)
-            .with_context(|| format!("reading GNU time's output {}", self.usage_file.display()))?;
-        let usage = Usage::parse(&text).with_context(|| format!("GNU time wrote {text:?} for {what}"))?;
-        Ok((finished, usage))
+/// Runs `run(i, warm_up)` for each of `count` items once per round, the order rotating:
+/// `warmup` rounds whose results are dropped, then `rounds` kept, so that a change in the
+/// machine's load lands on every item alike. Returns each item's kept results.
+pub fn rotate<T>(
+    count: usize,
+    warmup: usize,
+    rounds: usize,
+    mut run: impl FnMut(usize, bool) -> Result<T>,
+) -> Result<Vec<Vec<T>>> {
+    let mut results: Vec<Vec<T>> = (0..count).map(|_| Vec::new()).collect();
+    for round in 0..warmup + rounds {
+        process::bail_if_interrupted()?;
+        for offset in 0..count {
+            let i = (offset + round) % count;
+            let result = run(i, round < warmup)?;
+            if round >= warmup {
+                results[i].push(result);
+            }
+        }
     }
+    Ok(results)
+}
+
+/// The words of `line` as arguments.
+pub fn words(line: &str) -> Vec<String> {
+    line.split_whitespace().map(String::from).collect()
 }
 
 /// The first line a program prints for `args` (e.g. `--version`), stdout or else stderr, or "?".
@@ -244,30 +261,34 @@ pub fn median(values: impl Iterator<Item = f64>) -> f64 {
 /// `with_children` (php-fpm's workers; children that exited are not counted, and php-fpm's
 /// static workers do not exit).
 pub fn cpu_ticks(pid: u32, with_children: bool) -> Result<u64> {
+    let own = proc_stat(pid).with_context(|| format!("process {pid} is gone (no /proc/{pid}/stat)"))?;
+    let children = if with_children { children(pid) } else { Vec::new() };
     // Processes come and go while we look: a vanished child is skipped.
-    let stat =
-        |pid: u32| fs::read_to_string(format!("/proc/{pid}/stat")).ok().and_then(|s| ProcStat::parse(&s));
-    let own = stat(pid).with_context(|| format!("process {pid} is gone (no /proc/{pid}/stat)"))?.ticks;
-    if !with_children {
-        return Ok(own);
-    }
-    let pids = fs::read_dir("/proc").context("reading /proc")?.flatten();
-    let children =
-        pids.filter_map(|entry| stat(entry.file_name().to_str()?.parse().ok()?)).filter(|s| s.ppid == pid);
-    Ok(own + children.map(|child| child.ticks).sum::<u64>())
+    Ok(own.ticks + children.into_iter().filter_map(proc_stat).map(|s| s.ticks).sum::<u64>())
+}
+
+/// The direct children of `pid` (nginx's and php-fpm's workers).
+pub fn children(pid: u32) -> Vec<u32> {
+    let entries = fs::read_dir("/proc").into_iter().flatten().flatten();
+    let pids = entries.filter_map(|entry| entry.file_name().to_str()?.parse().ok());
+    pids.filter(|&child| proc_stat(child).is_some_and(|s| s.ppid == pid)).collect()
+}
+
+fn proc_stat(pid: u32) -> Option<ProcStat> {
+    ProcStat::parse(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
 }
 
 /// The fields of `/proc/<pid>/stat` we use: the parent's pid (field 4) and utime + stime
 /// (fields 14 and 15, clock ticks).
-pub struct ProcStat {
-    pub ppid: u32,
-    pub ticks: u64,
+struct ProcStat {
+    ppid: u32,
+    ticks: u64,
 }
 
 impl ProcStat {
     /// Parses `pid (comm) state ppid ...`; `comm` may hold spaces and parentheses, so fields are
     /// counted after its last `)`.
-    pub fn parse(text: &str) -> Option<ProcStat> {
+    fn parse(text: &str) -> Option<ProcStat> {
         let fields: Vec<&str> = text[text.rfind(')')? + 1..].split_whitespace().collect();
         // fields[0] is field 3 (state).
         let field = |i: usize| fields.get(i)?.parse::<u64>().ok();

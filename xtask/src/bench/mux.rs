@@ -1,13 +1,8 @@
 //! Bench section `mux`: fcgi-mux beside the `fastcgi-client` crate on php-fpm, multiplexing
-//! against a tokio-fastcgi responder and flup, and one 1 GiB response.
-//!
-//! fcgi-mux is driven by `fcgi bench --json` (the release CLI): one load driver for users and
-//! for this benchmark. The peer has no CLI; `fcgi-mux/benches/fastcgi_client_peer.rs` drives it
-//! the same way (requests in flight, a measured period from the first request, client CPU from
-//! its own `getrusage`), with the parameters `fcgi` sends for the same path. The 1 GiB response
-//! is read under GNU time by `fcgi get`, the peer, curl through HAProxy and `raw_read` (the pipe
-//! limit: fcgi-mux/benches/raw_read.rs), all from the php-fpm of [`super::gateways`]. The notes
-//! of the report say the rest.
+//! against a tokio-fastcgi responder and flup, and one 1 GiB response. fcgi-mux is driven by
+//! `fcgi bench --json` of the release CLI, the one load driver for users and for this benchmark;
+//! the peer, which has no CLI, by `fcgi-mux/benches/fastcgi_client_peer.rs` the same way, with
+//! the parameters `fcgi` sends for the same path. The report's notes say the rest.
 
 use std::fs;
 use std::os::unix::net::UnixStream;
@@ -20,8 +15,10 @@ use anyhow::{Context, Result, bail};
 use super::gateways::Stack;
 use super::measure::json::Number as _;
 use super::measure::{
-    self, UnderTime, clock_ticks, cpu_ticks, json, load_average, median, thousands, verdict,
+    self, clock_ticks, cpu_ticks, gnu_time, json, load_average, median, rotate, run_timed, thousands,
+    verdict, words,
 };
+use super::report::table;
 use super::tools::{CURL, GNU_TIME};
 use super::{Ctx, Report};
 use crate::process::{self, Group, Signal};
@@ -55,25 +52,15 @@ const TARGET_RSS_MIB: f64 = 8.0;
 /// ...and `fcgi get` streams at ≥ this × curl's rate through HAProxy.
 const TARGET_VS_CURL: f64 = 1.2;
 
-const BUILD_ARGS: &[&str] = &[
-    "build",
-    "--release",
-    "-p",
-    "fcgi-mux",
-    "--bench",
-    "fastcgi_client_peer",
-    "--bench",
-    "mpx_responder",
-    "--bench",
-    "raw_read",
-];
+const BUILD: &str =
+    "build --release -p fcgi-mux --bench fastcgi_client_peer --bench mpx_responder --bench raw_read";
 
 /// Measures; returns the report.
 pub fn run(ctx: &mut Ctx) -> Result<Report> {
     let load_before = load_average();
     let fcgi = ctx.fcgi()?;
     let names = ["fastcgi_client_peer", "mpx_responder", "raw_read"];
-    let mut bins = measure::build_bins("the peers", BUILD_ARGS, &[], &names)?;
+    let mut bins = measure::build_bins("the peers", BUILD, &[], &names)?;
     let time = GNU_TIME.require()?;
     let work = tempfile::Builder::new().prefix("fcgi-bench-mux-").tempdir().context("creating a temp dir")?;
     let backends = ctx.backends()?;
@@ -113,23 +100,25 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
     let load_after = load_average();
 
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut table =
-        String::from("| measurement | fcgi-mux (`fcgi bench`) | fastcgi-client | target | met |\n");
-    table.push_str("|---|---:|---:|---|:-:|\n");
-    let heading = |text: &str| format!("| **{text}** |  |  |  |  |\n");
-    table += &heading(&format!(
-        "php-fpm `hello.php`, {c8} concurrent requests, {n7} connections (fastcgi-client: \
-         current-thread / multi-thread runtime)"
-    ));
-    table += &php_rows(&php8, cores, true);
-    table += &heading("php-fpm `hello.php`, 1 request at a time, 1 connection");
-    table += &php_rows(&php1, cores, false);
-    table +=
-        &heading("tokio-fastcgi responder, 64 concurrent requests (fcgi-mux on both sides of the ratio)");
-    table += &responder_rows(&mpx[0], &mpx[1]);
-    table += &flup_row(&flup);
-    table += &heading("1 GiB response from php-fpm `big.php` (`fcgi get -o /dev/null`; `execute_stream`)");
-    table += &stream_rows(&stream);
+    let heading = |text: &str| format!("**{text}** |  |  |  |");
+    let rows = [
+        vec![heading(&format!(
+            "php-fpm `hello.php`, {c8} concurrent requests, {n7} connections (fastcgi-client: \
+             current-thread / multi-thread runtime)"
+        ))],
+        php_rows(&php8, cores, true),
+        vec![heading("php-fpm `hello.php`, 1 request at a time, 1 connection")],
+        php_rows(&php1, cores, false),
+        vec![heading(
+            "tokio-fastcgi responder, 64 concurrent requests (fcgi-mux on both sides of the ratio)",
+        )],
+        responder_rows(&mpx[0], &mpx[1]),
+        vec![flup_row(&flup)],
+        vec![heading("1 GiB response from php-fpm `big.php` (`fcgi get -o /dev/null`; `execute_stream`)")],
+        stream_rows(&stream),
+    ];
+    let head = "measurement | fcgi-mux (`fcgi bench`) | fastcgi-client | target | met";
+    let table = table(head, "lrrlc", rows.concat());
 
     let stream_log = |c: usize| {
         let runs: Vec<String> =
@@ -173,7 +162,7 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
          Runs (requests/s | client µs/request | server µs/request):\n\n{}\n{}",
         locked_version("fastcgi-client"),
         locked_version("tokio-fastcgi"),
-        BUILD_ARGS.join(" "),
+        BUILD,
         ctx.fcgi_build_line(),
         bench.ticks,
         log.join("\n"),
@@ -181,7 +170,7 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
     );
     Ok(Report {
         title: "fcgi-mux: client CPU, throughput, multiplexing and memory (vs fastcgi-client)".into(),
-        command: format!("cargo xtask bench mux   # peers built with: cargo {}", BUILD_ARGS.join(" ")),
+        command: format!("cargo xtask bench mux   # peers built with: cargo {}", BUILD),
         table,
         notes,
     })
@@ -201,22 +190,6 @@ struct Figures {
     req_per_s: f64,
     client_us: f64,
     server_us: f64,
-}
-
-/// Runs `run(i)` for each of `count` clients once per round, the order rotating, one untimed
-/// round first; returns each client's timed results.
-fn rotate<T>(count: usize, mut run: impl FnMut(usize) -> Result<T>) -> Result<Vec<Vec<T>>> {
-    let mut results: Vec<Vec<T>> = (0..count).map(|_| Vec::new()).collect();
-    for round in 0..=REPEATS {
-        for i in 0..count {
-            let client = (i + round) % count;
-            let result = run(client)?;
-            if round > 0 {
-                results[client].push(result);
-            }
-        }
-    }
-    Ok(results)
 }
 
 /// What the runs need.
@@ -260,42 +233,34 @@ impl Bench {
         path: &str,
         concurrency: usize,
         connections: usize,
-        multiplex: bool,
+        mpx: bool,
     ) -> Client {
-        let mut args: Vec<String> =
-            ["bench", path, "--socket", socket, "--json", "-s"].map(String::from).into();
-        args.extend([format!("--docroot={}", self.docroot), format!("-c{concurrency}")]);
-        args.extend([format!("--connections={connections}"), format!("-D{SECONDS}s")]);
-        if multiplex {
+        let line = format!("bench {path} --json -s -c{concurrency} --connections={connections} -D{SECONDS}s");
+        let mut args = words(&line);
+        args.extend([format!("--socket={socket}"), format!("--docroot={}", self.docroot)]);
+        if mpx {
             args.push("--multiplex".into());
         }
-        let name = format!(
-            "fcgi bench, {connections} connection(s){}",
-            if multiplex { ", multiplexed" } else { "" }
-        );
+        let name =
+            format!("fcgi bench, {connections} connection(s){}", if mpx { ", multiplexed" } else { "" });
         Client { name, program: self.fcgi.clone(), args }
     }
 
     /// The peer's load on php-fpm; `params` as [`Bench::params`] returns them.
     fn peer_load(&self, params: &[String], concurrency: usize, connections: usize, runtime: &str) -> Client {
-        let mut args = [["--socket".to_owned(), self.socket.clone()].as_slice(), params].concat();
-        args.extend([
-            "load".into(),
-            format!("--concurrency={concurrency}"),
-            format!("--connections={connections}"),
-        ]);
-        args.extend([
-            format!("--duration={SECONDS}"),
-            format!("--runtime={runtime}"),
-            format!("--expect-body={HELLO}"),
-        ]);
+        let line = format!(
+            "load --concurrency={concurrency} --connections={connections} --duration={SECONDS} \
+             --runtime={runtime}"
+        );
+        let mut args = [vec![format!("--socket={}", self.socket)], params.to_vec(), words(&line)].concat();
+        args.push(format!("--expect-body={HELLO}"));
         Client { name: format!("fastcgi-client, {runtime}-thread runtime"), program: self.peer.clone(), args }
     }
 
-    /// The load runs of `clients` (see [`rotate`]); the server is process `server`, with its
-    /// children if `with_children`.
+    /// The load runs of `clients`, one untimed round then [`REPEATS`] (see [`rotate`]); the
+    /// server is process `server`, with its children if `with_children`.
     fn loads(&self, clients: &[Client], server: u32, with_children: bool) -> Result<Vec<Figures>> {
-        let runs = rotate(clients.len(), |i| self.load(&clients[i], server, with_children))?;
+        let runs = rotate(clients.len(), 1, REPEATS, |i, _| self.load(&clients[i], server, with_children))?;
         let figures = clients.iter().zip(runs).map(|(client, runs)| {
             let m = |i: usize| median(runs.iter().map(|r| r[i]));
             Figures { name: client.name.clone(), req_per_s: m(0), client_us: m(1), server_us: m(2), runs }
@@ -348,13 +313,11 @@ impl Bench {
 
     /// `fcgi bench --multiplex` on flup: the JSON of a run in which every request succeeded.
     fn flup(&self, socket: &str) -> Result<json::Value> {
-        let mut args: Vec<String> =
-            ["bench", "/echo", "--multiplex", "--connections=1", "--json", "-s"].map(String::from).into();
-        args.extend([
-            format!("--socket={socket}"),
-            format!("-c{FLUP_CONCURRENCY}"),
-            format!("-n{FLUP_REQUESTS}"),
-        ]);
+        let line = format!(
+            "bench /echo --multiplex --connections=1 --json -s -c{FLUP_CONCURRENCY} -n{FLUP_REQUESTS}"
+        );
+        let mut args = words(&line);
+        args.push(format!("--socket={socket}"));
         let result = measure::run_json(&self.dir, "flup", &self.fcgi, &args, RUN_TIMEOUT)?;
         let ok = result.pointer("/status/200").and_then(json::Value::as_f64);
         if result.number("errors")? > 0.0 || ok != Some(FLUP_REQUESTS as f64) {
@@ -367,27 +330,24 @@ impl Bench {
     fn stream(&self, stack: &Stack, curl: &Path, raw: &Path) -> Result<Vec<Vec<Transfer>>> {
         let (socket, docroot) = (stack.php.socket.display().to_string(), stack.docroot.display().to_string());
         let path = format!("/big.php?bytes={STREAM_BYTES}");
-        let (script, bytes) = (format!("{docroot}/big.php"), STREAM_BYTES.to_string());
-        let strings = |words: &[&str]| -> Vec<String> { words.iter().map(|w| w.to_string()).collect() };
-        let peer =
-            [strings(&["--socket", &socket]), self.params(&socket, &docroot, &path)?, strings(&["stream"])];
+        let at = [format!("--socket={socket}")];
+        let get =
+            [words(&format!("get {path} -o /dev/null -s")), vec![format!("--docroot={docroot}")]].concat();
+        let raw_args = [format!("--script-filename={docroot}/big.php"), format!("--bytes={STREAM_BYTES}")];
         let clients: [(&Path, Vec<String>); 4] = [
-            (
-                &self.fcgi,
-                strings(&["get", &path, "--socket", &socket, "--docroot", &docroot, "-o", "/dev/null", "-s"]),
-            ),
-            (&self.peer, peer.concat()),
-            (curl, strings(&["-sS", "-o", "/dev/null", "-w", "%{size_download}", &stack.haproxy.url(&path)])),
-            (raw, strings(&["--socket", &socket, "--script-filename", &script, "--bytes", &bytes])),
+            (&self.fcgi, [&get[..], &at].concat()),
+            (&self.peer, [&at[..], &self.params(&socket, &docroot, &path)?, &words("stream")].concat()),
+            (curl, words(&format!("-sS -o /dev/null -w %{{size_download}} {}", stack.haproxy.url(&path)))),
+            (raw, [&at[..], &raw_args].concat()),
         ];
         let (php, haproxy) = (stack.php.pid(), stack.haproxy.pid());
-        rotate(clients.len(), |c| {
+        rotate(clients.len(), 1, REPEATS, |c, _| {
             let (program, args) = &clients[c];
-            let command = UnderTime::new(&self.time, &self.dir, "stream", program, args);
+            let mut command = gnu_time(&self.time, &self.dir, "stream", program, args);
             let ticks = || -> Result<[u64; 2]> { Ok([cpu_ticks(php, true)?, cpu_ticks(haproxy, false)?]) };
             let before = ticks()?;
             let (finished, usage) =
-                command.run(&self.dir, "stream", RUN_TIMEOUT, Duration::from_millis(1))?;
+                run_timed(&self.dir, "stream", &mut command, RUN_TIMEOUT, Duration::from_millis(1))?;
             let after = ticks()?;
             // `fcgi get` and raw_read fail on a short body; the peer reports what it read (the CGI
             // head too), curl the body's bytes.
@@ -426,7 +386,7 @@ struct Transfer {
 }
 
 /// The 1 GiB rows: fcgi get and the peer in their columns, curl and raw_read in rows of their own.
-fn stream_rows(runs: &[Vec<Transfer>]) -> String {
+fn stream_rows(runs: &[Vec<Transfer>]) -> Vec<String> {
     let m = |c: usize, f: fn(&Transfer) -> f64| median(runs[c].iter().map(f));
     let vs_curl = m(0, |t| t.mb_s) / m(2, |t| t.mb_s);
     let of_raw = 100.0 * m(0, |t| t.mb_s) / m(3, |t| t.mb_s);
@@ -455,8 +415,7 @@ fn stream_rows(runs: &[Vec<Transfer>]) -> String {
         format!("curl → HAProxy: throughput, peak RSS, CPU | {} |  | — | ", other(2)),
         format!("`raw_read`, the pipe limit: throughput, peak RSS, CPU | {} |  | — | ", other(3)),
     ]
-    .map(|row| format!("| {row} |\n"))
-    .concat()
+    .into()
 }
 
 /// flup's row: every request answered 200.
@@ -464,8 +423,8 @@ fn flup_row(result: &json::Value) -> String {
     let number = |pointer: &str| result.pointer(pointer).and_then(json::Value::as_f64).unwrap_or(0.0);
     let ok = number("/status/200");
     format!(
-        "| flup `multiplexed=True`: {} × `/echo`, {FLUP_CONCURRENCY} in flight on 1 connection \
-         | {} ok ({}/s) |  | all succeed | {} |\n",
+        "flup `multiplexed=True`: {} × `/echo`, {FLUP_CONCURRENCY} in flight on 1 connection \
+         | {} ok ({}/s) |  | all succeed | {}",
         thousands(FLUP_REQUESTS as f64),
         thousands(ok),
         thousands(number("/req_per_s")),
@@ -475,7 +434,7 @@ fn flup_row(result: &json::Value) -> String {
 
 /// The php-fpm rows: `figures` holds fcgi bench first, then the peer on each runtime; the
 /// targets are judged on the peer's better runtime.
-fn php_rows(figures: &[Figures], cores: usize, concurrent: bool) -> String {
+fn php_rows(figures: &[Figures], cores: usize, concurrent: bool) -> Vec<String> {
     let (mux, peers) = (&figures[0], &figures[1..]);
     let ceiling = |f: &Figures| cores as f64 / ((f.server_us + f.client_us) * 1e-6);
     // fcgi bench's cell, then the peer's figures on each runtime, each with its unit.
@@ -509,12 +468,11 @@ fn php_rows(figures: &[Figures], cores: usize, concurrent: bool) -> String {
             cells(&|f| format!("{:.0}", 100.0 * f.req_per_s / ceiling(f)), " %")
         ),
     ]
-    .map(|row| format!("| {row} |\n"))
-    .concat()
+    .into()
 }
 
 /// The responder rows: multiplexed on one connection, and 64 connections.
-fn responder_rows(one: &Figures, many: &Figures) -> String {
+fn responder_rows(one: &Figures, many: &Figures) -> Vec<String> {
     let ratio = one.req_per_s / many.req_per_s;
     let target =
         format!("≥ {TARGET_MPX_RATIO}× 64 connections: {ratio:.2}× | {}", verdict(ratio >= TARGET_MPX_RATIO));
@@ -531,8 +489,7 @@ fn responder_rows(one: &Figures, many: &Figures) -> String {
             pair(one.server_us, many.server_us)
         ),
     ]
-    .map(|row| format!("| {row} |\n"))
-    .concat()
+    .into()
 }
 
 /// The per-run figures of one configuration, for the notes.

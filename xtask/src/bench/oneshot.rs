@@ -7,15 +7,15 @@
 //! Wall time comes from [`super::interleaved`] (the verdict); peak RSS and page faults from GNU
 //! time, [`RSS_RUNS`] runs each. Every command is run once first and its output checked.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
 use super::interleaved::{self, Timed};
-use super::measure::{self, UnderTime, load_average, median, run_to_end, verdict};
+use super::measure::{self, gnu_time, load_average, median, run_timed, run_to_end, verdict};
+use super::report::table;
 use super::tools::{CGI_FCGI, GNU_TIME};
 use super::{Ctx, Report};
 
@@ -34,30 +34,13 @@ const TARGET_VS_CGI_FCGI: f64 = 1.05;
 const CGI_ENV: [(&str, &str); 3] =
     [("SCRIPT_NAME", "/ping"), ("SCRIPT_FILENAME", "/ping"), ("REQUEST_METHOD", "GET")];
 
-/// Figures of one command: interleaved wall times, GNU time's peak RSS and minor faults.
+/// Figures of one command: median interleaved wall time, GNU time's peak RSS (median and
+/// largest) and minor faults.
 struct Figures {
     median_ms: f64,
-    mean_ms: f64,
-    stddev_ms: f64,
     rss_median: f64,
     rss_max: f64,
     faults: f64,
-}
-
-impl Figures {
-    fn new(times: &[f64], rss: &[f64], faults: &[f64]) -> Figures {
-        let mean = times.iter().sum::<f64>() / times.len().max(1) as f64;
-        let variance =
-            times.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (times.len().max(2) - 1) as f64;
-        Figures {
-            median_ms: median(times.iter().copied()),
-            mean_ms: mean,
-            stddev_ms: variance.sqrt(),
-            rss_median: median(rss.iter().copied()),
-            rss_max: rss.iter().copied().fold(0.0, f64::max),
-            faults: median(faults.iter().copied()),
-        }
-    }
 }
 
 /// Measures; returns the report.
@@ -84,17 +67,12 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
         args: args.iter().map(|a| a.to_string()).collect(),
     };
     let get_args = ["get", "/ping", "--socket", &socket, "--docroot", &docroot];
-    let mut contenders = vec![
+    let contenders = [
         contender("fcgi get /ping", &fcgi, &get_args),
         contender("fcgi ping", &fcgi, &["ping", "--socket", &socket]),
         contender("cgi-fcgi", &cgi_fcgi, &["-bind", "-connect", &socket]),
         contender("fcgi --version", &fcgi, &["--version"]),
     ];
-    // Another build timed in the same rounds, to measure a start-up change against this one.
-    let other = std::env::var_os("FCGI_BENCH_ONESHOT_OTHER").map(PathBuf::from);
-    if let Some(other) = &other {
-        contenders.push(contender("other fcgi get /ping", other, &get_args));
-    }
     for c in &contenders {
         let mut cmd = Command::new(&c.program);
         cmd.env_clear().envs(CGI_ENV).args(&c.args);
@@ -108,56 +86,53 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
     println!("xtask: bench oneshot: {ROUNDS} interleaved rounds ...");
     let times = interleaved::time(&contenders, &CGI_ENV, WARMUP_ROUNDS, ROUNDS, LIMIT)?;
     println!("xtask: bench oneshot: peak RSS and page faults ({RSS_RUNS} runs each) ...");
-    let mut figures = BTreeMap::new();
-    for c in &contenders {
+    let mut figures = Vec::new();
+    for (c, wall) in contenders.iter().zip(&times) {
         let (mut rss, mut faults) = (Vec::new(), Vec::new());
         for _ in 0..RSS_RUNS {
-            let mut command = UnderTime::new(&time, dir, "rss", &c.program, &c.args);
-            command.command.env_clear().envs(CGI_ENV);
-            let (_, usage) = command.run(dir, "rss", LIMIT, Duration::from_millis(5))?;
-            rss.push(usage.max_rss_bytes);
+            let mut command = gnu_time(&time, dir, "rss", &c.program, &c.args);
+            command.env_clear().envs(CGI_ENV);
+            let (_, usage) = run_timed(dir, "rss", &mut command, LIMIT, Duration::from_millis(5))?;
+            rss.push(usage.max_rss_bytes / (1024.0 * 1024.0));
             faults.push(usage.minor_faults);
         }
-        let wall = times.get(c.name).with_context(|| format!("no times for {}", c.name))?;
-        figures.insert(c.name, Figures::new(wall, &rss, &faults));
+        figures.push(Figures {
+            median_ms: median(wall.iter().copied()),
+            rss_median: median(rss.iter().copied()),
+            rss_max: rss.iter().copied().fold(0.0, f64::max),
+            faults: median(faults.into_iter()),
+        });
     }
     let load_after = load_average();
 
-    let (get, peer) = (&figures["fcgi get /ping"], &figures["cgi-fcgi"]);
-    let mib = |bytes: f64| bytes / (1024.0 * 1024.0);
-    let names: Vec<String> = contenders.iter().map(|c| format!(" `{}` |", c.name)).collect();
-    let mut table = format!(
-        "| measurement |{} target | met |\n|---|{}---|:-:|\n",
-        names.concat(),
-        "---:|".repeat(names.len())
-    );
-    let mut row = |what: &str, cell: &dyn Fn(&Figures) -> String, target: &str, met: &str| {
-        let cells: Vec<String> = contenders.iter().map(|c| cell(&figures[c.name])).collect();
-        table.push_str(&format!("| {what} | {} | {target} | {met} |\n", cells.join(" | ")));
+    let (get, peer) = (&figures[0], &figures[2]);
+    let names: Vec<String> = contenders.iter().map(|c| format!("`{}`", c.name)).collect();
+    let row = |what: &str, cell: fn(&Figures) -> String, target: &str, met: &str| {
+        format!("{what} | {} | {target} | {met}", figures.iter().map(cell).collect::<Vec<_>>().join(" | "))
     };
     let ratio = get.median_ms / peer.median_ms;
-    row(
-        "median wall time per process, interleaved",
-        &|f| format!("{:.3} ms", f.median_ms),
-        &format!("`fcgi get` ≤ {TARGET_VS_CGI_FCGI}× cgi-fcgi: {ratio:.2}×"),
-        verdict(ratio <= TARGET_VS_CGI_FCGI),
-    );
-    row("mean ± σ, interleaved", &|f| format!("{:.3} ± {:.3} ms", f.mean_ms, f.stddev_ms), "—", "");
-    row("minor page faults per run (GNU time `%R`)", &|f| format!("{:.0}", f.faults), "—", "");
-    row(
-        "peak RSS (GNU time `%M`)",
-        &|f| format!("{:.1} MiB (max {:.1})", mib(f.rss_median), mib(f.rss_max)),
-        &format!("`fcgi get` ≤ {TARGET_RSS_MIB} MiB"),
-        verdict(mib(get.rss_max) <= TARGET_RSS_MIB),
-    );
+    let rows = [
+        row(
+            "median wall time per process, interleaved",
+            |f| format!("{:.3} ms", f.median_ms),
+            &format!("`fcgi get` ≤ {TARGET_VS_CGI_FCGI}× cgi-fcgi: {ratio:.2}×"),
+            verdict(ratio <= TARGET_VS_CGI_FCGI),
+        ),
+        row("minor page faults per run (GNU time `%R`)", |f| format!("{:.0}", f.faults), "—", ""),
+        row(
+            "peak RSS (GNU time `%M`)",
+            |f| format!("{:.1} MiB (max {:.1})", f.rss_median, f.rss_max),
+            &format!("`fcgi get` ≤ {TARGET_RSS_MIB} MiB"),
+            verdict(get.rss_max <= TARGET_RSS_MIB),
+        ),
+    ];
+    let head = format!("measurement | {} | target | met", names.join(" | "));
+    let table = table(&head, &format!("l{}lc", "r".repeat(names.len())), rows);
 
     let versions =
         [CGI_FCGI.version(&cgi_fcgi), GNU_TIME.version(&time), measure::version_line(&fcgi, &["--version"])];
-    let mut lines: Vec<String> =
+    let lines: Vec<String> =
         contenders.iter().map(|c| format!("- `{}`: `{}`", c.name, shorten(&c.program, &c.args))).collect();
-    if other.is_some() {
-        lines.push("  (`other`: the build named by `FCGI_BENCH_ONESHOT_OTHER`, in the same rounds)".into());
-    }
     let notes = format!(
         "Commands, as timed (`$SOCK` is php-fpm's unix socket, `$DOCROOT` the docroot of the test \
          backends: php-fpm {} workers, `ping.path = /ping`, pid {php_pid} during the run), each in \
@@ -182,11 +157,7 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
     );
     Ok(Report {
         title: "One-shot requests: `fcgi get` vs `cgi-fcgi` (wall time, peak RSS)".into(),
-        command: format!(
-            "{}cargo xtask bench oneshot   # fcgi built with: {}",
-            if other.is_some() { "FCGI_BENCH_ONESHOT_OTHER=<other fcgi> " } else { "" },
-            ctx.fcgi_build_line()
-        ),
+        command: format!("cargo xtask bench oneshot   # fcgi built with: {}", ctx.fcgi_build_line()),
         table,
         notes,
     })

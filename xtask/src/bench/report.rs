@@ -27,6 +27,14 @@ pub struct Report {
     pub notes: String,
 }
 
+/// A markdown table: `head` and every row are cells joined by ` | `, `align` has one letter per
+/// column (`l`eft, `r`ight, `c`entre).
+pub fn table(head: &str, align: &str, rows: impl IntoIterator<Item = String>) -> String {
+    let rule = align.replace('l', "---|").replace('r', "---:|").replace('c', ":-:|");
+    let rows: String = rows.into_iter().map(|row| format!("| {row} |\n")).collect();
+    format!("| {head} |\n|{rule}\n{rows}")
+}
+
 /// The file, relative to the repository root.
 const FILE: &str = "docs/BENCHMARKS.md";
 
@@ -167,6 +175,13 @@ mod tests {
         let text = merge("# Benchmarks\n", &old, &fresh, &["codec", "mux", "new"]);
         assert_eq!(text, format!("# Benchmarks\n\n{}\n\n{mux}\n\n{gone}\n", fresh[0].1));
         assert_eq!(merge("# B", "", &fresh, &["codec"]), format!("# B\n\n{}\n", fresh[0].1));
+    }
+
+    #[test]
+    fn tables() {
+        let rows = ["x | 1".to_owned(), "**y** | ".to_owned()];
+        assert_eq!(table("a | b", "lr", rows), "| a | b |\n|---|---:|\n| x | 1 |\n| **y** |  |\n");
+        assert_eq!(table("m", "c", []), "| m |\n|:-:|\n");
     }
 
     #[test]

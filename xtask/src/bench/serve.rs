@@ -1,31 +1,11 @@
-//! Bench section `serve`: `fcgi serve` as an HTTP front beside nginx, HAProxy and Caddy (Debian
-//! packages), all in front of the same php-fpm pool, in one run:
-//!
-//! 1. **hello.php, HTTP/1.1**: `wrk -t2 -cN -d5s --latency` at 8, 64 and 256 connections
-//!    through all four (php-fpm answers `Hello, world!`), beside `fcgi bench -cN` straight to
-//!    php-fpm: what the FastCGI side alone costs, and the gateway goals of [`gateway_table`].
-//! 2. **static files**: wrk on [`SMALL_FILE`] of the docroot and on [`IMAGE`] (written into the
-//!    stack's docroot here), through `fcgi serve` and nginx at [`PAIR_LEVELS`] connections:
-//!    what the front does without php-fpm, where nginx is at its best (`sendfile`).
-//! 3. **HTTP/2**: `h2load -t2 -cN -m4 -n50000` with prior knowledge (h2c) on hello.php, through
-//!    `fcgi serve` (one port speaks both) and nginx (its h2c port).
-//! 4. **1 GiB**: `curl -o /dev/null` of `big.php?bytes=1073741824` through `fcgi serve` and
-//!    nginx: the response a gateway must stream without holding it.
-//!
-//! The fronts:
-//! - **fcgi serve**: the release CLI of [`super::Ctx::fcgi`], `fcgi serve --docroot DOCROOT
-//!   --socket PHP --fcgi-connections 8 --access-log off` (one thread, the default).
-//! - **nginx** and **HAProxy**: [`super::gateways`]' (upstream keepalive 8 per nginx worker,
-//!   `worker_processes auto`; HAProxy `maxconn 8` on the server, one thread per core).
-//! - **Caddy**: `caddy run` with `root * DOCROOT` and `php_fastcgi unix/PHP`, admin endpoint and
-//!   automatic HTTPS off, logs at ERROR.
-//!
-//! At each level every front gets a short warm-up run of the kind measured (1 s of wrk, a fifth
-//! of h2load's requests), then [`REPEATS`] rounds of all fronts, the order rotating; figures
-//! are medians. The 1 GiB is one download per front. Gateway CPU per request, peak RSS and RSS
-//! after a run: see [`gateways::measured`]; the load tools' CPU from GNU time, php-fpm's from
-//! `/proc`. php-fpm has [`gateways::PHP_WORKERS`] workers,
-//! more than all fronts' FastCGI connections; at 256 connections every front waits for php-fpm.
+//! Bench section `serve`: `fcgi serve` as an HTTP front beside nginx, HAProxy (those of
+//! [`super::gateways`]) and Caddy, all in front of the same php-fpm pool, in one run: wrk on
+//! hello.php at [`CONNECTIONS`] through all four beside `fcgi bench` straight to php-fpm (what
+//! the FastCGI side alone costs); wrk on two static files and h2load (h2c) on hello.php through
+//! `fcgi serve` and nginx; one 1 GiB `big.php` download through each of those two, the response a
+//! gateway must stream without holding it. php-fpm has [`gateways::PHP_WORKERS`] workers, more
+//! than all fronts' FastCGI connections: at 256 connections every front waits for php-fpm. The
+//! method is in the report's notes.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -37,9 +17,10 @@ use anyhow::{Context, Result, bail};
 use super::gateways::{self, Cost, Gateway, LoadOutput, Stack, measured};
 use super::measure::json::Number as _;
 use super::measure::{
-    Finished, UnderTime, bench_answered, clock_ticks, cpu_ticks, json, load_average, median, run_json,
-    run_to_end, thousands, verdict, version_line,
+    bench_answered, clock_ticks, cpu_ticks, gnu_time, json, load_average, median, rotate, run_json,
+    run_timed, run_to_end, thousands, verdict, version_line, words,
 };
+use super::report::table;
 use super::tools::{CURL, GNU_TIME, Tool, WRK};
 use super::{Ctx, Report};
 
@@ -293,10 +274,9 @@ fn caddyfile(port: u16, docroot: &Path, php_socket: &Path) -> String {
 
 impl Bench<'_> {
     /// Per level: a warm-up run of `load(front, level, seconds)` per front, then [`REPEATS`]
-    /// measured rounds of all fronts, the order rotating; one row of medians per front, in the
-    /// order of `fronts`. Medians of rounds side by side: other work on the machine comes and
-    /// goes, and a single run can land on a busy moment. A failed run (wrk counts a stall of
-    /// the whole front as timeouts) is retried once and listed in the notes.
+    /// measured rounds (see [`rotate`]); one row of medians per front, in the order of `fronts`.
+    /// A failed run (wrk counts a stall of the whole front as timeouts) is retried once and
+    /// listed in the notes.
     fn rounds(
         &self,
         what: &str,
@@ -307,56 +287,45 @@ impl Bench<'_> {
         let mut rows = Vec::new();
         for &level in levels {
             println!("xtask: bench serve: {what} at {level}, {REPEATS} rounds ...");
-            let mut runs: Vec<Vec<Run>> = fronts.iter().map(|_| Vec::new()).collect();
-            for i in 0..fronts.len() {
-                load(i, level, WARMUP_S)?;
-            }
-            for repeat in 0..REPEATS {
-                for offset in 0..fronts.len() {
-                    let i = (repeat + offset) % fronts.len();
-                    let run = load(i, level, DURATION_S).or_else(|err| {
-                        let why = format!("{err:#}").lines().next().unwrap_or_default().to_owned();
-                        self.retried.borrow_mut().push(format!("{what} at {level}: {why}"));
-                        load(i, level, DURATION_S)
-                    })?;
-                    runs[i].push(run);
-                }
-            }
-            for (front, runs) in fronts.iter().zip(&runs) {
-                rows.push(Row { level, front, run: Run::median(runs) });
-            }
+            let runs = rotate(fronts.len(), 1, REPEATS, |i, warm_up| match warm_up {
+                true => load(i, level, WARMUP_S),
+                false => load(i, level, DURATION_S).or_else(|err| {
+                    let why = format!("{err:#}").lines().next().unwrap_or_default().to_owned();
+                    self.retried.borrow_mut().push(format!("{what} at {level}: {why}"));
+                    load(i, level, DURATION_S)
+                }),
+            })?;
+            let medians =
+                fronts.iter().zip(&runs).map(|(front, runs)| Row { level, front, run: Run::median(runs) });
+            rows.extend(medians);
         }
         Ok(rows)
     }
 
     fn wrk(&self, front: &Gateway, path: &str, connections: usize, seconds: u32) -> Result<Run> {
         let line = format!("-t2 -c{connections} -d{seconds}s --latency {}", front.url(path));
-        self.load("wrk", LoadOutput::wrk, front, &self.wrk, &line)
+        self.load("wrk", front, &self.wrk, &line)
     }
 
     fn h2load(&self, front: &Gateway, clients: usize, seconds: u32) -> Result<Run> {
         let port = front.h2c_port.unwrap_or(front.port);
         let requests = seconds as usize * H2_REQUESTS_PER_S;
         let line = format!("-t2 -c{clients} -m{H2_STREAMS} -n{requests} http://127.0.0.1:{port}/hello.php");
-        self.load("h2load", h2load_output, front, &self.h2load, &line)
+        self.load("h2load", front, &self.h2load, &line)
     }
 
-    /// Runs `program` with the words of `line` under GNU time (`tool` against `front`, its
-    /// output read by `parse`) and measures it, the front and php-fpm.
-    fn load(
-        &self,
-        tool: &str,
-        parse: fn(&str) -> Result<LoadOutput>,
-        front: &Gateway,
-        program: &Path,
-        line: &str,
-    ) -> Result<Run> {
+    /// Runs `program` (`tool`) with the words of `line` under GNU time against `front`, and
+    /// measures it, the front and php-fpm; fails on any failed request.
+    fn load(&self, tool: &str, front: &Gateway, program: &Path, line: &str) -> Result<Run> {
         let name = format!("{tool}-{}", front.name.replace(' ', "-"));
-        let args: Vec<String> = line.split(' ').map(String::from).collect();
-        let command = UnderTime::new(&self.time, self.dir, &name, program, &args);
-        let run = || measured(front.pid(), || command.run(self.dir, &name, RUN_TIMEOUT, POLL));
+        let mut command = gnu_time(&self.time, self.dir, &name, program, &words(line));
+        let run = || measured(front.pid(), || run_timed(self.dir, &name, &mut command, RUN_TIMEOUT, POLL));
         let (((finished, usage), cost), php_s) = self.with_php(run)?;
-        let out = LoadOutput::read(parse, tool, front.name, &finished.stdout)?;
+        let text = &finished.stdout;
+        let out = LoadOutput::parse(text).with_context(|| format!("reading {name}'s output: {text:?}"))?;
+        if out.errors > 0.0 || out.requests <= 0.0 {
+            bail!("{name}: {} requests, {} failed\n{text}", out.requests, out.errors);
+        }
         let per_request = |seconds: f64| seconds * 1e6 / out.requests;
         Ok(Run {
             req_per_s: out.req_per_s,
@@ -372,16 +341,11 @@ impl Bench<'_> {
     /// `fcgi bench /hello.php -cN` on php-fpm's socket, every response checked.
     fn fcgi_bench(&self, concurrency: usize, seconds: u32) -> Result<Run> {
         let connections = concurrency.min(FCGI_CONNECTIONS);
-        let mut args: Vec<String> = ["bench", "/hello.php", "--json", "--silent"].map(String::from).into();
-        args.extend([
-            format!("--socket={}", self.php_socket.display()),
-            format!("--docroot={}", self.docroot.display()),
-        ]);
-        args.extend([
-            format!("-c{concurrency}"),
-            format!("--connections={connections}"),
-            format!("-D{seconds}s"),
-        ]);
+        let line =
+            format!("bench /hello.php --json -s -c{concurrency} --connections={connections} -D{seconds}s");
+        let mut args = words(&line);
+        args.push(format!("--socket={}", self.php_socket.display()));
+        args.push(format!("--docroot={}", self.docroot.display()));
         let run = || run_json(self.dir, "fcgi-bench", &self.fcgi, &args, RUN_TIMEOUT);
         let (result, php_s) = self.with_php(run)?;
         if !bench_answered(&result, HELLO) {
@@ -413,73 +377,36 @@ impl Bench<'_> {
         let mut cmd = Command::new(&self.curl);
         cmd.args(["-sS", "-o", "/dev/null", "-w", "%{http_code} %{size_download}"]);
         cmd.arg(front.url(&format!("/big.php?bytes={BIG_BYTES}")));
-        let (finished, cost) = self.measured("curl", front, &mut cmd, BIG_TIMEOUT)?;
+        let name = format!("curl-{}", front.name.replace(' ', "-"));
+        let run = || run_to_end(self.dir, &name, &mut cmd, BIG_TIMEOUT, POLL)?.check(&name);
+        let (finished, cost) = measured(front.pid(), run)?;
         let got = finished.stdout.trim();
         if got != format!("200 {BIG_BYTES}") {
             bail!("curl through {}: status and bytes {got:?}, expected 200 {BIG_BYTES}", front.name);
         }
         Ok(Big { front: front.name, wall_s: finished.wall.as_secs_f64(), cost })
     }
-
-    /// Runs `cmd` (`tool`) to its end, successfully, and measures what it cost `front`.
-    fn measured(
-        &self,
-        tool: &str,
-        front: &Gateway,
-        cmd: &mut Command,
-        timeout: Duration,
-    ) -> Result<(Finished, Cost)> {
-        let name = format!("{tool}-{}", front.name.replace(' ', "-"));
-        measured(front.pid(), || run_to_end(self.dir, &name, cmd, timeout, POLL)?.check(&name))
-    }
-}
-
-/// Reads h2load's `finished in 5.00s, 24425.40 req/s, 2.03MB/s` and `requests: N total,
-/// N started, N done, N succeeded, N failed, N errored, N timeout` (failed counts the errored,
-/// the timed out and the non-2xx/3xx).
-fn h2load_output(text: &str) -> Result<LoadOutput> {
-    let mut out =
-        LoadOutput { requests: -1.0, req_per_s: -1.0, errors: 0.0, p50_ms: f64::NAN, p99_ms: f64::NAN };
-    for line in text.lines().map(str::trim) {
-        if let Some(rest) = line.strip_prefix("finished in ") {
-            let rate = rest.split(", ").nth(1).and_then(|r| r.strip_suffix(" req/s"));
-            out.req_per_s = rate.with_context(|| format!("no req/s in {line:?}"))?.parse()?;
-        } else if let Some(counts) = line.strip_prefix("requests: ") {
-            for (count, what) in counts.split(", ").filter_map(|part| part.split_once(' ')) {
-                match what {
-                    "done" => out.requests = count.parse()?,
-                    "failed" => out.errors = count.parse()?,
-                    _ => {}
-                }
-            }
-        }
-    }
-    if out.requests < 0.0 || out.req_per_s < 0.0 {
-        bail!("no `finished in` or `requests:` line");
-    }
-    Ok(out)
 }
 
 /// Load runs by level (`level` names it: connections, clients) and front.
 fn load_table(level: &str, rows: &[Row]) -> String {
-    let mut out = format!(
-        "| {level} | front | requests/s | gateway CPU per request | load tool CPU per request \
-         | php-fpm CPU per request | p99 latency | RSS after the run |\n\
-         |---:|---|---:|---:|---:|---:|---:|---:|\n"
+    let head = format!(
+        "{level} | front | requests/s | gateway CPU per request | load tool CPU per request | php-fpm CPU \
+         per request | p99 latency | RSS after the run"
     );
     let or_dash = |value: f64, text: String| if value.is_nan() { "—".to_owned() } else { text };
-    for Row { level, front, run } in rows {
-        out.push_str(&format!(
-            "| {level} | {front} | {} | {:.1} µs | {} | {:.1} µs | {} | {} |\n",
+    let rows = rows.iter().map(|Row { level, front, run }| {
+        format!(
+            "{level} | {front} | {} | {:.1} µs | {} | {:.1} µs | {} | {}",
             thousands(run.req_per_s),
             run.gateway_us,
             if *front == FCGI_BENCH { "—".to_owned() } else { format!("{:.1} µs", run.load_us) },
             run.php_us,
             or_dash(run.p99_ms, format!("{:.2} ms", run.p99_ms)),
             or_dash(run.rss_mib, format!("{:.1} MiB", run.rss_mib)),
-        ));
-    }
-    out
+        )
+    });
+    table(&head, "rlrrrrrr", rows)
 }
 
 /// `fcgi bench` beside wrk → HAProxy and wrk → nginx at 8 connections, client CPU counting
@@ -489,63 +416,58 @@ fn gateway_table(hello: &[Row], cores: usize) -> String {
     let (Some(ours), Some(haproxy), Some(nginx)) = (find(FCGI_BENCH), find("HAProxy"), find("nginx")) else {
         return "(no runs at 8 connections)\n".into();
     };
-    let columns = [ours, haproxy, nginx];
-    let client = |r: &Run| r.gateway_us + r.load_us;
-    let mut out = String::from(
-        "| measurement | `fcgi bench` → php-fpm | wrk → HAProxy → php-fpm | wrk → nginx → php-fpm \
-         | target | met |\n|---|---:|---:|---:|---|:-:|\n",
-    );
-    let mut row = |what: &str, cell: &dyn Fn(&Run) -> String, target: String, met: &str| {
-        let cells = columns.map(cell).join(" | ");
-        out.push_str(&format!("| {what} | {cells} | {target} | {met} |\n"));
+    let row = |what: &str, cell: &dyn Fn(&Run) -> String, target: &str, met: &str| {
+        format!("{what} | {} | {target} | {met}", [ours, haproxy, nginx].map(cell).join(" | "))
     };
-    let vs_haproxy = ours.req_per_s / haproxy.req_per_s;
-    let vs_nginx = ours.req_per_s / nginx.req_per_s;
-    let target =
-        format!("≥ {BENCH_VS_HAPROXY}× wrk → HAProxy: {vs_haproxy:.2}× ({vs_nginx:.2}× wrk → nginx)");
-    row("requests/s", &|r| thousands(r.req_per_s), target, verdict(vs_haproxy >= BENCH_VS_HAPROXY));
+    let client = |r: &Run| r.gateway_us + r.load_us;
     let cpu = |r: &Run| match r.load_us {
         0.0 => format!("{:.2} µs", client(r)),
         _ => format!("{:.2} µs ({:.2} wrk + {:.2} gateway)", client(r), r.load_us, r.gateway_us),
     };
-    let target =
-        format!("≤ {BENCH_CPU_US} µs ({:.2}× less than wrk + HAProxy)", client(haproxy) / client(ours));
-    row(
-        "client CPU per request (fcgi bench; wrk + gateway)",
-        &cpu,
-        target,
-        verdict(client(ours) <= BENCH_CPU_US),
-    );
-    row("php-fpm CPU per request", &|r| format!("{:.2} µs", r.php_us), "—".into(), "");
-    let ceiling = format!("ceiling: {cores} cores ÷ (php-fpm + client CPU per request)");
-    row(&ceiling, &|r| format!("{}/s", thousands(r.ceiling(cores))), "—".into(), "");
+    let (vs_haproxy, vs_nginx) = (ours.req_per_s / haproxy.req_per_s, ours.req_per_s / nginx.req_per_s);
     let of_ceiling = |r: &Run| r.req_per_s / r.ceiling(cores);
-    let target = format!("≥ {:.0} % (fcgi bench)", 100.0 * BENCH_OF_CEILING);
-    row(
-        "requests/s ÷ ceiling",
-        &|r| format!("{:.0} %", 100.0 * of_ceiling(r)),
-        target,
-        verdict(of_ceiling(ours) >= BENCH_OF_CEILING),
-    );
-    row("latency p50 / p99", &|r| format!("{:.3} / {:.3} ms", r.p50_ms, r.p99_ms), "—".into(), "");
-    out
+    let rows = [
+        row(
+            "requests/s",
+            &|r| thousands(r.req_per_s),
+            &format!("≥ {BENCH_VS_HAPROXY}× wrk → HAProxy: {vs_haproxy:.2}× ({vs_nginx:.2}× wrk → nginx)"),
+            verdict(vs_haproxy >= BENCH_VS_HAPROXY),
+        ),
+        row(
+            "client CPU per request (fcgi bench; wrk + gateway)",
+            &cpu,
+            &format!("≤ {BENCH_CPU_US} µs ({:.2}× less than wrk + HAProxy)", client(haproxy) / client(ours)),
+            verdict(client(ours) <= BENCH_CPU_US),
+        ),
+        row("php-fpm CPU per request", &|r| format!("{:.2} µs", r.php_us), "—", ""),
+        row(
+            &format!("ceiling: {cores} cores ÷ (php-fpm + client CPU per request)"),
+            &|r| format!("{}/s", thousands(r.ceiling(cores))),
+            "—",
+            "",
+        ),
+        row(
+            "requests/s ÷ ceiling",
+            &|r| format!("{:.0} %", 100.0 * of_ceiling(r)),
+            &format!("≥ {:.0} % (fcgi bench)", 100.0 * BENCH_OF_CEILING),
+            verdict(of_ceiling(ours) >= BENCH_OF_CEILING),
+        ),
+        row("latency p50 / p99", &|r| format!("{:.3} / {:.3} ms", r.p50_ms, r.p99_ms), "—", ""),
+    ];
+    let head = "measurement | `fcgi bench` → php-fpm | wrk → HAProxy → php-fpm | wrk → nginx → php-fpm \
+                | target | met";
+    table(head, "lrrrlc", rows)
 }
 
 fn big_table(runs: &[Big]) -> String {
-    let mut out = String::from(
-        "| front | wall time | throughput | gateway CPU | gateway peak RSS | RSS after |\n\
-         |---|---:|---:|---:|---:|---:|\n",
-    );
-    for Big { front, wall_s, cost } in runs {
-        out.push_str(&format!(
-            "| {front} | {wall_s:.2} s | {:.0} MiB/s | {:.2} s | {:.1} MiB | {:.1} MiB |\n",
-            BIG_BYTES as f64 / (1024.0 * 1024.0) / wall_s,
-            cost.cpu_s,
-            cost.peak_mib,
-            cost.rss_mib
-        ));
-    }
-    out
+    let rows = runs.iter().map(|Big { front, wall_s, cost }| {
+        let mib_s = BIG_BYTES as f64 / (1024.0 * 1024.0) / wall_s;
+        let Cost { cpu_s, peak_mib, rss_mib } = cost;
+        format!(
+            "{front} | {wall_s:.2} s | {mib_s:.0} MiB/s | {cpu_s:.2} s | {peak_mib:.1} MiB | {rss_mib:.1} MiB"
+        )
+    });
+    table("front | wall time | throughput | gateway CPU | gateway peak RSS | RSS after", "lrrrrr", rows)
 }
 
 /// `fcgi serve`'s requests/s ÷ `peer`'s at `level`, and its CPU per request ÷ the peer's.
@@ -600,7 +522,7 @@ fn notes(
         _ => format!("\nRuns that failed and were run again: {}.\n", retried.join("; ")),
     });
     out.push_str(&format!(
-        "\nMethod: see `xtask/src/bench/serve.rs`. At each level a warm-up run per front, then \
+        "\nMethod: at each level a warm-up run per front, then \
          {REPEATS} rounds of all fronts, the order rotating; each figure is the median of its \
          {REPEATS} runs. `wrk -t2 -cN -d{DURATION_S}s --latency URL` ({WARMUP_S} s to warm up); \
          `h2load -t2 -cN -m{H2_STREAMS} -n{} URL` (a fifth as many to warm up; h2c with prior \
@@ -639,17 +561,6 @@ mod tests {
         assert!(text.contains("http://:8080 {\n"));
         assert!(text.contains("    php_fastcgi unix//t/php.sock\n"));
         assert!(text.contains("    auto_https off\n"));
-    }
-
-    #[test]
-    fn h2load_outputs() {
-        let text = "finished in 5.00s, 24425.40 req/s, 2.03MB/s\n\
-                    requests: 122127 total, 122191 started, 122127 done, 122120 succeeded, 7 failed, \
-                    7 errored, 0 timeout\nstatus codes: 122120 2xx, 0 3xx, 0 4xx, 0 5xx\n";
-        let out = h2load_output(text).unwrap();
-        assert_eq!((out.requests, out.req_per_s, out.errors), (122127.0, 24425.4, 7.0));
-        assert!(out.p99_ms.is_nan());
-        assert!(h2load_output("nothing").is_err());
     }
 
     #[test]
