@@ -31,12 +31,10 @@ pub struct Built {
 }
 
 impl Built {
-    /// The parameters as the client library takes them.
+    /// The parameters as the client library takes them. The fixed CGI names and values are
+    /// `'static` and go over without a copy (most of a request's parameters).
     pub fn param_pairs(&self) -> Vec<(Bytes, Bytes)> {
-        self.params
-            .iter()
-            .map(|(n, v)| (Bytes::copy_from_slice(n.as_bytes()), Bytes::copy_from_slice(v)))
-            .collect()
+        self.params.clone().into_iter().map(|(name, value)| (name.into(), value.into())).collect()
     }
 }
 

@@ -258,11 +258,12 @@ pub async fn send_with_retry(
     quiet: bool,
     retries: &mut u32,
 ) -> anyhow::Result<Exchange> {
-    let params = built.param_pairs();
     if policy.retries == 0 {
         // One try: the request is sent as built, nothing copied.
+        let params = built.params.into_iter().map(|(name, value)| (name.into(), value.into())).collect();
         return exchange::send(target, built.request, params, observer).await;
     }
+    let params = built.param_pairs();
     let first = Instant::now();
     loop {
         let attempt = copy_request(&built.request, &built.body);

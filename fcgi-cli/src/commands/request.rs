@@ -77,7 +77,8 @@ async fn run_inner(
     }
     let observer = verbose.then(|| crate::verbose::record_printer(out.show_secrets));
     let head_only = built.request.method() == Method::HEAD;
-    let mut params = built.param_pairs();
+    // A Responder's parameters are taken from `built` by send_with_retry.
+    let mut params = if role == Role::Responder { Vec::new() } else { built.param_pairs() };
     let role_request = roles::prepare(cmd, &mut params)?;
     if verbose {
         roles::print_verbose(&role_request);
