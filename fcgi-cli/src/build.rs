@@ -34,8 +34,13 @@ impl Built {
     /// The parameters as the client library takes them. The fixed CGI names and values are
     /// `'static` and go over without a copy (most of a request's parameters).
     pub fn param_pairs(&self) -> Vec<(Bytes, Bytes)> {
-        self.params.clone().into_iter().map(|(name, value)| (name.into(), value.into())).collect()
+        into_pairs(self.params.clone())
     }
+}
+
+/// `params` as the client library takes them, without a copy of any name or value.
+pub fn into_pairs(params: fcgi_cgi_env::CgiParams) -> Vec<(Bytes, Bytes)> {
+    params.into_iter().map(|(name, value)| (name.into(), value.into())).collect()
 }
 
 /// Builds the request for `path` from the flags; `default_method` is the command's (`None`

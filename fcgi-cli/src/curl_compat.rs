@@ -260,8 +260,7 @@ pub async fn send_with_retry(
 ) -> anyhow::Result<Exchange> {
     if policy.retries == 0 {
         // One try: the request is sent as built, nothing copied.
-        let params = built.params.into_iter().map(|(name, value)| (name.into(), value.into())).collect();
-        return exchange::send(target, built.request, params, observer).await;
+        return exchange::send(target, built.request, crate::build::into_pairs(built.params), observer).await;
     }
     let params = built.param_pairs();
     let first = Instant::now();
