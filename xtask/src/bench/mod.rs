@@ -11,7 +11,6 @@
 mod codec;
 mod exporter;
 mod gateways;
-mod interleaved;
 pub(crate) mod measure;
 mod mux;
 mod oneshot;
