@@ -14,13 +14,12 @@
 //! The request's parameters come from the command line (`--param NAME=VALUE`, repeated): xtask
 //! passes the ones `fcgi` sends for the same path, so both clients send the same request.
 
-use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use fastcgi_client::conn::KeepAlive;
 use fastcgi_client::io::TokioCompat;
 use fastcgi_client::response::Content;
@@ -29,6 +28,7 @@ use nix::sys::resource::{UsageWho, getrusage};
 use nix::sys::time::TimeValLike;
 use serde_json::json;
 use tokio::net::UnixStream;
+use tokio::runtime::Builder;
 use tokio::sync::Semaphore;
 
 #[derive(Parser)]
@@ -54,9 +54,9 @@ enum Mode {
         /// Seconds of the measured period.
         #[arg(long, default_value_t = 2.0)]
         duration: f64,
-        /// `current` or `multi`: tokio's current-thread or multi-thread runtime.
-        #[arg(long, default_value = "current")]
-        runtime: String,
+        /// tokio's current-thread or multi-thread runtime.
+        #[arg(long, value_enum, default_value = "current")]
+        runtime: Runtime,
         /// A response whose output does not end with this counts as an error.
         #[arg(long)]
         expect_body: String,
@@ -65,34 +65,25 @@ enum Mode {
     Stream,
 }
 
-type KeepAliveClient = Client<TokioCompat<UnixStream>, KeepAlive>;
-
-fn main() -> ExitCode {
-    match run(Args::parse()) {
-        Ok(report) => {
-            println!("{report}");
-            ExitCode::SUCCESS
-        }
-        Err(err) => {
-            eprintln!("fastcgi_client_peer: {err:#}");
-            ExitCode::FAILURE
-        }
-    }
+#[derive(Clone, Copy, ValueEnum)]
+enum Runtime {
+    Current,
+    Multi,
 }
 
-fn run(args: Args) -> Result<serde_json::Value> {
+type KeepAliveClient = Client<TokioCompat<UnixStream>, KeepAlive>;
+
+fn main() -> Result<()> {
+    let args = Args::parse();
     let params = leaked_params(&args.params)?;
-    match args.mode {
+    let report = match args.mode {
         Mode::Load { concurrency, connections, duration, runtime, expect_body } => {
-            let runtime = match runtime.as_str() {
-                "current" => tokio::runtime::Builder::new_current_thread(),
-                "multi" => tokio::runtime::Builder::new_multi_thread(),
-                other => bail!("--runtime is `current` or `multi`, not {other:?}"),
-            }
-            .enable_all()
-            .build()?;
+            let mut runtime = match runtime {
+                Runtime::Current => Builder::new_current_thread(),
+                Runtime::Multi => Builder::new_multi_thread(),
+            };
             let duration = Duration::try_from_secs_f64(duration).context("--duration")?;
-            runtime.block_on(async {
+            runtime.enable_all().build()?.block_on(async {
                 let mut free = Vec::new();
                 for _ in 0..connections {
                     free.push(Client::new_keep_alive_tokio(connect(&args.socket).await?));
@@ -107,13 +98,23 @@ fn run(args: Args) -> Result<serde_json::Value> {
                     first_error: OnceLock::new(),
                 };
                 Arc::new(load).run(concurrency, duration).await
-            })
+            })?
         }
-        Mode::Stream => {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            runtime.block_on(stream(&args.socket, params))
-        }
-    }
+        Mode::Stream => Builder::new_current_thread().enable_all().build()?.block_on(async {
+            let mut client = Client::new_keep_alive_tokio(connect(&args.socket).await?);
+            let request = Request::new(params, fastcgi_client::io::empty());
+            let mut response = client.execute_stream(request).await.context("sending the request")?;
+            let mut bytes = 0u64;
+            while let Some(content) = response.next().await {
+                if let Content::Stdout(data) = content.context("reading the response")? {
+                    bytes += data.len() as u64;
+                }
+            }
+            anyhow::Ok(json!({ "bytes": bytes }))
+        })?,
+    };
+    println!("{report}");
+    Ok(())
 }
 
 /// The parameters as the crate's map of borrowed strings: leaked once, so that cloning the map
@@ -123,11 +124,14 @@ fn leaked_params(pairs: &[String]) -> Result<Params<'static>> {
     params.clear();
     for pair in pairs {
         let (name, value) = pair.split_once('=').with_context(|| format!("--param {pair:?}: no `=`"))?;
-        let name: &'static str = Box::leak(name.to_owned().into_boxed_str());
-        let value: &'static str = Box::leak(value.to_owned().into_boxed_str());
-        params.insert(name.into(), value.into());
+        let leak = |text: &str| -> &'static str { Box::leak(text.to_owned().into_boxed_str()) };
+        params.insert(leak(name).into(), leak(value).into());
     }
     Ok(params)
+}
+
+async fn connect(socket: &str) -> Result<UnixStream> {
+    UnixStream::connect(socket).await.with_context(|| format!("connecting to {socket}"))
 }
 
 /// What the workers share: the request, the keep-alive clients not in use (a permit per free
@@ -194,24 +198,6 @@ impl Load {
         }
         Ok(())
     }
-}
-
-/// One request, its output read and dropped as it arrives; the byte count.
-async fn stream(socket: &str, params: Params<'static>) -> Result<serde_json::Value> {
-    let mut client = Client::new_keep_alive_tokio(connect(socket).await?);
-    let request = Request::new(params, fastcgi_client::io::empty());
-    let mut response = client.execute_stream(request).await.context("sending the request")?;
-    let mut bytes = 0u64;
-    while let Some(content) = response.next().await {
-        if let Content::Stdout(data) = content.context("reading the response")? {
-            bytes += data.len() as u64;
-        }
-    }
-    Ok(json!({ "bytes": bytes }))
-}
-
-async fn connect(socket: &str) -> Result<UnixStream> {
-    UnixStream::connect(socket).await.with_context(|| format!("connecting to {socket}"))
 }
 
 /// User + system CPU of this process (all threads) so far, seconds.

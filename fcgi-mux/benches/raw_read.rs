@@ -9,7 +9,6 @@
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use bytes::BytesMut;
@@ -31,17 +30,8 @@ struct Args {
     bytes: u64,
 }
 
-fn main() -> ExitCode {
-    match run(Args::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("raw_read: {err:#}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn run(args: Args) -> Result<()> {
+fn main() -> Result<()> {
+    let args = Args::parse();
     let query = format!("bytes={}", args.bytes);
     let params = [
         ("GATEWAY_INTERFACE", "CGI/1.1"),
@@ -67,7 +57,10 @@ fn run(args: Args) -> Result<()> {
     while !walker.ended {
         let n = stream.read(&mut buffer).context("reading the response")?;
         if n == 0 {
-            bail!("the connection closed after {} STDOUT bytes, before END_REQUEST", walker.stdout_bytes);
+            bail!(
+                "the connection closed before END_REQUEST ({} STDOUT bytes announced)",
+                walker.stdout_bytes
+            );
         }
         walker.feed(&buffer[..n]);
     }
@@ -83,10 +76,9 @@ fn run(args: Args) -> Result<()> {
 struct Walker {
     header: [u8; 8],
     header_len: usize,
-    /// Content, then padding, bytes left of the current record.
-    content_left: usize,
-    padding_left: usize,
-    record_type: u8,
+    /// Content and padding bytes left of the current record.
+    skip: usize,
+    /// The content length of the STDOUT records whose header was read.
     stdout_bytes: u64,
     ended: bool,
 }
@@ -95,31 +87,26 @@ impl Walker {
     /// Walks `data`; stops at END_REQUEST's header.
     fn feed(&mut self, mut data: &[u8]) {
         while !data.is_empty() && !self.ended {
-            let take = if self.content_left > 0 {
-                let take = self.content_left.min(data.len());
-                if self.record_type == RecordType::STDOUT.0 {
-                    self.stdout_bytes += take as u64;
-                }
-                self.content_left -= take;
-                take
-            } else if self.padding_left > 0 {
-                let take = self.padding_left.min(data.len());
-                self.padding_left -= take;
-                take
-            } else {
-                let take = (8 - self.header_len).min(data.len());
-                self.header[self.header_len..self.header_len + take].copy_from_slice(&data[..take]);
-                self.header_len += take;
-                if self.header_len == 8 {
-                    self.header_len = 0;
-                    self.record_type = self.header[1];
-                    self.content_left = usize::from(u16::from_be_bytes([self.header[4], self.header[5]]));
-                    self.padding_left = usize::from(self.header[6]);
-                    self.ended = self.record_type == RecordType::END_REQUEST.0;
-                }
-                take
-            };
+            if self.skip > 0 {
+                let take = self.skip.min(data.len());
+                self.skip -= take;
+                data = &data[take..];
+                continue;
+            }
+            let take = (8 - self.header_len).min(data.len());
+            self.header[self.header_len..][..take].copy_from_slice(&data[..take]);
+            self.header_len += take;
             data = &data[take..];
+            if self.header_len == 8 {
+                let [_, record_type, _, _, len_hi, len_lo, padding, _] = self.header;
+                let content_len = u16::from_be_bytes([len_hi, len_lo]);
+                if record_type == RecordType::STDOUT.0 {
+                    self.stdout_bytes += u64::from(content_len);
+                }
+                self.header_len = 0;
+                self.skip = usize::from(content_len) + usize::from(padding);
+                self.ended = record_type == RecordType::END_REQUEST.0;
+            }
         }
     }
 }
