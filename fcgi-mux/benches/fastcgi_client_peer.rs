@@ -14,6 +14,7 @@
 //! The request's parameters come from the command line (`--param NAME=VALUE`, repeated): xtask
 //! passes the ones `fcgi` sends for the same path, so both clients send the same request.
 
+use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -73,8 +74,13 @@ enum Runtime {
 
 type KeepAliveClient = Client<TokioCompat<UnixStream>, KeepAlive>;
 
-fn main() -> Result<()> {
-    let args = Args::parse();
+fn main() -> ExitCode {
+    let Err(err) = run(Args::parse()) else { return ExitCode::SUCCESS };
+    eprintln!("fastcgi_client_peer: {err:#}");
+    ExitCode::FAILURE
+}
+
+fn run(args: Args) -> Result<()> {
     let params = leaked_params(&args.params)?;
     let report = match args.mode {
         Mode::Load { concurrency, connections, duration, runtime, expect_body } => {

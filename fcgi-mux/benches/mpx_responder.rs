@@ -12,8 +12,10 @@
 //! `tokio-fastcgi` guards a connection's writer with `try_lock().expect(..)`, which panics when
 //! two requests of one connection write at once from two threads.
 
+use std::convert::Infallible;
 use std::io;
 use std::pin::Pin;
+use std::process::ExitCode;
 use std::task::{Context as TaskContext, Poll};
 
 use anyhow::{Context, Result, bail};
@@ -30,7 +32,14 @@ const RESPONSE: &[u8] = b"Status: 200 OK\r\nContent-Type: text/plain\r\n\r\nHell
 /// Bytes the writer task gathers into one `write` at most.
 const WRITE_BATCH: usize = 256 * 1024;
 
-fn main() -> Result<()> {
+fn main() -> ExitCode {
+    // `run` returns only on an error.
+    let Err(err) = run();
+    eprintln!("mpx_responder: {err:#}");
+    ExitCode::FAILURE
+}
+
+fn run() -> Result<Infallible> {
     let mut args = std::env::args_os().skip(1);
     let (Some(path), None) = (args.next(), args.next()) else { bail!("usage: mpx_responder SOCKET_PATH") };
     let path = std::path::PathBuf::from(path);

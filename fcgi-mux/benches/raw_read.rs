@@ -9,6 +9,7 @@
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
+use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use bytes::BytesMut;
@@ -30,8 +31,13 @@ struct Args {
     bytes: u64,
 }
 
-fn main() -> Result<()> {
-    let args = Args::parse();
+fn main() -> ExitCode {
+    let Err(err) = run(Args::parse()) else { return ExitCode::SUCCESS };
+    eprintln!("raw_read: {err:#}");
+    ExitCode::FAILURE
+}
+
+fn run(args: Args) -> Result<()> {
     let query = format!("bytes={}", args.bytes);
     let params = [
         ("GATEWAY_INTERFACE", "CGI/1.1"),
