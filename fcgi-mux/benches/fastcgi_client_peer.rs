@@ -1,18 +1,16 @@
 //! `fastcgi_client_peer`: the `fastcgi-client` crate driven as `cargo xtask bench mux` drives
-//! fcgi-mux through `fcgi bench`, so the two can be set side by side. Prints one JSON line.
+//! fcgi-mux through `fcgi bench`, with the parameters (`--param NAME=VALUE`, repeated) that `fcgi`
+//! sends for the same path, so both send the same request. Prints one JSON line.
 //!
 //! - `load`: `--concurrency` worker tasks, each sending its next request once the previous
-//!   response was read, for `--duration` seconds from the first request (as `fcgi bench -D`
-//!   without a warm-up). The crate has no pool and a `Client` runs one request at a time, so
-//!   `--connections` keep-alive clients are opened first and shared through a free list with a
-//!   semaphore: with fewer clients than workers a request waits for the next free one, as in
-//!   fcgi-mux's pool. Client CPU is `getrusage(RUSAGE_SELF)` over the measured period, as
-//!   `fcgi bench` measures its own; requests still in flight at the end are not counted.
+//!   response was read, for `--duration` seconds (as `fcgi bench -D` without a warm-up). The
+//!   crate has no pool and a `Client` runs one request at a time, so `--connections` keep-alive
+//!   clients are shared through a free list with a semaphore: with fewer clients than workers a
+//!   request waits for the next free one, as in fcgi-mux's pool. Client CPU is
+//!   `getrusage(RUSAGE_SELF)` over the measured period, as `fcgi bench` measures its own;
+//!   requests still in flight at the end are not counted.
 //! - `stream`: one request, its response read through `execute_stream` and dropped; prints the
-//!   byte count (xtask takes time and peak RSS from GNU time).
-//!
-//! The request's parameters come from the command line (`--param NAME=VALUE`, repeated): xtask
-//! passes the ones `fcgi` sends for the same path, so both clients send the same request.
+//!   byte count.
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,11 +1,9 @@
 //! `raw_read`: the pipe limit of one large response, the floor any client's time is measured
-//! against (`cargo xtask bench mux`).
-//!
-//! Sends one GET for `--script-filename` with `QUERY_STRING bytes=N` over a blocking unix
-//! socket, then reads the connection into one fixed 256 KiB buffer as fast as the kernel hands
-//! it over, walking the record headers only to count STDOUT bytes and to stop at END_REQUEST:
-//! nothing is decoded, copied or allocated per record, no async runtime. Prints
-//! `{"stdout_bytes": N}` (the CGI head plus the body); time, CPU and RSS come from GNU time.
+//! against (`cargo xtask bench mux`). Sends one GET for `--script-filename` with `QUERY_STRING
+//! bytes=N` over a blocking unix socket and reads the connection into one fixed buffer, walking
+//! the record headers only to count STDOUT bytes and to stop at END_REQUEST: nothing is decoded,
+//! copied or allocated per record, no async runtime. Prints `{"stdout_bytes": N}` (the CGI head
+//! plus the body).
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;

@@ -24,9 +24,8 @@ use super::{Ctx, Report};
 use crate::process::{self, Group, Signal};
 use crate::workspace;
 
-/// Timed runs of each configuration, after one untimed round.
+/// Timed runs of each configuration, after one untimed round, and the seconds of a load run.
 const REPEATS: usize = 5;
-/// Seconds of each load run.
 const SECONDS: u32 = 2;
 /// php-fpm has 8 static workers and pins one to every open connection; 7 leave it one spare.
 const PHP_CONCURRENCY: usize = 8;
@@ -42,14 +41,11 @@ const STREAMERS: [&str; 4] = ["fcgi get", "fastcgi-client", "curl → HAProxy", 
 const HELLO: &str = "Hello, world!";
 const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// The core's targets: client CPU at 8 concurrent ≤ this × the peer's (its better runtime)...
+/// The core's targets, as the table states them (the peer's on its better runtime).
 const TARGET_CLIENT_CPU_RATIO: f64 = 0.35;
-/// ...one request at a time, requests/s ≥ this × the peer's...
 const TARGET_SERIAL_RATIO: f64 = 1.1;
-/// ...64 multiplexed on one connection ≥ this × 64 connections; 1 GiB within this RSS.
 const TARGET_MPX_RATIO: f64 = 1.2;
 const TARGET_RSS_MIB: f64 = 8.0;
-/// ...and `fcgi get` streams at ≥ this × curl's rate through HAProxy.
 const TARGET_VS_CURL: f64 = 1.2;
 
 const BUILD: &str =

@@ -1,11 +1,7 @@
 //! Bench section `oneshot`: one request per process, `fcgi get /ping` beside libfcgi's
 //! `cgi-fcgi`, on the php-fpm of the test backends (`ping.path = /ping`, matched on SCRIPT_NAME).
-//!
-//! Timed: `fcgi get /ping`, `fcgi ping`, `cgi-fcgi -bind -connect SOCK` and `fcgi --version` (no
-//! connection: the process start-up part of `fcgi`'s time), each in an environment of only
-//! [`CGI_ENV`] (`cgi-fcgi` sends its environment as the request's parameters; `fcgi` ignores it).
-//! Wall time comes from [`interleaved`] (the verdict); peak RSS and page faults from GNU time,
-//! [`RSS_RUNS`] runs each. Every command is run once first and its output checked.
+//! Wall time comes from [`interleaved`] (the verdict), peak RSS and page faults from GNU time;
+//! every command is run once first and its output checked. The report's notes say the rest.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -23,20 +19,21 @@ use super::tools::{CGI_FCGI, GNU_TIME};
 use super::{Ctx, Report};
 use crate::process;
 
-/// Timed rounds of the interleaved timing, after [`WARMUP_ROUNDS`] untimed ones.
+/// Timed rounds of the interleaved timing, after [`WARMUP_ROUNDS`] untimed ones; GNU time runs
+/// per command.
 const ROUNDS: usize = 1000;
 const WARMUP_ROUNDS: usize = 20;
+const RSS_RUNS: usize = 5;
 /// Longest one run may take (a one-shot request takes about a millisecond), and how often the
 /// end of an untimed one is looked for.
 const LIMIT: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_millis(5);
-/// GNU time runs per command for the peak RSS.
-const RSS_RUNS: usize = 5;
+/// `fcgi get`'s peak RSS and median wall time (× `cgi-fcgi`'s) at most.
 const TARGET_RSS_MIB: f64 = 10.0;
-/// `fcgi get`'s median wall time at most this many times `cgi-fcgi`'s.
 const TARGET_VS_CGI_FCGI: f64 = 1.05;
 
-/// The whole environment of every command measured: what `cgi-fcgi` sends to php-fpm.
+/// The whole environment of every command measured: what `cgi-fcgi` sends to php-fpm as the
+/// request's parameters (`fcgi` ignores it).
 const CGI_ENV: [(&str, &str); 3] =
     [("SCRIPT_NAME", "/ping"), ("SCRIPT_FILENAME", "/ping"), ("REQUEST_METHOD", "GET")];
 

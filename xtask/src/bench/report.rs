@@ -1,10 +1,8 @@
 //! Rendering `docs/BENCHMARKS.md`, apart from measuring: the machine header, one block per
 //! section between `<!-- bench:NAME -->` and `<!-- /bench:NAME -->` markers, each with the
-//! command, date and machine of its own run.
-//!
-//! A run replaces the blocks of the sections it ran and keeps the others verbatim (blocks of
-//! sections xtask no longer knows go at the end), so a kept block stays honest about where and
-//! when it was measured.
+//! command, date and machine of its own run. A run replaces the blocks of the sections it ran and
+//! keeps the others verbatim (blocks of sections xtask no longer knows go at the end), so a kept
+//! block stays honest about where and when it was measured.
 
 use std::fs;
 use std::path::PathBuf;
@@ -15,15 +13,12 @@ use anyhow::{Context, Result};
 use super::SECTIONS;
 use crate::workspace;
 
-/// What a section hands back.
+/// What a section hands back: its heading, the exact command reproducing the numbers, a
+/// markdown table, and free text under the table (method, peer versions, caveats; may be empty).
 pub struct Report {
-    /// Section heading, e.g. "Codec: encode/decode throughput".
     pub title: String,
-    /// The exact command reproducing the numbers, e.g. `cargo xtask bench codec`.
     pub command: String,
-    /// A markdown table.
     pub table: String,
-    /// Free text under the table (method, peer versions, caveats); may be empty.
     pub notes: String,
 }
 
