@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use fastcgi_client::conn::KeepAlive;
 use fastcgi_client::io::TokioCompat;
 use fastcgi_client::response::Content;
@@ -54,20 +54,14 @@ enum Mode {
         #[arg(long, default_value_t = 2.0)]
         duration: f64,
         /// tokio's current-thread or multi-thread runtime.
-        #[arg(long, value_enum, default_value = "current")]
-        runtime: Runtime,
+        #[arg(long, default_value = "current", value_parser = ["current", "multi"])]
+        runtime: String,
         /// A response whose output does not end with this counts as an error.
         #[arg(long)]
         expect_body: String,
     },
     /// Read one (large) response and print its size.
     Stream,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum Runtime {
-    Current,
-    Multi,
 }
 
 type KeepAliveClient = Client<TokioCompat<UnixStream>, KeepAlive>;
@@ -82,9 +76,9 @@ fn run(args: Args) -> Result<()> {
     let params = leaked_params(&args.params)?;
     let report = match args.mode {
         Mode::Load { concurrency, connections, duration, runtime, expect_body } => {
-            let mut runtime = match runtime {
-                Runtime::Current => Builder::new_current_thread(),
-                Runtime::Multi => Builder::new_multi_thread(),
+            let mut runtime = match runtime.as_str() {
+                "multi" => Builder::new_multi_thread(),
+                _ => Builder::new_current_thread(),
             };
             let duration = Duration::try_from_secs_f64(duration).context("--duration")?;
             runtime.enable_all().build()?.block_on(async {

@@ -74,9 +74,9 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
     let hello = bench.params(&bench.socket, &bench.docroot, "/hello.php")?;
     let (c8, n7) = (PHP_CONCURRENCY, PHP_CONNECTIONS);
     println!("xtask: bench mux: php-fpm, {c8} concurrent ...");
-    let php8 = bench.php(&hello, c8, n7, &["current", "multi"])?;
+    let php8 = bench.php(&hello, (c8, n7), &["current", "multi"])?;
     println!("xtask: bench mux: php-fpm, 1 at a time ...");
-    let php1 = bench.php(&hello, 1, 1, &["current"])?;
+    let php1 = bench.php(&hello, (1, 1), &["current"])?;
     println!("xtask: bench mux: tokio-fastcgi responder, {MPX_CONCURRENCY} concurrent ...");
     let mpx = bench.responder(&bins["mpx_responder"])?;
     println!("xtask: bench mux: flup, {FLUP_REQUESTS} requests, {FLUP_CONCURRENCY} on 1 connection ...");
@@ -206,15 +206,9 @@ impl Bench {
         Ok(params)
     }
 
-    /// `fcgi bench PATH` on `socket`.
-    fn fcgi_bench(
-        &self,
-        socket: &str,
-        path: &str,
-        concurrency: usize,
-        connections: usize,
-        mpx: bool,
-    ) -> Client {
+    /// `fcgi bench PATH` on `socket`, `load` (concurrency, connections).
+    fn fcgi_bench(&self, socket: &str, path: &str, load: (usize, usize), mpx: bool) -> Client {
+        let (concurrency, connections) = load;
         let line = format!("bench {path} --json -s -c{concurrency} --connections={connections} -D{SECONDS}s");
         let mut args = words(&line);
         args.extend([format!("--socket={socket}"), format!("--docroot={}", self.docroot)]);
@@ -227,15 +221,10 @@ impl Bench {
     }
 
     /// `fcgi bench` and then the peer on each of `runtimes` on php-fpm's `hello.php`, whose
-    /// parameters `hello` are as [`Bench::params`] returns them.
-    fn php(
-        &self,
-        hello: &[String],
-        concurrency: usize,
-        connections: usize,
-        runtimes: &[&str],
-    ) -> Result<Vec<Figures>> {
-        let mut clients = vec![self.fcgi_bench(&self.socket, "/hello.php", concurrency, connections, false)];
+    /// parameters `hello` are as [`Bench::params`] returns them; `load` as for [`Bench::fcgi_bench`].
+    fn php(&self, hello: &[String], load: (usize, usize), runtimes: &[&str]) -> Result<Vec<Figures>> {
+        let (concurrency, connections) = load;
+        let mut clients = vec![self.fcgi_bench(&self.socket, "/hello.php", load, false)];
         for runtime in runtimes {
             let line = format!(
                 "load --concurrency={concurrency} --connections={connections} --duration={SECONDS} \
@@ -297,8 +286,8 @@ impl Bench {
         }
         let socket = socket.display().to_string();
         let clients = [
-            self.fcgi_bench(&socket, "/hello", MPX_CONCURRENCY, 1, true),
-            self.fcgi_bench(&socket, "/hello", MPX_CONCURRENCY, MPX_CONCURRENCY, false),
+            self.fcgi_bench(&socket, "/hello", (MPX_CONCURRENCY, 1), true),
+            self.fcgi_bench(&socket, "/hello", (MPX_CONCURRENCY, MPX_CONCURRENCY), false),
         ];
         self.loads(&clients, responder.pid(), false)
     }
