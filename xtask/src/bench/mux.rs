@@ -57,20 +57,18 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
     let fcgi = ctx.fcgi()?;
     let names = ["fastcgi_client_peer", "mpx_responder", "raw_read"];
     let bins = measure::build_bins("the peers", BUILD, &[], &names)?;
-    let time = GNU_TIME.require()?;
     let work = tempfile::Builder::new().prefix("fcgi-bench-mux-").tempdir().context("creating a temp dir")?;
     let backends = ctx.backends()?;
     let bench = Bench {
         dir: work.path().to_owned(),
         fcgi,
         peer: bins["fastcgi_client_peer"].clone(),
-        time,
+        time: GNU_TIME.require()?,
         socket: backends.php_fpm.socket.display().to_string(),
         docroot: backends.docroot.display().to_string(),
         php: backends.php_fpm.pid(),
         ticks: clock_ticks()?,
     };
-    let flup = backends.flup.multiplexed.socket.display().to_string();
     let hello = bench.params(&bench.socket, &bench.docroot, "/hello.php")?;
     let (c8, n7) = (PHP_CONCURRENCY, PHP_CONNECTIONS);
     println!("xtask: bench mux: php-fpm, {c8} concurrent ...");
@@ -80,7 +78,7 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
     println!("xtask: bench mux: tokio-fastcgi responder, {MPX_CONCURRENCY} concurrent ...");
     let mpx = bench.responder(&bins["mpx_responder"])?;
     println!("xtask: bench mux: flup, {FLUP_REQUESTS} requests, {FLUP_CONCURRENCY} on 1 connection ...");
-    let flup_row = bench.flup(&flup)?;
+    let flup_row = bench.flup(&backends.flup.multiplexed.socket.display().to_string())?;
     println!("xtask: bench mux: {STREAM_BYTES} bytes from big.php ...");
     let stack = ctx.gateways()?;
     let stream = bench.stream(stack, &CURL.require()?, &bins["raw_read"])?;
