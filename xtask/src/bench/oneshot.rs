@@ -191,12 +191,11 @@ impl Timed {
     }
 }
 
-/// Each command's wall times (ms, from spawning it to reaping it, output to /dev/null) over
-/// `rounds` after `warmup` untimed ones, one run of each per round in a rotating order (see
-/// [`rotate`]): hyperfine times one command's runs back to back, and on a shared machine whose
-/// speed drifts within minutes that drift would decide a comparison of close commands. Fails on
-/// the first run that fails or outlives `limit`; a watchdog thread kills the latter, so that a
-/// wedged server cannot hang the benchmark.
+/// Each command's wall times (ms) over `rounds` after `warmup` untimed ones, as the notes
+/// describe. Not hyperfine, which times one command's runs back to back: on a shared machine
+/// whose speed drifts within minutes, that drift would decide a comparison of close commands.
+/// Fails on the first run that fails or outlives `limit` (a watchdog thread kills it, so that a
+/// wedged server cannot hang the benchmark).
 fn interleaved(commands: &[Timed], warmup: usize, rounds: usize, limit: Duration) -> Result<Vec<Vec<f64>>> {
     // The process being timed and when it started; whether the watchdog killed it.
     let current = Mutex::new(None::<(u32, Instant)>);

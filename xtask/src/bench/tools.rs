@@ -73,17 +73,13 @@ impl Tool {
         if self.version_args.is_empty() {
             return format!("{} {package}", self.program);
         }
-        let line = version_line(path, self.version_args);
         // Debian's GNU time says "time (GNU Time) UNKNOWN": the package version is the real one.
-        let line = line.replace(" UNKNOWN", "");
+        let line = version_line(path, self.version_args).replace(" UNKNOWN", "");
         // Keep the version, not what follows it: HAProxy's web site, PHP's build date, curl's
         // platform and library list, wrk's event loop and copyright.
-        let line = [" - https://", " (built:", " (x86_64", " (aarch64", " [", " Copyright"]
-            .iter()
-            .fold(line.as_str(), |line, cut| line.split(cut).next().unwrap_or(line))
-            .trim()
-            .to_owned();
-        format!("{line} {package}")
+        let cuts = [" - https://", " (built:", " (x86_64", " (aarch64", " [", " Copyright"];
+        let line = cuts.iter().fold(line.as_str(), |line, cut| line.split(cut).next().unwrap_or(line));
+        format!("{} {package}", line.trim())
     }
 }
 
