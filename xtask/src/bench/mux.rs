@@ -378,28 +378,21 @@ fn stream_rows(runs: &[Vec<Transfer>]) -> Vec<String> {
     let (vs_curl, of_raw) = (get.mb_s / curl.mb_s, 100.0 * get.mb_s / raw.mb_s);
     let both = |f: fn(&Transfer) -> f64, unit: &str| format!("{:.1}{unit} | {:.1}{unit}", f(get), f(peer));
     let other = |t: &Transfer| format!("{:.0} MB/s, {:.1} MiB, {:.2} s", t.mb_s, t.rss_mib, t.cpu_s);
+    let (rss_met, rate_met) = (verdict(get.rss_mib <= TARGET_RSS_MIB), verdict(vs_curl >= TARGET_VS_CURL));
     let rate_target =
         format!("≥ {TARGET_VS_CURL}× curl → HAProxy: {vs_curl:.2}× ({of_raw:.0} % of raw_read)");
+    let curl = format!("{} + HAProxy {:.2} s", other(curl), curl.haproxy_s);
     vec![
         "**1 GiB response from php-fpm `big.php` (`fcgi get -o /dev/null`; `execute_stream`)** |  |  |  |"
             .into(),
         format!(
-            "peak RSS of the client | {} | ≤ {TARGET_RSS_MIB} MiB | {}",
-            both(|t| t.rss_mib, " MiB"),
-            verdict(get.rss_mib <= TARGET_RSS_MIB)
+            "peak RSS of the client | {} | ≤ {TARGET_RSS_MIB} MiB | {rss_met}",
+            both(|t| t.rss_mib, " MiB")
         ),
-        format!(
-            "throughput | {} | {rate_target} | {}",
-            both(|t| t.mb_s, " MB/s"),
-            verdict(vs_curl >= TARGET_VS_CURL)
-        ),
+        format!("throughput | {} | {rate_target} | {rate_met}", both(|t| t.mb_s, " MB/s")),
         format!("client CPU, user + system | {} | — | ", both(|t| t.cpu_s, " s")),
         format!("php-fpm CPU | {} | — | ", both(|t| t.php_s, " s")),
-        format!(
-            "curl → HAProxy: throughput, peak RSS, CPU | {} + HAProxy {:.2} s |  | — | ",
-            other(curl),
-            curl.haproxy_s
-        ),
+        format!("curl → HAProxy: throughput, peak RSS, CPU | {curl} |  | — | "),
         format!("`raw_read`, the pipe limit: throughput, peak RSS, CPU | {} |  | — | ", other(raw)),
     ]
 }
@@ -426,19 +419,15 @@ fn php_rows(heading: &str, figures: &[Figures], cores: usize, concurrent: bool) 
         (shown(cpu_ratio), format!("≥ {TARGET_SERIAL_RATIO}× peer: {ratio:.2}× | {met}"))
     };
     let us = |value: fn(&Figures) -> f64| cells(&|f| format!("{:.2}", value(f)), " µs");
+    let ceilings = cells(&|f| thousands(ceiling(f)), "/s");
+    let of_ceiling = cells(&|f| format!("{:.0}", 100.0 * f.req_per_s / ceiling(f)), " %");
     vec![
         format!("**{heading}** |  |  |  |"),
         format!("client CPU per request | {} | {cpu}", us(|f| f.client_us)),
         format!("requests/s | {} | {rate}", cells(&|f| thousands(f.req_per_s), "")),
         format!("php-fpm CPU per request | {} | — | ", us(|f| f.server_us)),
-        format!(
-            "ceiling, {cores} cores ÷ (php-fpm + client CPU) | {} | — | ",
-            cells(&|f| thousands(ceiling(f)), "/s")
-        ),
-        format!(
-            "requests/s ÷ ceiling | {} | — | ",
-            cells(&|f| format!("{:.0}", 100.0 * f.req_per_s / ceiling(f)), " %")
-        ),
+        format!("ceiling, {cores} cores ÷ (php-fpm + client CPU) | {ceilings} | — | "),
+        format!("requests/s ÷ ceiling | {of_ceiling} | — | "),
     ]
 }
 
@@ -446,15 +435,10 @@ fn php_rows(heading: &str, figures: &[Figures], cores: usize, concurrent: bool) 
 fn responder_rows(one: &Figures, many: &Figures) -> Vec<String> {
     let ratio = one.req_per_s / many.req_per_s;
     let pair = |a: f64, b: f64| format!("{a:.2} / {b:.2} µs");
+    let (rate, met) = (thousands(one.req_per_s), verdict(ratio >= TARGET_MPX_RATIO));
     vec![
-        "**tokio-fastcgi responder, 64 concurrent requests (fcgi-mux on both sides of the ratio)** |  |  |  |"
-            .into(),
-        format!(
-            "requests/s: 1 connection × 64 multiplexed | {} |  | ≥ {TARGET_MPX_RATIO}× 64 connections: \
-             {ratio:.2}× | {}",
-            thousands(one.req_per_s),
-            verdict(ratio >= TARGET_MPX_RATIO)
-        ),
+        "**tokio-fastcgi responder, 64 concurrent requests (fcgi-mux on both sides of the ratio)** |  |  |  |".into(),
+        format!("requests/s: 1 connection × 64 multiplexed | {rate} |  | ≥ {TARGET_MPX_RATIO}× 64 connections: {ratio:.2}× | {met}"),
         format!("requests/s: 64 connections × 1 | {} |  | — | ", thousands(many.req_per_s)),
         format!("client CPU per request: 1 conn / 64 conns | {} |  | — | ", pair(one.client_us, many.client_us)),
         format!("responder CPU per request: 1 conn / 64 conns | {} |  | — | ", pair(one.server_us, many.server_us)),
