@@ -104,10 +104,8 @@ struct ChannelWriter(mpsc::UnboundedSender<Bytes>);
 
 impl AsyncWrite for ChannelWriter {
     fn poll_write(self: Pin<&mut Self>, _cx: &mut TaskContext<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        let sent = self.0.send(Bytes::copy_from_slice(buf)).map(|()| buf.len());
-        Poll::Ready(
-            sent.map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the connection's writer stopped")),
-        )
+        let stopped = |_| io::Error::new(io::ErrorKind::BrokenPipe, "the connection's writer stopped");
+        Poll::Ready(self.0.send(Bytes::copy_from_slice(buf)).map(|()| buf.len()).map_err(stopped))
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {

@@ -61,10 +61,7 @@ fn run(args: Args) -> Result<()> {
     while !walker.ended {
         let n = stream.read(&mut buffer).context("reading the response")?;
         if n == 0 {
-            bail!(
-                "the connection closed before END_REQUEST ({} STDOUT bytes announced)",
-                walker.stdout_bytes
-            );
+            bail!("the connection closed before END_REQUEST ({} STDOUT bytes)", walker.stdout_bytes);
         }
         walker.feed(&buffer[..n]);
     }

@@ -358,10 +358,9 @@ mod tests {
     #[test]
     fn gnu_time_output() {
         let usage = Usage::parse("xtask-usage 0.52 0.10 5120 64\n").unwrap();
-        assert_eq!(
-            usage,
-            Usage { user_s: 0.52, sys_s: 0.10, max_rss_bytes: 5120.0 * 1024.0, minor_faults: 64.0 }
-        );
+        let expected =
+            Usage { user_s: 0.52, sys_s: 0.10, max_rss_bytes: 5120.0 * 1024.0, minor_faults: 64.0 };
+        assert_eq!(usage, expected);
         assert!((usage.cpu_s() - 0.62).abs() < 1e-9);
         let failed = "Command exited with non-zero status 3\nxtask-usage 0.00 0.00 1800 90\n";
         assert_eq!(Usage::parse(failed).unwrap().max_rss_bytes, 1800.0 * 1024.0);

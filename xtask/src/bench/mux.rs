@@ -346,13 +346,10 @@ impl Bench {
                 bail!("{} read {read} bytes of {STREAM_BYTES}: {out}", STREAMERS[c]);
             }
             let seconds = |i: usize| after[i].saturating_sub(before[i]) as f64 / self.ticks;
-            Ok(Transfer {
-                rss_mib: usage.max_rss_bytes / 1048576.0,
-                mb_s: STREAM_BYTES as f64 / finished.wall.as_secs_f64() / 1e6,
-                cpu_s: usage.cpu_s(),
-                haproxy_s: if c == 2 { seconds(1) } else { 0.0 },
-                php_s: seconds(0),
-            })
+            let (rss_mib, cpu_s) = (usage.max_rss_bytes / 1048576.0, usage.cpu_s());
+            let mb_s = STREAM_BYTES as f64 / finished.wall.as_secs_f64() / 1e6;
+            let haproxy_s = if c == 2 { seconds(1) } else { 0.0 };
+            Ok(Transfer { rss_mib, mb_s, cpu_s, haproxy_s, php_s: seconds(0) })
         })
     }
 }
