@@ -103,12 +103,9 @@ pub fn run_to_end(
     let wall = started.elapsed();
     // Whatever the program left running in its group goes now.
     group.stop();
-    Ok(Finished {
-        status,
-        stdout: fs::read_to_string(&out_path).with_context(|| format!("reading {}", out_path.display()))?,
-        stderr: fs::read_to_string(&err_path).unwrap_or_default(),
-        wall,
-    })
+    let stdout = fs::read_to_string(&out_path).with_context(|| format!("reading {}", out_path.display()))?;
+    let stderr = fs::read_to_string(&err_path).unwrap_or_default();
+    Ok(Finished { status, stdout, stderr, wall })
 }
 
 /// Runs a program (see [`run_to_end`]) that prints one JSON object as its last `{`-line, fails

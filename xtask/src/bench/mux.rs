@@ -5,9 +5,8 @@
 //! the parameters `fcgi` sends for the same path. The report's notes say the rest.
 
 use std::fs;
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -21,7 +20,7 @@ use super::measure::{
 use super::report::table;
 use super::tools::{CURL, GNU_TIME};
 use super::{Ctx, Report};
-use crate::process::{self, Group, Signal};
+use crate::service::Service;
 use crate::workspace;
 
 /// Timed runs of each configuration, after one untimed round, and the seconds of a load run.
@@ -267,21 +266,9 @@ impl Bench {
     /// connections.
     fn responder(&self, program: &Path) -> Result<Vec<Figures>> {
         let socket = self.dir.join("mpx-responder.sock");
-        let mut cmd = Command::new(program);
-        // It reports each connection a client drops; `fcgi bench -D` drops its connections.
-        let log = fs::File::create(self.dir.join("mpx_responder.log")).context("creating its log")?;
-        cmd.arg(&socket).stdout(Stdio::null()).stderr(log);
-        let mut responder = Group::spawn("mpx_responder", &mut cmd, Signal::Term)?;
-        for tries in 0.. {
-            if let Some(status) = responder.try_wait()? {
-                bail!("mpx_responder exited ({})", process::describe(status));
-            }
-            match UnixStream::connect(&socket) {
-                Ok(_) => break,
-                Err(_) if tries == 500 => bail!("mpx_responder did not listen within 10 s"),
-                Err(_) => process::sleep(Duration::from_millis(20))?,
-            }
-        }
+        // Its log, beside the socket, has a line for each connection a client drops (`fcgi bench
+        // -D` drops its connections).
+        let responder = Service::start("mpx_responder", Command::new(program).arg(&socket), &socket)?;
         let socket = socket.display().to_string();
         let clients = [
             self.fcgi_bench(&socket, "/hello", (MPX_CONCURRENCY, 1), true),

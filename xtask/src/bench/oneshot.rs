@@ -96,12 +96,9 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
             usages.push(run_timed(dir, "rss", &mut command, LIMIT, POLL)?.1);
         }
         let rss = usages.iter().map(|usage| usage.max_rss_bytes / (1024.0 * 1024.0));
-        figures.push(Figures {
-            median_ms: median(wall.iter().copied()),
-            rss_median: median(rss.clone()),
-            rss_max: rss.fold(0.0, f64::max),
-            faults: median(usages.iter().map(|usage| usage.minor_faults)),
-        });
+        let (rss_median, rss_max) = (median(rss.clone()), rss.fold(0.0, f64::max));
+        let faults = median(usages.iter().map(|usage| usage.minor_faults));
+        figures.push(Figures { median_ms: median(wall.iter().copied()), rss_median, rss_max, faults });
     }
     let load_after = load_average();
 
