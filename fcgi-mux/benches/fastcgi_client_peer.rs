@@ -1,18 +1,16 @@
 //! `fastcgi_client_peer`: the `fastcgi-client` crate driven as `cargo xtask bench mux` drives
-//! fcgi-mux through `fcgi bench`, so the two can be set side by side. Prints one JSON line.
+//! fcgi-mux through `fcgi bench`, with the parameters (`--param NAME=VALUE`, repeated) that `fcgi`
+//! sends for the same path, so both send the same request. Prints one JSON line.
 //!
 //! - `load`: `--concurrency` worker tasks, each sending its next request once the previous
-//!   response was read, for `--duration` seconds from the first request (as `fcgi bench -D`
-//!   without a warm-up). The crate has no pool and a `Client` runs one request at a time, so
-//!   `--connections` keep-alive clients are opened first and shared through a free list with a
-//!   semaphore: with fewer clients than workers a request waits for the next free one, as in
-//!   fcgi-mux's pool. Client CPU is `getrusage(RUSAGE_SELF)` over the measured period, as
-//!   `fcgi bench` measures its own; requests still in flight at the end are not counted.
+//!   response was read, for `--duration` seconds (as `fcgi bench -D` without a warm-up). The
+//!   crate has no pool and a `Client` runs one request at a time, so `--connections` keep-alive
+//!   clients are shared through a free list with a semaphore: with fewer clients than workers a
+//!   request waits for the next free one, as in fcgi-mux's pool. Client CPU is
+//!   `getrusage(RUSAGE_SELF)` over the measured period, as `fcgi bench` measures its own;
+//!   requests still in flight at the end are not counted.
 //! - `stream`: one request, its response read through `execute_stream` and dropped; prints the
-//!   byte count (xtask takes time and peak RSS from GNU time).
-//!
-//! The request's parameters come from the command line (`--param NAME=VALUE`, repeated): xtask
-//! passes the ones `fcgi` sends for the same path, so both clients send the same request.
+//!   byte count.
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,6 +27,7 @@ use nix::sys::resource::{UsageWho, getrusage};
 use nix::sys::time::TimeValLike;
 use serde_json::json;
 use tokio::net::UnixStream;
+use tokio::runtime::Builder;
 use tokio::sync::Semaphore;
 
 #[derive(Parser)]
@@ -54,8 +53,8 @@ enum Mode {
         /// Seconds of the measured period.
         #[arg(long, default_value_t = 2.0)]
         duration: f64,
-        /// `current` or `multi`: tokio's current-thread or multi-thread runtime.
-        #[arg(long, default_value = "current")]
+        /// tokio's current-thread or multi-thread runtime.
+        #[arg(long, default_value = "current", value_parser = ["current", "multi"])]
         runtime: String,
         /// A response whose output does not end with this counts as an error.
         #[arg(long)]
@@ -68,31 +67,21 @@ enum Mode {
 type KeepAliveClient = Client<TokioCompat<UnixStream>, KeepAlive>;
 
 fn main() -> ExitCode {
-    match run(Args::parse()) {
-        Ok(report) => {
-            println!("{report}");
-            ExitCode::SUCCESS
-        }
-        Err(err) => {
-            eprintln!("fastcgi_client_peer: {err:#}");
-            ExitCode::FAILURE
-        }
-    }
+    let Err(err) = run(Args::parse()) else { return ExitCode::SUCCESS };
+    eprintln!("fastcgi_client_peer: {err:#}");
+    ExitCode::FAILURE
 }
 
-fn run(args: Args) -> Result<serde_json::Value> {
+fn run(args: Args) -> Result<()> {
     let params = leaked_params(&args.params)?;
-    match args.mode {
+    let report = match args.mode {
         Mode::Load { concurrency, connections, duration, runtime, expect_body } => {
-            let runtime = match runtime.as_str() {
-                "current" => tokio::runtime::Builder::new_current_thread(),
-                "multi" => tokio::runtime::Builder::new_multi_thread(),
-                other => bail!("--runtime is `current` or `multi`, not {other:?}"),
-            }
-            .enable_all()
-            .build()?;
+            let mut runtime = match runtime.as_str() {
+                "multi" => Builder::new_multi_thread(),
+                _ => Builder::new_current_thread(),
+            };
             let duration = Duration::try_from_secs_f64(duration).context("--duration")?;
-            runtime.block_on(async {
+            runtime.enable_all().build()?.block_on(async {
                 let mut free = Vec::new();
                 for _ in 0..connections {
                     free.push(Client::new_keep_alive_tokio(connect(&args.socket).await?));
@@ -107,13 +96,23 @@ fn run(args: Args) -> Result<serde_json::Value> {
                     first_error: OnceLock::new(),
                 };
                 Arc::new(load).run(concurrency, duration).await
-            })
+            })?
         }
-        Mode::Stream => {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            runtime.block_on(stream(&args.socket, params))
-        }
-    }
+        Mode::Stream => Builder::new_current_thread().enable_all().build()?.block_on(async {
+            let mut client = Client::new_keep_alive_tokio(connect(&args.socket).await?);
+            let request = Request::new(params, fastcgi_client::io::empty());
+            let mut response = client.execute_stream(request).await.context("sending the request")?;
+            let mut bytes = 0u64;
+            while let Some(content) = response.next().await {
+                if let Content::Stdout(data) = content.context("reading the response")? {
+                    bytes += data.len() as u64;
+                }
+            }
+            anyhow::Ok(json!({ "bytes": bytes }))
+        })?,
+    };
+    println!("{report}");
+    Ok(())
 }
 
 /// The parameters as the crate's map of borrowed strings: leaked once, so that cloning the map
@@ -123,11 +122,14 @@ fn leaked_params(pairs: &[String]) -> Result<Params<'static>> {
     params.clear();
     for pair in pairs {
         let (name, value) = pair.split_once('=').with_context(|| format!("--param {pair:?}: no `=`"))?;
-        let name: &'static str = Box::leak(name.to_owned().into_boxed_str());
-        let value: &'static str = Box::leak(value.to_owned().into_boxed_str());
-        params.insert(name.into(), value.into());
+        let leak = |text: &str| -> &'static str { Box::leak(text.to_owned().into_boxed_str()) };
+        params.insert(leak(name).into(), leak(value).into());
     }
     Ok(params)
+}
+
+async fn connect(socket: &str) -> Result<UnixStream> {
+    UnixStream::connect(socket).await.with_context(|| format!("connecting to {socket}"))
 }
 
 /// What the workers share: the request, the keep-alive clients not in use (a permit per free
@@ -194,24 +196,6 @@ impl Load {
         }
         Ok(())
     }
-}
-
-/// One request, its output read and dropped as it arrives; the byte count.
-async fn stream(socket: &str, params: Params<'static>) -> Result<serde_json::Value> {
-    let mut client = Client::new_keep_alive_tokio(connect(socket).await?);
-    let request = Request::new(params, fastcgi_client::io::empty());
-    let mut response = client.execute_stream(request).await.context("sending the request")?;
-    let mut bytes = 0u64;
-    while let Some(content) = response.next().await {
-        if let Content::Stdout(data) = content.context("reading the response")? {
-            bytes += data.len() as u64;
-        }
-    }
-    Ok(json!({ "bytes": bytes }))
-}
-
-async fn connect(socket: &str) -> Result<UnixStream> {
-    UnixStream::connect(socket).await.with_context(|| format!("connecting to {socket}"))
 }
 
 /// User + system CPU of this process (all threads) so far, seconds.

@@ -12,12 +12,13 @@
 //! `tokio-fastcgi` guards a connection's writer with `try_lock().expect(..)`, which panics when
 //! two requests of one connection write at once from two threads.
 
+use std::convert::Infallible;
 use std::io;
 use std::pin::Pin;
 use std::process::ExitCode;
 use std::task::{Context as TaskContext, Poll};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use tokio::io::{AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::UnixListener;
@@ -32,20 +33,16 @@ const RESPONSE: &[u8] = b"Status: 200 OK\r\nContent-Type: text/plain\r\n\r\nHell
 const WRITE_BATCH: usize = 256 * 1024;
 
 fn main() -> ExitCode {
-    let mut args = std::env::args_os().skip(1);
-    let (Some(path), None) = (args.next(), args.next()) else {
-        eprintln!("usage: mpx_responder SOCKET_PATH");
-        return ExitCode::FAILURE;
-    };
     // `run` returns only on an error.
-    if let Err(err) = run(path.into()) {
-        eprintln!("mpx_responder: error: {err:#}");
-    }
+    let Err(err) = run();
+    eprintln!("mpx_responder: {err:#}");
     ExitCode::FAILURE
 }
 
-/// Serves `path` (a socket that must not exist yet) until killed.
-fn run(path: std::path::PathBuf) -> Result<()> {
+fn run() -> Result<Infallible> {
+    let mut args = std::env::args_os().skip(1);
+    let (Some(path), None) = (args.next(), args.next()) else { bail!("usage: mpx_responder SOCKET_PATH") };
+    let path = std::path::PathBuf::from(path);
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("building the runtime")?;
     runtime.block_on(async {
@@ -92,10 +89,8 @@ async fn write_loop(mut receiver: mpsc::UnboundedReceiver<Bytes>, mut socket: Ow
     while let Some(chunk) = receiver.recv().await {
         batch.extend_from_slice(&chunk);
         while batch.len() < WRITE_BATCH {
-            match receiver.try_recv() {
-                Ok(more) => batch.extend_from_slice(&more),
-                Err(_) => break,
-            }
+            let Ok(more) = receiver.try_recv() else { break };
+            batch.extend_from_slice(&more);
         }
         if socket.write_all(&batch).await.is_err() {
             return;
@@ -109,12 +104,8 @@ struct ChannelWriter(mpsc::UnboundedSender<Bytes>);
 
 impl AsyncWrite for ChannelWriter {
     fn poll_write(self: Pin<&mut Self>, _cx: &mut TaskContext<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        match self.0.send(Bytes::copy_from_slice(buf)) {
-            Ok(()) => Poll::Ready(Ok(buf.len())),
-            Err(_) => {
-                Poll::Ready(Err(io::Error::new(io::ErrorKind::BrokenPipe, "the connection's writer stopped")))
-            }
-        }
+        let stopped = |_| io::Error::new(io::ErrorKind::BrokenPipe, "the connection's writer stopped");
+        Poll::Ready(self.0.send(Bytes::copy_from_slice(buf)).map(|()| buf.len()).map_err(stopped))
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {

@@ -1,11 +1,9 @@
 //! `raw_read`: the pipe limit of one large response, the floor any client's time is measured
-//! against (`cargo xtask bench mux`).
-//!
-//! Sends one GET for `--script-filename` with `QUERY_STRING bytes=N` over a blocking unix
-//! socket, then reads the connection into one fixed 256 KiB buffer as fast as the kernel hands
-//! it over, walking the record headers only to count STDOUT bytes and to stop at END_REQUEST:
-//! nothing is decoded, copied or allocated per record, no async runtime. Prints
-//! `{"stdout_bytes": N}` (the CGI head plus the body); time, CPU and RSS come from GNU time.
+//! against (`cargo xtask bench mux`). Sends one GET for `--script-filename` with `QUERY_STRING
+//! bytes=N` over a blocking unix socket and reads the connection into one fixed buffer, walking
+//! the record headers only to count STDOUT bytes and to stop at END_REQUEST: nothing is decoded,
+//! copied or allocated per record, no async runtime. Prints `{"stdout_bytes": N}` (the CGI head
+//! plus the body).
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -32,13 +30,9 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    match run(Args::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("raw_read: {err:#}");
-            ExitCode::FAILURE
-        }
-    }
+    let Err(err) = run(Args::parse()) else { return ExitCode::SUCCESS };
+    eprintln!("raw_read: {err:#}");
+    ExitCode::FAILURE
 }
 
 fn run(args: Args) -> Result<()> {
@@ -67,7 +61,7 @@ fn run(args: Args) -> Result<()> {
     while !walker.ended {
         let n = stream.read(&mut buffer).context("reading the response")?;
         if n == 0 {
-            bail!("the connection closed after {} STDOUT bytes, before END_REQUEST", walker.stdout_bytes);
+            bail!("the connection closed before END_REQUEST ({} STDOUT bytes)", walker.stdout_bytes);
         }
         walker.feed(&buffer[..n]);
     }
@@ -83,10 +77,9 @@ fn run(args: Args) -> Result<()> {
 struct Walker {
     header: [u8; 8],
     header_len: usize,
-    /// Content, then padding, bytes left of the current record.
-    content_left: usize,
-    padding_left: usize,
-    record_type: u8,
+    /// Content and padding bytes left of the current record.
+    skip: usize,
+    /// The content length of the STDOUT records whose header was read.
     stdout_bytes: u64,
     ended: bool,
 }
@@ -95,31 +88,26 @@ impl Walker {
     /// Walks `data`; stops at END_REQUEST's header.
     fn feed(&mut self, mut data: &[u8]) {
         while !data.is_empty() && !self.ended {
-            let take = if self.content_left > 0 {
-                let take = self.content_left.min(data.len());
-                if self.record_type == RecordType::STDOUT.0 {
-                    self.stdout_bytes += take as u64;
-                }
-                self.content_left -= take;
-                take
-            } else if self.padding_left > 0 {
-                let take = self.padding_left.min(data.len());
-                self.padding_left -= take;
-                take
-            } else {
-                let take = (8 - self.header_len).min(data.len());
-                self.header[self.header_len..self.header_len + take].copy_from_slice(&data[..take]);
-                self.header_len += take;
-                if self.header_len == 8 {
-                    self.header_len = 0;
-                    self.record_type = self.header[1];
-                    self.content_left = usize::from(u16::from_be_bytes([self.header[4], self.header[5]]));
-                    self.padding_left = usize::from(self.header[6]);
-                    self.ended = self.record_type == RecordType::END_REQUEST.0;
-                }
-                take
-            };
+            if self.skip > 0 {
+                let take = self.skip.min(data.len());
+                self.skip -= take;
+                data = &data[take..];
+                continue;
+            }
+            let take = (8 - self.header_len).min(data.len());
+            self.header[self.header_len..][..take].copy_from_slice(&data[..take]);
+            self.header_len += take;
             data = &data[take..];
+            if self.header_len == 8 {
+                let [_, record_type, _, _, len_hi, len_lo, padding, _] = self.header;
+                let content_len = u16::from_be_bytes([len_hi, len_lo]);
+                if record_type == RecordType::STDOUT.0 {
+                    self.stdout_bytes += u64::from(content_len);
+                }
+                self.header_len = 0;
+                self.skip = usize::from(content_len) + usize::from(padding);
+                self.ended = record_type == RecordType::END_REQUEST.0;
+            }
         }
     }
 }

@@ -79,18 +79,11 @@ fn encode_request(bencher: Bencher<'_, '_>) {
 /// A response as php-fpm sends a big one: a small padded STDOUT with the headers, 65528-byte
 /// unpadded records, a STDERR line, END_REQUEST with dirty reserved bytes.
 fn big_response(body_len: usize) -> Vec<u8> {
-    let id = RequestId(1);
-    let mut wire = BytesMut::new();
-    encode_stream(
-        &mut wire,
-        RecordType::STDOUT,
-        id,
-        b"Content-type: application/octet-stream\r\n\r\n",
-        Padding::Align8,
-    );
+    let (id, mut wire) = (RequestId(1), BytesMut::new());
+    let head: &[u8] = b"Content-type: application/octet-stream\r\n\r\n";
+    encode_stream(&mut wire, RecordType::STDOUT, id, head, Padding::Align8);
     encode_stream(&mut wire, RecordType::STDERR, id, b"PHP Notice: something", Padding::Align8);
-    let body = vec![b'x'; body_len];
-    encode_stream(&mut wire, RecordType::STDOUT, id, &body, Padding::Align8);
+    encode_stream(&mut wire, RecordType::STDOUT, id, &vec![b'x'; body_len], Padding::Align8);
     end_request(&mut wire, id);
     wire.to_vec()
 }
@@ -102,16 +95,12 @@ fn end_request(wire: &mut BytesMut, id: RequestId) {
 
 /// `count` hello-world responses on request ids 1 to 8.
 fn many_small_responses(count: usize) -> Vec<u8> {
+    const HELLO: &[u8] =
+        b"X-Powered-By: PHP/8.2.36\r\nContent-type: text/html; charset=UTF-8\r\n\r\nHello, world!";
     let mut wire = BytesMut::new();
     for i in 0..count {
         let id = RequestId((i % 8 + 1) as u16);
-        encode_stream(
-            &mut wire,
-            RecordType::STDOUT,
-            id,
-            b"X-Powered-By: PHP/8.2.36\r\nContent-type: text/html; charset=UTF-8\r\n\r\nHello, world!",
-            Padding::Align8,
-        );
+        encode_stream(&mut wire, RecordType::STDOUT, id, HELLO, Padding::Align8);
         end_request(&mut wire, id);
     }
     wire.to_vec()

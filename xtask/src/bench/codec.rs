@@ -16,11 +16,8 @@ pub fn run(_ctx: &mut Ctx) -> Result<Report> {
     let output = workspace::cargo().args(BENCH_ARGS).output().context("running cargo bench")?;
     process::bail_if_interrupted()?;
     if !output.status.success() {
-        bail!(
-            "cargo bench failed ({}): {}",
-            process::describe(output.status),
-            String::from_utf8_lossy(&output.stderr)
-        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        bail!("cargo bench failed ({}): {stderr}", process::describe(output.status));
     }
     let stdout = String::from_utf8(output.stdout).context("cargo bench printed non-UTF-8")?;
     let table: String =

@@ -103,12 +103,9 @@ pub fn run_to_end(
     let wall = started.elapsed();
     // Whatever the program left running in its group goes now.
     group.stop();
-    Ok(Finished {
-        status,
-        stdout: fs::read_to_string(&out_path).with_context(|| format!("reading {}", out_path.display()))?,
-        stderr: fs::read_to_string(&err_path).unwrap_or_default(),
-        wall,
-    })
+    let stdout = fs::read_to_string(&out_path).with_context(|| format!("reading {}", out_path.display()))?;
+    let stderr = fs::read_to_string(&err_path).unwrap_or_default();
+    Ok(Finished { status, stdout, stderr, wall })
 }
 
 /// Runs a program (see [`run_to_end`]) that prints one JSON object as its last `{`-line, fails
@@ -236,14 +233,7 @@ pub fn verdict(met: bool) -> &'static str {
 /// `61234.5` → `61,235`.
 pub fn thousands(value: f64) -> String {
     let digits = format!("{:.0}", value.max(0.0));
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+    digits.as_bytes().rchunks(3).rev().map(String::from_utf8_lossy).collect::<Vec<_>>().join(",")
 }
 
 /// The median (NaN when empty).
@@ -261,39 +251,31 @@ pub fn median(values: impl Iterator<Item = f64>) -> f64 {
 /// `with_children` (php-fpm's workers; children that exited are not counted, and php-fpm's
 /// static workers do not exit).
 pub fn cpu_ticks(pid: u32, with_children: bool) -> Result<u64> {
-    let own = proc_stat(pid).with_context(|| format!("process {pid} is gone (no /proc/{pid}/stat)"))?;
+    let (_, own) = proc_stat(pid).with_context(|| format!("process {pid} is gone (no /proc/{pid}/stat)"))?;
     let children = if with_children { children(pid) } else { Vec::new() };
     // Processes come and go while we look: a vanished child is skipped.
-    Ok(own.ticks + children.into_iter().filter_map(proc_stat).map(|s| s.ticks).sum::<u64>())
+    Ok(own + children.into_iter().filter_map(proc_stat).map(|(_, ticks)| ticks).sum::<u64>())
 }
 
 /// The direct children of `pid` (nginx's and php-fpm's workers).
 pub fn children(pid: u32) -> Vec<u32> {
     let entries = fs::read_dir("/proc").into_iter().flatten().flatten();
     let pids = entries.filter_map(|entry| entry.file_name().to_str()?.parse().ok());
-    pids.filter(|&child| proc_stat(child).is_some_and(|s| s.ppid == pid)).collect()
+    pids.filter(|&child| proc_stat(child).is_some_and(|(ppid, _)| ppid == pid)).collect()
 }
 
-fn proc_stat(pid: u32) -> Option<ProcStat> {
-    ProcStat::parse(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+fn proc_stat(pid: u32) -> Option<(u32, u64)> {
+    parse_stat(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
 }
 
-/// The fields of `/proc/<pid>/stat` we use: the parent's pid (field 4) and utime + stime
-/// (fields 14 and 15, clock ticks).
-struct ProcStat {
-    ppid: u32,
-    ticks: u64,
-}
-
-impl ProcStat {
-    /// Parses `pid (comm) state ppid ...`; `comm` may hold spaces and parentheses, so fields are
-    /// counted after its last `)`.
-    fn parse(text: &str) -> Option<ProcStat> {
-        let fields: Vec<&str> = text[text.rfind(')')? + 1..].split_whitespace().collect();
-        // fields[0] is field 3 (state).
-        let field = |i: usize| fields.get(i)?.parse::<u64>().ok();
-        Some(ProcStat { ppid: u32::try_from(field(1)?).ok()?, ticks: field(11)? + field(12)? })
-    }
+/// The parent's pid (field 4) and utime + stime (fields 14 and 15, clock ticks) of a
+/// `/proc/<pid>/stat`, `pid (comm) state ppid ...`: `comm` may hold spaces and parentheses, so
+/// fields are counted after its last `)`.
+fn parse_stat(text: &str) -> Option<(u32, u64)> {
+    let fields: Vec<&str> = text[text.rfind(')')? + 1..].split_whitespace().collect();
+    // fields[0] is field 3 (state).
+    let field = |i: usize| fields.get(i)?.parse::<u64>().ok();
+    Some((u32::try_from(field(1)?).ok()?, field(11)? + field(12)?))
 }
 
 /// Clock ticks per second of `/proc/<pid>/stat` (USER_HZ), from `getconf CLK_TCK`.
@@ -342,9 +324,8 @@ mod tests {
     #[test]
     fn proc_stat_fields() {
         let stat = "1234 (php-fpm: pool (x) y) S 77 1234 1234 0 -1 4194560 100 0 0 0 250 31 0 0 20 0 1 0";
-        let parsed = ProcStat::parse(stat).unwrap();
-        assert_eq!((parsed.ppid, parsed.ticks), (77, 281));
-        assert!(ProcStat::parse("garbage").is_none());
+        assert_eq!(parse_stat(stat), Some((77, 281)));
+        assert!(parse_stat("garbage").is_none());
         assert!(cpu_ticks(std::process::id(), true).is_ok());
     }
 
@@ -374,10 +355,9 @@ mod tests {
     #[test]
     fn gnu_time_output() {
         let usage = Usage::parse("xtask-usage 0.52 0.10 5120 64\n").unwrap();
-        assert_eq!(
-            usage,
-            Usage { user_s: 0.52, sys_s: 0.10, max_rss_bytes: 5120.0 * 1024.0, minor_faults: 64.0 }
-        );
+        let expected =
+            Usage { user_s: 0.52, sys_s: 0.10, max_rss_bytes: 5120.0 * 1024.0, minor_faults: 64.0 };
+        assert_eq!(usage, expected);
         assert!((usage.cpu_s() - 0.62).abs() < 1e-9);
         let failed = "Command exited with non-zero status 3\nxtask-usage 0.00 0.00 1800 90\n";
         assert_eq!(Usage::parse(failed).unwrap().max_rss_bytes, 1800.0 * 1024.0);

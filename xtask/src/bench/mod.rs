@@ -11,7 +11,6 @@
 mod codec;
 mod exporter;
 mod gateways;
-mod interleaved;
 pub(crate) mod measure;
 mod mux;
 mod oneshot;
@@ -87,8 +86,8 @@ impl Ctx {
     }
 }
 
-/// Runs the `selected` sections (all if empty), updates docs/BENCHMARKS.md with those that
-/// succeeded, and fails if any section failed.
+/// Runs the `selected` sections (all if empty) in [`SECTIONS`] order, updates docs/BENCHMARKS.md
+/// with those that succeeded, and fails if any section failed.
 pub fn run(selected: &[String], list: bool) -> Result<ExitCode> {
     if list {
         for section in SECTIONS {
@@ -96,11 +95,14 @@ pub fn run(selected: &[String], list: bool) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let sections = select(selected)?;
+    if let Some(name) = selected.iter().find(|name| !SECTIONS.iter().any(|s| s.name == *name)) {
+        let known: Vec<&str> = SECTIONS.iter().map(|s| s.name).collect();
+        bail!("unknown bench section {name:?}; sections: {}", known.join(", "));
+    }
     let mut ctx = Ctx::default();
-    let mut done = Vec::new();
-    let mut failed = Vec::new();
-    for section in sections {
+    let (mut done, mut failed) = (Vec::new(), Vec::new());
+    let chosen = |s: &&Section| selected.is_empty() || selected.iter().any(|name| name == s.name);
+    for section in SECTIONS.iter().filter(chosen) {
         println!("xtask: bench {} ...", section.name);
         match (section.run)(&mut ctx) {
             Ok(report) => done.push((section.name, report)),
@@ -117,20 +119,8 @@ pub fn run(selected: &[String], list: bool) -> Result<ExitCode> {
         let path = report::write(&done)?;
         println!("xtask: wrote {} ({} section(s))", path.display(), done.len());
     }
-    if failed.is_empty() {
-        Ok(ExitCode::SUCCESS)
-    } else {
-        bail!("bench section(s) failed: {}", failed.join(", "))
+    if !failed.is_empty() {
+        bail!("bench section(s) failed: {}", failed.join(", "));
     }
-}
-
-/// The sections named in `selected`, in [`SECTIONS`] order; all of them when empty.
-fn select(selected: &[String]) -> Result<Vec<&'static Section>> {
-    for name in selected {
-        if !SECTIONS.iter().any(|s| s.name == name) {
-            let known: Vec<&str> = SECTIONS.iter().map(|s| s.name).collect();
-            bail!("unknown bench section {name:?}; sections: {}", known.join(", "));
-        }
-    }
-    Ok(SECTIONS.iter().filter(|s| selected.is_empty() || selected.iter().any(|n| n == s.name)).collect())
+    Ok(ExitCode::SUCCESS)
 }

@@ -5,9 +5,8 @@
 //! the parameters `fcgi` sends for the same path. The report's notes say the rest.
 
 use std::fs;
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -21,12 +20,11 @@ use super::measure::{
 use super::report::table;
 use super::tools::{CURL, GNU_TIME};
 use super::{Ctx, Report};
-use crate::process::{self, Group, Signal};
+use crate::service::Service;
 use crate::workspace;
 
-/// Timed runs of each configuration, after one untimed round.
+/// Timed runs of each configuration, after one untimed round, and the seconds of a load run.
 const REPEATS: usize = 5;
-/// Seconds of each load run.
 const SECONDS: u32 = 2;
 /// php-fpm has 8 static workers and pins one to every open connection; 7 leave it one spare.
 const PHP_CONCURRENCY: usize = 8;
@@ -42,14 +40,11 @@ const STREAMERS: [&str; 4] = ["fcgi get", "fastcgi-client", "curl → HAProxy", 
 const HELLO: &str = "Hello, world!";
 const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// The core's targets: client CPU at 8 concurrent ≤ this × the peer's (its better runtime)...
+/// The core's targets, as the table states them (the peer's on its better runtime).
 const TARGET_CLIENT_CPU_RATIO: f64 = 0.35;
-/// ...one request at a time, requests/s ≥ this × the peer's...
 const TARGET_SERIAL_RATIO: f64 = 1.1;
-/// ...64 multiplexed on one connection ≥ this × 64 connections; 1 GiB within this RSS.
 const TARGET_MPX_RATIO: f64 = 1.2;
 const TARGET_RSS_MIB: f64 = 8.0;
-/// ...and `fcgi get` streams at ≥ this × curl's rate through HAProxy.
 const TARGET_VS_CURL: f64 = 1.2;
 
 const BUILD: &str =
@@ -60,76 +55,65 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
     let load_before = load_average();
     let fcgi = ctx.fcgi()?;
     let names = ["fastcgi_client_peer", "mpx_responder", "raw_read"];
-    let mut bins = measure::build_bins("the peers", BUILD, &[], &names)?;
-    let time = GNU_TIME.require()?;
+    let bins = measure::build_bins("the peers", BUILD, &[], &names)?;
     let work = tempfile::Builder::new().prefix("fcgi-bench-mux-").tempdir().context("creating a temp dir")?;
     let backends = ctx.backends()?;
     let bench = Bench {
         dir: work.path().to_owned(),
         fcgi,
-        peer: bins.remove("fastcgi_client_peer").context("no fastcgi_client_peer")?,
-        time,
+        peer: bins["fastcgi_client_peer"].clone(),
+        time: GNU_TIME.require()?,
         socket: backends.php_fpm.socket.display().to_string(),
         docroot: backends.docroot.display().to_string(),
+        php: backends.php_fpm.pid(),
         ticks: clock_ticks()?,
     };
-    let php = backends.php_fpm.pid();
-    let flup = backends.flup.multiplexed.socket.display().to_string();
     let hello = bench.params(&bench.socket, &bench.docroot, "/hello.php")?;
     let (c8, n7) = (PHP_CONCURRENCY, PHP_CONNECTIONS);
     println!("xtask: bench mux: php-fpm, {c8} concurrent ...");
-    let php8 = [bench.fcgi_bench(&bench.socket, "/hello.php", c8, n7, false)]
-        .into_iter()
-        .chain(["current", "multi"].map(|runtime| bench.peer_load(&hello, c8, n7, runtime)));
-    let php8 = bench.loads(&php8.collect::<Vec<_>>(), php, true)?;
+    let php8 = bench.php(&hello, (c8, n7), &["current", "multi"])?;
     println!("xtask: bench mux: php-fpm, 1 at a time ...");
-    let php1 = [
-        bench.fcgi_bench(&bench.socket, "/hello.php", 1, 1, false),
-        bench.peer_load(&hello, 1, 1, "current"),
-    ];
-    let php1 = bench.loads(&php1, php, true)?;
+    let php1 = bench.php(&hello, (1, 1), &["current"])?;
     println!("xtask: bench mux: tokio-fastcgi responder, {MPX_CONCURRENCY} concurrent ...");
-    let mpx = bench.responder(bins.remove("mpx_responder").context("no mpx_responder")?)?;
+    let mpx = bench.responder(&bins["mpx_responder"])?;
     println!("xtask: bench mux: flup, {FLUP_REQUESTS} requests, {FLUP_CONCURRENCY} on 1 connection ...");
-    let flup = bench.flup(&flup)?;
+    let flup_row = bench.flup(&backends.flup.multiplexed.socket.display().to_string())?;
     println!("xtask: bench mux: {STREAM_BYTES} bytes from big.php ...");
-    let raw = bins.remove("raw_read").context("no raw_read")?;
     let stack = ctx.gateways()?;
-    let stream = bench.stream(stack, &CURL.require()?, &raw)?;
+    let stream = bench.stream(stack, &CURL.require()?, &bins["raw_read"])?;
     let stack_versions = stack.versions.join("; ");
     let load_after = load_average();
 
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let heading = |text: &str| format!("**{text}** |  |  |  |");
+    let php8_heading = format!(
+        "php-fpm `hello.php`, {c8} concurrent requests, {n7} connections (fastcgi-client: current-thread / \
+         multi-thread runtime)"
+    );
     let rows = [
-        vec![heading(&format!(
-            "php-fpm `hello.php`, {c8} concurrent requests, {n7} connections (fastcgi-client: \
-             current-thread / multi-thread runtime)"
-        ))],
-        php_rows(&php8, cores, true),
-        vec![heading("php-fpm `hello.php`, 1 request at a time, 1 connection")],
-        php_rows(&php1, cores, false),
-        vec![heading(
-            "tokio-fastcgi responder, 64 concurrent requests (fcgi-mux on both sides of the ratio)",
-        )],
+        php_rows(&php8_heading, &php8, cores, true),
+        php_rows("php-fpm `hello.php`, 1 request at a time, 1 connection", &php1, cores, false),
         responder_rows(&mpx[0], &mpx[1]),
-        vec![flup_row(&flup)],
-        vec![heading("1 GiB response from php-fpm `big.php` (`fcgi get -o /dev/null`; `execute_stream`)")],
+        vec![flup_row],
         stream_rows(&stream),
     ];
     let head = "measurement | fcgi-mux (`fcgi bench`) | fastcgi-client | target | met";
     let table = table(head, "lrrlc", rows.concat());
 
-    let stream_log = |c: usize| {
-        let runs: Vec<String> =
-            stream[c].iter().map(|t| format!("{:.1} MiB, {:.0} MB/s", t.rss_mib, t.mb_s)).collect();
-        format!("- 1 GiB, {}: {}", STREAMERS[c], runs.join("; "))
-    };
-    let log =
-        [log("php-fpm, 8 concurrent", &php8), log("php-fpm, 1 at a time", &php1), log("responder", &mpx)];
+    let configurations =
+        [("php-fpm, 8 concurrent", &php8), ("php-fpm, 1 at a time", &php1), ("responder", &mpx)];
+    let load_run = |[rate, client, server]: &[f64; 3]| format!("{rate:.0} | {client:.2} | {server:.2}");
+    let load_logs = configurations.iter().flat_map(|(what, figures)| {
+        figures.iter().map(move |f| log(&format!("{what}, {}", f.name), f.runs.iter().map(load_run)))
+    });
+    let transfer = |t: &Transfer| format!("{:.1} MiB, {:.0} MB/s", t.rss_mib, t.mb_s);
+    let stream_logs = STREAMERS
+        .iter()
+        .zip(&stream)
+        .map(|(name, runs)| log(&format!("1 GiB, {name}"), runs.iter().map(transfer)));
+    let logs: Vec<String> = load_logs.chain(stream_logs).collect();
     let notes = format!(
         "Peers: `fastcgi-client` {} (feature `tokio`) and `tokio-fastcgi` {} from crates.io, driven by \
-         `fcgi-mux/benches/` (`cargo {}`); fcgi-mux by `fcgi bench --json` of the release CLI ({}). \
+         `fcgi-mux/benches/` (`cargo {BUILD}`); fcgi-mux by `fcgi bench --json` of the release CLI ({}). \
          Each figure is the median of {REPEATS} runs of {SECONDS} s after an untimed round, the \
          clients taking turns in a rotating order.\n\n\
          How: `fcgi bench PATH -c N --connections M -D {SECONDS}s` and `fastcgi_client_peer \
@@ -159,18 +143,16 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
          flushed.\n\n\
          Load average (1 min) before/after: {load_before} / {load_after}; the machine is shared, so \
          compare the columns of one run.\n\n\
-         Runs (requests/s | client µs/request | server µs/request):\n\n{}\n{}",
+         Runs (requests/s | client µs/request | server µs/request):\n\n{}",
         locked_version("fastcgi-client"),
         locked_version("tokio-fastcgi"),
-        BUILD,
         ctx.fcgi_build_line(),
         bench.ticks,
-        log.join("\n"),
-        (0..STREAMERS.len()).map(stream_log).collect::<Vec<_>>().join("\n"),
+        logs.join("\n"),
     );
     Ok(Report {
         title: "fcgi-mux: client CPU, throughput, multiplexing and memory (vs fastcgi-client)".into(),
-        command: format!("cargo xtask bench mux   # peers built with: cargo {}", BUILD),
+        command: format!("cargo xtask bench mux   # peers built with: cargo {BUILD}"),
         table,
         notes,
     })
@@ -198,9 +180,10 @@ struct Bench {
     fcgi: PathBuf,
     peer: PathBuf,
     time: PathBuf,
-    /// php-fpm's socket and docroot.
+    /// php-fpm's socket, docroot and pid.
     socket: String,
     docroot: String,
+    php: u32,
     ticks: f64,
 }
 
@@ -209,32 +192,20 @@ impl Bench {
     /// arguments, from one `fcgi bench -n1 -v` run, which also checks that php-fpm answers it.
     fn params(&self, socket: &str, docroot: &str, path: &str) -> Result<Vec<String>> {
         let mut cmd = Command::new(&self.fcgi);
-        cmd.args(["bench", path, "--socket", socket, "--docroot", docroot]);
-        cmd.args(["-n1", "-v", "--json"]);
-        let finished =
-            measure::run_to_end(&self.dir, "params", &mut cmd, RUN_TIMEOUT, Duration::from_millis(20))?
-                .check(path)?;
-        let params: Vec<String> = finished
-            .stderr
-            .lines()
-            .filter_map(|l| l.strip_prefix("* param "))
-            .map(|p| format!("--param={p}"))
-            .collect();
+        cmd.args(["bench", path, "--socket", socket, "--docroot", docroot, "-n1", "-v", "--json"]);
+        let poll = Duration::from_millis(20);
+        let finished = measure::run_to_end(&self.dir, "params", &mut cmd, RUN_TIMEOUT, poll)?.check(path)?;
+        let params = finished.stderr.lines().filter_map(|l| l.strip_prefix("* param "));
+        let params: Vec<String> = params.map(|p| format!("--param={p}")).collect();
         if params.is_empty() {
             bail!("fcgi bench -v printed no parameters: {}", finished.stderr);
         }
         Ok(params)
     }
 
-    /// `fcgi bench PATH` on `socket`.
-    fn fcgi_bench(
-        &self,
-        socket: &str,
-        path: &str,
-        concurrency: usize,
-        connections: usize,
-        mpx: bool,
-    ) -> Client {
+    /// `fcgi bench PATH` on `socket`, `load` (concurrency, connections).
+    fn fcgi_bench(&self, socket: &str, path: &str, load: (usize, usize), mpx: bool) -> Client {
+        let (concurrency, connections) = load;
         let line = format!("bench {path} --json -s -c{concurrency} --connections={connections} -D{SECONDS}s");
         let mut args = words(&line);
         args.extend([format!("--socket={socket}"), format!("--docroot={}", self.docroot)]);
@@ -246,15 +217,22 @@ impl Bench {
         Client { name, program: self.fcgi.clone(), args }
     }
 
-    /// The peer's load on php-fpm; `params` as [`Bench::params`] returns them.
-    fn peer_load(&self, params: &[String], concurrency: usize, connections: usize, runtime: &str) -> Client {
-        let line = format!(
-            "load --concurrency={concurrency} --connections={connections} --duration={SECONDS} \
-             --runtime={runtime}"
-        );
-        let mut args = [vec![format!("--socket={}", self.socket)], params.to_vec(), words(&line)].concat();
-        args.push(format!("--expect-body={HELLO}"));
-        Client { name: format!("fastcgi-client, {runtime}-thread runtime"), program: self.peer.clone(), args }
+    /// `fcgi bench` and then the peer on each of `runtimes` on php-fpm's `hello.php`, whose
+    /// parameters `hello` are as [`Bench::params`] returns them; `load` as for [`Bench::fcgi_bench`].
+    fn php(&self, hello: &[String], load: (usize, usize), runtimes: &[&str]) -> Result<Vec<Figures>> {
+        let (concurrency, connections) = load;
+        let mut clients = vec![self.fcgi_bench(&self.socket, "/hello.php", load, false)];
+        for runtime in runtimes {
+            let line = format!(
+                "load --concurrency={concurrency} --connections={connections} --duration={SECONDS} \
+                 --runtime={runtime}"
+            );
+            let (socket, expect) = (format!("--socket={}", self.socket), format!("--expect-body={HELLO}"));
+            let args = [vec![socket], hello.to_vec(), words(&line), vec![expect]].concat();
+            let name = format!("fastcgi-client, {runtime}-thread runtime");
+            clients.push(Client { name, program: self.peer.clone(), args });
+        }
+        self.loads(&clients, self.php, true)
     }
 
     /// The load runs of `clients`, one untimed round then [`REPEATS`] (see [`rotate`]); the
@@ -286,44 +264,38 @@ impl Bench {
 
     /// fcgi-mux against the tokio-fastcgi responder: 64 multiplexed on one connection, and 64
     /// connections.
-    fn responder(&self, program: PathBuf) -> Result<Vec<Figures>> {
+    fn responder(&self, program: &Path) -> Result<Vec<Figures>> {
         let socket = self.dir.join("mpx-responder.sock");
-        let mut cmd = Command::new(program);
-        // It reports each connection a client drops; `fcgi bench -D` drops its connections.
-        let log = fs::File::create(self.dir.join("mpx_responder.log")).context("creating its log")?;
-        cmd.arg(&socket).stdout(Stdio::null()).stderr(log);
-        let mut responder = Group::spawn("mpx_responder", &mut cmd, Signal::Term)?;
-        for tries in 0.. {
-            if let Some(status) = responder.try_wait()? {
-                bail!("mpx_responder exited ({})", process::describe(status));
-            }
-            match UnixStream::connect(&socket) {
-                Ok(_) => break,
-                Err(_) if tries == 500 => bail!("mpx_responder did not listen within 10 s"),
-                Err(_) => process::sleep(Duration::from_millis(20))?,
-            }
-        }
+        // Its log, beside the socket, has a line for each connection a client drops (`fcgi bench
+        // -D` drops its connections).
+        let responder = Service::start("mpx_responder", Command::new(program).arg(&socket), &socket)?;
         let socket = socket.display().to_string();
         let clients = [
-            self.fcgi_bench(&socket, "/hello", MPX_CONCURRENCY, 1, true),
-            self.fcgi_bench(&socket, "/hello", MPX_CONCURRENCY, MPX_CONCURRENCY, false),
+            self.fcgi_bench(&socket, "/hello", (MPX_CONCURRENCY, 1), true),
+            self.fcgi_bench(&socket, "/hello", (MPX_CONCURRENCY, MPX_CONCURRENCY), false),
         ];
         self.loads(&clients, responder.pid(), false)
     }
 
-    /// `fcgi bench --multiplex` on flup: the JSON of a run in which every request succeeded.
-    fn flup(&self, socket: &str) -> Result<json::Value> {
+    /// `fcgi bench --multiplex` on flup, every request answered 200 (or the section fails):
+    /// flup's row.
+    fn flup(&self, socket: &str) -> Result<String> {
         let line = format!(
             "bench /echo --multiplex --connections=1 --json -s -c{FLUP_CONCURRENCY} -n{FLUP_REQUESTS}"
         );
         let mut args = words(&line);
         args.push(format!("--socket={socket}"));
         let result = measure::run_json(&self.dir, "flup", &self.fcgi, &args, RUN_TIMEOUT)?;
-        let ok = result.pointer("/status/200").and_then(json::Value::as_f64);
-        if result.number("errors")? > 0.0 || ok != Some(FLUP_REQUESTS as f64) {
+        let number = |pointer: &str| result.pointer(pointer).and_then(json::Value::as_f64);
+        if result.number("errors")? > 0.0 || number("/status/200") != Some(FLUP_REQUESTS as f64) {
             bail!("fcgi {}: not all {FLUP_REQUESTS} requests answered 200: {result}", args.join(" "));
         }
-        Ok(result)
+        let requests = thousands(FLUP_REQUESTS as f64);
+        Ok(format!(
+            "flup `multiplexed=True`: {requests} × `/echo`, {FLUP_CONCURRENCY} in flight on 1 connection \
+             | {requests} ok ({}/s) |  | all succeed | yes",
+            thousands(number("/req_per_s").unwrap_or(0.0)),
+        ))
     }
 
     /// The [`STREAMERS`] reading [`STREAM_BYTES`] from `stack`'s php-fpm, under GNU time.
@@ -351,32 +323,26 @@ impl Bench {
             let after = ticks()?;
             // `fcgi get` and raw_read fail on a short body; the peer reports what it read (the CGI
             // head too), curl the body's bytes.
+            let out = &finished.stdout;
             let read = match c {
-                1 => json::parse(&finished.stdout)?.number("bytes")?,
-                2 => finished
-                    .stdout
-                    .trim()
-                    .parse()
-                    .with_context(|| format!("curl wrote {:?}", finished.stdout))?,
+                1 => json::parse(out)?.number("bytes")?,
+                2 => out.trim().parse().with_context(|| format!("curl wrote {out:?}"))?,
                 _ => STREAM_BYTES as f64,
             };
             if !(STREAM_BYTES as f64..STREAM_BYTES as f64 + 1024.0).contains(&read) {
-                bail!("{} read {read} bytes of {STREAM_BYTES}: {}", STREAMERS[c], finished.stdout);
+                bail!("{} read {read} bytes of {STREAM_BYTES}: {out}", STREAMERS[c]);
             }
             let seconds = |i: usize| after[i].saturating_sub(before[i]) as f64 / self.ticks;
-            Ok(Transfer {
-                rss_mib: usage.max_rss_bytes / 1048576.0,
-                mb_s: STREAM_BYTES as f64 / finished.wall.as_secs_f64() / 1e6,
-                cpu_s: usage.cpu_s(),
-                haproxy_s: if c == 2 { seconds(1) } else { 0.0 },
-                php_s: seconds(0),
-            })
+            let (rss_mib, cpu_s) = (usage.max_rss_bytes / 1048576.0, usage.cpu_s());
+            let mb_s = STREAM_BYTES as f64 / finished.wall.as_secs_f64() / 1e6;
+            let haproxy_s = if c == 2 { seconds(1) } else { 0.0 };
+            Ok(Transfer { rss_mib, mb_s, cpu_s, haproxy_s, php_s: seconds(0) })
         })
     }
 }
 
 /// One 1 GiB transfer: the reader's peak RSS, rate and CPU seconds, HAProxy's (curl's reads
-/// only) and php-fpm's.
+/// only) and php-fpm's; or the medians of a reader's transfers.
 struct Transfer {
     rss_mib: f64,
     mb_s: f64,
@@ -387,54 +353,37 @@ struct Transfer {
 
 /// The 1 GiB rows: fcgi get and the peer in their columns, curl and raw_read in rows of their own.
 fn stream_rows(runs: &[Vec<Transfer>]) -> Vec<String> {
-    let m = |c: usize, f: fn(&Transfer) -> f64| median(runs[c].iter().map(f));
-    let vs_curl = m(0, |t| t.mb_s) / m(2, |t| t.mb_s);
-    let of_raw = 100.0 * m(0, |t| t.mb_s) / m(3, |t| t.mb_s);
-    let both = |f: fn(&Transfer) -> f64, unit: &str| format!("{:.1}{unit} | {:.1}{unit}", m(0, f), m(1, f));
-    let other = |c: usize| {
-        let haproxy =
-            if c == 2 { format!(" + HAProxy {:.2} s", m(c, |t| t.haproxy_s)) } else { String::new() };
-        let (mb_s, rss, cpu) = (m(c, |t| t.mb_s), m(c, |t| t.rss_mib), m(c, |t| t.cpu_s));
-        format!("{mb_s:.0} MB/s, {rss:.1} MiB, {cpu:.2} s{haproxy}")
-    };
-    let rss_met = verdict(m(0, |t| t.rss_mib) <= TARGET_RSS_MIB);
+    let medians = runs.iter().map(|runs| {
+        let m = |f: fn(&Transfer) -> f64| median(runs.iter().map(f));
+        let (rss_mib, mb_s, cpu_s) = (m(|t| t.rss_mib), m(|t| t.mb_s), m(|t| t.cpu_s));
+        Transfer { rss_mib, mb_s, cpu_s, haproxy_s: m(|t| t.haproxy_s), php_s: m(|t| t.php_s) }
+    });
+    let [get, peer, curl, raw] = &medians.collect::<Vec<_>>()[..] else { panic!("one run per streamer") };
+    let (vs_curl, of_raw) = (get.mb_s / curl.mb_s, 100.0 * get.mb_s / raw.mb_s);
+    let both = |f: fn(&Transfer) -> f64, unit: &str| format!("{:.1}{unit} | {:.1}{unit}", f(get), f(peer));
+    let other = |t: &Transfer| format!("{:.0} MB/s, {:.1} MiB, {:.2} s", t.mb_s, t.rss_mib, t.cpu_s);
+    let (rss_met, rate_met) = (verdict(get.rss_mib <= TARGET_RSS_MIB), verdict(vs_curl >= TARGET_VS_CURL));
     let rate_target =
         format!("≥ {TARGET_VS_CURL}× curl → HAProxy: {vs_curl:.2}× ({of_raw:.0} % of raw_read)");
-    [
+    let curl = format!("{} + HAProxy {:.2} s", other(curl), curl.haproxy_s);
+    vec![
+        "**1 GiB response from php-fpm `big.php` (`fcgi get -o /dev/null`; `execute_stream`)** |  |  |  |"
+            .into(),
         format!(
             "peak RSS of the client | {} | ≤ {TARGET_RSS_MIB} MiB | {rss_met}",
             both(|t| t.rss_mib, " MiB")
         ),
-        format!(
-            "throughput | {} | {rate_target} | {}",
-            both(|t| t.mb_s, " MB/s"),
-            verdict(vs_curl >= TARGET_VS_CURL)
-        ),
+        format!("throughput | {} | {rate_target} | {rate_met}", both(|t| t.mb_s, " MB/s")),
         format!("client CPU, user + system | {} | — | ", both(|t| t.cpu_s, " s")),
         format!("php-fpm CPU | {} | — | ", both(|t| t.php_s, " s")),
-        format!("curl → HAProxy: throughput, peak RSS, CPU | {} |  | — | ", other(2)),
-        format!("`raw_read`, the pipe limit: throughput, peak RSS, CPU | {} |  | — | ", other(3)),
+        format!("curl → HAProxy: throughput, peak RSS, CPU | {curl} |  | — | "),
+        format!("`raw_read`, the pipe limit: throughput, peak RSS, CPU | {} |  | — | ", other(raw)),
     ]
-    .into()
 }
 
-/// flup's row: every request answered 200.
-fn flup_row(result: &json::Value) -> String {
-    let number = |pointer: &str| result.pointer(pointer).and_then(json::Value::as_f64).unwrap_or(0.0);
-    let ok = number("/status/200");
-    format!(
-        "flup `multiplexed=True`: {} × `/echo`, {FLUP_CONCURRENCY} in flight on 1 connection \
-         | {} ok ({}/s) |  | all succeed | {}",
-        thousands(FLUP_REQUESTS as f64),
-        thousands(ok),
-        thousands(number("/req_per_s")),
-        verdict(ok == FLUP_REQUESTS as f64)
-    )
-}
-
-/// The php-fpm rows: `figures` holds fcgi bench first, then the peer on each runtime; the
-/// targets are judged on the peer's better runtime.
-fn php_rows(figures: &[Figures], cores: usize, concurrent: bool) -> Vec<String> {
+/// A heading row and the php-fpm rows: `figures` holds fcgi bench first, then the peer on each
+/// runtime; the targets are judged on the peer's better runtime.
+fn php_rows(heading: &str, figures: &[Figures], cores: usize, concurrent: bool) -> Vec<String> {
     let (mux, peers) = (&figures[0], &figures[1..]);
     let ceiling = |f: &Figures| cores as f64 / ((f.server_us + f.client_us) * 1e-6);
     // fcgi bench's cell, then the peer's figures on each runtime, each with its unit.
@@ -444,65 +393,45 @@ fn php_rows(figures: &[Figures], cores: usize, concurrent: bool) -> Vec<String> 
     };
     let ratio = mux.req_per_s / peers.iter().map(|f| f.req_per_s).fold(0.0, f64::max);
     let cpu_ratio = mux.client_us / peers.iter().map(|f| f.client_us).fold(f64::INFINITY, f64::min);
-    // `concurrent` (8 in flight) is judged on client CPU, one at a time on requests/s.
-    let (cpu_target, cpu_met, rate_target, rate_met) = if concurrent {
-        let target = format!("≤ {TARGET_CLIENT_CPU_RATIO}× peer: {cpu_ratio:.2}×");
-        (target, verdict(cpu_ratio <= TARGET_CLIENT_CPU_RATIO), format!("— ({ratio:.2}× peer)"), "")
+    // 8 in flight are judged on client CPU, one at a time on requests/s; the other ratio is shown.
+    let shown = |ratio: f64| format!("— ({ratio:.2}× peer) | ");
+    let (cpu, rate) = if concurrent {
+        let met = verdict(cpu_ratio <= TARGET_CLIENT_CPU_RATIO);
+        (format!("≤ {TARGET_CLIENT_CPU_RATIO}× peer: {cpu_ratio:.2}× | {met}"), shown(ratio))
     } else {
-        let target = format!("≥ {TARGET_SERIAL_RATIO}× peer: {ratio:.2}×");
-        (format!("— ({cpu_ratio:.2}× peer)"), "", target, verdict(ratio >= TARGET_SERIAL_RATIO))
+        let met = verdict(ratio >= TARGET_SERIAL_RATIO);
+        (shown(cpu_ratio), format!("≥ {TARGET_SERIAL_RATIO}× peer: {ratio:.2}× | {met}"))
     };
-    [
-        format!(
-            "client CPU per request | {} | {cpu_target} | {cpu_met}",
-            cells(&|f| format!("{:.2}", f.client_us), " µs"),
-        ),
-        format!("requests/s | {} | {rate_target} | {rate_met}", cells(&|f| thousands(f.req_per_s), "")),
-        format!("php-fpm CPU per request | {} | — | ", cells(&|f| format!("{:.2}", f.server_us), " µs")),
-        format!(
-            "ceiling, {cores} cores ÷ (php-fpm + client CPU) | {} | — | ",
-            cells(&|f| thousands(ceiling(f)), "/s")
-        ),
-        format!(
-            "requests/s ÷ ceiling | {} | — | ",
-            cells(&|f| format!("{:.0}", 100.0 * f.req_per_s / ceiling(f)), " %")
-        ),
+    let us = |value: fn(&Figures) -> f64| cells(&|f| format!("{:.2}", value(f)), " µs");
+    let ceilings = cells(&|f| thousands(ceiling(f)), "/s");
+    let of_ceiling = cells(&|f| format!("{:.0}", 100.0 * f.req_per_s / ceiling(f)), " %");
+    vec![
+        format!("**{heading}** |  |  |  |"),
+        format!("client CPU per request | {} | {cpu}", us(|f| f.client_us)),
+        format!("requests/s | {} | {rate}", cells(&|f| thousands(f.req_per_s), "")),
+        format!("php-fpm CPU per request | {} | — | ", us(|f| f.server_us)),
+        format!("ceiling, {cores} cores ÷ (php-fpm + client CPU) | {ceilings} | — | "),
+        format!("requests/s ÷ ceiling | {of_ceiling} | — | "),
     ]
-    .into()
 }
 
 /// The responder rows: multiplexed on one connection, and 64 connections.
 fn responder_rows(one: &Figures, many: &Figures) -> Vec<String> {
     let ratio = one.req_per_s / many.req_per_s;
-    let target =
-        format!("≥ {TARGET_MPX_RATIO}× 64 connections: {ratio:.2}× | {}", verdict(ratio >= TARGET_MPX_RATIO));
     let pair = |a: f64, b: f64| format!("{a:.2} / {b:.2} µs");
-    [
-        format!("requests/s: 1 connection × 64 multiplexed | {} |  | {target}", thousands(one.req_per_s)),
+    let (rate, met) = (thousands(one.req_per_s), verdict(ratio >= TARGET_MPX_RATIO));
+    vec![
+        "**tokio-fastcgi responder, 64 concurrent requests (fcgi-mux on both sides of the ratio)** |  |  |  |".into(),
+        format!("requests/s: 1 connection × 64 multiplexed | {rate} |  | ≥ {TARGET_MPX_RATIO}× 64 connections: {ratio:.2}× | {met}"),
         format!("requests/s: 64 connections × 1 | {} |  | — | ", thousands(many.req_per_s)),
-        format!(
-            "client CPU per request: 1 conn / 64 conns | {} |  | — | ",
-            pair(one.client_us, many.client_us)
-        ),
-        format!(
-            "responder CPU per request: 1 conn / 64 conns | {} |  | — | ",
-            pair(one.server_us, many.server_us)
-        ),
+        format!("client CPU per request: 1 conn / 64 conns | {} |  | — | ", pair(one.client_us, many.client_us)),
+        format!("responder CPU per request: 1 conn / 64 conns | {} |  | — | ", pair(one.server_us, many.server_us)),
     ]
-    .into()
 }
 
-/// The per-run figures of one configuration, for the notes.
-fn log(what: &str, figures: &[Figures]) -> String {
-    let line = |f: &Figures| {
-        let runs: Vec<String> = f
-            .runs
-            .iter()
-            .map(|[rate, client, server]| format!("{rate:.0} | {client:.2} | {server:.2}"))
-            .collect();
-        format!("- {what}, {}: {}", f.name, runs.join("; "))
-    };
-    figures.iter().map(line).collect::<Vec<_>>().join("\n")
+/// A line of the notes: `what`, then its `runs`.
+fn log(what: &str, runs: impl Iterator<Item = String>) -> String {
+    format!("- {what}: {}", runs.collect::<Vec<_>>().join("; "))
 }
 
 /// The version of `krate` resolved in Cargo.lock, or "?".

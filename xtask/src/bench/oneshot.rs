@@ -1,36 +1,39 @@
 //! Bench section `oneshot`: one request per process, `fcgi get /ping` beside libfcgi's
 //! `cgi-fcgi`, on the php-fpm of the test backends (`ping.path = /ping`, matched on SCRIPT_NAME).
-//!
-//! Timed: `fcgi get /ping`, `fcgi ping`, `cgi-fcgi -bind -connect SOCK` and `fcgi --version` (no
-//! connection: the process start-up part of `fcgi`'s time), each in an environment of only
-//! [`CGI_ENV`] (`cgi-fcgi` sends its environment as the request's parameters; `fcgi` ignores it).
-//! Wall time comes from [`super::interleaved`] (the verdict); peak RSS and page faults from GNU
-//! time, [`RSS_RUNS`] runs each. Every command is run once first and its output checked.
+//! Wall time comes from [`interleaved`] (the verdict), peak RSS and page faults from GNU time;
+//! every command is run once first and its output checked. The report's notes say the rest.
 
-use std::path::Path;
-use std::process::Command;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 
-use super::interleaved::{self, Timed};
-use super::measure::{self, gnu_time, load_average, median, run_timed, run_to_end, verdict};
+use super::measure::{self, gnu_time, load_average, median, rotate, run_timed, run_to_end, verdict};
 use super::report::table;
 use super::tools::{CGI_FCGI, GNU_TIME};
 use super::{Ctx, Report};
+use crate::process;
 
-/// Timed rounds of the interleaved timing, after [`WARMUP_ROUNDS`] untimed ones.
+/// Timed rounds of the interleaved timing, after [`WARMUP_ROUNDS`] untimed ones; GNU time runs
+/// per command.
 const ROUNDS: usize = 1000;
 const WARMUP_ROUNDS: usize = 20;
-/// Longest one run may take (a one-shot request takes about a millisecond).
-const LIMIT: Duration = Duration::from_secs(10);
-/// GNU time runs per command for the peak RSS.
 const RSS_RUNS: usize = 5;
+/// Longest one run may take (a one-shot request takes about a millisecond), and how often the
+/// end of an untimed one is looked for.
+const LIMIT: Duration = Duration::from_secs(10);
+const POLL: Duration = Duration::from_millis(5);
+/// `fcgi get`'s peak RSS and median wall time (× `cgi-fcgi`'s) at most.
 const TARGET_RSS_MIB: f64 = 10.0;
-/// `fcgi get`'s median wall time at most this many times `cgi-fcgi`'s.
 const TARGET_VS_CGI_FCGI: f64 = 1.05;
 
-/// The whole environment of every command measured: what `cgi-fcgi` sends to php-fpm.
+/// The whole environment of every command measured: what `cgi-fcgi` sends to php-fpm as the
+/// request's parameters (`fcgi` ignores it).
 const CGI_ENV: [(&str, &str); 3] =
     [("SCRIPT_NAME", "/ping"), ("SCRIPT_FILENAME", "/ping"), ("REQUEST_METHOD", "GET")];
 
@@ -74,9 +77,7 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
         contender("fcgi --version", &fcgi, &["--version"]),
     ];
     for c in &contenders {
-        let mut cmd = Command::new(&c.program);
-        cmd.env_clear().envs(CGI_ENV).args(&c.args);
-        let finished = run_to_end(dir, "check", &mut cmd, LIMIT, Duration::from_millis(5))?.check(c.name)?;
+        let finished = run_to_end(dir, "check", &mut c.command(), LIMIT, POLL)?.check(c.name)?;
         let expect = if c.name == "fcgi --version" { "fcgi" } else { "pong" };
         if !finished.stdout.contains(expect) {
             bail!("{} printed {:?}, without {expect:?}", c.name, finished.stdout);
@@ -84,47 +85,39 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
     }
 
     println!("xtask: bench oneshot: {ROUNDS} interleaved rounds ...");
-    let times = interleaved::time(&contenders, &CGI_ENV, WARMUP_ROUNDS, ROUNDS, LIMIT)?;
+    let times = interleaved(&contenders, WARMUP_ROUNDS, ROUNDS, LIMIT)?;
     println!("xtask: bench oneshot: peak RSS and page faults ({RSS_RUNS} runs each) ...");
     let mut figures = Vec::new();
     for (c, wall) in contenders.iter().zip(&times) {
-        let (mut rss, mut faults) = (Vec::new(), Vec::new());
+        let mut usages = Vec::new();
         for _ in 0..RSS_RUNS {
             let mut command = gnu_time(&time, dir, "rss", &c.program, &c.args);
             command.env_clear().envs(CGI_ENV);
-            let (_, usage) = run_timed(dir, "rss", &mut command, LIMIT, Duration::from_millis(5))?;
-            rss.push(usage.max_rss_bytes / (1024.0 * 1024.0));
-            faults.push(usage.minor_faults);
+            usages.push(run_timed(dir, "rss", &mut command, LIMIT, POLL)?.1);
         }
-        figures.push(Figures {
-            median_ms: median(wall.iter().copied()),
-            rss_median: median(rss.iter().copied()),
-            rss_max: rss.iter().copied().fold(0.0, f64::max),
-            faults: median(faults.into_iter()),
-        });
+        let rss = usages.iter().map(|usage| usage.max_rss_bytes / (1024.0 * 1024.0));
+        let (rss_median, rss_max) = (median(rss.clone()), rss.fold(0.0, f64::max));
+        let faults = median(usages.iter().map(|usage| usage.minor_faults));
+        figures.push(Figures { median_ms: median(wall.iter().copied()), rss_median, rss_max, faults });
     }
     let load_after = load_average();
 
     let (get, peer) = (&figures[0], &figures[2]);
     let names: Vec<String> = contenders.iter().map(|c| format!("`{}`", c.name)).collect();
-    let row = |what: &str, cell: fn(&Figures) -> String, target: &str, met: &str| {
-        format!("{what} | {} | {target} | {met}", figures.iter().map(cell).collect::<Vec<_>>().join(" | "))
+    // The measurement, a cell per command, then the target and whether it is met.
+    let row = |what: &str, cell: fn(&Figures) -> String, target: String| {
+        format!("{what} | {} | {target}", figures.iter().map(cell).collect::<Vec<_>>().join(" | "))
     };
     let ratio = get.median_ms / peer.median_ms;
+    let wall_met = verdict(ratio <= TARGET_VS_CGI_FCGI);
+    let wall_target = format!("`fcgi get` ≤ {TARGET_VS_CGI_FCGI}× cgi-fcgi: {ratio:.2}× | {wall_met}");
+    let rss_target =
+        format!("`fcgi get` ≤ {TARGET_RSS_MIB} MiB | {}", verdict(get.rss_max <= TARGET_RSS_MIB));
+    let rss = |f: &Figures| format!("{:.1} MiB (max {:.1})", f.rss_median, f.rss_max);
     let rows = [
-        row(
-            "median wall time per process, interleaved",
-            |f| format!("{:.3} ms", f.median_ms),
-            &format!("`fcgi get` ≤ {TARGET_VS_CGI_FCGI}× cgi-fcgi: {ratio:.2}×"),
-            verdict(ratio <= TARGET_VS_CGI_FCGI),
-        ),
-        row("minor page faults per run (GNU time `%R`)", |f| format!("{:.0}", f.faults), "—", ""),
-        row(
-            "peak RSS (GNU time `%M`)",
-            |f| format!("{:.1} MiB (max {:.1})", f.rss_median, f.rss_max),
-            &format!("`fcgi get` ≤ {TARGET_RSS_MIB} MiB"),
-            verdict(get.rss_max <= TARGET_RSS_MIB),
-        ),
+        row("median wall time per process, interleaved", |f| format!("{:.3} ms", f.median_ms), wall_target),
+        row("minor page faults per run (GNU time `%R`)", |f| format!("{:.0}", f.faults), "— | ".into()),
+        row("peak RSS (GNU time `%M`)", rss, rss_target),
     ];
     let head = format!("measurement | {} | target | met", names.join(" | "));
     let table = table(&head, &format!("l{}lc", "r".repeat(names.len())), rows);
@@ -175,6 +168,74 @@ fn shorten(program: &Path, args: &[String]) -> String {
     std::iter::once(program.as_str()).chain(args).collect::<Vec<_>>().join(" ")
 }
 
+/// A command measured; `name` is its name in the table and the errors.
+struct Timed {
+    name: &'static str,
+    program: PathBuf,
+    args: Vec<String>,
+}
+
+impl Timed {
+    /// The command, in an environment of only [`CGI_ENV`].
+    fn command(&self) -> Command {
+        let mut command = Command::new(&self.program);
+        command.args(&self.args).env_clear().envs(CGI_ENV);
+        command
+    }
+}
+
+/// Each command's wall times (ms) over `rounds` after `warmup` untimed ones, as the notes
+/// describe. Not hyperfine, which times one command's runs back to back: on a shared machine
+/// whose speed drifts within minutes, that drift would decide a comparison of close commands.
+/// Fails on the first run that fails or outlives `limit` (a watchdog thread kills it, so that a
+/// wedged server cannot hang the benchmark).
+fn interleaved(commands: &[Timed], warmup: usize, rounds: usize, limit: Duration) -> Result<Vec<Vec<f64>>> {
+    // The process being timed and when it started; whether the watchdog killed it.
+    let current = Mutex::new(None::<(u32, Instant)>);
+    let (killed, stop) = (AtomicBool::new(false), AtomicBool::new(false));
+    let watch = |process| *current.lock().unwrap_or_else(|e| e.into_inner()) = process;
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(20));
+                // The timing loop clears `current` right after reaping the process; that its pid
+                // is reused in between is not guarded against.
+                let current = *current.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some((pid, started)) = current {
+                    if started.elapsed() > limit && !killed.swap(true, Ordering::Relaxed) {
+                        let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+                    }
+                }
+            }
+        });
+        let times = rotate(commands.len(), warmup, rounds, |i, _| {
+            let timed = &commands[i];
+            let started = Instant::now();
+            let mut child = timed
+                .command()
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .with_context(|| format!("starting {}", timed.name))?;
+            watch(Some((child.id(), started)));
+            let status = child.wait().with_context(|| format!("waiting for {}", timed.name));
+            let wall = started.elapsed();
+            watch(None);
+            if killed.swap(false, Ordering::Relaxed) {
+                bail!("{} took longer than {limit:?} and was killed", timed.name);
+            }
+            let status = status?;
+            if !status.success() {
+                bail!("{} failed ({})", timed.name, process::describe(status));
+            }
+            Ok(wall.as_secs_f64() * 1e3)
+        });
+        stop.store(true, Ordering::Relaxed);
+        times
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,9 +244,29 @@ mod tests {
     fn shortened_lines() {
         let args = ["get", "/ping", "--socket", "/tmp/x/php-fpm.sock", "--docroot", "/tmp/x/docroot"];
         let args: Vec<String> = args.map(String::from).to_vec();
-        assert_eq!(
-            shorten(Path::new("/t/release/fcgi"), &args),
-            "fcgi get /ping --socket $SOCK --docroot $DOCROOT"
-        );
+        let expected = "fcgi get /ping --socket $SOCK --docroot $DOCROOT";
+        assert_eq!(shorten(Path::new("/t/release/fcgi"), &args), expected);
+    }
+
+    fn sh(name: &'static str, script: &str) -> Timed {
+        Timed { name, program: PathBuf::from("/bin/sh"), args: vec!["-c".into(), script.into()] }
+    }
+
+    #[test]
+    fn every_command_is_timed_once_per_timed_round() {
+        let commands = [sh("a", "exit 0"), sh("b", "test \"$SCRIPT_NAME\" = /ping")];
+        let times = interleaved(&commands, 1, 3, Duration::from_secs(10)).unwrap();
+        assert_eq!((times[0].len(), times[1].len()), (3, 3));
+        assert!(times[0].iter().all(|&ms| ms > 0.0));
+    }
+
+    #[test]
+    fn failing_and_hung_commands_fail_the_measurement() {
+        let err = interleaved(&[sh("bad", "exit 3")], 0, 1, Duration::from_secs(10)).unwrap_err();
+        assert!(err.to_string().contains("bad failed"), "{err:#}");
+        let started = Instant::now();
+        let err = interleaved(&[sh("slow", "exec sleep 30")], 0, 1, Duration::from_millis(200)).unwrap_err();
+        assert!(err.to_string().contains("slow took longer than"), "{err:#}");
+        assert!(started.elapsed() < Duration::from_secs(10));
     }
 }

@@ -1,10 +1,8 @@
 //! Rendering `docs/BENCHMARKS.md`, apart from measuring: the machine header, one block per
 //! section between `<!-- bench:NAME -->` and `<!-- /bench:NAME -->` markers, each with the
-//! command, date and machine of its own run.
-//!
-//! A run replaces the blocks of the sections it ran and keeps the others verbatim (blocks of
-//! sections xtask no longer knows go at the end), so a kept block stays honest about where and
-//! when it was measured.
+//! command, date and machine of its own run. A run replaces the blocks of the sections it ran and
+//! keeps the others verbatim (blocks of sections xtask no longer knows go at the end), so a kept
+//! block stays honest about where and when it was measured.
 
 use std::fs;
 use std::path::PathBuf;
@@ -15,15 +13,12 @@ use anyhow::{Context, Result};
 use super::SECTIONS;
 use crate::workspace;
 
-/// What a section hands back.
+/// What a section hands back: its heading, the exact command reproducing the numbers, a
+/// markdown table, and free text under the table (method, peer versions, caveats; may be empty).
 pub struct Report {
-    /// Section heading, e.g. "Codec: encode/decode throughput".
     pub title: String,
-    /// The exact command reproducing the numbers, e.g. `cargo xtask bench codec`.
     pub command: String,
-    /// A markdown table.
     pub table: String,
-    /// Free text under the table (method, peer versions, caveats); may be empty.
     pub notes: String,
 }
 
@@ -68,17 +63,16 @@ fn parse_blocks(text: &str) -> Vec<(String, String)> {
     let mut blocks = Vec::new();
     let mut rest = text;
     while let Some(start) = rest.find(OPEN) {
-        let after = &rest[start + OPEN.len()..];
-        let Some(name) = after.split_once(" -->").map(|(name, _)| name) else { break };
+        rest = &rest[start..];
+        let Some((name, _)) = rest[OPEN.len()..].split_once(" -->") else { break };
         let end = end_marker(name);
-        match rest[start..].find(&end) {
-            Some(end_at) => {
-                let block_end = start + end_at + end.len();
-                blocks.push((name.to_owned(), rest[start..block_end].to_owned()));
-                rest = &rest[block_end..];
-            }
-            None => rest = after,
-        }
+        let Some(end_at) = rest.find(&end) else {
+            rest = &rest[OPEN.len()..];
+            continue;
+        };
+        let (block, after) = rest.split_at(end_at + end.len());
+        blocks.push((name.to_owned(), block.to_owned()));
+        rest = after;
     }
     blocks
 }
@@ -186,23 +180,14 @@ mod tests {
 
     #[test]
     fn rendered_block_parses_back() {
-        let machine = Machine {
-            date: "2024-01-01 00:00".into(),
-            cpu: "cpu".into(),
-            threads: 2,
-            memory: "1.0 GiB RAM".into(),
-            kernel: "6.1".into(),
-            rustc: "rustc 1.95.0".into(),
-        };
-        let report = Report {
-            title: "Codec".into(),
-            command: "cargo xtask bench codec".into(),
-            table: "| a |\n|---|\n| 1 |".into(),
-            notes: "notes".into(),
-        };
+        let s = String::from;
+        let machine =
+            Machine { date: s("d"), cpu: s("c"), threads: 2, memory: s("m"), kernel: s("k"), rustc: s("r") };
+        let report =
+            Report { title: s("T"), command: s("x y"), table: s("| a |\n|---|\n| 1 |"), notes: s("notes") };
         let rendered = render_block("codec", &report, &machine);
         assert_eq!(parse_blocks(&rendered), vec![("codec".to_owned(), rendered.clone())]);
-        assert!(rendered.contains("Command: `cargo xtask bench codec`"));
+        assert!(rendered.contains("Command: `x y`"));
         assert!(rendered.ends_with("| 1 |\n\nnotes\n<!-- /bench:codec -->"), "{rendered}");
     }
 }

@@ -3,9 +3,10 @@
 //! missing and xtask runs as root (see [`crate::apt`]), and their versions for the reports. A
 //! tool still missing fails only the sections that need it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
 use super::measure::version_line;
 use crate::{apt, process};
@@ -19,17 +20,14 @@ pub struct Tool {
     pub version_args: &'static [&'static str],
 }
 
-/// HAProxy, the HTTP → FastCGI gateway measured against.
+// The HTTP → FastCGI gateways measured against (HAProxy, nginx), the HTTP load generator and
+// client run through them (wrk, curl), libfcgi's one-shot client (the peer of `fcgi get`), and GNU
+// time (`/usr/bin/time`: CPU and peak RSS of a child).
 pub const HAPROXY: Tool = Tool { program: "haproxy", package: "haproxy", version_args: &["-v"] };
-/// nginx, the other common HTTP → FastCGI gateway.
 pub const NGINX: Tool = Tool { program: "nginx", package: "nginx", version_args: &["-v"] };
-/// The HTTP load generator run through the gateways.
 pub const WRK: Tool = Tool { program: "wrk", package: "wrk", version_args: &["--version"] };
-/// libfcgi's one-shot FastCGI client, the peer of `fcgi get`.
-pub const CGI_FCGI: Tool = Tool { program: "cgi-fcgi", package: "libfcgi-bin", version_args: &[] };
-/// The HTTP client reading the 1 GiB response through HAProxy.
 pub const CURL: Tool = Tool { program: "curl", package: "curl", version_args: &["--version"] };
-/// GNU time (`/usr/bin/time`): CPU and peak RSS of a child.
+pub const CGI_FCGI: Tool = Tool { program: "cgi-fcgi", package: "libfcgi-bin", version_args: &[] };
 pub const GNU_TIME: Tool = Tool { program: "time", package: "time", version_args: &["--version"] };
 
 /// Directories searched besides `PATH`.
@@ -50,10 +48,8 @@ impl Tool {
             );
         }
         apt::install(&[self.package], &why)?;
-        match self.find() {
-            Some(path) => Ok(path),
-            None => bail!("{} still not found after `apt-get install {}`", self.program, self.package),
-        }
+        let (program, package) = (self.program, self.package);
+        self.find().with_context(|| format!("{program} still not found after `apt-get install {package}`"))
     }
 
     /// Where the program is, if anywhere. GNU time is only ever `/usr/bin/time` (a shell's `time`
@@ -72,35 +68,26 @@ impl Tool {
     }
 
     /// `name version` for the report, e.g. "haproxy: HAProxy version 2.6.12-1+deb12u4 ...".
-    pub fn version(self, path: &std::path::Path) -> String {
+    pub fn version(self, path: &Path) -> String {
         let package = format!("(Debian package {} {})", self.package, package_version(self.package));
         if self.version_args.is_empty() {
             return format!("{} {package}", self.program);
         }
-        let line = version_line(path, self.version_args);
         // Debian's GNU time says "time (GNU Time) UNKNOWN": the package version is the real one.
-        let line = line.replace(" UNKNOWN", "");
+        let line = version_line(path, self.version_args).replace(" UNKNOWN", "");
         // Keep the version, not what follows it: HAProxy's web site, PHP's build date, curl's
         // platform and library list, wrk's event loop and copyright.
-        let line = [" - https://", " (built:", " (x86_64", " (aarch64", " [", " Copyright"]
-            .iter()
-            .fold(line.as_str(), |line, cut| line.split(cut).next().unwrap_or(line))
-            .trim()
-            .to_owned();
-        format!("{line} {package}")
+        let cuts = [" - https://", " (built:", " (x86_64", " (aarch64", " [", " Copyright"];
+        let line = cuts.iter().fold(line.as_str(), |line, cut| line.split(cut).next().unwrap_or(line));
+        format!("{} {package}", line.trim())
     }
 }
 
 /// The installed version of a Debian package (`dpkg-query`), or "?".
-pub fn package_version(package: &str) -> String {
-    let output = std::process::Command::new("dpkg-query")
-        .args(["-W", "-f=${Version}", package])
-        .stdin(std::process::Stdio::null())
-        .output();
-    match output {
-        Ok(output) if output.status.success() && !output.stdout.is_empty() => {
-            String::from_utf8_lossy(&output.stdout).trim().to_owned()
-        }
-        _ => "?".into(),
-    }
+fn package_version(package: &str) -> String {
+    let query =
+        Command::new("dpkg-query").args(["-W", "-f=${Version}", package]).stdin(Stdio::null()).output();
+    let version =
+        query.ok().filter(|o| o.status.success()).map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
+    version.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()).unwrap_or_else(|| "?".into())
 }
