@@ -1,20 +1,17 @@
 //! The HTTP fronts the `serve` and `mux` sections measure `fcgi` against: [`Stack::start`]
-//! (through [`super::Ctx::gateways`], once per run) starts, in a temp dir `$TMPDIR/fcgi-gw-*`,
-//! php-fpm with [`PHP_WORKERS`] static children, and HAProxy (`-db`, an `fcgi-app` with
-//! `option keep-conn`, `proto fcgi maxconn 8`) and nginx (`daemon off`, upstream `keepalive 8`,
-//! `fastcgi_keep_conn on`, a second port for h2c) in front of it, each on a free port of
-//! 127.0.0.1 and checked with one `GET /hello.php`. [`start`] starts the fronts a section brings
-//! itself; [`measured`] says what a run cost a front; [`LoadOutput`] reads wrk and h2load.
+//! (through [`super::Ctx::gateways`], once per run) starts php-fpm with [`PHP_WORKERS`] static
+//! children in a temp dir, and HAProxy and nginx in front of it (configs below); [`start`]
+//! starts any front on a free port of 127.0.0.1, checked with one `GET /hello.php`; [`measured`]
+//! says what a run cost a front; [`LoadOutput`] reads wrk and h2load.
 //!
 //! php-fpm gives a worker to each open connection until it closes, and both gateways keep idle
 //! server connections open (HAProxy per thread, nginx per worker process): a pool sized for one
 //! client would leave another waiting behind connections that are merely idle. Nothing here
-//! touches the packages' system services. Dropping the [`Stack`] stops the gateways, then
-//! php-fpm, then removes the dir.
+//! touches the packages' system services.
 
 use std::fs;
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -43,17 +40,14 @@ const NGINX_FASTCGI_PARAMS: &str = "/etc/nginx/fastcgi_params";
 
 /// php-fpm, HAProxy and nginx, running. Fields drop in order: gateways, php-fpm, the dir.
 pub struct Stack {
-    /// HAProxy in front of [`Stack::php`].
     pub haproxy: Gateway,
-    /// nginx in front of [`Stack::php`].
     pub nginx: Gateway,
-    /// The dedicated php-fpm ([`PHP_WORKERS`] children per pool).
     pub php: PhpFpm,
-    /// Absolute path of the docroot (a copy of `tests/php/`).
+    /// Absolute path of the docroot (a copy of `tests/php/`), in the dir's canonical path.
     pub docroot: PathBuf,
     /// Versions of php-fpm, HAProxy and nginx, for the reports.
     pub versions: Vec<String>,
-    dir: TempDir,
+    _dir: TempDir,
 }
 
 impl Stack {
@@ -66,35 +60,23 @@ impl Stack {
         }
         let php_bin = php_fpm::find_or_install()?;
 
-        let dir = tempfile::Builder::new()
-            .prefix("fcgi-gw-")
-            .tempdir()
-            .context("creating a temp dir for the gateways")?;
+        let dir =
+            tempfile::Builder::new().prefix("fcgi-gw-").tempdir().context("creating the gateways' dir")?;
         let base =
             dir.path().canonicalize().with_context(|| format!("resolving {}", dir.path().display()))?;
         let docroot = base.join("docroot");
-        let source = workspace::root().join("tests").join("php");
-        backends::copy_dir(&source, &docroot)
-            .with_context(|| format!("copying {} to {}", source.display(), docroot.display()))?;
+        backends::copy_dir(&workspace::root().join("tests").join("php"), &docroot)?;
 
         println!("xtask: bench: starting php-fpm with {PHP_WORKERS} workers per pool ...");
         let php = PhpFpm::start_with(&php_bin, &base, PHP_WORKERS)?;
-        println!("xtask: bench: starting HAProxy ...");
         let haproxy = Gateway::haproxy(&haproxy_bin, &base, &docroot, &php.socket)?;
-        println!("xtask: bench: starting nginx ...");
         let nginx = Gateway::nginx(&nginx_bin, &base, &docroot, &php.socket)?;
-        println!(
-            "xtask: bench: gateways ready (php-fpm pid {}, HAProxy http://127.0.0.1:{}, nginx http://127.0.0.1:{})",
-            php.pid(),
-            haproxy.port,
-            nginx.port
-        );
         let versions = vec![
             tools::Tool { program: "php-fpm", package: "php-fpm", version_args: &["-v"] }.version(&php_bin),
             tools::HAPROXY.version(&haproxy_bin),
             tools::NGINX.version(&nginx_bin),
         ];
-        Ok(Stack { haproxy, nginx, php, docroot, versions, dir })
+        Ok(Stack { haproxy, nginx, php, docroot, versions, _dir: dir })
     }
 
     /// Fails, with the logs of the one that stopped, if any process has exited.
@@ -103,19 +85,12 @@ impl Stack {
         self.haproxy.check_running()?;
         self.nginx.check_running()
     }
-
-    /// The temp dir (configs and logs).
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
-    }
 }
 
 /// A running HTTP front on `127.0.0.1:port`: a gateway of the stack, or one a section starts
 /// itself with [`start`] (`fcgi serve`, Caddy).
 pub struct Gateway {
-    /// "HAProxy", "nginx", ...
     pub name: &'static str,
-    /// Its port on 127.0.0.1.
     pub port: u16,
     /// A second port speaking HTTP/2 without TLS (prior knowledge), where it has one: nginx 1.22
     /// speaks either HTTP/1 or h2c on a port, never both.
@@ -149,10 +124,10 @@ impl Gateway {
         let root = apt::is_root();
         let h2c_port = std::cell::Cell::new(0);
         let mut nginx = start("nginx", Some(&config), &log, |port| {
-            let mut h2c = free_port()?;
+            let mut h2c = php_fpm::free_tcp_port()?.port();
             // A port just released may come back.
             while h2c == port {
-                h2c = free_port()?;
+                h2c = php_fpm::free_tcp_port()?.port();
             }
             h2c_port.set(h2c);
             fs::write(&config, nginx_config([port, h2c], &prefix, docroot, php_socket, root))
@@ -194,9 +169,10 @@ pub fn start(
     log: &Path,
     command: impl Fn(u16) -> Result<Command>,
 ) -> Result<Gateway> {
+    println!("xtask: bench: starting {name} ...");
     let mut last_error = None;
     for _attempt in 0..3 {
-        let port = free_port()?;
+        let port = php_fpm::free_tcp_port()?.port();
         let mut cmd = command(port)?;
         let output = fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
         cmd.stdout(output.try_clone().context("duplicating a log file handle")?).stderr(output);
@@ -227,27 +203,27 @@ fn wait_ready(gateway: &mut Gateway) -> Result<()> {
         }
         process::sleep(Duration::from_millis(50))?;
     }
-    let response = get_hello(gateway.port)
+    let body = get(([127, 0, 0, 1], gateway.port).into(), "/hello.php", Duration::from_secs(10))
         .with_context(|| format!("GET /hello.php through {}\n{}", gateway.name, read_log(&gateway.log)))?;
-    if response.split_whitespace().nth(1) != Some("200") || !response.ends_with("\r\n\r\nHello, world!") {
-        bail!("GET /hello.php through {} answered {response:?}\n{}", gateway.name, read_log(&gateway.log));
+    if body != "Hello, world!" {
+        bail!("GET /hello.php through {} answered {body:?}\n{}", gateway.name, read_log(&gateway.log));
     }
     Ok(())
 }
 
-/// The whole response to `GET /hello.php` over HTTP/1.0, so that the body comes unchunked.
-fn get_hello(port: u16) -> Result<String> {
-    let mut stream =
-        TcpStream::connect(("127.0.0.1", port)).with_context(|| format!("connecting to port {port}"))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10))).context("setting a read timeout")?;
-    write!(stream, "GET /hello.php HTTP/1.0\r\nHost: localhost\r\n\r\n").context("sending")?;
+/// The body of a 200 answer to `GET path` over HTTP/1.0 (so that it comes unchunked), or an
+/// error with what came instead.
+pub fn get(address: SocketAddr, path: &str, timeout: Duration) -> Result<String> {
+    let mut stream = TcpStream::connect(address).with_context(|| format!("connecting to {address}"))?;
+    stream.set_read_timeout(Some(timeout)).context("setting a read timeout")?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").context("sending")?;
     let mut response = Vec::new();
     stream.read_to_end(&mut response).context("reading the response")?;
-    Ok(String::from_utf8_lossy(&response).into_owned())
-}
-
-fn free_port() -> Result<u16> {
-    Ok(php_fpm::free_tcp_port()?.port())
+    let response = String::from_utf8_lossy(&response);
+    match response.split_once("\r\n\r\n") {
+        Some((head, body)) if head.split_whitespace().nth(1) == Some("200") => Ok(body.to_owned()),
+        _ => bail!("GET {path} answered {response:?}"),
+    }
 }
 
 fn read_log(path: &Path) -> String {

@@ -1,12 +1,12 @@
 //! Bench section `serve`: `fcgi serve` as an HTTP front beside nginx, HAProxy (those of
 //! [`super::gateways`]) and Caddy, all in front of the same php-fpm pool, in one run: wrk on
-//! hello.php at [`CONNECTIONS`] through all four beside `fcgi bench` straight to php-fpm (what
-//! the FastCGI side alone costs); wrk on two static files and h2load (h2c) on hello.php through
-//! `fcgi serve` and nginx; one 1 GiB `big.php` download through each of those two, the response a
-//! gateway must stream without holding it. php-fpm has [`gateways::PHP_WORKERS`] workers, more
-//! than all fronts' FastCGI connections: at 256 connections every front waits for php-fpm. The
-//! method is in the report's notes.
+//! hello.php through all four beside `fcgi bench` straight to php-fpm (what the FastCGI side
+//! alone costs); wrk on two static files and h2load (h2c) on hello.php through `fcgi serve` and
+//! nginx; one 1 GiB `big.php` download through each of those two, the response a gateway must
+//! stream without holding it. php-fpm has more workers than all fronts' FastCGI connections: at
+//! the most connections every front waits for php-fpm. The method is in the report's notes.
 
+use std::cell::RefCell;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,11 +14,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use super::gateways::{self, Cost, Gateway, LoadOutput, Stack, measured};
+use super::gateways::{self, Cost, Gateway, LoadOutput, SERVER_CONNECTIONS, Stack, measured};
 use super::measure::json::Number as _;
 use super::measure::{
-    bench_answered, clock_ticks, cpu_ticks, gnu_time, json, load_average, median, rotate, run_json,
-    run_timed, run_to_end, thousands, verdict, version_line, words,
+    bench_answered, gnu_time, json, load_average, median, rotate, run_json, run_timed, run_to_end, thousands,
+    verdict, version_line, words,
 };
 use super::report::table;
 use super::tools::{CURL, GNU_TIME, Tool, WRK};
@@ -38,9 +38,9 @@ const H2_STREAMS: usize = 4;
 /// h2load runs [`DURATION_S`] × this many requests rather than for a duration: its `-D` mode
 /// counts the streams still in flight when time is up as failed.
 const H2_REQUESTS_PER_S: usize = 10_000;
-/// A small asset of the docroot (a copy of `tests/php/`).
+/// A small asset of the docroot (a copy of `tests/php/`), and an image-sized file this section
+/// writes into it, with its size.
 const SMALL_FILE: &str = "/app/assets/style.css";
-/// An image-sized file this section writes into the docroot, and its size.
 const IMAGE: (&str, usize) = ("/image.jpg", 100 * 1024);
 /// The streamed response.
 const BIG_BYTES: u64 = 1 << 30;
@@ -51,12 +51,8 @@ const REPEATS: usize = 3;
 /// Seconds of each measured run, and of the warm-up before them.
 const DURATION_S: u32 = 5;
 const WARMUP_S: u32 = 1;
-/// FastCGI connections of `fcgi serve` and `fcgi bench` (as nginx's keepalive and HAProxy's
-/// maxconn).
-const FCGI_CONNECTIONS: usize = 8;
 /// The name of `fcgi bench`'s rows: a FastCGI client with no HTTP side.
 const FCGI_BENCH: &str = "`fcgi bench` (no HTTP)";
-/// hello.php's body.
 const HELLO: &str = "Hello, world!";
 /// The goals of `fcgi bench` beside wrk through a gateway at 8 connections: requests/s ≥ this ×
 /// wrk → HAProxy's, its own CPU per request ≤ this many µs, and ≥ this share of its ceiling.
@@ -110,12 +106,8 @@ struct Row {
     run: Run,
 }
 
-/// The 1 GiB download through a front.
-struct Big {
-    front: &'static str,
-    wall_s: f64,
-    cost: Cost,
-}
+/// The rounds on a static file: its path, its size and their rows.
+type Static = (&'static str, u64, Vec<Row>);
 
 /// The load tools, where their output goes, php-fpm, and the runs retried after a failure.
 struct Bench<'a> {
@@ -128,11 +120,9 @@ struct Bench<'a> {
     php_pid: u32,
     php_socket: PathBuf,
     docroot: PathBuf,
-    ticks: f64,
-    retried: std::cell::RefCell<Vec<String>>,
+    retried: RefCell<Vec<String>>,
 }
 
-/// Measures; returns the report.
 pub fn run(ctx: &mut Ctx) -> Result<Report> {
     let load_before = load_average();
     let caddy = CADDY.require()?;
@@ -151,32 +141,33 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
         php_pid: stack.php.pid(),
         php_socket: stack.php.socket.clone(),
         docroot: stack.docroot.clone(),
-        ticks: clock_ticks()?,
         retried: Default::default(),
     };
     let image = stack.docroot.join(&IMAGE.0[1..]);
     fs::write(&image, (0..IMAGE.1).map(|i| (i * 7 % 251) as u8).collect::<Vec<u8>>())
         .with_context(|| format!("writing {}", image.display()))?;
-    println!("xtask: bench serve: starting fcgi serve and Caddy ...");
-    let mut serve = start_serve(&fcgi, work.path(), stack)?;
-    let mut caddy_front = start_caddy(&caddy, work.path(), stack)?;
+    let (mut serve, mut caddy_front) = start_fronts(&fcgi, &caddy, work.path(), stack)?;
 
     let all = [&serve, &stack.nginx, &stack.haproxy, &caddy_front];
     let names = [FCGI_BENCH, serve.name, stack.nginx.name, stack.haproxy.name, caddy_front.name];
     let hello = bench.rounds("hello.php", &CONNECTIONS, &names, |i, n, s| match i {
         0 => bench.fcgi_bench(n, s),
-        _ => bench.wrk(all[i - 1], "/hello.php", n, s),
+        _ => bench.load(all[i - 1], "/hello.php", false, n, s),
     })?;
     let pair = [&serve, &stack.nginx];
     let pair_names = pair.map(|front| front.name);
-    let mut statics = Vec::new();
+    let mut statics: Vec<Static> = Vec::new();
     for file in [SMALL_FILE, IMAGE.0] {
-        let rows = bench.rounds(file, &PAIR_LEVELS, &pair_names, |i, n, s| bench.wrk(pair[i], file, n, s))?;
+        let rows = bench
+            .rounds(file, &PAIR_LEVELS, &pair_names, |i, n, s| bench.load(pair[i], file, false, n, s))?;
         statics.push((file, fs::metadata(stack.docroot.join(&file[1..])).map_or(0, |m| m.len()), rows));
     }
-    let h2 =
-        bench.rounds("h2c hello.php", &PAIR_LEVELS, &pair_names, |i, n, s| bench.h2load(pair[i], n, s))?;
-    let big = pair.map(|front| bench.big(front)).into_iter().collect::<Result<Vec<Big>>>()?;
+    let h2 = bench.rounds("h2c hello.php", &PAIR_LEVELS, &pair_names, |i, n, s| {
+        bench.load(pair[i], "/hello.php", true, n, s)
+    })?;
+    let big = pair.map(|front| bench.big(front)).into_iter().collect::<Result<Vec<String>>>()?;
+    let big =
+        table("front | wall time | throughput | gateway CPU | gateway peak RSS | RSS after", "lrrrrr", big);
     serve.check_running()?;
     caddy_front.check_running()?;
     stack.check_running()?;
@@ -189,17 +180,13 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
         gateway_table(&hello, cores)
     );
     for (file, bytes, rows) in &statics {
-        table.push_str(&format!(
-            "\n**Static `{file}`, {} bytes** (wrk)\n\n{}",
-            thousands(*bytes as f64),
-            load_table("connections", rows)
-        ));
+        let rows = load_table("connections", rows);
+        table.push_str(&format!("\n**Static `{file}`, {} bytes** (wrk)\n\n{rows}", thousands(*bytes as f64)));
     }
     table.push_str(&format!(
         "\n**hello.php, HTTP/2 h2c, {H2_STREAMS} streams per client** (h2load)\n\n{}\n\
-         **1 GiB from `big.php`** (curl)\n\n{}",
+         **1 GiB from `big.php`** (curl)\n\n{big}",
         load_table("clients", &h2),
-        big_table(&big)
     ));
     let versions = [
         version_line(&fcgi, &["--version"]),
@@ -209,16 +196,16 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
         H2LOAD.version(&bench.h2load),
         CURL.version(&bench.curl),
     ];
-    let load = [load_before, load_average()];
-    let mut notes = notes(&bench.retried.borrow(), &hello, &statics, &h2, &versions, &build, &load);
+    let mut notes = notes(&bench.retried.borrow(), &hello, &statics, &h2);
+    notes.push_str(&method(&versions.join("; "), &build, [load_before, load_average()]));
+    // The configs' paths are in the gateways' dir, the docroot's parent.
+    let dir = stack.docroot.parent().unwrap_or(&stack.docroot).display().to_string();
     for gateway in [&stack.haproxy, &stack.nginx] {
         let config = gateway.config.as_ref().and_then(|c| fs::read_to_string(c).ok()).unwrap_or_default();
-        let config = config.replace(&stack.dir().display().to_string(), "$DIR");
-        notes.push_str(&format!(
-            "\n{} configuration (`$DIR`: a temp dir):\n\n```\n{}\n```\n",
-            gateway.name,
-            config.trim_end()
-        ));
+        let config = config.replace(&dir, "$DIR");
+        let name = gateway.name;
+        notes +=
+            &format!("\n{name} configuration (`$DIR`: a temp dir):\n\n```\n{}\n```\n", config.trim_end());
     }
     Ok(Report {
         title: "fcgi serve: HTTP front vs nginx, HAProxy and Caddy on one php-fpm pool".into(),
@@ -228,19 +215,17 @@ pub fn run(ctx: &mut Ctx) -> Result<Report> {
     })
 }
 
-fn start_serve(fcgi: &Path, dir: &Path, stack: &Stack) -> Result<Gateway> {
-    gateways::start("fcgi serve", None, &dir.join("fcgi-serve.log"), |port| {
+/// `fcgi serve` and Caddy in front of the stack's php-fpm.
+fn start_fronts(fcgi: &Path, caddy: &Path, dir: &Path, stack: &Stack) -> Result<(Gateway, Gateway)> {
+    let serve = gateways::start("fcgi serve", None, &dir.join("fcgi-serve.log"), |port| {
         let mut cmd = Command::new(fcgi);
         cmd.arg("serve").arg("--listen").arg(format!("127.0.0.1:{port}"));
         cmd.arg("--docroot").arg(&stack.docroot).arg("--socket").arg(&stack.php.socket);
-        cmd.args(["--fcgi-connections", &FCGI_CONNECTIONS.to_string(), "--access-log", "off"]);
+        cmd.args(["--fcgi-connections", &SERVER_CONNECTIONS.to_string(), "--access-log", "off"]);
         Ok(cmd)
-    })
-}
-
-fn start_caddy(caddy: &Path, dir: &Path, stack: &Stack) -> Result<Gateway> {
+    })?;
     let config = dir.join("Caddyfile");
-    gateways::start("Caddy", Some(&config), &dir.join("caddy.log"), |port| {
+    let caddy = gateways::start("Caddy", Some(&config), &dir.join("caddy.log"), |port| {
         fs::write(&config, caddyfile(port, &stack.docroot, &stack.php.socket))
             .with_context(|| format!("writing {}", config.display()))?;
         let mut cmd = Command::new(caddy);
@@ -248,7 +233,8 @@ fn start_caddy(caddy: &Path, dir: &Path, stack: &Stack) -> Result<Gateway> {
         // Caddy's own state (it writes none with this config, but wants a home).
         cmd.env("HOME", dir).env("XDG_DATA_HOME", dir).env("XDG_CONFIG_HOME", dir);
         Ok(cmd)
-    })
+    })?;
+    Ok((serve, caddy))
 }
 
 /// Caddy in front of php-fpm the way its docs show, on 127.0.0.1 only.
@@ -302,25 +288,22 @@ impl Bench<'_> {
         Ok(rows)
     }
 
-    fn wrk(&self, front: &Gateway, path: &str, connections: usize, seconds: u32) -> Result<Run> {
-        let line = format!("-t2 -c{connections} -d{seconds}s --latency {}", front.url(path));
-        self.load("wrk", front, &self.wrk, &line)
-    }
-
-    fn h2load(&self, front: &Gateway, clients: usize, seconds: u32) -> Result<Run> {
-        let port = front.h2c_port.unwrap_or(front.port);
-        let requests = seconds as usize * H2_REQUESTS_PER_S;
-        let line = format!("-t2 -c{clients} -m{H2_STREAMS} -n{requests} http://127.0.0.1:{port}/hello.php");
-        self.load("h2load", front, &self.h2load, &line)
-    }
-
-    /// Runs `program` (`tool`) with the words of `line` under GNU time against `front`, and
-    /// measures it, the front and php-fpm; fails on any failed request.
-    fn load(&self, tool: &str, front: &Gateway, program: &Path, line: &str) -> Result<Run> {
+    /// wrk on `path` through `front` with `level` connections for `seconds`, or with `h2`
+    /// h2load (h2c) with `level` clients and as many requests as that many seconds take; the load
+    /// tool runs under GNU time, the front and php-fpm are measured, and any failed request fails.
+    fn load(&self, front: &Gateway, path: &str, h2: bool, level: usize, seconds: u32) -> Result<Run> {
+        let (tool, program, line) = if h2 {
+            let (port, requests) =
+                (front.h2c_port.unwrap_or(front.port), seconds as usize * H2_REQUESTS_PER_S);
+            let line = format!("-t2 -c{level} -m{H2_STREAMS} -n{requests} http://127.0.0.1:{port}{path}");
+            ("h2load", &self.h2load, line)
+        } else {
+            ("wrk", &self.wrk, format!("-t2 -c{level} -d{seconds}s --latency {}", front.url(path)))
+        };
         let name = format!("{tool}-{}", front.name.replace(' ', "-"));
-        let mut command = gnu_time(&self.time, self.dir, &name, program, &words(line));
+        let mut command = gnu_time(&self.time, self.dir, &name, program, &words(&line));
         let run = || measured(front.pid(), || run_timed(self.dir, &name, &mut command, RUN_TIMEOUT, POLL));
-        let (((finished, usage), cost), php_s) = self.with_php(run)?;
+        let (((finished, usage), cost), php) = measured(self.php_pid, run)?;
         let text = &finished.stdout;
         let out = LoadOutput::parse(text).with_context(|| format!("reading {name}'s output: {text:?}"))?;
         if out.errors > 0.0 || out.requests <= 0.0 {
@@ -331,7 +314,7 @@ impl Bench<'_> {
             req_per_s: out.req_per_s,
             gateway_us: per_request(cost.cpu_s),
             load_us: per_request(usage.cpu_s()),
-            php_us: per_request(php_s),
+            php_us: per_request(php.cpu_s),
             p50_ms: out.p50_ms,
             p99_ms: out.p99_ms,
             rss_mib: cost.rss_mib,
@@ -340,14 +323,14 @@ impl Bench<'_> {
 
     /// `fcgi bench /hello.php -cN` on php-fpm's socket, every response checked.
     fn fcgi_bench(&self, concurrency: usize, seconds: u32) -> Result<Run> {
-        let connections = concurrency.min(FCGI_CONNECTIONS);
+        let connections = concurrency.min(SERVER_CONNECTIONS);
         let line =
             format!("bench /hello.php --json -s -c{concurrency} --connections={connections} -D{seconds}s");
         let mut args = words(&line);
         args.push(format!("--socket={}", self.php_socket.display()));
         args.push(format!("--docroot={}", self.docroot.display()));
         let run = || run_json(self.dir, "fcgi-bench", &self.fcgi, &args, RUN_TIMEOUT);
-        let (result, php_s) = self.with_php(run)?;
+        let (result, php) = measured(self.php_pid, run)?;
         if !bench_answered(&result, HELLO) {
             bail!("fcgi bench: not every response was 200 `{HELLO}`: {result}");
         }
@@ -357,34 +340,33 @@ impl Bench<'_> {
             req_per_s: result.number("req_per_s")?,
             gateway_us: result.number("cpu_us_per_req")?,
             load_us: 0.0,
-            php_us: php_s * 1e6 / completed,
+            php_us: php.cpu_s * 1e6 / completed,
             p50_ms: latency("p50").unwrap_or(f64::NAN),
             p99_ms: latency("p99").unwrap_or(f64::NAN),
             rss_mib: f64::NAN,
         })
     }
 
-    /// Runs `run` and returns its result with php-fpm's CPU seconds over it.
-    fn with_php<T>(&self, run: impl FnOnce() -> Result<T>) -> Result<(T, f64)> {
-        let before = cpu_ticks(self.php_pid, true)?;
-        let value = run()?;
-        Ok((value, cpu_ticks(self.php_pid, true)?.saturating_sub(before) as f64 / self.ticks))
-    }
-
-    /// `curl -o /dev/null` of [`BIG_BYTES`] from `big.php` through `front`; all must arrive.
-    fn big(&self, front: &Gateway) -> Result<Big> {
+    /// `curl -o /dev/null` of [`BIG_BYTES`] from `big.php` through `front`, all of which must
+    /// arrive: its row of the table.
+    fn big(&self, front: &Gateway) -> Result<String> {
         println!("xtask: bench serve: 1 GiB through {} ...", front.name);
         let mut cmd = Command::new(&self.curl);
         cmd.args(["-sS", "-o", "/dev/null", "-w", "%{http_code} %{size_download}"]);
         cmd.arg(front.url(&format!("/big.php?bytes={BIG_BYTES}")));
         let name = format!("curl-{}", front.name.replace(' ', "-"));
         let run = || run_to_end(self.dir, &name, &mut cmd, BIG_TIMEOUT, POLL)?.check(&name);
-        let (finished, cost) = measured(front.pid(), run)?;
+        let (finished, Cost { cpu_s, peak_mib, rss_mib }) = measured(front.pid(), run)?;
         let got = finished.stdout.trim();
         if got != format!("200 {BIG_BYTES}") {
             bail!("curl through {}: status and bytes {got:?}, expected 200 {BIG_BYTES}", front.name);
         }
-        Ok(Big { front: front.name, wall_s: finished.wall.as_secs_f64(), cost })
+        let wall_s = finished.wall.as_secs_f64();
+        let mib_s = BIG_BYTES as f64 / (1024.0 * 1024.0) / wall_s;
+        let front = front.name;
+        Ok(format!(
+            "{front} | {wall_s:.2} s | {mib_s:.0} MiB/s | {cpu_s:.2} s | {peak_mib:.1} MiB | {rss_mib:.1} MiB"
+        ))
     }
 }
 
@@ -396,15 +378,11 @@ fn load_table(level: &str, rows: &[Row]) -> String {
     );
     let or_dash = |value: f64, text: String| if value.is_nan() { "—".to_owned() } else { text };
     let rows = rows.iter().map(|Row { level, front, run }| {
-        format!(
-            "{level} | {front} | {} | {:.1} µs | {} | {:.1} µs | {} | {}",
-            thousands(run.req_per_s),
-            run.gateway_us,
-            if *front == FCGI_BENCH { "—".to_owned() } else { format!("{:.1} µs", run.load_us) },
-            run.php_us,
-            or_dash(run.p99_ms, format!("{:.2} ms", run.p99_ms)),
-            or_dash(run.rss_mib, format!("{:.1} MiB", run.rss_mib)),
-        )
+        let load = if *front == FCGI_BENCH { "—".to_owned() } else { format!("{:.1} µs", run.load_us) };
+        let p99 = or_dash(run.p99_ms, format!("{:.2} ms", run.p99_ms));
+        let rss = or_dash(run.rss_mib, format!("{:.1} MiB", run.rss_mib));
+        let (rate, gateway, php) = (thousands(run.req_per_s), run.gateway_us, run.php_us);
+        format!("{level} | {front} | {rate} | {gateway:.1} µs | {load} | {php:.1} µs | {p99} | {rss}")
     });
     table(&head, "rlrrrrrr", rows)
 }
@@ -416,7 +394,9 @@ fn gateway_table(hello: &[Row], cores: usize) -> String {
     let (Some(ours), Some(haproxy), Some(nginx)) = (find(FCGI_BENCH), find("HAProxy"), find("nginx")) else {
         return "(no runs at 8 connections)\n".into();
     };
-    let row = |what: &str, cell: &dyn Fn(&Run) -> String, target: &str, met: &str| {
+    // `goal`: the target and the verdict, or none.
+    let row = |what: &str, cell: &dyn Fn(&Run) -> String, goal: Option<(String, bool)>| {
+        let (target, met) = goal.map_or(("—".into(), ""), |(target, met)| (target, verdict(met)));
         format!("{what} | {} | {target} | {met}", [ours, haproxy, nginx].map(cell).join(" | "))
     };
     let client = |r: &Run| r.gateway_us + r.load_us;
@@ -425,49 +405,34 @@ fn gateway_table(hello: &[Row], cores: usize) -> String {
         _ => format!("{:.2} µs ({:.2} wrk + {:.2} gateway)", client(r), r.load_us, r.gateway_us),
     };
     let (vs_haproxy, vs_nginx) = (ours.req_per_s / haproxy.req_per_s, ours.req_per_s / nginx.req_per_s);
+    let speed = format!("≥ {BENCH_VS_HAPROXY}× wrk → HAProxy: {vs_haproxy:.2}× ({vs_nginx:.2}× wrk → nginx)");
+    let less =
+        format!("≤ {BENCH_CPU_US} µs ({:.2}× less than wrk + HAProxy)", client(haproxy) / client(ours));
     let of_ceiling = |r: &Run| r.req_per_s / r.ceiling(cores);
+    let share = format!("≥ {:.0} % (fcgi bench)", 100.0 * BENCH_OF_CEILING);
     let rows = [
-        row(
-            "requests/s",
-            &|r| thousands(r.req_per_s),
-            &format!("≥ {BENCH_VS_HAPROXY}× wrk → HAProxy: {vs_haproxy:.2}× ({vs_nginx:.2}× wrk → nginx)"),
-            verdict(vs_haproxy >= BENCH_VS_HAPROXY),
-        ),
+        row("requests/s", &|r| thousands(r.req_per_s), Some((speed, vs_haproxy >= BENCH_VS_HAPROXY))),
         row(
             "client CPU per request (fcgi bench; wrk + gateway)",
             &cpu,
-            &format!("≤ {BENCH_CPU_US} µs ({:.2}× less than wrk + HAProxy)", client(haproxy) / client(ours)),
-            verdict(client(ours) <= BENCH_CPU_US),
+            Some((less, client(ours) <= BENCH_CPU_US)),
         ),
-        row("php-fpm CPU per request", &|r| format!("{:.2} µs", r.php_us), "—", ""),
+        row("php-fpm CPU per request", &|r| format!("{:.2} µs", r.php_us), None),
         row(
             &format!("ceiling: {cores} cores ÷ (php-fpm + client CPU per request)"),
             &|r| format!("{}/s", thousands(r.ceiling(cores))),
-            "—",
-            "",
+            None,
         ),
         row(
             "requests/s ÷ ceiling",
             &|r| format!("{:.0} %", 100.0 * of_ceiling(r)),
-            &format!("≥ {:.0} % (fcgi bench)", 100.0 * BENCH_OF_CEILING),
-            verdict(of_ceiling(ours) >= BENCH_OF_CEILING),
+            Some((share, of_ceiling(ours) >= BENCH_OF_CEILING)),
         ),
-        row("latency p50 / p99", &|r| format!("{:.3} / {:.3} ms", r.p50_ms, r.p99_ms), "—", ""),
+        row("latency p50 / p99", &|r| format!("{:.3} / {:.3} ms", r.p50_ms, r.p99_ms), None),
     ];
     let head = "measurement | `fcgi bench` → php-fpm | wrk → HAProxy → php-fpm | wrk → nginx → php-fpm \
                 | target | met";
     table(head, "lrrrlc", rows)
-}
-
-fn big_table(runs: &[Big]) -> String {
-    let rows = runs.iter().map(|Big { front, wall_s, cost }| {
-        let mib_s = BIG_BYTES as f64 / (1024.0 * 1024.0) / wall_s;
-        let Cost { cpu_s, peak_mib, rss_mib } = cost;
-        format!(
-            "{front} | {wall_s:.2} s | {mib_s:.0} MiB/s | {cpu_s:.2} s | {peak_mib:.1} MiB | {rss_mib:.1} MiB"
-        )
-    });
-    table("front | wall time | throughput | gateway CPU | gateway peak RSS | RSS after", "lrrrrr", rows)
 }
 
 /// `fcgi serve`'s requests/s ÷ `peer`'s at `level`, and its CPU per request ÷ the peer's.
@@ -496,15 +461,8 @@ fn versus(what: &str, level_unit: &str, rows: &[Row]) -> String {
     out
 }
 
-fn notes(
-    retried: &[String],
-    hello: &[Row],
-    statics: &[(&str, u64, Vec<Row>)],
-    h2: &[Row],
-    versions: &[String],
-    build: &str,
-    load: &[String; 2],
-) -> String {
+/// `fcgi serve` against the others, the static-file goal and the runs retried.
+fn notes(retried: &[String], hello: &[Row], statics: &[Static], h2: &[Row]) -> String {
     let mut out = versus("hello.php", "connections", hello);
     for (file, _, rows) in statics {
         out.push_str(&versus(&format!("Static `{file}`"), "connections", rows));
@@ -521,7 +479,12 @@ fn notes(
         [] => "\nNo run failed.\n".to_owned(),
         _ => format!("\nRuns that failed and were run again: {}.\n", retried.join("; ")),
     });
-    out.push_str(&format!(
+    out
+}
+
+/// How it was measured, on what: `load` is the load average before and after the section.
+fn method(versions: &str, build: &str, load: [String; 2]) -> String {
+    format!(
         "\nMethod: at each level a warm-up run per front, then \
          {REPEATS} rounds of all fronts, the order rotating; each figure is the median of its \
          {REPEATS} runs. `wrk -t2 -cN -d{DURATION_S}s --latency URL` ({WARMUP_S} s to warm up); \
@@ -533,7 +496,7 @@ fn notes(
          before the run; both summed over nginx's master and workers. Load tool CPU: GNU time's \
          user + system of wrk or h2load (10 ms resolution) per request; php-fpm CPU: utime + \
          stime of its master and children over the run, per request. `fcgi bench /hello.php -cN \
-         --connections min(N, {FCGI_CONNECTIONS}) -D{DURATION_S}s --json` talks to php-fpm \
+         --connections min(N, {SERVER_CONNECTIONS}) -D{DURATION_S}s --json` talks to php-fpm \
          directly; its CPU is its own `getrusage` (`cpu_us_per_req`), every response checked \
          (200, `{HELLO}`). `fcgi serve` runs on its \
          default one thread, nginx with `worker_processes auto` (one per core), `sendfile on` and \
@@ -541,14 +504,12 @@ fn notes(
          nginx's and ≤ 0.5x HAProxy's; requests/s ≥ 1.05x the best of the others at 8 and 64 \
          connections. The machine has {} cores shared with the load tools, php-fpm and other work \
          (load average before/after the section: {} / {}); compare the fronts of one run. \
-         Versions: {}. fcgi built with `{build}`.\n",
+         Versions: {versions}. fcgi built with `{build}`.\n",
         DURATION_S as usize * H2_REQUESTS_PER_S,
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         load[0],
         load[1],
-        versions.join("; ")
-    ));
-    out
+    )
 }
 
 #[cfg(test)]
